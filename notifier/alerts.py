@@ -1,0 +1,323 @@
+"""PlatformAlertService: platform alerts deduplicated by fingerprint, counted, and resolved."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, tzinfo
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, func, literal_column, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from .config import configured_timezone
+from .enums import AlertType, Severity
+from .errors import AlreadyResolvedError
+from .models import AdminNotification, PlatformAlert
+from .notifications import page_bounds
+from .types import utcnow
+from .validation import FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX, Checker
+
+_SEVERITY_RANK = {severity.value: severity.rank for severity in Severity}
+
+# Merge two JSON arrays into their sorted union, inside the upsert statement itself.
+_MERGE_SQL = {
+    "postgresql": (
+        "COALESCE((SELECT jsonb_agg(DISTINCT e ORDER BY e) FROM jsonb_array_elements("
+        "platform_alerts.{col} || excluded.{col}) AS e), '[]'::jsonb)"
+    ),
+    "sqlite": (
+        "(SELECT json_group_array(value) FROM (SELECT value FROM json_each("
+        "platform_alerts.{col}) UNION SELECT value FROM json_each(excluded.{col}) ORDER BY value))"
+    ),
+}
+_OPEN_PREDICATE = {"postgresql": "NOT is_resolved", "sqlite": "is_resolved = 0"}
+
+
+def default_fingerprint(alert_type: AlertType | str, title: str) -> str:
+    """The fingerprint of an alert that was not given one: its type and title."""
+    return f"{AlertType(alert_type).value}:{title}"[:FINGERPRINT_MAX]
+
+
+class PlatformAlertService:
+    """Platform alerts. Every method takes the session first and never commits."""
+
+    def create_alert(
+        self,
+        db: Session,
+        *,
+        alert_type: AlertType | str,
+        severity: Severity | str,
+        title: str,
+        description: str | None = None,
+        affected_stores: list[int] | None = None,
+        affected_systems: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        fingerprint: str | None = None,
+    ) -> PlatformAlert:
+        """Create a new open alert (fails on the unique index if one is open for the fingerprint).
+
+        Use ``create_or_increment_alert`` for anything that may recur.
+        """
+        values = self._validate(
+            alert_type=alert_type,
+            severity=severity,
+            title=title,
+            description=description,
+            affected_stores=affected_stores,
+            affected_systems=affected_systems,
+            metadata=metadata,
+            fingerprint=fingerprint,
+        )
+        now = utcnow()
+        alert = PlatformAlert(**values, first_occurred_at=now, last_occurred_at=now)
+        db.add(alert)
+        db.flush()
+        return alert
+
+    def create_or_increment_alert(
+        self,
+        db: Session,
+        *,
+        alert_type: AlertType | str,
+        severity: Severity | str,
+        title: str,
+        fingerprint: str | None = None,
+        description: str | None = None,
+        affected_stores: list[int] | None = None,
+        affected_systems: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> tuple[PlatformAlert, bool]:
+        """Count one more occurrence of the open alert with this fingerprint, or open one.
+
+        Returns ``(alert, created)``. An existing open alert gets ``occurrence_count + 1``,
+        a new ``last_occurred_at``, the higher of the two severities, the union of affected
+        stores and systems, and the newest description; its title and metadata stay.
+        This is a single ``INSERT ... ON CONFLICT DO UPDATE`` against the partial unique
+        index, so concurrent callers never lose a count nor open a second alert.
+        A new alert for a fingerprint whose last alert was resolved records that alert's id
+        as ``previous_alert_id`` in its metadata.
+        """
+        values = self._validate(
+            alert_type=alert_type,
+            severity=severity,
+            title=title,
+            description=description,
+            affected_stores=affected_stores,
+            affected_systems=affected_systems,
+            metadata=metadata,
+            fingerprint=fingerprint,
+        )
+        now = utcnow()
+        dialect = db.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(PlatformAlert).values(
+            **values,
+            occurrence_count=1,
+            first_occurred_at=now,
+            last_occurred_at=now,
+            is_resolved=False,
+            created_at=now,
+        )
+        table = PlatformAlert.__table__.c
+        merge = _MERGE_SQL[dialect]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["fingerprint"],
+            index_where=text(_OPEN_PREDICATE[dialect]),
+            set_={
+                "occurrence_count": table.occurrence_count + 1,
+                "last_occurred_at": stmt.excluded.last_occurred_at,
+                "severity": case(
+                    (
+                        _rank(stmt.excluded.severity) > _rank(table.severity),
+                        stmt.excluded.severity,
+                    ),
+                    else_=table.severity,
+                ),
+                "description": func.coalesce(stmt.excluded.description, table.description),
+                "affected_stores": literal_column(merge.format(col="affected_stores")),
+                "affected_systems": literal_column(merge.format(col="affected_systems")),
+            },
+        )
+        alert = db.scalars(
+            stmt.returning(PlatformAlert), execution_options={"populate_existing": True}
+        ).one()
+        created = alert.occurrence_count == 1
+        if created:
+            self._link_previous(db, alert)
+        return alert, created
+
+    def _link_previous(self, db: Session, alert: PlatformAlert) -> None:
+        """Point a newly opened alert at the last resolved alert with the same fingerprint."""
+        previous = db.execute(
+            select(PlatformAlert.id, PlatformAlert.occurrence_count)
+            .where(PlatformAlert.fingerprint == alert.fingerprint, PlatformAlert.is_resolved)
+            .order_by(PlatformAlert.resolved_at.desc(), PlatformAlert.id.desc())
+            .limit(1)
+        ).first()
+        if previous is not None:
+            alert.alert_metadata = {
+                **alert.alert_metadata,
+                "previous_alert_id": previous.id,
+                "previous_occurrence_count": previous.occurrence_count,
+            }
+            db.flush()
+
+    def get_alerts(
+        self,
+        db: Session,
+        *,
+        alert_type: AlertType | str | None = None,
+        severity: Severity | str | None = None,
+        is_resolved: bool | None = None,
+        skip: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[PlatformAlert], int]:
+        """A page of alerts, unresolved first, then by latest occurrence; and the total."""
+        check = Checker()
+        conditions = []
+        if alert_type is not None:
+            conditions.append(PlatformAlert.alert_type == check.enum("alert_type", alert_type, AlertType))
+        if severity is not None:
+            conditions.append(PlatformAlert.severity == check.enum("severity", severity, Severity))
+        if is_resolved is not None:
+            conditions.append(PlatformAlert.is_resolved.is_(bool(is_resolved)))
+        check.done()
+        skip, limit = page_bounds(skip, limit)
+        total = db.scalar(select(func.count()).select_from(PlatformAlert).where(*conditions))
+        items = db.scalars(
+            select(PlatformAlert)
+            .where(*conditions)
+            .order_by(
+                PlatformAlert.is_resolved.asc(),
+                PlatformAlert.last_occurred_at.desc(),
+                PlatformAlert.id.desc(),
+            )
+            .offset(skip)
+            .limit(limit)
+        ).all()
+        return list(items), int(total or 0)
+
+    def get_alert(self, db: Session, alert_id: int) -> PlatformAlert | None:
+        """One alert by id, or None."""
+        return db.get(PlatformAlert, alert_id)
+
+    def resolve_alert(
+        self, db: Session, alert_id: int, *, user_id: int | None, resolution_notes: str
+    ) -> PlatformAlert | None:
+        """Resolve an open alert with notes; None for an unknown id.
+
+        Raises AlreadyResolvedError if it was resolved before (also when another admin won
+        a race to resolve it), so the first resolver's notes are never overwritten.
+        """
+        check = Checker()
+        notes = check.text("resolution_notes", resolution_notes, max_length=MESSAGE_MAX)
+        check.done()
+        result = db.execute(
+            update(PlatformAlert)
+            .where(PlatformAlert.id == alert_id, PlatformAlert.is_resolved.is_(False))
+            .values(
+                is_resolved=True,
+                resolved_at=utcnow(),
+                resolved_by_user_id=user_id,
+                resolution_notes=notes,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        alert = db.get(PlatformAlert, alert_id, populate_existing=True)
+        if alert is None:
+            return None
+        if not getattr(result, "rowcount", 0):
+            raise AlreadyResolvedError(alert_id)
+        return alert
+
+    def get_statistics(
+        self, db: Session, *, tz: tzinfo | None = None, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """Counts for the statistics cards and the alert breakdowns.
+
+        Keys: unread_notifications, active_alerts, critical_alerts (active and critical),
+        resolved_today (since midnight in ``NOTIFIER_TIMEZONE``), total_alerts, and
+        by_severity / by_type over active alerts with every enum value present.
+        """
+        zone = tz or configured_timezone()
+        local_now = (now or utcnow()).astimezone(zone)
+        midnight = datetime.combine(local_now.date(), time.min, tzinfo=zone)
+
+        by_severity = dict.fromkeys((s.value for s in Severity), 0)
+        by_type = dict.fromkeys((t.value for t in AlertType), 0)
+        rows = db.execute(
+            select(PlatformAlert.severity, PlatformAlert.alert_type, func.count())
+            .where(PlatformAlert.is_resolved.is_(False))
+            .group_by(PlatformAlert.severity, PlatformAlert.alert_type)
+        ).all()
+        for severity, alert_type, count in rows:
+            by_severity[Severity(severity).value] += count
+            by_type[AlertType(alert_type).value] += count
+
+        total_alerts = db.scalar(select(func.count()).select_from(PlatformAlert)) or 0
+        resolved_today = (
+            db.scalar(
+                select(func.count())
+                .select_from(PlatformAlert)
+                .where(PlatformAlert.is_resolved, PlatformAlert.resolved_at >= midnight)
+            )
+            or 0
+        )
+        unread = (
+            db.scalar(
+                select(func.count())
+                .select_from(AdminNotification)
+                .where(AdminNotification.is_read.is_(False))
+            )
+            or 0
+        )
+        return {
+            "unread_notifications": int(unread),
+            "active_alerts": sum(by_severity.values()),
+            "critical_alerts": by_severity[Severity.CRITICAL.value],
+            "resolved_today": int(resolved_today),
+            "total_alerts": int(total_alerts),
+            "by_severity": by_severity,
+            "by_type": by_type,
+        }
+
+    @staticmethod
+    def _validate(
+        *,
+        alert_type: Any,
+        severity: Any,
+        title: Any,
+        description: Any,
+        affected_stores: Any,
+        affected_systems: Any,
+        metadata: Any,
+        fingerprint: Any,
+    ) -> dict[str, Any]:
+        check = Checker()
+        values: dict[str, Any] = {
+            "alert_type": check.enum("alert_type", alert_type, AlertType),
+            "severity": check.enum("severity", severity, Severity),
+            "title": check.text("title", title, max_length=TITLE_MAX),
+            "description": check.text(
+                "description", description, max_length=MESSAGE_MAX, required=False
+            ),
+            "affected_stores": check.int_list("affected_stores", affected_stores),
+            "affected_systems": check.name_list("affected_systems", affected_systems),
+            "alert_metadata": check.metadata("metadata", metadata),
+            "fingerprint": check.text(
+                "fingerprint", fingerprint, max_length=FINGERPRINT_MAX, required=False
+            ),
+        }
+        check.done()
+        if values["fingerprint"] is None:
+            values["fingerprint"] = default_fingerprint(values["alert_type"], values["title"])
+        return values
+
+
+def _rank(column: Any) -> ColumnElement[int]:
+    return case(_SEVERITY_RANK, value=column, else_=0)
+
+
+platform_alert_service = PlatformAlertService()
+
+__all__ = ["PlatformAlertService", "default_fingerprint", "platform_alert_service"]

@@ -1,0 +1,129 @@
+"""One configuration object, read from ``NOTIFIER_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from .errors import ConfigurationError
+
+_SECRET_FILE = "secret_key"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the notifier reads from the environment.
+
+    | variable                 | default                                           |
+    |--------------------------|---------------------------------------------------|
+    | NOTIFIER_DATABASE_URL    | sqlite:///<instance>/notifier.db                   |
+    | NOTIFIER_BROKER_URL      | sqla+sqlite:///<instance>/broker.db (kombu)        |
+    | NOTIFIER_SECRET_KEY      | random, kept in <instance>/secret_key              |
+    | NOTIFIER_TIMEZONE        | UTC                                               |
+    | NOTIFIER_INSTANCE_PATH   | ./instance                                        |
+    """
+
+    database_url: str
+    broker_url: str
+    secret_key: str
+    timezone: str
+    instance_path: Path
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The zone in which "today" is counted."""
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``environ`` (default ``os.environ``), validating each one."""
+        env = os.environ if environ is None else environ
+        instance = Path(env.get("NOTIFIER_INSTANCE_PATH") or "instance").resolve()
+
+        database_url = env.get("NOTIFIER_DATABASE_URL") or ""
+        if not database_url:
+            _ensure_instance(instance, "NOTIFIER_DATABASE_URL")
+            database_url = f"sqlite:///{instance / 'notifier.db'}"
+        validate_database_url(database_url)
+
+        broker_url = env.get("NOTIFIER_BROKER_URL") or ""
+        if not broker_url:
+            _ensure_instance(instance, "NOTIFIER_BROKER_URL")
+            broker_url = f"sqla+sqlite:///{instance / 'broker.db'}"
+
+        timezone = str(configured_timezone(env))
+
+        secret_key = env.get("NOTIFIER_SECRET_KEY") or ""
+        if not secret_key:
+            secret_key = _instance_secret(instance)
+        return cls(database_url, broker_url, secret_key, timezone, instance)
+
+
+def validate_database_url(url: str) -> None:
+    """Raise ConfigurationError unless ``url`` is a SQLAlchemy URL for SQLite or PostgreSQL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(
+            f"NOTIFIER_DATABASE_URL={url!r} is not a SQLAlchemy URL; "
+            "use e.g. 'sqlite:///instance/notifier.db' or "
+            "'postgresql+psycopg://user@host:5432/dbname'"
+        ) from exc
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"NOTIFIER_DATABASE_URL uses {parsed.get_backend_name()!r}; "
+            "notifier supports 'sqlite' and 'postgresql' (postgresql+psycopg://...)"
+        )
+
+
+def _ensure_instance(instance: Path, variable: str) -> None:
+    try:
+        instance.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{variable} is not set and {instance} is not writable; "
+            f"set {variable} or NOTIFIER_INSTANCE_PATH"
+        ) from exc
+    if not os.access(instance, os.W_OK):
+        raise ConfigurationError(
+            f"{variable} is not set and {instance} is not writable; "
+            f"set {variable} or NOTIFIER_INSTANCE_PATH"
+        )
+
+
+def _instance_secret(instance: Path) -> str:
+    """A random secret kept in the instance folder, so sessions survive a restart."""
+    _ensure_instance(instance, "NOTIFIER_SECRET_KEY")
+    path = instance / _SECRET_FILE
+    if not path.exists():
+        # Write aside, then link into place: two processes starting at once agree on one key.
+        tmp = instance / f".{_SECRET_FILE}.{os.getpid()}"
+        tmp.write_text(secrets.token_urlsafe(48))
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
+def configured_timezone(environ: Mapping[str, str] | None = None) -> ZoneInfo:
+    """The zone named by ``NOTIFIER_TIMEZONE`` (default UTC), without touching the disk."""
+    env = os.environ if environ is None else environ
+    name = env.get("NOTIFIER_TIMEZONE") or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(
+            f"NOTIFIER_TIMEZONE={name!r} is not a known time zone; "
+            "use an IANA name such as 'UTC' or 'Europe/Luxembourg'"
+        ) from exc

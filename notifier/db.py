@@ -1,0 +1,105 @@
+"""Engines and sessions: fork-safe, pinged before use, with bounded waits.
+
+Services never commit; whoever opens the session owns the transaction, e.g.::
+
+    with database.session_scope() as db:
+        admin_notification_service.notify_critical_error(db, error_type="X", error_message="y")
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from .config import validate_database_url
+
+#: Seconds to wait for a connection to open, a lock, or a statement, before giving up.
+CONNECT_TIMEOUT = 5
+STATEMENT_TIMEOUT_MS = 15_000
+SQLITE_BUSY_TIMEOUT = 15
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` with the notifier's safety settings.
+
+    - ``pool_pre_ping`` so a connection dropped by the server is replaced, not used;
+    - PostgreSQL: a connect timeout and a statement timeout, so an unreachable or stuck
+      database cannot hang a worker;
+    - SQLite: WAL journal, a busy timeout, foreign keys, and transactions that begin with
+      a real ``BEGIN`` (pysqlite's own handling defers it), so a web process and a worker
+      can share one file;
+    - fork safety: after ``os.fork()`` the child drops the parent's pooled connections
+      without closing them (they still belong to the parent), as SQLAlchemy documents.
+    """
+    validate_database_url(url)
+    parsed = make_url(url)
+    options: dict[str, Any] = {"pool_pre_ping": True, "future": True}
+    if parsed.get_backend_name() == "postgresql":
+        options["connect_args"] = {
+            "connect_timeout": CONNECT_TIMEOUT,
+            "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} "
+            f"-c lock_timeout={STATEMENT_TIMEOUT_MS}",
+        }
+        options["pool_timeout"] = CONNECT_TIMEOUT
+    else:
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False}
+    options.update(kwargs)
+    engine = create_engine(parsed, **options)
+    if parsed.get_backend_name() == "sqlite":
+        _configure_sqlite(engine)
+    _dispose_after_fork(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def _dispose_after_fork(engine: Engine) -> None:
+    ref = weakref.ref(engine)
+
+    def _in_child() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.dispose(close=False)
+
+    os.register_at_fork(after_in_child=_in_child)
+
+
+class Database:
+    """An engine and its session factory for one database URL."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.engine = make_engine(url, **engine_kwargs)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session_scope(self) -> Iterator[Session]:
+        """A session that commits when the block ends and rolls back if it raises."""
+        with self.sessionmaker() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

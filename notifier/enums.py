@@ -1,0 +1,51 @@
+"""The closed vocabularies of the store: notification types, priorities, alert types, severities."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class NotificationType(StrEnum):
+    """What a notification is about."""
+
+    IMPORT_FAILURE = "import_failure"
+    ORDER_SYNC_FAILURE = "order_sync_failure"
+    ORDER_EXCEPTION = "order_exception"
+    CRITICAL_ERROR = "critical_error"
+    STORE_ISSUE = "store_issue"
+    SECURITY_ALERT = "security_alert"
+    SYSTEM_INFO = "system_info"
+
+
+class Priority(StrEnum):
+    """How urgently an admin should look at a notification (badge colour)."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class AlertType(StrEnum):
+    """Which part of the platform a platform alert concerns."""
+
+    SECURITY = "security"
+    PERFORMANCE = "performance"
+    CAPACITY = "capacity"
+    INTEGRATION = "integration"
+    DATABASE = "database"
+    SYSTEM = "system"
+
+
+class Severity(StrEnum):
+    """How bad a platform alert is; ordered from least to most severe."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Position in the info < warning < error < critical order."""
+        return list(Severity).index(self)

@@ -1,0 +1,168 @@
+"""The tables: admins, their notifications, and deduplicated platform alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    false,
+    func,
+    text,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .enums import AlertType, NotificationType, Priority, Severity
+from .types import JSONType, UTCDateTime, utcnow
+from .validation import ACTION_URL_MAX, FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX
+
+
+# Stable constraint names, so migrations can refer to them on every backend.
+_NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base holding the notifier's metadata."""
+
+    metadata = MetaData(naming_convention=_NAMING)
+
+
+def _str_enum(enum_cls: type[StrEnum], name: str) -> Enum:
+    """A VARCHAR holding the enum's values, with a CHECK constraint listing them."""
+    return Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        validate_strings=True,
+        values_callable=lambda cls: [member.value for member in cls],
+    )
+
+
+class AdminUser(Base):
+    """An administrator who can log in and read notifications."""
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("uq_admin_users_email_lower", func.lower(email), unique=True),)
+
+    def __repr__(self) -> str:
+        return f"<AdminUser {self.id} {self.email!r}>"
+
+
+class AdminNotification(Base):
+    """One message to the admins, read by whoever reads it first."""
+
+    __tablename__ = "admin_notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[NotificationType] = mapped_column(_str_enum(NotificationType, "notification_type"))
+    priority: Mapped[Priority] = mapped_column(
+        _str_enum(Priority, "priority"), default=Priority.NORMAL
+    )
+    title: Mapped[str] = mapped_column(String(TITLE_MAX))
+    message: Mapped[str] = mapped_column(Text)
+    is_read: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    read_by_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="SET NULL")
+    )
+    action_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    action_url: Mapped[str | None] = mapped_column(String(ACTION_URL_MAX))
+    notification_metadata: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    store_id: Mapped[int | None] = mapped_column(Integer)
+    dedup_key: Mapped[str | None] = mapped_column(String(FINGERPRINT_MAX), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(f"length(title) <= {TITLE_MAX}", name="title_length"),
+        CheckConstraint(f"length(message) <= {MESSAGE_MAX}", name="message_length"),
+        # Unread count and the header dropdown (newest unread) read only this small index.
+        Index(
+            "ix_admin_notifications_unread_created",
+            "created_at",
+            "id",
+            postgresql_where=text("NOT is_read"),
+            sqlite_where=text("is_read = 0"),
+        ),
+        Index("ix_admin_notifications_created", "created_at", "id"),
+        Index("ix_admin_notifications_priority_created", "priority", "created_at"),
+        Index("ix_admin_notifications_type_created", "type", "created_at"),
+        Index("ix_admin_notifications_read_created", "is_read", "created_at"),
+        Index("ix_admin_notifications_store_created", "store_id", "created_at"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<AdminNotification {self.id} {self.type} {self.title!r}>"
+
+
+class PlatformAlert(Base):
+    """A platform-wide problem, counted once per fingerprint until someone resolves it."""
+
+    __tablename__ = "platform_alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_type: Mapped[AlertType] = mapped_column(_str_enum(AlertType, "alert_type"))
+    severity: Mapped[Severity] = mapped_column(_str_enum(Severity, "severity"))
+    title: Mapped[str] = mapped_column(String(TITLE_MAX))
+    description: Mapped[str | None] = mapped_column(Text)
+    affected_stores: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    affected_systems: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    fingerprint: Mapped[str] = mapped_column(String(FINGERPRINT_MAX))
+    occurrence_count: Mapped[int] = mapped_column(Integer, default=1)
+    first_occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    is_resolved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="SET NULL")
+    )
+    resolution_notes: Mapped[str | None] = mapped_column(Text)
+    alert_metadata: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(f"length(title) <= {TITLE_MAX}", name="title_length"),
+        CheckConstraint("occurrence_count >= 1", name="occurrence_count_positive"),
+        # At most one open alert per fingerprint; the upsert's ON CONFLICT targets this index.
+        Index(
+            "uq_platform_alerts_open_fingerprint",
+            "fingerprint",
+            unique=True,
+            postgresql_where=text("NOT is_resolved"),
+            sqlite_where=text("is_resolved = 0"),
+        ),
+        Index("ix_platform_alerts_resolved_last", "is_resolved", "last_occurred_at"),
+        Index("ix_platform_alerts_resolved_severity", "is_resolved", "severity"),
+        Index("ix_platform_alerts_resolved_type", "is_resolved", "alert_type"),
+        Index("ix_platform_alerts_resolved_at", "resolved_at"),
+        Index("ix_platform_alerts_fingerprint", "fingerprint"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<PlatformAlert {self.id} {self.fingerprint!r} x{self.occurrence_count}>"

@@ -1,0 +1,351 @@
+"""AdminNotificationService: create, list, read and delete admin notifications."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from .enums import NotificationType, Priority
+from .models import AdminNotification
+from .types import utcnow
+from .validation import FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX, Checker
+
+MAX_PAGE = 200
+
+
+def page_bounds(skip: int, limit: int) -> tuple[int, int]:
+    """Clamp paging to ``skip >= 0`` and ``1 <= limit <= 200``."""
+    return max(0, int(skip)), max(1, min(int(limit), MAX_PAGE))
+
+
+class AdminNotificationService:
+    """Admin notifications. Every method takes the session first and never commits."""
+
+    def create_notification(
+        self,
+        db: Session,
+        *,
+        type: NotificationType | str,
+        title: str,
+        message: str,
+        priority: Priority | str = Priority.NORMAL,
+        action_required: bool = False,
+        action_url: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        store_id: int | None = None,
+        dedup_key: str | None = None,
+    ) -> AdminNotification:
+        """Create a notification; with a ``dedup_key`` that exists, return that row instead.
+
+        The dedup path is one ``INSERT ... ON CONFLICT DO NOTHING``: two processes racing on
+        the same key create one row, and the loser gets the winner's row.
+        """
+        check = Checker()
+        values: dict[str, Any] = {
+            "type": check.enum("type", type, NotificationType),
+            "priority": check.enum("priority", priority, Priority),
+            "title": check.text("title", title, max_length=TITLE_MAX),
+            "message": check.text("message", message, max_length=MESSAGE_MAX),
+            "action_url": check.action_url("action_url", action_url),
+            "notification_metadata": check.metadata("metadata", metadata),
+            "store_id": check.optional_int("store_id", store_id),
+            "dedup_key": check.text(
+                "dedup_key", dedup_key, max_length=FINGERPRINT_MAX, required=False
+            ),
+        }
+        if not isinstance(action_required, bool):
+            check.fail("action_required", "must be true or false")
+        check.done()
+        values["action_required"] = action_required
+
+        if values["dedup_key"] is None:
+            notification = AdminNotification(**values)
+            db.add(notification)
+            db.flush()
+            return notification
+
+        values.update(is_read=False, created_at=utcnow())
+        stmt = _dialect_insert(db).values(**values)
+        stmt = stmt.on_conflict_do_nothing(index_elements=["dedup_key"])
+        created = db.scalars(stmt.returning(AdminNotification)).first()
+        if created is not None:
+            return created
+        existing = db.scalars(
+            select(AdminNotification).where(AdminNotification.dedup_key == values["dedup_key"])
+        ).one()
+        return existing
+
+    def get_notifications(
+        self,
+        db: Session,
+        *,
+        priority: Priority | str | None = None,
+        type: NotificationType | str | None = None,
+        is_read: bool | None = None,
+        store_id: int | None = None,
+        skip: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[AdminNotification], int]:
+        """A page of notifications, newest first, and the total matching the filters."""
+        check = Checker()
+        conditions = []
+        if priority is not None:
+            conditions.append(AdminNotification.priority == check.enum("priority", priority, Priority))
+        if type is not None:
+            conditions.append(AdminNotification.type == check.enum("type", type, NotificationType))
+        if is_read is not None:
+            conditions.append(AdminNotification.is_read.is_(bool(is_read)))
+        if store_id is not None:
+            conditions.append(AdminNotification.store_id == check.optional_int("store_id", store_id))
+        check.done()
+        skip, limit = page_bounds(skip, limit)
+        total = db.scalar(select(func.count()).select_from(AdminNotification).where(*conditions))
+        items = db.scalars(
+            select(AdminNotification)
+            .where(*conditions)
+            .order_by(AdminNotification.created_at.desc(), AdminNotification.id.desc())
+            .offset(skip)
+            .limit(limit)
+        ).all()
+        return list(items), int(total or 0)
+
+    def get_recent_notifications(self, db: Session, *, limit: int = 5) -> list[AdminNotification]:
+        """The newest unread notifications, for the header dropdown."""
+        _, limit = page_bounds(0, limit)
+        return list(
+            db.scalars(
+                select(AdminNotification)
+                .where(AdminNotification.is_read.is_(False))
+                .order_by(AdminNotification.created_at.desc(), AdminNotification.id.desc())
+                .limit(limit)
+            )
+        )
+
+    def get_unread_count(self, db: Session) -> int:
+        """How many notifications nobody has read yet."""
+        count = db.scalar(
+            select(func.count())
+            .select_from(AdminNotification)
+            .where(AdminNotification.is_read.is_(False))
+        )
+        return int(count or 0)
+
+    def get_notification(self, db: Session, notification_id: int) -> AdminNotification | None:
+        """One notification by id, or None."""
+        return db.get(AdminNotification, notification_id)
+
+    def mark_as_read(
+        self, db: Session, notification_id: int, *, user_id: int | None
+    ) -> AdminNotification | None:
+        """Mark one notification read by ``user_id``; the first reader and time are kept.
+
+        Returns the notification, or None for an unknown id.
+        """
+        db.execute(
+            update(AdminNotification)
+            .where(AdminNotification.id == notification_id, AdminNotification.is_read.is_(False))
+            .values(is_read=True, read_at=utcnow(), read_by_user_id=user_id)
+            .execution_options(synchronize_session=False)
+        )
+        notification = db.get(AdminNotification, notification_id, populate_existing=True)
+        return notification
+
+    def mark_all_as_read(self, db: Session, *, user_id: int | None) -> int:
+        """Mark every unread notification read in one UPDATE; returns how many it marked."""
+        result = db.execute(
+            update(AdminNotification)
+            .where(AdminNotification.is_read.is_(False))
+            .values(is_read=True, read_at=utcnow(), read_by_user_id=user_id)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def delete_notification(self, db: Session, notification_id: int) -> bool:
+        """Delete one notification; returns whether it existed."""
+        result = db.execute(
+            delete(AdminNotification)
+            .where(AdminNotification.id == notification_id)
+            .execution_options(synchronize_session="fetch")
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    # --- convenience methods: one per everyday situation -------------------------------
+
+    def notify_import_failure(
+        self,
+        db: Session,
+        *,
+        store_name: str,
+        job_id: int | str,
+        error_message: str,
+        store_id: int | None = None,
+        error_count: int | None = None,
+        dedup_key: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> AdminNotification:
+        """A product or order import failed, or finished with too many row errors (high)."""
+        if error_count:
+            title = f"Import for {store_name} finished with {error_count} errors"
+        else:
+            title = f"Import failed for {store_name}"
+        return self.create_notification(
+            db,
+            type=NotificationType.IMPORT_FAILURE,
+            priority=Priority.HIGH,
+            title=_clip(title, TITLE_MAX),
+            message=_clip(f"Import job {job_id}: {error_message}", MESSAGE_MAX),
+            action_required=True,
+            action_url=_store_url(store_id),
+            metadata={
+                **(extra or {}),
+                "store_name": store_name,
+                "job_id": job_id,
+                "error_message": _clip(error_message, 2000),
+                "error_count": error_count,
+            },
+            store_id=store_id,
+            dedup_key=dedup_key,
+        )
+
+    def notify_order_sync_failure(
+        self,
+        db: Session,
+        *,
+        store_name: str,
+        error_message: str,
+        store_id: int | None = None,
+        dedup_key: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> AdminNotification:
+        """An order sync with a marketplace failed (high)."""
+        return self.create_notification(
+            db,
+            type=NotificationType.ORDER_SYNC_FAILURE,
+            priority=Priority.HIGH,
+            title=_clip(f"Order sync failed for {store_name}", TITLE_MAX),
+            message=_clip(error_message, MESSAGE_MAX),
+            action_required=True,
+            action_url=_store_url(store_id),
+            metadata={**(extra or {}), "store_name": store_name, "error_message": error_message[:2000]},
+            store_id=store_id,
+            dedup_key=dedup_key,
+        )
+
+    def notify_order_exception(
+        self,
+        db: Session,
+        *,
+        store_name: str,
+        order_number: str,
+        unmatched_products: Sequence[str],
+        store_id: int | None = None,
+        dedup_key: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> AdminNotification:
+        """An order references products the store does not have (high)."""
+        products = [str(p) for p in unmatched_products]
+        shown = ", ".join(products[:20]) + (f" and {len(products) - 20} more" if len(products) > 20 else "")
+        return self.create_notification(
+            db,
+            type=NotificationType.ORDER_EXCEPTION,
+            priority=Priority.HIGH,
+            title=_clip(f"Order {order_number} from {store_name} has unmatched products", TITLE_MAX),
+            message=_clip(
+                f"Order {order_number} references {len(products)} product(s) not in the catalogue: "
+                f"{shown}",
+                MESSAGE_MAX,
+            ),
+            action_required=True,
+            action_url=_store_url(store_id),
+            metadata={
+                **(extra or {}),
+                "store_name": store_name,
+                "order_number": order_number,
+                "unmatched_products": products[:200],
+            },
+            store_id=store_id,
+            dedup_key=dedup_key,
+        )
+
+    def notify_critical_error(
+        self,
+        db: Session,
+        *,
+        error_type: str,
+        error_message: str,
+        details: dict[str, Any] | None = None,
+        dedup_key: str | None = None,
+    ) -> AdminNotification:
+        """A system-level error that needs an admin now (critical)."""
+        return self.create_notification(
+            db,
+            type=NotificationType.CRITICAL_ERROR,
+            priority=Priority.CRITICAL,
+            title=_clip(f"Critical error: {error_type}", TITLE_MAX),
+            message=_clip(error_message, MESSAGE_MAX),
+            action_required=True,
+            metadata={"error_type": error_type, "details": details or {}},
+            dedup_key=dedup_key,
+        )
+
+    def notify_store_issue(
+        self,
+        db: Session,
+        *,
+        store_name: str,
+        issue: str,
+        store_id: int | None = None,
+        priority: Priority | str = Priority.NORMAL,
+    ) -> AdminNotification:
+        """Something about a store that an admin should know (normal by default)."""
+        return self.create_notification(
+            db,
+            type=NotificationType.STORE_ISSUE,
+            priority=priority,
+            title=_clip(f"Store issue: {store_name}", TITLE_MAX),
+            message=_clip(issue, MESSAGE_MAX),
+            action_url=_store_url(store_id),
+            metadata={"store_name": store_name},
+            store_id=store_id,
+        )
+
+    def notify_security_alert(
+        self, db: Session, *, title: str, details: str, source: str | None = None
+    ) -> AdminNotification:
+        """A security event (critical)."""
+        return self.create_notification(
+            db,
+            type=NotificationType.SECURITY_ALERT,
+            priority=Priority.CRITICAL,
+            title=_clip(f"Security: {title}", TITLE_MAX),
+            message=_clip(details, MESSAGE_MAX),
+            action_required=True,
+            metadata={"source": source},
+        )
+
+
+def _store_url(store_id: int | None) -> str | None:
+    """The admin page listing everything about one store, when the store is known."""
+    return None if store_id is None else f"/admin/notifications?store_id={int(store_id)}"
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marking the cut with an ellipsis."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _dialect_insert(db: Session) -> Any:
+    """The INSERT construct of the session's dialect, which knows ON CONFLICT."""
+    if db.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(AdminNotification)
+    return sqlite.insert(AdminNotification)
+
+
+admin_notification_service = AdminNotificationService()
+
+__all__ = ["AdminNotificationService", "admin_notification_service"]

@@ -1,0 +1,60 @@
+"""Admin accounts: creation with a hashed password, and credential checks."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .errors import DuplicateAdminError
+from .models import AdminUser
+from .validation import Checker
+
+PASSWORD_MIN = 8
+# A valid hash of a random password, checked against when the email is unknown, so a login
+# for a missing account costs as much time as one for a real account.
+_DUMMY_HASH = generate_password_hash("not-a-real-password-" + "x" * 16)
+
+
+def find_admin(db: Session, email: str) -> AdminUser | None:
+    """The admin with this email, compared case-insensitively."""
+    return db.scalars(
+        select(AdminUser).where(func.lower(AdminUser.email) == email.strip().lower())
+    ).first()
+
+
+def create_admin(
+    db: Session, *, email: str, password: str, display_name: str | None = None
+) -> AdminUser:
+    """Create an active admin; the password is stored as a scrypt hash, never in clear."""
+    check = Checker()
+    address = check.text("email", email, max_length=320) or ""
+    if address and ("@" not in address or address.strip() != address):
+        check.fail("email", "must be an email address such as admin@example.com")
+    if not isinstance(password, str) or not password.strip():
+        check.fail("password", "must not be empty")
+    elif len(password) < PASSWORD_MIN:
+        check.fail("password", f"must be at least {PASSWORD_MIN} characters")
+    check.done()
+    if find_admin(db, address) is not None:
+        raise DuplicateAdminError(f"an admin with email {address!r} already exists")
+    user = AdminUser(
+        email=address,
+        display_name=display_name or address.split("@", 1)[0],
+        password_hash=generate_password_hash(password),
+        is_active=True,
+    )
+    db.add(user)
+    db.flush()
+    return user
+
+
+def authenticate(db: Session, email: str, password: str) -> AdminUser | None:
+    """The active admin these credentials belong to, or None."""
+    user = find_admin(db, email)
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(user.password_hash, password) or not user.is_active:
+        return None
+    return user
