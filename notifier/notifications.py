@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .enums import NotificationType, Priority
 from .models import AdminNotification
 from .types import utcnow
+from .upserts import insert_notification_once
 from .validation import FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX, Checker
 
 MAX_PAGE = 200
+# A plain INSERT ... RETURNING loaded as the ORM object: one cached statement, no flush.
+_TABLE = AdminNotification.__table__
+_INSERT = select(AdminNotification).from_statement(insert(_TABLE).returning(*_TABLE.c))  # type: ignore[arg-type]
+_FRESH = {"populate_existing": True}
 
 
 def page_bounds(skip: int, limit: int) -> tuple[int, int]:
@@ -62,22 +66,21 @@ class AdminNotificationService:
         check.done()
         values["action_required"] = action_required
 
-        if values["dedup_key"] is None:
-            notification = AdminNotification(**values)
-            db.add(notification)
-            db.flush()
-            return notification
-
         values.update(is_read=False, created_at=utcnow())
-        stmt = _dialect_insert(db).values(**values)
-        stmt = stmt.on_conflict_do_nothing(index_elements=["dedup_key"])
-        created: AdminNotification | None = db.scalars(stmt.returning(AdminNotification)).first()
+        if values["dedup_key"] is None:
+            notification: AdminNotification = db.scalars(
+                _INSERT, values, execution_options=_FRESH
+            ).one()
+            return notification
+        created: AdminNotification | None = db.scalars(
+            insert_notification_once(), values, execution_options=_FRESH
+        ).first()
         if created is not None:
             return created
-        existing = db.scalars(
+        # The key exists (or a racing transaction just committed it): return that row.
+        return db.scalars(
             select(AdminNotification).where(AdminNotification.dedup_key == values["dedup_key"])
         ).one()
-        return existing
 
     def get_notifications(
         self,
@@ -349,13 +352,6 @@ def _clip(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, marking the cut with an ellipsis."""
     text = str(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _dialect_insert(db: Session) -> Any:
-    """The INSERT construct of the session's dialect, which knows ON CONFLICT."""
-    if db.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(AdminNotification)
-    return sqlite.insert(AdminNotification)
 
 
 admin_notification_service = AdminNotificationService()
