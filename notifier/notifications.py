@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from .config import configured_timezone
 from .enums import NotificationType, Priority
 from .models import AdminNotification
 from .types import utcnow
@@ -19,6 +22,19 @@ MAX_PAGE = 200
 _TABLE = AdminNotification.__table__
 _INSERT = select(AdminNotification).from_statement(insert(_TABLE).returning(*_TABLE.c))  # type: ignore[arg-type]
 _FRESH = {"populate_existing": True}
+
+
+@dataclass(frozen=True)
+class DailyCount:
+    """How many notifications of each priority were created on one local day."""
+
+    date: date
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        """All priorities together."""
+        return sum(self.counts.values())
 
 
 def page_bounds(skip: int, limit: int) -> tuple[int, int]:
@@ -140,6 +156,39 @@ class AdminNotificationService:
             .where(AdminNotification.is_read.is_(False))
         )
         return int(count or 0)
+
+    def get_daily_counts(
+        self,
+        db: Session,
+        *,
+        days: int = 14,
+        tz: tzinfo | None = None,
+        now: datetime | None = None,
+    ) -> list[DailyCount]:
+        """Notifications created per local day and priority, oldest day first, zeros included.
+
+        Days are calendar days in ``tz`` (default ``NOTIFIER_TIMEZONE``); the last is today.
+        One grouped query over the ``created_at`` index, on both databases.
+        """
+        days = max(1, min(int(days), 90))
+        zone = tz or configured_timezone()
+        today = (now or utcnow()).astimezone(zone).date()
+        dates = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+        starts = [datetime.combine(day, time.min, tzinfo=zone) for day in dates]
+        # The day index of a row is how many later midnights it is at or after.
+        day_index = sum(
+            (case((AdminNotification.created_at >= start, 1), else_=0) for start in starts[1:]),
+            start=literal(0),
+        )
+        rows = db.execute(
+            select(day_index.label("day"), AdminNotification.priority, func.count())
+            .where(AdminNotification.created_at >= starts[0])
+            .group_by(day_index, AdminNotification.priority)
+        ).all()
+        result = [DailyCount(day, dict.fromkeys((p.value for p in Priority), 0)) for day in dates]
+        for index, priority, count in rows:
+            result[int(index)].counts[Priority(priority).value] += int(count)
+        return result
 
     def get_notification(self, db: Session, notification_id: int) -> AdminNotification | None:
         """One notification by id, or None."""
@@ -356,4 +405,4 @@ def _clip(text: str, limit: int) -> str:
 
 admin_notification_service = AdminNotificationService()
 
-__all__ = ["AdminNotificationService", "admin_notification_service"]
+__all__ = ["AdminNotificationService", "DailyCount", "admin_notification_service"]
