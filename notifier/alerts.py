@@ -176,7 +176,9 @@ class PlatformAlertService:
         check = Checker()
         conditions = []
         if alert_type is not None:
-            conditions.append(PlatformAlert.alert_type == check.enum("alert_type", alert_type, AlertType))
+            conditions.append(
+                PlatformAlert.alert_type == check.enum("alert_type", alert_type, AlertType)
+            )
         if severity is not None:
             conditions.append(PlatformAlert.severity == check.enum("severity", severity, Severity))
         if is_resolved is not None:

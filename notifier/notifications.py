@@ -71,7 +71,7 @@ class AdminNotificationService:
         values.update(is_read=False, created_at=utcnow())
         stmt = _dialect_insert(db).values(**values)
         stmt = stmt.on_conflict_do_nothing(index_elements=["dedup_key"])
-        created = db.scalars(stmt.returning(AdminNotification)).first()
+        created: AdminNotification | None = db.scalars(stmt.returning(AdminNotification)).first()
         if created is not None:
             return created
         existing = db.scalars(
@@ -94,13 +94,17 @@ class AdminNotificationService:
         check = Checker()
         conditions = []
         if priority is not None:
-            conditions.append(AdminNotification.priority == check.enum("priority", priority, Priority))
+            conditions.append(
+                AdminNotification.priority == check.enum("priority", priority, Priority)
+            )
         if type is not None:
             conditions.append(AdminNotification.type == check.enum("type", type, NotificationType))
         if is_read is not None:
             conditions.append(AdminNotification.is_read.is_(bool(is_read)))
         if store_id is not None:
-            conditions.append(AdminNotification.store_id == check.optional_int("store_id", store_id))
+            conditions.append(
+                AdminNotification.store_id == check.optional_int("store_id", store_id)
+            )
         check.done()
         skip, limit = page_bounds(skip, limit)
         total = db.scalar(select(func.count()).select_from(AdminNotification).where(*conditions))
@@ -230,7 +234,11 @@ class AdminNotificationService:
             message=_clip(error_message, MESSAGE_MAX),
             action_required=True,
             action_url=_store_url(store_id),
-            metadata={**(extra or {}), "store_name": store_name, "error_message": error_message[:2000]},
+            metadata={
+                **(extra or {}),
+                "store_name": store_name,
+                "error_message": error_message[:2000],
+            },
             store_id=store_id,
             dedup_key=dedup_key,
         )
@@ -248,12 +256,16 @@ class AdminNotificationService:
     ) -> AdminNotification:
         """An order references products the store does not have (high)."""
         products = [str(p) for p in unmatched_products]
-        shown = ", ".join(products[:20]) + (f" and {len(products) - 20} more" if len(products) > 20 else "")
+        shown = ", ".join(products[:20]) + (
+            f" and {len(products) - 20} more" if len(products) > 20 else ""
+        )
         return self.create_notification(
             db,
             type=NotificationType.ORDER_EXCEPTION,
             priority=Priority.HIGH,
-            title=_clip(f"Order {order_number} from {store_name} has unmatched products", TITLE_MAX),
+            title=_clip(
+                f"Order {order_number} from {store_name} has unmatched products", TITLE_MAX
+            ),
             message=_clip(
                 f"Order {order_number} references {len(products)} product(s) not in the catalogue: "
                 f"{shown}",

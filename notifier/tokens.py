@@ -15,7 +15,7 @@ from .types import utcnow
 from .validation import Checker
 
 #: Every token starts with this, so a leaked one is easy to recognise in logs and scanners.
-TOKEN_PREFIX = "ntf_"
+TOKEN_PREFIX = "ntf_"  # noqa: S105  (a public marker, not a secret)
 #: Characters of the token kept in clear (``ntf_`` + 8), to name it in listings and revoke it.
 DISPLAY_PREFIX_LENGTH = 12
 NAME_MAX = 100
@@ -29,7 +29,7 @@ class TokenNotFoundError(NotifierError):
 
 
 def hash_token(token: str) -> str:
-    """The stored form of a token: hex SHA-256 (the token has 256 bits of entropy, no salt needed)."""
+    """The stored form of a token: hex SHA-256 (256 bits of entropy need no salt)."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 

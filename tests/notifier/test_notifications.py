@@ -13,6 +13,8 @@ from notifier import (
     NotificationType,
     Priority,
     ValidationError,
+)
+from notifier import (
     admin_notification_service as service,
 )
 from notifier.users import create_admin
