@@ -1,4 +1,4 @@
-"""``notifier serve``, ``create-token`` and ``revoke-token`` (entry points ``notifier.commands``)."""
+"""The web commands: serve, create-token, revoke-token (entry points ``notifier.commands``)."""
 
 from __future__ import annotations
 
@@ -110,7 +110,9 @@ def create_token_command(email: str, name: str) -> None:
     finally:
         database.dispose()
     click.echo(f"Created API token {token_id} ({prefix}...) for {email}.")
-    click.echo("It is stored hashed and shown only now; send it as 'Authorization: Bearer <token>':")
+    click.echo(
+        "It is stored hashed and shown only now; send it as 'Authorization: Bearer <token>':"
+    )
     click.echo(plaintext)
 
 
