@@ -62,10 +62,10 @@ def verify_token(db: Session, plaintext: str) -> tuple[ApiToken, AdminUser] | No
         select(ApiToken, AdminUser)
         .join(AdminUser, AdminUser.id == ApiToken.user_id)
         .where(ApiToken.token_hash == hash_token(plaintext))
-    ).first()
+    ).tuples().first()
     if row is None:
         return None
-    token, user = row.tuple()
+    token, user = row
     if token.revoked_at is not None or not user.is_active:
         return None
     now = utcnow()
