@@ -58,11 +58,15 @@ def verify_token(db: Session, plaintext: str) -> tuple[ApiToken, AdminUser] | No
     """
     if not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200:
         return None
-    row = db.execute(
-        select(ApiToken, AdminUser)
-        .join(AdminUser, AdminUser.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == hash_token(plaintext))
-    ).tuples().first()
+    row = (
+        db.execute(
+            select(ApiToken, AdminUser)
+            .join(AdminUser, AdminUser.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == hash_token(plaintext))
+        )
+        .tuples()
+        .first()
+    )
     if row is None:
         return None
     token, user = row

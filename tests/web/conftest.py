@@ -16,6 +16,7 @@ from notifier.models import AdminUser
 from notifier.tokens import create_token
 from notifier.users import create_admin
 from web import create_app
+from web.auth import SESSION_CSRF_KEY
 
 API = "/api/v1/admin/notifications"
 PASSWORD = "correct horse battery"
@@ -110,7 +111,11 @@ def login(client: FlaskClient, admin: Admin, next_url: str | None = None) -> str
         data={"email": admin.email, "password": admin.password, "csrf_token": csrf},
     )
     assert response.status_code == 302, response.get_data(as_text=True)
-    return page_csrf(client)
+    # What a page's <meta name="csrf-token"> would carry for this session.
+    with client.session_transaction() as session:
+        token = session[SESSION_CSRF_KEY]
+    assert isinstance(token, str)
+    return token
 
 
 @pytest.fixture
