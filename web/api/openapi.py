@@ -12,7 +12,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from . import api, api_blueprint
 from .operations import Operation
-from .schemas import INT32_MAX
+from .schemas import INT32_MAX, SchemaGenerator
 
 _REF = "#/components/schemas/{model}"
 _STATUS_TEXT = {
@@ -40,7 +40,9 @@ def openapi_document(version: str) -> dict[str, Any]:
             if model is not None:
                 wanted.append((model, "validation"))
         wanted.extend((model, "serialization") for model in op.responses.values() if model)
-    refs, definitions = models_json_schema(list(dict.fromkeys(wanted)), ref_template=_REF)
+    refs, definitions = models_json_schema(
+        list(dict.fromkeys(wanted)), ref_template=_REF, schema_generator=SchemaGenerator
+    )
     schemas: dict[str, Any] = definitions.get("$defs", {})
 
     paths: dict[str, dict[str, Any]] = {}
@@ -96,7 +98,9 @@ def _parameters(op: Operation, schemas: dict[str, Any]) -> list[dict[str, Any]]:
         for name in op.path_params
     ]
     if op.query is not None:
-        schema = op.query.model_json_schema(ref_template=_REF, mode="validation")
+        schema = op.query.model_json_schema(
+            ref_template=_REF, mode="validation", schema_generator=SchemaGenerator
+        )
         for name, prop in schema.get("properties", {}).items():
             params.append(
                 {"name": name, "in": "query", "required": False, "schema": _not_null(prop)}

@@ -63,9 +63,8 @@ class OperationRegistry:
             params = tuple(_PATH_PARAM.findall(path))
             op = Operation(method, path, view.__name__, summary, query, body, responses, params)
             self.operations.append(op)
-            # Integer converters keep /recent, /alerts, ... from ever matching an id route,
-            # and ids beyond the column's range are a plain 404, not a database error.
-            rule = _PATH_PARAM.sub(rf"<int(max={INT32_MAX}):\1>", path)
+            # Integer converters keep /recent, /alerts, ... from ever matching an id route.
+            rule = _PATH_PARAM.sub(r"<int:\1>", path)
             wrapped = _bind(op, view)
             self.blueprint.add_url_rule(rule, op.endpoint, wrapped, methods=[method])
             return view
@@ -76,6 +75,9 @@ class OperationRegistry:
 def _bind(op: Operation, view: View) -> Callable[..., Response]:
     @wraps(view)
     def handler(**path_args: int) -> Response:
+        if any(value > INT32_MAX for value in path_args.values()):
+            # Beyond the id column's range: nothing is there (and the database is not asked).
+            raise ApiError(404, "no such resource")
         kwargs: dict[str, Any] = dict(path_args)
         if op.query is not None:
             kwargs["query"] = _parse_query(op.query)
@@ -119,11 +121,19 @@ def _parse_body(model: type[BaseModel]) -> BaseModel:
 
 
 def _field_errors(exc: PydanticError) -> dict[str, str]:
+    """Each bad top-level field and why, preferring our own sentences over type noise."""
     details: dict[str, str] = {}
+    own: set[str] = set()
     for error in exc.errors(include_url=False):
-        name = ".".join(str(part) for part in error["loc"]) or "body"
+        name = str(error["loc"][0]) if error["loc"] else "body"
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown field; see the API document for the accepted ones"
-        details.setdefault(name, message)
+        if len(error["loc"]) > 1 and error["type"] != "value_error":
+            message = f"{message} (at {'.'.join(str(part) for part in error['loc'][1:])})"
+        if error["type"] == "value_error" and name not in own:
+            details[name] = message
+            own.add(name)
+        else:
+            details.setdefault(name, message)
     return details

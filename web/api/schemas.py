@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     WithJsonSchema,
 )
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
+from typing_extensions import TypeAliasType
 
 from notifier.enums import AlertType, NotificationType, Priority, Severity
 from notifier.notifications import MAX_PAGE
@@ -47,8 +52,18 @@ def _not_blank(value: str) -> str:
     return value
 
 
+# The URLs the API accepts, as a pattern the document can carry: an app path (not "//...")
+# or an http(s) URL with a host; no control characters, spaces or backslashes anywhere.
+_URL_TAIL = r"[^\u0000-\u0020\u007f\\]"
+SAFE_URL_PATTERN = (
+    rf"^(?:/|/[^/\u0000-\u0020\u007f\\]{_URL_TAIL}*"
+    rf"|https?://[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]{{1,5}})?(?:[/?#]{_URL_TAIL}*)?)$"
+)
+_SAFE_URL = re.compile(SAFE_URL_PATTERN)
+
+
 def _safe_url(value: str) -> str:
-    if not is_safe_url(value):
+    if not _SAFE_URL.fullmatch(value) or not is_safe_url(value):
         raise ValueError(
             "must be a relative path starting with '/' or an http(s) URL "
             "(no javascript:, data:, protocol-relative '//' or control characters)"
@@ -79,39 +94,54 @@ def _small_object(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 5.0 as an integer; accept it as 5 (and nothing else that is not int).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _utc_iso(value: datetime) -> str:
     return value.isoformat()
 
 
-Title = Annotated[
+# The schema says what the validators enforce, so generated clients (and schemathesis) send
+# what the server accepts: no NUL anywhere (PostgreSQL cannot store it), text not blank.
+_NO_NUL = r"^[^\u0000]*$"
+_TEXT = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
+
+
+def _text(max_length: int) -> Any:
+    return Field(min_length=1, max_length=max_length, json_schema_extra={"pattern": _TEXT})
+
+
+Title = Annotated[str, _text(TITLE_MAX), AfterValidator(_no_nul), AfterValidator(_not_blank)]
+Message = Annotated[str, _text(MESSAGE_MAX), AfterValidator(_no_nul), AfterValidator(_not_blank)]
+OptionalText = Annotated[
     str,
-    Field(min_length=1, max_length=TITLE_MAX),
+    Field(max_length=MESSAGE_MAX, json_schema_extra={"pattern": _NO_NUL}),
     AfterValidator(_no_nul),
-    AfterValidator(_not_blank),
 ]
-Message = Annotated[
+Key = Annotated[str, _text(FINGERPRINT_MAX), AfterValidator(_no_nul), AfterValidator(_not_blank)]
+ActionUrl = Annotated[
     str,
-    Field(min_length=1, max_length=MESSAGE_MAX),
-    AfterValidator(_no_nul),
-    AfterValidator(_not_blank),
+    Field(max_length=ACTION_URL_MAX, json_schema_extra={"pattern": SAFE_URL_PATTERN}),
+    AfterValidator(_safe_url),
 ]
-OptionalText = Annotated[str, Field(max_length=MESSAGE_MAX), AfterValidator(_no_nul)]
-Key = Annotated[
-    str,
-    Field(min_length=1, max_length=FINGERPRINT_MAX),
-    AfterValidator(_no_nul),
-    AfterValidator(_not_blank),
-]
-ActionUrl = Annotated[str, Field(max_length=ACTION_URL_MAX), AfterValidator(_safe_url)]
+_JsonText = Annotated[str, Field(json_schema_extra={"pattern": _NO_NUL}), AfterValidator(_no_nul)]
+JsonValue = TypeAliasType(  # type: ignore[misc]
+    "JsonValue",
+    "_JsonText | int | float | bool | list[JsonValue] | dict[_JsonText, JsonValue] | None",
+)
 Metadata = Annotated[
-    dict[str, Any],
+    dict[_JsonText, JsonValue],
     AfterValidator(_small_object),
     Field(description=f"A JSON object of at most {METADATA_MAX_BYTES} bytes."),
 ]
-StoreId = Annotated[int, Field(ge=0, le=INT32_MAX)]
+StoreId = Annotated[int, Field(ge=0, le=INT32_MAX), BeforeValidator(_integral)]
 SystemName = Annotated[
     str,
-    Field(min_length=1, max_length=SYSTEM_NAME_MAX),
+    _text(SYSTEM_NAME_MAX),
     AfterValidator(_no_nul),
     AfterValidator(_not_blank),
 ]
@@ -120,6 +150,26 @@ Timestamp = Annotated[
     PlainSerializer(_utc_iso, return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
+
+
+class SchemaGenerator(GenerateJsonSchema):
+    """Pydantic's JSON Schema, with constrained dict keys as ``propertyNames``.
+
+    Pydantic renders ``dict[ConstrainedStr, V]`` as ``patternProperties``, which in JSON Schema
+    lets keys that do not match through unchecked; ``propertyNames`` says what we enforce.
+    """
+
+    def dict_schema(self, schema: core_schema.DictSchema) -> JsonSchemaValue:
+        """A dict: its value schema, and the key pattern as ``propertyNames``."""
+        result = super().dict_schema(schema)
+        patterns = result.pop("patternProperties", None)
+        if patterns and len(patterns) == 1:
+            ((pattern, values),) = patterns.items()
+            result["propertyNames"] = {"pattern": pattern}
+            result["additionalProperties"] = values
+        elif patterns:
+            result["patternProperties"] = patterns
+        return result
 
 
 class _Input(BaseModel):
