@@ -129,7 +129,7 @@ ActionUrl = Annotated[
     AfterValidator(_safe_url),
 ]
 _JsonText = Annotated[str, Field(json_schema_extra={"pattern": _NO_NUL}), AfterValidator(_no_nul)]
-JsonValue = TypeAliasType(  # type: ignore[misc]
+JsonValue = TypeAliasType(
     "JsonValue",
     "_JsonText | int | float | bool | list[JsonValue] | dict[_JsonText, JsonValue] | None",
 )
