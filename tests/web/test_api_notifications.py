@@ -216,3 +216,16 @@ def test_hostile_strings_come_back_verbatim_as_json(api: FlaskClient) -> None:
     assert response.mimetype == "application/json"
     assert response.json["title"] == payload
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_nul_anywhere_in_metadata_is_refused(api: FlaskClient) -> None:
+    for metadata in ({"a": ["x\x00"]}, {"k\x00": 1}, {"a": {"b": {"c": "\x00"}}}):
+        response = api.post(API, json={**NEW, "notification_metadata": metadata})
+        assert response.status_code == 422
+        assert "NUL" in _error(response)["details"]["notification_metadata"]  # type: ignore[index]
+
+
+def test_integral_json_numbers_count_as_integers(api: FlaskClient) -> None:
+    assert _create(api, store_id=5.0)["store_id"] == 5
+    assert api.post(API, json={**NEW, "store_id": 5.5}).status_code == 422
+    assert api.post(API, json={**NEW, "store_id": True}).status_code == 422
