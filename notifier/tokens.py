@@ -53,8 +53,8 @@ def create_token(db: Session, *, user: AdminUser, name: str = "") -> tuple[ApiTo
 def verify_token(db: Session, plaintext: str) -> tuple[ApiToken, AdminUser] | None:
     """The live token and its active admin for ``plaintext``, or None.
 
-    Unknown, revoked, and tokens of deactivated admins all give None. Records the time of
-    use at most once a minute.
+    Unknown, revoked, and tokens of deactivated admins all give None. Sets the time of use
+    at most once a minute, as a pending change in ``db`` (``db.dirty`` tells the caller).
     """
     if not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200:
         return None
@@ -74,8 +74,7 @@ def verify_token(db: Session, plaintext: str) -> tuple[ApiToken, AdminUser] | No
         return None
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
-        token.last_used_at = now
-        db.flush()
+        token.last_used_at = now  # left pending: the caller commits it (or not)
     return token, user
 
 

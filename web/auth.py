@@ -79,8 +79,8 @@ def identify() -> _Caller:
         found = None
         if scheme.lower() == "bearer" and credentials.strip():
             found = verify_token(db_session(), credentials.strip())
-            if found:
-                db_session().commit()  # keep the token's last_used_at even on reads
+            if found and db_session().dirty:
+                db_session().commit()  # keep last_used_at (set once a minute) even on reads
         caller = _Caller(found[1], "bearer") if found else _Caller(None, "bad-token")
     else:
         admin_id = session.get(SESSION_ADMIN_KEY)
