@@ -28,8 +28,9 @@ _DEFAULT_CSP = (
 @dataclass
 class _AppState:
     database: Database
-    login_throttle: FailureThrottle
-    auth_throttle: FailureThrottle
+    login_throttle: FailureThrottle  # per client address and email
+    login_ip_throttle: FailureThrottle  # per client address, across emails
+    auth_throttle: FailureThrottle  # bad bearer tokens, per client address
 
 
 class NotifierWeb:
@@ -71,6 +72,9 @@ class NotifierWeb:
                 app.config["NOTIFIER_DATABASE_URL"], **app.config["NOTIFIER_ENGINE_OPTIONS"]
             ),
             login_throttle=FailureThrottle(int(app.config["NOTIFIER_LOGIN_ATTEMPTS"]), window),
+            login_ip_throttle=FailureThrottle(
+                4 * int(app.config["NOTIFIER_LOGIN_ATTEMPTS"]), window
+            ),
             auth_throttle=FailureThrottle(int(app.config["NOTIFIER_AUTH_FAILURES_PER_IP"]), window),
         )
         app.extensions["notifier"] = self

@@ -268,3 +268,18 @@ def test_second_admin_marks_as_themselves(app: Flask, api: FlaskClient, database
         f"{API}/{note['id']}/read", headers={"Authorization": f"Bearer {other_token}"}
     )
     assert response.json["read_by_user_id"] == other.id
+
+
+def test_login_throttle_per_address_spans_emails(app_config: dict[str, Any], admin: Admin) -> None:
+    app = create_app({**app_config, "NOTIFIER_LOGIN_ATTEMPTS": 2})
+    browser = app.test_client()
+    csrf = page_csrf(browser)
+    statuses = [
+        browser.post(
+            "/admin/login",
+            data={"email": f"user{i}@example.com", "password": "x", "csrf_token": csrf},
+        ).status_code
+        for i in range(9)
+    ]
+    assert statuses == [401] * 8 + [429]  # 4 x 2 failures from one address, any emails
+    app.extensions["notifier"].state(app).database.dispose()
