@@ -12,7 +12,7 @@ from ..auth import current_admin
 from ..extension import db_session
 from . import api
 from .errors import ApiError
-from .operations import Reply
+from .operations import READ_ERRORS, WRITE_ERRORS, Reply
 from .schemas import (
     AlertCreate,
     AlertOut,
@@ -22,9 +22,6 @@ from .schemas import (
     AlertStatsOut,
     ErrorOut,
 )
-
-_READ = {401: ErrorOut, 422: ErrorOut, 429: ErrorOut}
-_WRITE = {**_READ, 400: ErrorOut, 403: ErrorOut, 413: ErrorOut, 415: ErrorOut}
 
 
 def _found(alert: PlatformAlert | None, alert_id: int) -> PlatformAlert:
@@ -38,7 +35,7 @@ def _found(alert: PlatformAlert | None, alert_id: int) -> PlatformAlert:
     "/alerts",
     summary="List platform alerts, open first, then by latest occurrence",
     query=AlertQuery,
-    responses={200: AlertPage, **_READ},
+    responses={200: AlertPage, **READ_ERRORS},
 )
 def list_alerts(query: AlertQuery) -> Reply:
     """A filtered page of alerts."""
@@ -64,7 +61,7 @@ def list_alerts(query: AlertQuery) -> Reply:
     "/alerts",
     summary="Open an alert, or count one more occurrence of the open alert with its fingerprint",
     body=AlertCreate,
-    responses={201: AlertOut, 200: AlertOut, **_WRITE},
+    responses={201: AlertOut, 200: AlertOut, **WRITE_ERRORS},
 )
 def create_alert(body: AlertCreate) -> Reply:
     """Create-or-increment: 201 when opened, 200 when an open alert was incremented."""
@@ -89,7 +86,7 @@ def create_alert(body: AlertCreate) -> Reply:
     "GET",
     "/alerts/stats",
     summary="Counts for the statistics cards and the breakdown of active alerts",
-    responses={200: AlertStatsOut, **_READ},
+    responses={200: AlertStatsOut, **READ_ERRORS},
 )
 def alert_stats() -> Reply:
     """The alert statistics."""
@@ -102,7 +99,7 @@ def alert_stats() -> Reply:
     "GET",
     "/alerts/{alert_id}",
     summary="One platform alert",
-    responses={200: AlertOut, 404: ErrorOut, **_READ},
+    responses={200: AlertOut, 404: ErrorOut, **READ_ERRORS},
 )
 def get_alert(alert_id: int) -> Reply:
     """One alert by id."""
@@ -114,7 +111,7 @@ def get_alert(alert_id: int) -> Reply:
     "/alerts/{alert_id}/resolve",
     summary="Resolve an open alert with notes (409 when it is already resolved)",
     body=AlertResolve,
-    responses={200: AlertOut, 404: ErrorOut, 409: ErrorOut, **_WRITE},
+    responses={200: AlertOut, 404: ErrorOut, 409: ErrorOut, **WRITE_ERRORS},
 )
 def resolve_alert(body: AlertResolve, alert_id: int) -> Reply:
     """Resolve an alert by the caller."""

@@ -12,7 +12,7 @@ from ..auth import current_admin
 from ..extension import db_session
 from . import api
 from .errors import ApiError
-from .operations import Reply
+from .operations import READ_ERRORS, WRITE_ERRORS, Reply
 from .schemas import (
     ErrorOut,
     MarkedOut,
@@ -25,8 +25,6 @@ from .schemas import (
     UnreadCountOut,
 )
 
-_READ = {401: ErrorOut, 422: ErrorOut, 429: ErrorOut}
-_WRITE = {**_READ, 400: ErrorOut, 403: ErrorOut, 413: ErrorOut, 415: ErrorOut}
 _ONE = {404: ErrorOut}
 
 
@@ -47,7 +45,7 @@ def _found(notification: AdminNotification | None, notification_id: int) -> Admi
     "",
     summary="List notifications, newest first, with filters and paging",
     query=NotificationQuery,
-    responses={200: NotificationPage, **_READ},
+    responses={200: NotificationPage, **READ_ERRORS},
 )
 def list_notifications(query: NotificationQuery) -> Reply:
     """A filtered page of notifications."""
@@ -74,7 +72,7 @@ def list_notifications(query: NotificationQuery) -> Reply:
     "",
     summary="Create a notification (200 with the existing one when dedup_key exists)",
     body=NotificationCreate,
-    responses={201: NotificationOut, 200: NotificationOut, **_WRITE},
+    responses={201: NotificationOut, 200: NotificationOut, **WRITE_ERRORS},
 )
 def create_notification(body: NotificationCreate) -> Reply:
     """Create a notification, idempotently when a dedup_key is given."""
@@ -109,7 +107,7 @@ def create_notification(body: NotificationCreate) -> Reply:
     "/recent",
     summary="The newest unread notifications and the unread count (header bell)",
     query=RecentQuery,
-    responses={200: RecentOut, **_READ},
+    responses={200: RecentOut, **READ_ERRORS},
 )
 def recent_notifications(query: RecentQuery) -> Reply:
     """Newest unread notifications for the dropdown."""
@@ -126,7 +124,7 @@ def recent_notifications(query: RecentQuery) -> Reply:
     "GET",
     "/unread-count",
     summary="How many notifications are unread (badge)",
-    responses={200: UnreadCountOut, **_READ},
+    responses={200: UnreadCountOut, **READ_ERRORS},
 )
 def unread_count() -> Reply:
     """The unread count."""
@@ -137,7 +135,7 @@ def unread_count() -> Reply:
     "PUT",
     "/mark-all-read",
     summary="Mark every unread notification read by the caller",
-    responses={200: MarkedOut, **_WRITE},
+    responses={200: MarkedOut, **WRITE_ERRORS},
 )
 def mark_all_read() -> Reply:
     """Mark all as read; returns how many changed."""
@@ -151,7 +149,7 @@ def mark_all_read() -> Reply:
     "GET",
     "/{notification_id}",
     summary="One notification",
-    responses={200: NotificationOut, **_READ, **_ONE},
+    responses={200: NotificationOut, **READ_ERRORS, **_ONE},
 )
 def get_notification(notification_id: int) -> Reply:
     """One notification by id."""
@@ -163,7 +161,7 @@ def get_notification(notification_id: int) -> Reply:
     "PUT",
     "/{notification_id}/read",
     summary="Mark one notification read (idempotent: the first reader and time are kept)",
-    responses={200: NotificationOut, **_WRITE, **_ONE},
+    responses={200: NotificationOut, **WRITE_ERRORS, **_ONE},
 )
 def mark_read(notification_id: int) -> Reply:
     """Mark one notification read by the caller."""
@@ -179,7 +177,7 @@ def mark_read(notification_id: int) -> Reply:
     "DELETE",
     "/{notification_id}",
     summary="Delete one notification",
-    responses={204: None, **_WRITE, **_ONE},
+    responses={204: None, **WRITE_ERRORS, **_ONE},
 )
 def delete_notification(notification_id: int) -> Reply:
     """Delete one notification."""

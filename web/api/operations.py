@@ -17,13 +17,23 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
 from .errors import ApiError
-from .schemas import INT32_MAX
+from .schemas import INT32_MAX, ErrorOut
 
 #: A view's answer: the body model (None for 204), the status, and extra headers.
 Reply = tuple[BaseModel | None, int] | tuple[BaseModel | None, int, dict[str, str]]
 View = Callable[..., Reply]
 
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
+
+#: The errors every read can answer, and those a write adds (all in the one JSON shape).
+READ_ERRORS: dict[int, type[BaseModel] | None] = {401: ErrorOut, 422: ErrorOut, 429: ErrorOut}
+WRITE_ERRORS: dict[int, type[BaseModel] | None] = {
+    **READ_ERRORS,
+    400: ErrorOut,
+    403: ErrorOut,
+    413: ErrorOut,
+    415: ErrorOut,
+}
 
 
 @dataclass(frozen=True)
