@@ -82,3 +82,10 @@ def test_api_honours_its_document(
             case.call_and_validate(headers=auth)
 
         check()
+
+
+def test_document_names_both_ways_to_authenticate(app: Flask, api: FlaskClient) -> None:
+    document = api.get(f"{API}/openapi.json").json
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearerAuth"] == {"type": "http", "scheme": "bearer"}
+    assert schemes["cookieAuth"]["name"] == app.config["SESSION_COOKIE_NAME"]

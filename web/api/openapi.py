@@ -32,7 +32,7 @@ _STATUS_TEXT = {
 
 
 @cache
-def openapi_document(version: str) -> dict[str, Any]:
+def openapi_document(version: str, cookie_name: str = "session") -> dict[str, Any]:
     """The API document: paths, parameters, bodies and responses from the schemas."""
     wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = []
     for op in api.operations:
@@ -80,7 +80,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             "schemas": schemas,
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer"},
-                "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "session"},
+                "cookieAuth": {"type": "apiKey", "in": "cookie", "name": cookie_name},
             },
         },
         "security": [{"bearerAuth": []}, {"cookieAuth": []}],
@@ -140,5 +140,6 @@ def openapi_json() -> Response:
     except PackageNotFoundError:
         release = "0"
     return current_app.response_class(
-        json.dumps(openapi_document(release)), mimetype="application/json"
+        json.dumps(openapi_document(release, current_app.config["SESSION_COOKIE_NAME"])),
+        mimetype="application/json",
     )
