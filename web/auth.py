@@ -150,7 +150,7 @@ def login() -> Response | BaseResponse | tuple[str, int, dict[str, str]] | str:
         admin = authenticate(db_session(), email, request.form.get("password", ""))
         if admin is not None:
             state.login_throttle.reset(account_key)
-            session.clear()  # a new session id and CSRF token: no fixation across the login
+            session.clear()  # nothing from before the login survives it, the CSRF token included
             session[SESSION_ADMIN_KEY] = admin.id
             session.permanent = True
             csrf_token()

@@ -229,3 +229,18 @@ def test_integral_json_numbers_count_as_integers(api: FlaskClient) -> None:
     assert _create(api, store_id=5.0)["store_id"] == 5
     assert api.post(API, json={**NEW, "store_id": 5.5}).status_code == 422
     assert api.post(API, json={**NEW, "store_id": True}).status_code == 422
+
+
+def test_an_unexpected_failure_is_a_json_500_without_details(
+    api: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from notifier.notifications import admin_notification_service
+
+    def broken(*_args: object, **_kwargs: object) -> int:
+        raise RuntimeError("database exploded: secret connection string")
+
+    monkeypatch.setattr(admin_notification_service, "get_unread_count", broken)
+    response = api.get(f"{API}/unread-count")
+    assert response.status_code == 500 and response.mimetype == "application/json"
+    assert _error(response)["code"] == "internal_error"
+    assert "secret" not in response.get_data(as_text=True)
