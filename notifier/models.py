@@ -111,6 +111,10 @@ class AdminNotification(Base):
         ),
         Index("ix_admin_notifications_created", "created_at", "id"),
         Index("ix_admin_notifications_priority_created", "priority", "created_at"),
+        # Filtered totals count every match; one-column indexes on these few-valued columns
+        # are deduplicated by PostgreSQL into a fraction of the size, so counts read less.
+        Index("ix_admin_notifications_priority", "priority"),
+        Index("ix_admin_notifications_type", "type"),
         Index("ix_admin_notifications_type_created", "type", "created_at"),
         Index("ix_admin_notifications_read_created", "is_read", "created_at"),
         Index("ix_admin_notifications_store_created", "store_id", "created_at"),

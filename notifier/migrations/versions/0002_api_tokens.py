@@ -1,4 +1,4 @@
-"""api tokens
+"""api tokens; one-column indexes for filtered notification counts
 
 Revision ID: 0002
 Revises: 0001
@@ -35,8 +35,16 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_api_tokens_prefix'), ['prefix'], unique=False)
         batch_op.create_index(batch_op.f('ix_api_tokens_user_id'), ['user_id'], unique=False)
 
+    with op.batch_alter_table('admin_notifications', schema=None) as batch_op:
+        batch_op.create_index('ix_admin_notifications_priority', ['priority'], unique=False)
+        batch_op.create_index('ix_admin_notifications_type', ['type'], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('admin_notifications', schema=None) as batch_op:
+        batch_op.drop_index('ix_admin_notifications_type')
+        batch_op.drop_index('ix_admin_notifications_priority')
+
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_tokens_user_id'))
         batch_op.drop_index(batch_op.f('ix_api_tokens_prefix'))
