@@ -61,6 +61,7 @@ class NotifierWeb:
         app.config.setdefault("NOTIFIER_AUTH_FAILURES_PER_IP", 100)
         app.config.setdefault("NOTIFIER_CONTENT_SECURITY_POLICY", _DEFAULT_CSP)
         app.config.setdefault("NOTIFIER_ENGINE_OPTIONS", {})
+        app.config.setdefault("NOTIFIER_POLL_INTERVAL_MS", 60_000)
         # The session cookie carries the login: keep it from scripts and cross-site posts.
         app.config["SESSION_COOKIE_HTTPONLY"] = True
         if not app.config.get("SESSION_COOKIE_SAMESITE"):
@@ -81,9 +82,11 @@ class NotifierWeb:
 
         from .api import api_blueprint, register_api_errors
         from .auth import auth_blueprint, csrf_token, current_admin
+        from .pages import pages_blueprint
 
         app.register_blueprint(api_blueprint)
         app.register_blueprint(auth_blueprint)
+        app.register_blueprint(pages_blueprint)
         register_api_errors(app)
         app.add_template_global(csrf_token, "csrf_token")
         app.add_template_global(current_admin, "current_admin")

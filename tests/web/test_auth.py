@@ -236,7 +236,7 @@ def test_login_page_carries_csrf_meta_and_no_inline_script(client: FlaskClient) 
     html = client.get("/admin/login").get_data(as_text=True)
     assert '<meta name="csrf-token" content="' in html
     assert "<script" not in html and "onclick" not in html
-    assert client.get("/admin/static/notifier/base.css").status_code == 200
+    assert client.get("/admin/static/notifier/notifier.css").status_code == 200
 
 
 def test_login_required_redirects_pages_to_login(app: Flask, admin: Admin) -> None:
