@@ -2,13 +2,13 @@
 
 The app runs on a real HTTP server on localhost (a thread in this process) with a short
 poll interval; each test starts from an empty database and a fresh browser context.
-Screenshots of each page go to test-results/screenshots/ (docs/screenshots/ holds copies).
+Screenshots of each page go to test-results/screenshots/; `make screenshots` copies them
+to docs/screenshots/ for the README.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -395,13 +395,3 @@ def test_phone_width(chromium: Browser, live: LiveServer, admin: Admin, database
     assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
     shoot(page, "notifications-phone")
     ctx.close()
-
-
-def test_screenshots_are_copied_to_docs() -> None:
-    """Not a check of the product: keeps docs/screenshots/ in step when asked to."""
-    if os.environ.get("NOTIFIER_UPDATE_SCREENSHOTS") != "1":
-        pytest.skip("set NOTIFIER_UPDATE_SCREENSHOTS=1 to refresh docs/screenshots/")
-    target = SCREENSHOTS.parents[1] / "docs" / "screenshots"
-    target.mkdir(parents=True, exist_ok=True)
-    for shot in SCREENSHOTS.glob("*.png"):
-        shutil.copy(shot, target / shot.name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import url_for
-from sqlalchemy import select
 
 from notifier.models import AdminNotification, AdminUser
 from notifier.notifications import admin_notification_service as service
@@ -77,11 +76,7 @@ def list_notifications(query: NotificationQuery) -> Reply:
 def create_notification(body: NotificationCreate) -> Reply:
     """Create a notification, idempotently when a dedup_key is given."""
     db = db_session()
-    existed = body.dedup_key is not None and (
-        db.scalar(select(AdminNotification.id).where(AdminNotification.dedup_key == body.dedup_key))
-        is not None
-    )
-    notification = service.create_notification(
+    notification, created = service.create_or_get_notification(
         db,
         type=body.type,
         title=body.title,
@@ -97,7 +92,7 @@ def create_notification(body: NotificationCreate) -> Reply:
     location = url_for(".get_notification", notification_id=notification.id)
     return (
         NotificationOut.model_validate(notification),
-        200 if existed else 201,
+        201 if created else 200,
         {"Location": location},
     )
 
