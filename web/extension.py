@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from weakref import WeakKeyDictionary
+from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy.orm import Session
@@ -106,6 +107,11 @@ def app_state() -> _AppState:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     extension: NotifierWeb = app.extensions["notifier"]
     return extension.state(app)
+
+
+def app_timezone() -> ZoneInfo:
+    """The zone in which this app counts "today" (``NOTIFIER_TIMEZONE`` in its config)."""
+    return configured_timezone({"NOTIFIER_TIMEZONE": current_app.config["NOTIFIER_TIMEZONE"]})
 
 
 def db_session() -> Session:

@@ -19,12 +19,11 @@ from notifier import (
     admin_notification_service,
     platform_alert_service,
 )
-from notifier.config import configured_timezone
 from notifier.validation import is_safe_url
 
 from .auth import login_required
 from .chart import daily_chart
-from .extension import ADMIN_PREFIX, db_session
+from .extension import ADMIN_PREFIX, app_timezone, db_session
 
 PER_PAGE = 25
 
@@ -113,7 +112,7 @@ def index() -> Response:
 def notifications() -> str:
     """The notifications page: statistics, chart, and the tab and filters in the URL."""
     session = db_session()
-    zone = configured_timezone({"NOTIFIER_TIMEZONE": current_app.config["NOTIFIER_TIMEZONE"]})
+    zone = app_timezone()
     tab = "alerts" if request.args.get("tab") == "alerts" else "notifications"
     filters = Filters()
     page = _page_number()

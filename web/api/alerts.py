@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from flask import current_app, url_for
+from flask import url_for
 
 from notifier.alerts import platform_alert_service as service
-from notifier.config import configured_timezone
 from notifier.models import PlatformAlert
 
 from ..auth import current_admin
-from ..extension import db_session
+from ..extension import app_timezone, db_session
 from . import api
 from .errors import ApiError
 from .operations import READ_ERRORS, WRITE_ERRORS, Reply
@@ -90,8 +89,7 @@ def create_alert(body: AlertCreate) -> Reply:
 )
 def alert_stats() -> Reply:
     """The alert statistics."""
-    zone = configured_timezone({"NOTIFIER_TIMEZONE": current_app.config["NOTIFIER_TIMEZONE"]})
-    stats = service.get_statistics(db_session(), tz=zone)
+    stats = service.get_statistics(db_session(), tz=app_timezone())
     return AlertStatsOut.model_validate(stats), 200
 
 
