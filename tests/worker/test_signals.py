@@ -16,10 +16,7 @@ from .conftest import alerts, notifications, settle
 def run(app: Celery, name: str, *args: Any, **kwargs: Any) -> Any:
     """Send one task and wait for it to finish; returns its AsyncResult."""
     result = app.tasks[name].apply_async(args=args, kwargs=kwargs)
-    try:
-        result.get(timeout=30, propagate=False)
-    except Exception:
-        pass
+    result.get(timeout=30, propagate=False)
     return result
 
 

@@ -7,9 +7,9 @@ In-process tests call ``define_tasks(app)`` on their own app; subprocess workers
 from __future__ import annotations
 
 import os
-from functools import partial
 import signal
 import time
+from functools import partial
 from typing import Any
 
 from celery import Celery, Task
