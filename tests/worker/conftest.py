@@ -24,6 +24,7 @@ from sqlalchemy import func
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import make_url
 
+import worker.jobs  # noqa: F401  (registers the bundled jobs on every app)
 from notifier import AdminNotification, Database, PlatformAlert
 from worker import install, uninstall
 
@@ -210,8 +211,8 @@ def start_workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
         return worker
 
     yield start
-    for worker in started:
-        worker.stop()
+    for process in started:
+        process.stop()
 
 
 @pytest.fixture
