@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, literal_column, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from .config import configured_timezone
@@ -15,22 +14,8 @@ from .errors import AlreadyResolvedError
 from .models import AdminNotification, PlatformAlert
 from .notifications import page_bounds
 from .types import utcnow
+from .upserts import upsert_alert
 from .validation import FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX, Checker
-
-_SEVERITY_RANK = {severity.value: severity.rank for severity in Severity}
-
-# Merge two JSON arrays into their sorted union, inside the upsert statement itself.
-_MERGE_SQL = {
-    "postgresql": (
-        "COALESCE((SELECT jsonb_agg(DISTINCT e ORDER BY e) FROM jsonb_array_elements("
-        "platform_alerts.{col} || excluded.{col}) AS e), '[]'::jsonb)"
-    ),
-    "sqlite": (
-        "(SELECT json_group_array(value) FROM (SELECT value FROM json_each("
-        "platform_alerts.{col}) UNION SELECT value FROM json_each(excluded.{col}) ORDER BY value))"
-    ),
-}
-_OPEN_PREDICATE = {"postgresql": "NOT is_resolved", "sqlite": "is_resolved = 0"}
 
 
 def default_fingerprint(alert_type: AlertType | str, title: str) -> str:
@@ -108,38 +93,16 @@ class PlatformAlertService:
             fingerprint=fingerprint,
         )
         now = utcnow()
-        dialect = db.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(PlatformAlert).values(
-            **values,
+        values.update(
             occurrence_count=1,
             first_occurred_at=now,
             last_occurred_at=now,
             is_resolved=False,
             created_at=now,
         )
-        table = PlatformAlert.__table__.c
-        merge = _MERGE_SQL[dialect]
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["fingerprint"],
-            index_where=text(_OPEN_PREDICATE[dialect]),
-            set_={
-                "occurrence_count": table.occurrence_count + 1,
-                "last_occurred_at": stmt.excluded.last_occurred_at,
-                "severity": case(
-                    (
-                        _rank(stmt.excluded.severity) > _rank(table.severity),
-                        stmt.excluded.severity,
-                    ),
-                    else_=table.severity,
-                ),
-                "description": func.coalesce(stmt.excluded.description, table.description),
-                "affected_stores": literal_column(merge.format(col="affected_stores")),
-                "affected_systems": literal_column(merge.format(col="affected_systems")),
-            },
-        )
-        alert = db.scalars(
-            stmt.returning(PlatformAlert), execution_options={"populate_existing": True}
+        statement = upsert_alert(db.get_bind().dialect.name)
+        alert: PlatformAlert = db.scalars(
+            statement, values, execution_options={"populate_existing": True}
         ).one()
         created = alert.occurrence_count == 1
         if created:
@@ -176,7 +139,9 @@ class PlatformAlertService:
         check = Checker()
         conditions = []
         if alert_type is not None:
-            conditions.append(PlatformAlert.alert_type == check.enum("alert_type", alert_type, AlertType))
+            conditions.append(
+                PlatformAlert.alert_type == check.enum("alert_type", alert_type, AlertType)
+            )
         if severity is not None:
             conditions.append(PlatformAlert.severity == check.enum("severity", severity, Severity))
         if is_resolved is not None:
@@ -312,10 +277,6 @@ class PlatformAlertService:
         if values["fingerprint"] is None:
             values["fingerprint"] = default_fingerprint(values["alert_type"], values["title"])
         return values
-
-
-def _rank(column: Any) -> ColumnElement[int]:
-    return case(_SEVERITY_RANK, value=column, else_=0)
 
 
 platform_alert_service = PlatformAlertService()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 from importlib.metadata import entry_points
 
 import click
@@ -92,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

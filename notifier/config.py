@@ -14,7 +14,7 @@ from sqlalchemy.exc import ArgumentError
 
 from .errors import ConfigurationError
 
-_SECRET_FILE = "secret_key"
+_SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 
 
 @dataclass(frozen=True)

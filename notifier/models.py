@@ -27,7 +27,6 @@ from .enums import AlertType, NotificationType, Priority, Severity
 from .types import JSONType, UTCDateTime, utcnow
 from .validation import ACTION_URL_MAX, FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX
 
-
 # Stable constraint names, so migrations can refer to them on every backend.
 _NAMING = {
     "ix": "ix_%(column_0_label)s",

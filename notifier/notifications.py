@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import case, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from .config import configured_timezone
 from .enums import NotificationType, Priority
 from .models import AdminNotification
 from .types import utcnow
+from .upserts import insert_notification_once
 from .validation import FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX, Checker
 
 MAX_PAGE = 200
+# A plain INSERT ... RETURNING loaded as the ORM object: one cached statement, no flush.
+_TABLE = AdminNotification.__table__
+_INSERT = select(AdminNotification).from_statement(insert(_TABLE).returning(*_TABLE.c))  # type: ignore[arg-type]
+_FRESH = {"populate_existing": True}
+
+
+@dataclass(frozen=True)
+class DailyCount:
+    """How many notifications of each priority were created on one local day."""
+
+    date: date
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        """All priorities together."""
+        return sum(self.counts.values())
 
 
 def page_bounds(skip: int, limit: int) -> tuple[int, int]:
@@ -62,22 +82,21 @@ class AdminNotificationService:
         check.done()
         values["action_required"] = action_required
 
-        if values["dedup_key"] is None:
-            notification = AdminNotification(**values)
-            db.add(notification)
-            db.flush()
-            return notification
-
         values.update(is_read=False, created_at=utcnow())
-        stmt = _dialect_insert(db).values(**values)
-        stmt = stmt.on_conflict_do_nothing(index_elements=["dedup_key"])
-        created = db.scalars(stmt.returning(AdminNotification)).first()
+        if values["dedup_key"] is None:
+            notification: AdminNotification = db.scalars(
+                _INSERT, values, execution_options=_FRESH
+            ).one()
+            return notification
+        created: AdminNotification | None = db.scalars(
+            insert_notification_once(), values, execution_options=_FRESH
+        ).first()
         if created is not None:
             return created
-        existing = db.scalars(
+        # The key exists (or a racing transaction just committed it): return that row.
+        return db.scalars(
             select(AdminNotification).where(AdminNotification.dedup_key == values["dedup_key"])
         ).one()
-        return existing
 
     def get_notifications(
         self,
@@ -94,13 +113,17 @@ class AdminNotificationService:
         check = Checker()
         conditions = []
         if priority is not None:
-            conditions.append(AdminNotification.priority == check.enum("priority", priority, Priority))
+            conditions.append(
+                AdminNotification.priority == check.enum("priority", priority, Priority)
+            )
         if type is not None:
             conditions.append(AdminNotification.type == check.enum("type", type, NotificationType))
         if is_read is not None:
             conditions.append(AdminNotification.is_read.is_(bool(is_read)))
         if store_id is not None:
-            conditions.append(AdminNotification.store_id == check.optional_int("store_id", store_id))
+            conditions.append(
+                AdminNotification.store_id == check.optional_int("store_id", store_id)
+            )
         check.done()
         skip, limit = page_bounds(skip, limit)
         total = db.scalar(select(func.count()).select_from(AdminNotification).where(*conditions))
@@ -133,6 +156,39 @@ class AdminNotificationService:
             .where(AdminNotification.is_read.is_(False))
         )
         return int(count or 0)
+
+    def get_daily_counts(
+        self,
+        db: Session,
+        *,
+        days: int = 14,
+        tz: tzinfo | None = None,
+        now: datetime | None = None,
+    ) -> list[DailyCount]:
+        """Notifications created per local day and priority, oldest day first, zeros included.
+
+        Days are calendar days in ``tz`` (default ``NOTIFIER_TIMEZONE``); the last is today.
+        One grouped query over the ``created_at`` index, on both databases.
+        """
+        days = max(1, min(int(days), 90))
+        zone = tz or configured_timezone()
+        today = (now or utcnow()).astimezone(zone).date()
+        dates = [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+        starts = [datetime.combine(day, time.min, tzinfo=zone) for day in dates]
+        # The day index of a row is how many later midnights it is at or after.
+        day_index = sum(
+            (case((AdminNotification.created_at >= start, 1), else_=0) for start in starts[1:]),
+            start=literal(0),
+        )
+        rows = db.execute(
+            select(day_index.label("day"), AdminNotification.priority, func.count())
+            .where(AdminNotification.created_at >= starts[0])
+            .group_by(day_index, AdminNotification.priority)
+        ).all()
+        result = [DailyCount(day, dict.fromkeys((p.value for p in Priority), 0)) for day in dates]
+        for index, priority, count in rows:
+            result[int(index)].counts[Priority(priority).value] += int(count)
+        return result
 
     def get_notification(self, db: Session, notification_id: int) -> AdminNotification | None:
         """One notification by id, or None."""
@@ -230,7 +286,11 @@ class AdminNotificationService:
             message=_clip(error_message, MESSAGE_MAX),
             action_required=True,
             action_url=_store_url(store_id),
-            metadata={**(extra or {}), "store_name": store_name, "error_message": error_message[:2000]},
+            metadata={
+                **(extra or {}),
+                "store_name": store_name,
+                "error_message": error_message[:2000],
+            },
             store_id=store_id,
             dedup_key=dedup_key,
         )
@@ -248,12 +308,16 @@ class AdminNotificationService:
     ) -> AdminNotification:
         """An order references products the store does not have (high)."""
         products = [str(p) for p in unmatched_products]
-        shown = ", ".join(products[:20]) + (f" and {len(products) - 20} more" if len(products) > 20 else "")
+        shown = ", ".join(products[:20]) + (
+            f" and {len(products) - 20} more" if len(products) > 20 else ""
+        )
         return self.create_notification(
             db,
             type=NotificationType.ORDER_EXCEPTION,
             priority=Priority.HIGH,
-            title=_clip(f"Order {order_number} from {store_name} has unmatched products", TITLE_MAX),
+            title=_clip(
+                f"Order {order_number} from {store_name} has unmatched products", TITLE_MAX
+            ),
             message=_clip(
                 f"Order {order_number} references {len(products)} product(s) not in the catalogue: "
                 f"{shown}",
@@ -339,13 +403,6 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _dialect_insert(db: Session) -> Any:
-    """The INSERT construct of the session's dialect, which knows ON CONFLICT."""
-    if db.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(AdminNotification)
-    return sqlite.insert(AdminNotification)
-
-
 admin_notification_service = AdminNotificationService()
 
-__all__ = ["AdminNotificationService", "admin_notification_service"]
+__all__ = ["AdminNotificationService", "DailyCount", "admin_notification_service"]

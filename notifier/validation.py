@@ -44,9 +44,7 @@ class Checker:
             self.fail(field, f"must be one of: {allowed}")
             return next(iter(enum_cls))
 
-    def text(
-        self, field: str, value: Any, *, max_length: int, required: bool = True
-    ) -> str | None:
+    def text(self, field: str, value: Any, *, max_length: int, required: bool = True) -> str | None:
         """A string of at most ``max_length`` characters; blank counts as missing."""
         if value is None or (isinstance(value, str) and not value.strip()):
             if required:

@@ -13,6 +13,8 @@ from notifier import (
     NotificationType,
     Priority,
     ValidationError,
+)
+from notifier import (
     admin_notification_service as service,
 )
 from notifier.users import create_admin
@@ -278,3 +280,39 @@ def test_valid_action_urls_are_kept(db_session: Session) -> None:
 def test_bad_filter_values_are_refused(db_session: Session) -> None:
     with pytest.raises(ValidationError):
         service.get_notifications(db_session, priority="urgent")
+
+
+def test_daily_counts_bucket_by_local_day_and_priority(db_session: Session) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import update
+
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    when = {
+        "today": now - timedelta(hours=1),
+        "yesterday": now - timedelta(days=1),
+        "late utc": datetime(2026, 3, 8, 23, 30, tzinfo=UTC),  # 9 March in Luxembourg
+        "too old": now - timedelta(days=20),
+    }
+    for label, moment in when.items():
+        for priority in ("high", "critical") if label == "today" else ("low",):
+            note = service.create_notification(
+                db_session, type="system_info", title=label, message="m", priority=priority
+            )
+            db_session.execute(
+                update(AdminNotification)
+                .where(AdminNotification.id == note.id)
+                .values(created_at=moment)
+            )
+    db_session.commit()
+    utc_days = service.get_daily_counts(db_session, days=14, tz=UTC, now=now)
+    assert len(utc_days) == 14
+    assert utc_days[-1].date.isoformat() == "2026-03-10"
+    assert utc_days[-1].counts == {"low": 0, "normal": 0, "high": 1, "critical": 1}
+    assert utc_days[-2].counts["low"] == 1
+    assert utc_days[-3].counts["low"] == 1  # 8 March in UTC
+    assert sum(day.total for day in utc_days) == 4  # the 20-day-old one is outside
+    lux_days = service.get_daily_counts(db_session, tz=ZoneInfo("Europe/Luxembourg"), now=now)
+    assert lux_days[-2].counts["low"] == 2  # yesterday and 23:30 UTC on the 8th
+    assert lux_days[-3].total == 0

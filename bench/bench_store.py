@@ -1,0 +1,185 @@
+"""Store benchmark on PostgreSQL: the services against raw psycopg, side by side in one run.
+
+    .venv/bin/python bench/bench_store.py [--rows 3000] [--calls 500] [--rounds 5]
+
+(1) ``create_notification`` + commit per row, against a raw psycopg INSERT + COMMIT of the
+    same row. Target: at least 0.6 of raw.
+(2) ``create_or_increment_alert`` from 8 processes on one fingerprint, against the same
+    upsert written as raw SQL from 8 processes. Target: at least 0.6 of raw, count exact.
+
+Variants alternate round by round so machine noise hits both alike; ratios are of totals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import time
+import uuid
+from multiprocessing.synchronize import Barrier
+
+import psycopg
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from notifier import Database, admin_notification_service, platform_alert_service
+from notifier.migrate import upgrade
+
+ADMIN_URL = os.environ.get(
+    "NOTIFIER_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+PROCESSES = 8
+_fork = multiprocessing.get_context("fork")
+
+RAW_UPSERT = """
+INSERT INTO platform_alerts (alert_type, severity, title, affected_stores, affected_systems,
+    fingerprint, occurrence_count, first_occurred_at, last_occurred_at, is_resolved,
+    alert_metadata, created_at)
+VALUES ('integration', 'error', %(title)s, '[1]', '[]', %(fp)s, 1, now(), now(), false,
+    '{}', now())
+ON CONFLICT (fingerprint) WHERE NOT is_resolved DO UPDATE SET
+    occurrence_count = platform_alerts.occurrence_count + 1,
+    last_occurred_at = excluded.last_occurred_at
+"""
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def bench_create(url: str, rows: int) -> tuple[float, float]:
+    """Seconds for ``rows`` service inserts and for ``rows`` raw inserts."""
+    database = Database(url)
+    metadata = {"job_id": 1, "store_name": "Acme"}
+    start = time.perf_counter()
+    for i in range(rows):
+        with database.session_scope() as db:
+            admin_notification_service.create_notification(
+                db,
+                type="import_failure",
+                priority="high",
+                title=f"Import failed for store {i}",
+                message="CSV parsing failed: invalid column format",
+                metadata=metadata,
+                store_id=5,
+            )
+    ours = time.perf_counter() - start
+    database.dispose()
+
+    with psycopg.connect(_libpq(url)) as conn:
+        start = time.perf_counter()
+        for i in range(rows):
+            conn.execute(
+                "INSERT INTO admin_notifications (type, priority, title, message, is_read,"
+                " action_required, notification_metadata, store_id, created_at)"
+                " VALUES ('import_failure', 'high', %s, %s, false, false, %s, 5, now())",
+                (
+                    f"Import failed for store {i}",
+                    "CSV parsing failed: invalid column format",
+                    json.dumps(metadata),
+                ),
+            )
+            conn.commit()
+        raw = time.perf_counter() - start
+    return ours, raw
+
+
+def _service_upserts(url: str, barrier: Barrier, calls: int, fp: str) -> None:
+    database = Database(url)
+    barrier.wait()
+    for _ in range(calls):
+        with database.session_scope() as db:
+            platform_alert_service.create_or_increment_alert(
+                db,
+                alert_type="integration",
+                severity="error",
+                title="Marketplace unreachable",
+                fingerprint=fp,
+                affected_stores=[1],
+            )
+    database.dispose()
+
+
+def _raw_upserts(url: str, barrier: Barrier, calls: int, fp: str) -> None:
+    with psycopg.connect(_libpq(url)) as conn:
+        barrier.wait()
+        for _ in range(calls):
+            conn.execute(RAW_UPSERT, {"title": "Marketplace unreachable", "fp": fp})
+            conn.commit()
+
+
+def bench_upsert(url: str, target: object, calls: int) -> tuple[float, int]:
+    """Seconds for 8 processes x ``calls`` upserts on one fresh fingerprint; final count."""
+    fp = f"bench-{uuid.uuid4().hex}"
+    barrier = _fork.Barrier(PROCESSES + 1)
+    procs = [
+        _fork.Process(target=target, args=(url, barrier, calls, fp))  # type: ignore[arg-type]
+        for _ in range(PROCESSES)
+    ]
+    for proc in procs:
+        proc.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for proc in procs:
+        proc.join()
+    elapsed = time.perf_counter() - start
+    assert all(proc.exitcode == 0 for proc in procs)
+    with psycopg.connect(_libpq(url)) as conn:
+        row = conn.execute(
+            "SELECT count(*), sum(occurrence_count) FROM platform_alerts WHERE fingerprint = %s",
+            (fp,),
+        ).fetchone()
+    assert row is not None
+    alerts, total = row
+    if alerts != 1 or total != PROCESSES * calls:
+        raise SystemExit(f"count wrong: {alerts} alerts, occurrence_count {total}")
+    return elapsed, int(total)
+
+
+def main() -> None:
+    """Run both benchmarks and print the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=3000, help="inserts per variant per round")
+    parser.add_argument("--calls", type=int, default=500, help="upserts per process per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    name = f"notifier_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        ours_total = raw_total = 0.0
+        svc_total = rawu_total = 0.0
+        for r in range(args.rounds):
+            ours, raw = bench_create(url, args.rows)
+            ours_total, raw_total = ours_total + ours, raw_total + raw
+            svc, count_svc = bench_upsert(url, _service_upserts, args.calls)
+            rawu, count_raw = bench_upsert(url, _raw_upserts, args.calls)
+            svc_total, rawu_total = svc_total + svc, rawu_total + rawu
+            print(
+                f"round {r + 1}: create {args.rows / ours:8.0f}/s vs raw {args.rows / raw:8.0f}/s"
+                f" | upsert x{PROCESSES} {count_svc / svc:7.0f}/s vs raw {count_raw / rawu:7.0f}/s"
+                f" (count {count_svc} exact)"
+            )
+        n = args.rows * args.rounds
+        m = PROCESSES * args.calls * args.rounds
+        print()
+        print(f"create_notification+commit: {n / ours_total:8.0f} rows/s")
+        print(f"raw psycopg INSERT+COMMIT:  {n / raw_total:8.0f} rows/s")
+        print(f"ratio (target >= 0.60):     {raw_total / ours_total:8.2f}")
+        print(f"create_or_increment x{PROCESSES}:     {m / svc_total:8.0f} upserts/s")
+        print(f"raw SQL upsert x{PROCESSES}:          {m / rawu_total:8.0f} upserts/s")
+        print(f"ratio (target >= 0.60):     {rawu_total / svc_total:8.2f}")
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

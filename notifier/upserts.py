@@ -1,0 +1,112 @@
+"""The two race-safe statements, written once per dialect as cached, typed SQL.
+
+SQLAlchemy 2.0 cannot cache the compiled form of ``on_conflict_do_*`` constructs, so
+building them per call costs more than the round trip to the database. These are plain
+``text()`` statements with typed parameters and typed result columns, compiled once and
+loaded as ORM objects through ``select(Entity).from_statement(...)``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Boolean, bindparam, select, text
+from sqlalchemy.sql.selectable import ExecutableReturnsRows
+
+from .enums import Severity
+from .models import AdminNotification, PlatformAlert
+
+_NOTIFICATION_COLUMNS = (
+    "type",
+    "priority",
+    "title",
+    "message",
+    "is_read",
+    "action_required",
+    "action_url",
+    "notification_metadata",
+    "store_id",
+    "dedup_key",
+    "created_at",
+)
+_ALERT_COLUMNS = (
+    "alert_type",
+    "severity",
+    "title",
+    "description",
+    "affected_stores",
+    "affected_systems",
+    "fingerprint",
+    "occurrence_count",
+    "first_occurred_at",
+    "last_occurred_at",
+    "is_resolved",
+    "alert_metadata",
+    "created_at",
+)
+# The partial unique index's predicate, spelled as each dialect stored it.
+_OPEN = {"postgresql": "NOT is_resolved", "sqlite": "is_resolved = 0"}
+# The sorted union of two JSON arrays, computed inside the statement.
+_MERGE = {
+    "postgresql": (
+        "COALESCE((SELECT jsonb_agg(DISTINCT e ORDER BY e) FROM jsonb_array_elements("
+        "platform_alerts.{col} || excluded.{col}) AS e), '[]'::jsonb)"
+    ),
+    "sqlite": (
+        "(SELECT json_group_array(value) FROM (SELECT value FROM json_each("
+        "platform_alerts.{col}) UNION SELECT value FROM json_each(excluded.{col}) ORDER BY value))"
+    ),
+}
+
+
+def _rank(column: str) -> str:
+    whens = " ".join(f"WHEN '{s.value}' THEN {s.rank}" for s in Severity)
+    return f"(CASE {column} {whens} ELSE 0 END)"
+
+
+def _typed(sql: str, entity: Any, names: tuple[str, ...]) -> ExecutableReturnsRows:
+    table = entity.__table__
+    params = [
+        bindparam(name, type_=Boolean() if name.startswith("is_") else table.c[name].type)
+        for name in names
+    ]
+    statement = text(sql).bindparams(*params).columns(*table.c)
+    return select(entity).from_statement(statement)
+
+
+def _insert_sql(table: str, names: tuple[str, ...]) -> str:
+    # Only our own table and column names are spliced in; every value is a bound parameter.
+    columns, values = ", ".join(names), ", ".join(":" + name for name in names)
+    return f"INSERT INTO {table} ({columns}) VALUES ({values})"  # noqa: S608
+
+
+@cache
+def insert_notification_once() -> ExecutableReturnsRows:
+    """INSERT a notification unless its dedup_key exists; RETURNING the new row, if any."""
+    columns = ", ".join(c.name for c in AdminNotification.__table__.c)
+    sql = (
+        _insert_sql("admin_notifications", _NOTIFICATION_COLUMNS)
+        + f" ON CONFLICT (dedup_key) DO NOTHING RETURNING {columns}"
+    )
+    return _typed(sql, AdminNotification, _NOTIFICATION_COLUMNS)
+
+
+@cache
+def upsert_alert(dialect: str) -> ExecutableReturnsRows:
+    """INSERT an open alert, or count one more occurrence of the open one; RETURNING it."""
+    columns = ", ".join(c.name for c in PlatformAlert.__table__.c)
+    merge = _MERGE[dialect]
+    sql = (
+        _insert_sql("platform_alerts", _ALERT_COLUMNS)
+        + f" ON CONFLICT (fingerprint) WHERE {_OPEN[dialect]} DO UPDATE SET"
+        " occurrence_count = platform_alerts.occurrence_count + 1,"
+        " last_occurred_at = excluded.last_occurred_at,"
+        f" severity = CASE WHEN {_rank('excluded.severity')} > {_rank('platform_alerts.severity')}"
+        " THEN excluded.severity ELSE platform_alerts.severity END,"
+        " description = COALESCE(excluded.description, platform_alerts.description),"
+        f" affected_stores = {merge.format(col='affected_stores')},"
+        f" affected_systems = {merge.format(col='affected_systems')}"
+        f" RETURNING {columns}"
+    )
+    return _typed(sql, PlatformAlert, _ALERT_COLUMNS)

@@ -1,0 +1,101 @@
+"""The ``notifier`` command: init-db and create-admin, run as a user would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from notifier import AdminUser, Database
+from notifier.users import authenticate
+
+
+def _notifier(
+    tmp_path: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "NOTIFIER_INSTANCE_PATH": str(tmp_path / "instance")}
+    return subprocess.run(
+        [sys.executable, "-m", "notifier.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        cwd=tmp_path,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def cli_db(tmp_path: Path) -> Database:
+    result = _notifier(tmp_path, "init-db")
+    assert result.returncode == 0, result.stderr
+    assert "Database ready" in result.stdout
+    return Database(f"sqlite:///{tmp_path / 'instance' / 'notifier.db'}")
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    result = _notifier(tmp_path, "--help")
+    assert result.returncode == 0
+    assert "init-db" in result.stdout and "create-admin" in result.stdout
+
+
+def test_init_db_is_safe_twice(tmp_path: Path, cli_db: Database) -> None:
+    result = _notifier(tmp_path, "init-db")
+    assert result.returncode == 0, result.stderr
+
+
+def test_create_admin_hashes_the_password(tmp_path: Path, cli_db: Database) -> None:
+    result = _notifier(tmp_path, "create-admin", "Ops@Example.com", "--password", "hunter2hunter2")
+    assert result.returncode == 0, result.stderr
+    with cli_db.session_scope() as db:
+        user = db.scalars(select(AdminUser)).one()
+        assert user.email == "Ops@Example.com"
+        assert "hunter2" not in user.password_hash
+        assert authenticate(db, "ops@example.com", "hunter2hunter2") is not None
+        assert authenticate(db, "ops@example.com", "wrong") is None
+
+
+def test_create_admin_prompts_when_password_is_omitted(tmp_path: Path, cli_db: Database) -> None:
+    result = _notifier(
+        tmp_path, "create-admin", "a@example.com", stdin="pass-word-1\npass-word-1\n"
+    )
+    assert result.returncode == 0, result.stderr
+    with cli_db.session_scope() as db:
+        assert authenticate(db, "a@example.com", "pass-word-1") is not None
+
+
+def test_duplicate_email_is_refused_case_insensitively(tmp_path: Path, cli_db: Database) -> None:
+    assert (
+        _notifier(tmp_path, "create-admin", "a@example.com", "--password", "12345678").returncode
+        == 0
+    )
+    result = _notifier(tmp_path, "create-admin", "A@EXAMPLE.COM", "--password", "12345678")
+    assert result.returncode != 0
+    assert "already exists" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_empty_password_is_refused(tmp_path: Path, cli_db: Database) -> None:
+    result = _notifier(tmp_path, "create-admin", "a@example.com", "--password", "")
+    assert result.returncode != 0
+    assert "password must not be empty" in result.stderr
+    with cli_db.session_scope() as db:
+        assert db.scalars(select(AdminUser)).all() == []
+
+
+def test_bad_database_url_is_explained(tmp_path: Path) -> None:
+    env_url = "NOTIFIER_DATABASE_URL=mysql://x/y"
+    result = subprocess.run(
+        [sys.executable, "-m", "notifier.cli", "init-db"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", env_url.split("=")[0]: env_url.split("=", 1)[1]},
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "supports 'sqlite' and 'postgresql'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,106 @@
+"""Settings from the environment, and engines that behave."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from notifier import ConfigurationError, Settings
+from notifier.db import Database, make_engine
+
+
+def test_defaults_live_in_the_instance_folder(tmp_path: Path) -> None:
+    settings = Settings.from_env({"NOTIFIER_INSTANCE_PATH": str(tmp_path / "inst")})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'inst' / 'notifier.db'}"
+    assert settings.broker_url == f"sqla+sqlite:///{tmp_path / 'inst' / 'broker.db'}"
+    assert settings.timezone == "UTC"
+    assert len(settings.secret_key) >= 32
+    # the generated secret is kept, so a restart keeps sessions valid
+    again = Settings.from_env({"NOTIFIER_INSTANCE_PATH": str(tmp_path / "inst")})
+    assert again.secret_key == settings.secret_key
+    assert oct((tmp_path / "inst" / "secret_key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_explicit_values_win(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "NOTIFIER_INSTANCE_PATH": str(tmp_path),
+            "NOTIFIER_DATABASE_URL": "postgresql+psycopg://u@db/x",
+            "NOTIFIER_BROKER_URL": "redis://localhost:6379/0",
+            "NOTIFIER_SECRET_KEY": "s3cret",
+            "NOTIFIER_TIMEZONE": "Europe/Luxembourg",
+        }
+    )
+    assert settings.database_url == "postgresql+psycopg://u@db/x"
+    assert settings.broker_url == "redis://localhost:6379/0"
+    assert settings.secret_key == "s3cret"
+    assert str(settings.tz) == "Europe/Luxembourg"
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"NOTIFIER_DATABASE_URL": "not a url"}, "is not a SQLAlchemy URL"),
+        ({"NOTIFIER_DATABASE_URL": "mysql://u@h/db"}, "supports 'sqlite' and 'postgresql'"),
+        ({"NOTIFIER_TIMEZONE": "Mars/Olympus"}, "is not a known time zone"),
+    ],
+)
+def test_bad_settings_say_what_to_do(tmp_path: Path, env: dict[str, str], says: str) -> None:
+    with pytest.raises(ConfigurationError, match=says):
+        Settings.from_env({"NOTIFIER_INSTANCE_PATH": str(tmp_path), **env})
+
+
+def test_instance_path_that_is_a_file_is_explained(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigurationError, match="NOTIFIER_DATABASE_URL is not set"):
+        Settings.from_env({"NOTIFIER_INSTANCE_PATH": str(blocker / "inst")})
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 15_000
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    engine.dispose()
+
+
+def test_naive_datetimes_are_refused(db_session: object) -> None:
+    from notifier import AdminNotification
+
+    note = AdminNotification(
+        type="system_info", title="t", message="m", created_at=datetime(2026, 1, 1)
+    )
+    db_session.add(note)  # type: ignore[attr-defined]
+    with pytest.raises(Exception, match="naive datetime"):
+        db_session.flush()  # type: ignore[attr-defined]
+
+
+def test_forked_child_does_not_reuse_the_parents_connection(postgres_url: str) -> None:
+    database = Database(postgres_url)
+    with database.engine.connect() as conn:
+        parent_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        try:
+            with database.engine.connect() as conn:
+                pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+            os.write(write, str(pid).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(child, 0)
+    child_backend = int(os.read(read, 64).decode())
+    os.close(read)
+    assert status == 0
+    assert child_backend != parent_pid
+    # and the parent's pooled connection still works after the child exits
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar() == parent_pid
+    database.dispose()

@@ -1,0 +1,175 @@
+"""The admin pages: the notifications page (two tabs) and the header bell's settings."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, current_app, render_template, request, url_for
+from sqlalchemy import select
+
+from notifier import (
+    AdminUser,
+    AlertType,
+    NotificationType,
+    Priority,
+    Severity,
+    admin_notification_service,
+    platform_alert_service,
+)
+from notifier.validation import is_safe_url
+
+from .chart import daily_chart
+
+PER_PAGE = 25
+
+bp = Blueprint(
+    "notifier_pages",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/admin/static",
+)
+
+
+@dataclass
+class Listing:
+    """One page of a list, with what the pager needs."""
+
+    items: list[Any]
+    total: int
+    page: int
+    pages: int
+    prev_url: str | None = None
+    next_url: str | None = None
+
+
+@dataclass
+class Filters:
+    """The filters read from the query string; unknown values are dropped with a notice."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+
+    def choice(self, name: str, allowed: list[str]) -> str | None:
+        """A query parameter that must be one of ``allowed``."""
+        raw = request.args.get(name, "").strip()
+        if raw and raw not in allowed:
+            self.notices.append(f"Ignored unknown {name.replace('_', ' ')} {raw!r}.")
+            raw = ""
+        self.values[name] = raw or None
+        return raw or None
+
+    def flag(self, name: str) -> bool | None:
+        """A ``true``/``false`` query parameter."""
+        value = self.choice(name, ["true", "false"])
+        return None if value is None else value == "true"
+
+    def integer(self, name: str) -> int | None:
+        """A non-negative integer query parameter."""
+        raw = request.args.get(name, "").strip()
+        if raw and not raw.isdigit():
+            self.notices.append(f"Ignored {name.replace('_', ' ')} {raw!r}: not a number.")
+            raw = ""
+        self.values[name] = int(raw) if raw else None
+        return self.values[name]  # type: ignore[no-any-return]
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter narrows the list."""
+        return any(v is not None for k, v in self.values.items() if k != "page")
+
+
+def _page_number() -> int:
+    raw = request.args.get("page", "1")
+    return max(1, int(raw)) if raw.isdigit() else 1
+
+
+def _listing(items: list[Any], total: int, page: int) -> Listing:
+    pages = max(1, math.ceil(total / PER_PAGE))
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "page"}
+    listing = Listing(items, total, page, pages)
+    if page > 1:
+        listing.prev_url = url_for(".notifications", **(args | {"page": page - 1}))
+    if page < pages:
+        listing.next_url = url_for(".notifications", **(args | {"page": page + 1}))
+    return listing
+
+
+def _enum_values(enum_cls: Any) -> list[str]:
+    return [member.value for member in enum_cls]
+
+
+def notifications_page(session: Any) -> str:
+    """Render the notifications page for the current query string."""
+    tab = "alerts" if request.args.get("tab") == "alerts" else "notifications"
+    filters = Filters()
+    page = _page_number()
+    skip = (page - 1) * PER_PAGE
+    notifications = alerts = None
+    user_ids: set[int] = set()
+    if tab == "notifications":
+        notes, total = admin_notification_service.get_notifications(
+            session,
+            priority=filters.choice("priority", _enum_values(Priority)),
+            type=filters.choice("type", _enum_values(NotificationType)),
+            is_read=filters.flag("is_read"),
+            store_id=filters.integer("store_id"),
+            skip=skip,
+            limit=PER_PAGE,
+        )
+        notifications = _listing(notes, total, page)
+        user_ids = {n.read_by_user_id for n in notes if n.read_by_user_id is not None}
+    else:
+        items, total = platform_alert_service.get_alerts(
+            session,
+            alert_type=filters.choice("alert_type", _enum_values(AlertType)),
+            severity=filters.choice("severity", _enum_values(Severity)),
+            is_resolved=filters.flag("is_resolved"),
+            skip=skip,
+            limit=PER_PAGE,
+        )
+        alerts = _listing(items, total, page)
+        user_ids = {a.resolved_by_user_id for a in items if a.resolved_by_user_id is not None}
+    users = dict(
+        session.execute(select(AdminUser.id, AdminUser.email).where(AdminUser.id.in_(user_ids)))
+        .tuples()
+        .all()
+    )
+    return render_template(
+        "notifier/notifications.html",
+        tab=tab,
+        stats=platform_alert_service.get_statistics(session),
+        chart=daily_chart(admin_notification_service.get_daily_counts(session, days=14)),
+        filters=filters.values | {"active": filters.active},
+        notices=filters.notices,
+        options={
+            "priority": _enum_values(Priority),
+            "type": _enum_values(NotificationType),
+            "severity": _enum_values(Severity),
+            "alert_type": _enum_values(AlertType),
+        },
+        notifications=notifications,
+        alerts=alerts,
+        users=users,
+        api_base=url_for("notifier_api.list_notifications"),
+    )
+
+
+@bp.app_template_filter("safe_url")
+def _safe_url(url: str | None) -> bool:
+    return bool(url) and is_safe_url(str(url))
+
+
+@bp.app_context_processor
+def _bell_settings() -> dict[str, Any]:
+    def notifier_bell() -> dict[str, Any]:
+        return {
+            "api_base": url_for("notifier_api.list_notifications"),
+            "login_url": url_for("notifier_auth.login"),
+            "page_url": url_for("notifier_pages.notifications"),
+            "poll_interval_ms": current_app.config.get("NOTIFIER_POLL_INTERVAL_MS", 60_000),
+        }
+
+    return {"notifier_bell": notifier_bell}

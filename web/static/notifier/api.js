@@ -1,0 +1,101 @@
+// Small helpers shared by the bell and the notifications page: JSON calls with the CSRF
+// header, relative times, and a guard that only lets safe links through.
+
+const csrfMeta = () => document.querySelector('meta[name="csrf-token"]');
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// Calls the JSON API with the session cookie; writes carry the CSRF token.
+export async function api(url, { method = "GET", body } = {}) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET") {
+    const meta = csrfMeta();
+    if (meta) headers["X-CSRF-Token"] = meta.content;
+  }
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(url, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new ApiError(0, "network_error", "The server did not answer.");
+  }
+  if (response.status === 204) return null;
+  let payload = null;
+  try {
+    payload = await response.json();
+  } catch (err) {
+    payload = null;
+  }
+  if (!response.ok) {
+    const error = (payload && payload.error) || {};
+    throw new ApiError(
+      response.status,
+      error.code || "http_error",
+      error.message || `The server answered ${response.status}.`,
+    );
+  }
+  return payload;
+}
+
+const UNITS = [
+  ["year", 365 * 24 * 3600],
+  ["month", 30 * 24 * 3600],
+  ["week", 7 * 24 * 3600],
+  ["day", 24 * 3600],
+  ["hour", 3600],
+  ["minute", 60],
+];
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" });
+
+// "3 min ago" for an ISO 8601 timestamp.
+export function timeAgo(iso, now = Date.now()) {
+  const then = Date.parse(iso);
+  if (Number.isNaN(then)) return "";
+  const seconds = Math.round((then - now) / 1000);
+  for (const [unit, size] of UNITS) {
+    if (Math.abs(seconds) >= size) return relative.format(Math.round(seconds / size), unit);
+  }
+  return "just now";
+}
+
+// Refreshes every <time data-relative> element under root.
+export function refreshTimes(root = document) {
+  for (const el of root.querySelectorAll("time[data-relative]")) {
+    el.textContent = timeAgo(el.getAttribute("datetime"));
+    el.title = new Date(el.getAttribute("datetime")).toLocaleString();
+  }
+}
+
+// Only paths inside this app or absolute http(s) URLs become links.
+export function safeHref(url) {
+  if (typeof url !== "string" || url.length === 0) return null;
+  if (/[\u0000-\u001f\u007f\s\\]/.test(url)) return null;
+  if (url.startsWith("/")) return url.startsWith("//") ? null : url;
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch (err) {
+    return null;
+  }
+}
+
+// Creates an element with text content (never HTML) and attributes.
+export function el(tag, attrs = {}, text) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value !== null && value !== undefined && value !== false) node.setAttribute(name, value);
+  }
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}

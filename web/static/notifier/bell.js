@@ -1,0 +1,207 @@
+// The header bell: unread badge, dropdown of the newest unread notifications, polling that
+// pauses while the tab is hidden, backs off on errors and says when the connection is lost.
+import { api, el, refreshTimes, safeHref, timeAgo } from "./api.js";
+
+const MAX_BACKOFF_MS = 5 * 60 * 1000;
+const FAILURES_BEFORE_OFFLINE = 3;
+
+export function badgeText(count) {
+  return count > 99 ? "99+" : String(count);
+}
+
+class Bell {
+  constructor(root) {
+    this.root = root;
+    this.apiBase = root.dataset.apiBase;
+    this.interval = Math.max(100, Number(root.dataset.pollInterval) || 60000);
+    this.button = root.querySelector("[data-bell-button]");
+    this.badge = root.querySelector("[data-badge]");
+    this.panel = root.querySelector("[data-panel]");
+    this.list = root.querySelector("[data-list]");
+    this.empty = root.querySelector("[data-empty]");
+    this.offline = root.querySelectorAll("[data-offline]");
+    this.announce = root.querySelector("[data-announce]");
+    this.markAll = root.querySelector("[data-mark-all]");
+    this.failures = 0;
+    this.timer = null;
+    this.count = null;
+    this.bind();
+    this.poll();
+  }
+
+  bind() {
+    this.button.addEventListener("click", () => this.toggle());
+    this.button.addEventListener("keydown", (event) => {
+      if (event.key === "ArrowDown") {
+        event.preventDefault();
+        this.open();
+        this.focusItem(0);
+      }
+    });
+    this.panel.addEventListener("keydown", (event) => this.onPanelKey(event));
+    document.addEventListener("click", (event) => {
+      if (this.isOpen() && !this.root.contains(event.target)) this.close(false);
+    });
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && this.isOpen()) this.close(true);
+    });
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) {
+        clearTimeout(this.timer);
+      } else {
+        this.poll();
+      }
+    });
+    document.addEventListener("notifier:changed", () => this.poll());
+    this.markAll.addEventListener("click", () => this.run(this.markAll, () =>
+      api(`${this.apiBase}/mark-all-read`, { method: "PUT" })));
+    this.list.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-mark-read]");
+      if (button) {
+        this.run(button, () => api(`${this.apiBase}/${button.dataset.markRead}/read`, { method: "PUT" }));
+      }
+    });
+  }
+
+  isOpen() {
+    return !this.panel.hidden;
+  }
+
+  toggle() {
+    if (this.isOpen()) this.close(false);
+    else this.open();
+  }
+
+  open() {
+    this.panel.hidden = false;
+    this.button.setAttribute("aria-expanded", "true");
+    refreshTimes(this.panel);
+  }
+
+  close(returnFocus) {
+    this.panel.hidden = true;
+    this.button.setAttribute("aria-expanded", "false");
+    if (returnFocus) this.button.focus();
+  }
+
+  focusables() {
+    return [...this.panel.querySelectorAll("a[href], button:not([disabled])")];
+  }
+
+  focusItem(index) {
+    const items = this.focusables();
+    if (items.length === 0) return;
+    items[(index + items.length) % items.length].focus();
+  }
+
+  onPanelKey(event) {
+    const items = this.focusables();
+    const current = items.indexOf(document.activeElement);
+    if (event.key === "ArrowDown") {
+      event.preventDefault();
+      this.focusItem(current + 1);
+    } else if (event.key === "ArrowUp") {
+      event.preventDefault();
+      this.focusItem(current - 1);
+    } else if (event.key === "Home") {
+      event.preventDefault();
+      this.focusItem(0);
+    } else if (event.key === "End") {
+      event.preventDefault();
+      this.focusItem(items.length - 1);
+    } else if (event.key === "Tab" && !event.shiftKey && current === items.length - 1) {
+      this.close(false);
+    }
+  }
+
+  async run(control, action) {
+    control.disabled = true;
+    try {
+      await action();
+      document.dispatchEvent(new CustomEvent("notifier:changed"));
+    } catch (err) {
+      this.showError(err.message);
+    } finally {
+      control.disabled = false;
+    }
+  }
+
+  schedule(delay) {
+    clearTimeout(this.timer);
+    if (!document.hidden) this.timer = setTimeout(() => this.poll(), delay);
+  }
+
+  async poll() {
+    clearTimeout(this.timer);
+    if (document.hidden) return;
+    try {
+      const data = await api(`${this.apiBase}/recent?limit=5`);
+      this.failures = 0;
+      this.setOffline(false);
+      this.render(data);
+      this.schedule(this.interval);
+    } catch (err) {
+      if (err.status === 401) {
+        window.location.assign(this.root.dataset.loginUrl);
+        return;
+      }
+      this.failures += 1;
+      if (this.failures >= FAILURES_BEFORE_OFFLINE) this.setOffline(true);
+      const cap = Math.min(this.interval * 16, MAX_BACKOFF_MS);
+      this.schedule(Math.min(this.interval * 2 ** this.failures, cap));
+    }
+  }
+
+  setOffline(offline) {
+    this.root.classList.toggle("is-offline", offline);
+    for (const node of this.offline) node.hidden = !offline;
+  }
+
+  showError(message) {
+    this.announce.textContent = message;
+  }
+
+  render({ items, unread_count: count }) {
+    this.badge.textContent = badgeText(count);
+    this.badge.hidden = count === 0;
+    this.button.setAttribute(
+      "aria-label",
+      count === 0 ? "Notifications, none unread" : `Notifications, ${count} unread`,
+    );
+    if (this.count !== null && this.count !== count) {
+      this.announce.textContent = `${count} unread notification${count === 1 ? "" : "s"}`;
+    }
+    this.count = count;
+    this.markAll.disabled = count === 0;
+    this.list.replaceChildren(...items.map((item) => this.renderItem(item)));
+    this.empty.hidden = items.length > 0;
+  }
+
+  renderItem(item) {
+    const li = el("li", { class: `nt-item nt-prio-${item.priority}`, "data-id": item.id });
+    const body = el("div", { class: "nt-item__body" });
+    body.append(
+      el("span", { class: "nt-item__priority" }, item.priority),
+      el("span", { class: "nt-item__title" }, item.title),
+      el("time", { class: "nt-item__time", datetime: item.created_at, "data-relative": "" },
+        timeAgo(item.created_at)),
+    );
+    const actions = el("div", { class: "nt-item__actions" });
+    const href = safeHref(item.action_url);
+    if (href) {
+      actions.append(el("a", { href, class: "nt-link", rel: "noopener noreferrer" }, "Open"));
+    }
+    actions.append(el("button", {
+      type: "button",
+      class: "nt-link",
+      "data-mark-read": item.id,
+      "aria-label": `Mark "${item.title}" as read`,
+    }, "Mark as read"));
+    li.append(body, actions);
+    return li;
+  }
+}
+
+for (const root of document.querySelectorAll("[data-notifier-bell]")) {
+  new Bell(root);
+}
