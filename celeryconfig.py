@@ -40,7 +40,7 @@ notifier_notification_cooldown = 15 * 60  # seconds
 notifier_catalogue_url = f"sqlite:///{_settings.instance_path / 'catalogue.db'}"
 notifier_letzshop_base_url = os.environ.get("NOTIFIER_LETZSHOP_URL") or None
 notifier_letzshop_timeout = 10.0
-notifier_letzshop_retry_delay = 30.0
+notifier_letzshop_retry_delay = float(os.environ.get("NOTIFIER_LETZSHOP_RETRY_DELAY") or 30)
 
 # No beat schedule: spooled events are replayed by each worker's own drainer thread, at
 # start and every few seconds while the database is unreachable.
