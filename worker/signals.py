@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import threading
 import traceback as traceback_module
 from collections import OrderedDict
@@ -30,12 +31,12 @@ from typing import Any
 
 from billiard.process import current_process
 from celery import Celery, signals
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from notifier import Database, Settings
 
+from .drainer import start_process, stop_process
 from .events import Event, failure_event, returned_events
-from .recorder import record_event
+from .recorder import record_batch
 from .spool import Drainer, Spool
 
 logger = logging.getLogger("notifier.worker")
@@ -64,6 +65,7 @@ class _Installation:
         self.drainer = Drainer(self.spool, self.record_batch)
         self._database: Database | None = None
         self._recent: OrderedDict[str, None] = OrderedDict()
+        self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
     # -- configuration, read from app.conf when first needed ----------------------------
@@ -85,10 +87,13 @@ class _Installation:
     def error_threshold(self) -> int:
         return int(self.setting("notifier_error_threshold", DEFAULT_ERROR_THRESHOLD))
 
+    def database_url(self) -> str:
+        url = self.setting("notifier_database_url", None)
+        return str(url) if url else Settings.from_env().database_url
+
     def database(self) -> Database:
         if self._database is None:
-            url = self.setting("notifier_database_url", None) or Settings.from_env().database_url
-            self._database = Database(url)
+            self._database = Database(self.database_url())
         return self._database
 
     # -- the two halves: emit (any process) and record (the drainer) ---------------------
@@ -102,26 +107,34 @@ class _Installation:
             if len(self._recent) > _RECENT_KEYS:
                 self._recent.popitem(last=False)
         self.spool.put(event)
-        if not _in_pool_child():
+        if not _in_pool_child() and self._process is None:
             self.drainer.start()
             self.drainer.wake()
 
     def record_batch(self, events: list[Event]) -> list[bool]:
-        """Record ``events`` in one transaction, each in its own savepoint."""
-        cooldown = self.cooldown()
-        outcomes: list[bool] = []
-        with self.database().session_scope() as db:
-            for event in events:
-                try:
-                    with db.begin_nested():
-                        record_event(db, event, cooldown=cooldown)
-                    outcomes.append(True)
-                except (OperationalError, InterfaceError):
-                    raise  # unreachable or stuck database: keep the whole batch for later
-                except Exception:
-                    logger.exception("notifier: event %s can never be recorded", event.key)
-                    outcomes.append(False)
-        return outcomes
+        """Record ``events`` in this process (solo/threads pools, tests)."""
+        return record_batch(self.database(), events, cooldown=self.cooldown())
+
+    def start_draining(self, prefork: bool) -> None:
+        """At worker start: a drainer process for a prefork worker, else a thread.
+
+        Either one first replays what a previous run left in the spool.
+        """
+        if prefork:
+            if self._process is None or self._process.poll() is not None:
+                self.spool.ensure()
+                self._process = start_process(
+                    self.spool.directory, self.database_url(), self.cooldown()
+                )
+            return
+        self.drainer.start()
+        self.drainer.wake()
+
+    def stop_draining(self) -> None:
+        if self._process is not None:
+            stop_process(self._process)
+            self._process = None
+        self.drainer.stop()
 
     def after_fork(self) -> None:
         """In a new pool child: drop the parent's engine and drainer, keep the spool."""
@@ -129,10 +142,11 @@ class _Installation:
             # The parent's pooled connections belong to the parent: drop, never close them.
             self._database.engine.dispose(close=False)
             self._database = None
+        self._process = None
         self.drainer = Drainer(self.spool, self.record_batch)
 
     def close(self) -> None:
-        self.drainer.stop()
+        self.stop_draining()
         if self._database is not None:
             self._database.dispose()
             self._database = None
@@ -306,12 +320,12 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     with guard("worker_ready"):
         installation = _for(getattr(sender, "app", None))
         if installation is not None:
-            installation.drainer.start()
-            installation.drainer.wake()
+            pool = getattr(sender, "pool", None)
+            installation.start_draining(prefork="prefork" in type(pool).__module__)
 
 
 def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:
     with guard("worker_shutdown"):
         installation = _for(getattr(sender, "app", None))
         if installation is not None:
-            installation.drainer.stop()
+            installation.stop_draining()

@@ -146,6 +146,11 @@ class Drainer:
             self._thread = threading.Thread(target=self._run, name="notifier-drainer", daemon=True)
             self._thread.start()
 
+    def request_stop(self) -> None:
+        """Ask the loop to drain once more and return (safe from a signal handler)."""
+        self._stop.set()
+        self._wake.set()
+
     def wake(self) -> None:
         """Look at the spool now rather than at the next poll."""
         self._wake.set()
@@ -190,9 +195,15 @@ class Drainer:
             yield batch
 
     def _run(self) -> None:
+        self.run()
+
+    def run(self, alive: Callable[[], bool] = lambda: True) -> None:
+        """The drain loop, in the calling thread, until stopped or ``alive()`` turns False."""
         backoff = 0.0
         failing = False
         while True:
+            if not alive():
+                self._stop.set()
             self._wake.wait(backoff or self.POLL_SECONDS)
             self._wake.clear()
             try:
