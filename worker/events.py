@@ -154,7 +154,7 @@ def returned_events(
         threshold = spec.error_threshold if spec.error_threshold is not None else default_threshold
         if count is None or count < threshold:
             return []
-        sample = "; ".join(clip_text(str(r), 200) for r in reasons[:5])
+        sample = "; ".join(clip_text(_describe(r), 200) for r in reasons[:5])
         message = f"{count} rows failed" + (f": {sample}" if sample else "")
         params: dict[str, Any] = {
             "store_name": store_name,
@@ -206,6 +206,14 @@ def order_exceptions(result: Any) -> list[Mapping[str, Any]]:
     if not isinstance(items, Sequence) or isinstance(items, str | bytes):
         return []
     return [item for item in items if isinstance(item, Mapping)]
+
+
+def _describe(error: Any) -> str:
+    """One row error as text: ``line 7: price is not a number`` for line/reason mappings."""
+    if isinstance(error, Mapping) and "reason" in error:
+        line = error.get("line")
+        return f"line {line}: {error['reason']}" if line is not None else str(error["reason"])
+    return str(error)
 
 
 def _field(result: Any, name: str) -> Any:
