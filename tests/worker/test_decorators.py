@@ -24,10 +24,14 @@ def test_name_signature_and_docstring_are_kept() -> None:
         """Load a file."""
         return shop
 
-    @shared_task
+    @shared_task(name="decorators.pull")
     @sync_job
     def pull(store_id: int) -> None:
         """Pull orders."""
+
+    later = Celery("d2", set_as_current=False)  # shared tasks reach apps finalized later
+    later.finalize()
+    shared = later.tasks["decorators.pull"]
 
     assert load.name.endswith(".load") and load.__doc__ == "Load a file."
     assert list(inspect.signature(load.run).parameters) == ["shop", "path"]
@@ -37,8 +41,9 @@ def test_name_signature_and_docstring_are_kept() -> None:
     arguments = task_arguments(load, (5,), {"path": "a.csv"})
     assert arguments == {"shop": 5, "path": "a.csv"}
     assert spec.resolve(spec.job_id, arguments) == "job-5"
-    assert pull.__doc__ == "Pull orders."
-    assert spec_of(pull) is not None and spec_of(pull).kind == "sync"  # type: ignore[union-attr]
+    assert shared.__doc__ == "Pull orders."
+    shared_spec = spec_of(shared)
+    assert shared_spec is not None and shared_spec.kind == "sync"
 
 
 def test_a_decorator_above_the_task_decorator_says_where_it_belongs() -> None:
