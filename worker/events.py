@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
@@ -52,7 +52,14 @@ class Event:
 
     def to_json(self) -> str:
         """The event as one JSON document."""
-        return json.dumps(asdict(self), ensure_ascii=False, default=str)
+        document = {
+            "key": self.key,
+            "action": self.action,
+            "params": self.params,
+            "alert": self.alert,
+            "occurred_at": self.occurred_at,
+        }
+        return json.dumps(document, ensure_ascii=False, default=str)
 
     @classmethod
     def from_json(cls, text: str) -> Event:

@@ -42,20 +42,32 @@ class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.dead = self.directory / "dead"
+        self._ensured = False
 
     def ensure(self) -> None:
         """Create the directory (and its dead-letter folder) if missing."""
         self.dead.mkdir(parents=True, exist_ok=True)
+        self._ensured = True
 
     def put(self, event: Event) -> Path:
         """Write ``event`` to a new file, visible to drainers only once complete."""
-        self.ensure()
+        if not self._ensured:
+            self.ensure()
         name = f"{int(event.occurred_at * 1e9):020d}-{os.getpid()}-{next(_counter):08d}.json"
-        tmp = self.directory / f".{name}.tmp"
-        tmp.write_text(event.to_json(), encoding="utf-8")
-        path = self.directory / name
-        os.replace(tmp, path)
-        return path
+        folder = str(self.directory)
+        tmp = f"{folder}/.{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, event.to_json().encode())
+        finally:
+            os.close(fd)
+        path = f"{folder}/{name}"
+        try:
+            os.rename(tmp, path)
+        except FileNotFoundError:  # the folder was removed under us: recreate, write again
+            self._ensured = False
+            return self.put(event)
+        return Path(path)
 
     def pending(self) -> list[Path]:
         """Spooled files, oldest first."""
