@@ -1,6 +1,6 @@
 """Worker benchmark: a real prefork worker (concurrency 2) on Redis, variants interleaved.
 
-    .venv/bin/python bench/bench_worker.py [--success 10000] [--failures 5000] [--rounds 5]
+    .venv/bin/python bench/bench_worker.py [--success 10000] [--failures 5000] [--rounds 10]
 
 (1) success path: no-op tasks with the plugin installed, with no plugin, and with
     sentry-sdk's CeleryIntegration sending to a local HTTP sink. Target: plugin/none >= 0.98.
@@ -264,7 +264,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--success", type=int, default=10_000)
     parser.add_argument("--failures", type=int, default=5_000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--latency-samples", type=int, default=300)
     options = parser.parse_args()
 

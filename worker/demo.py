@@ -111,8 +111,8 @@ def _enqueue(files: dict[str, str]) -> list[str]:
         app.send_task(name, args=args, kwargs=kwargs)
         lines.append(f"  {name}{args!r}: {what}")
     for _ in range(20):  # a storm: one notification, an alert counting 20
-        app.send_task("notifier.import_products", args=(7, "/nonexistent/products.csv"))
-    lines.append("  20 x notifier.import_products(7, missing file): storm -> 1 notification")
+        app.send_task("notifier.demo.price_feed", args=(7,))
+    lines.append("  20 x notifier.demo.price_feed(7,): a storm -> 1 notification, alert x20")
     return lines
 
 

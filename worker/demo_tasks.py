@@ -52,3 +52,10 @@ def flaky(self: Any, store_id: int) -> str:
 def nightly_report(api_token: str) -> None:
     """A generic job whose failure notifies (its token argument is redacted)."""
     raise RuntimeError("report template missing")
+
+
+@shared_task(name="notifier.demo.price_feed")  # type: ignore[untyped-decorator]
+@import_job(store_name=lambda _: "Demo storm store")
+def price_feed(store_id: int) -> None:
+    """Fail the same way every time: a storm of these is one notification."""
+    raise TimeoutError("price feed did not answer")

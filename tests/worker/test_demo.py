@@ -18,6 +18,12 @@ from .conftest import wait_for
 pytestmark = pytest.mark.slow
 
 
+def _count(database: Database, fingerprint: str) -> int:
+    with database.session_scope() as db:
+        alert = db.scalars(select(PlatformAlert).where(PlatformAlert.fingerprint == fingerprint))
+        return sum(a.occurrence_count for a in alert)
+
+
 def test_demo_enqueues_jobs_whose_failures_become_notifications(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
     env["NOTIFIER_INSTANCE_PATH"] = str(tmp_path / "instance")
@@ -44,6 +50,12 @@ def test_demo_enqueues_jobs_whose_failures_become_notifications(tmp_path: Path) 
         with database.session_scope() as db:
             alerts = {a.fingerprint: a for a in db.scalars(select(PlatformAlert))}
         assert "celery:notifier.demo.crash:billiard.exceptions.WorkerLostError" in alerts
+        wait_for(lambda: _count(database, "celery:notifier.demo.price_feed:TimeoutError") == 20)
+        with database.session_scope() as db:
+            storm = db.scalars(
+                select(AdminNotification).where(AdminNotification.title.contains("storm store"))
+            ).all()
+        assert len(storm) == 1
     finally:
         demo.send_signal(signal.SIGINT)
         output = demo.communicate(timeout=60)[0].decode()
