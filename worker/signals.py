@@ -157,7 +157,7 @@ _installations_lock = threading.Lock()
 
 
 def _in_pool_child() -> bool:
-    """True in a prefork pool child: its events are drained by the main process."""
+    """True in a prefork pool child: the drainer its main process started records its events."""
     return bool(current_process().name != "MainProcess")
 
 

@@ -1,11 +1,12 @@
-"""A durable local spool of events, and the thread that drains it into the database.
+"""A durable local spool of events, and the drain loop that records them in the database.
 
 Every event is first written to its own file (write aside, then rename: a reader never
 sees half a file), so a failure is kept even when the database is down or the process
-dies a moment later. A drainer thread in the worker's main process records spooled events
-in batches and deletes each file only after its transaction committed. Several workers
-on one host may share the directory: each file is claimed with ``flock`` before it is
-read, so no two drainers record the same file.
+dies a moment later. A drainer (a process next to a prefork worker, see ``drainer.py``, or
+a thread for solo/threads pools) records spooled events in batches and deletes each file
+only after its transaction committed. Several workers on one host may share the
+directory: each file is claimed with ``flock`` before it is read, so no two drainers
+record the same file.
 """
 
 from __future__ import annotations
