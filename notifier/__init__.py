@@ -16,6 +16,7 @@ from .errors import NotifierError as NotifierError
 from .errors import ValidationError as ValidationError
 from .models import AdminNotification as AdminNotification
 from .models import AdminUser as AdminUser
+from .models import ApiToken as ApiToken
 from .models import PlatformAlert as PlatformAlert
 from .notifications import AdminNotificationService as AdminNotificationService
 from .notifications import admin_notification_service as admin_notification_service
@@ -26,6 +27,7 @@ __all__ = [
     "AdminUser",
     "AlertType",
     "AlreadyResolvedError",
+    "ApiToken",
     "ConfigurationError",
     "Database",
     "NotificationType",

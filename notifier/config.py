@@ -28,6 +28,7 @@ class Settings:
     | NOTIFIER_SECRET_KEY      | random, kept in <instance>/secret_key              |
     | NOTIFIER_TIMEZONE        | UTC                                               |
     | NOTIFIER_INSTANCE_PATH   | ./instance                                        |
+    | NOTIFIER_COOKIE_SECURE   | false (true: session cookie only sent over HTTPS)  |
     """
 
     database_url: str
@@ -35,6 +36,7 @@ class Settings:
     secret_key: str
     timezone: str
     instance_path: Path
+    cookie_secure: bool = False
 
     @property
     def tz(self) -> ZoneInfo:
@@ -63,7 +65,18 @@ class Settings:
         secret_key = env.get("NOTIFIER_SECRET_KEY") or ""
         if not secret_key:
             secret_key = _instance_secret(instance)
-        return cls(database_url, broker_url, secret_key, timezone, instance)
+        cookie_secure = _flag(env, "NOTIFIER_COOKIE_SECURE")
+        return cls(database_url, broker_url, secret_key, timezone, instance, cookie_secure)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """A boolean variable: 1/true/yes/on or 0/false/no/off (empty or unset is false)."""
+    value = (env.get(name) or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigurationError(f"{name}={value!r} is not a boolean; use true or false")
 
 
 def validate_database_url(url: str) -> None:

@@ -111,6 +111,10 @@ class AdminNotification(Base):
         ),
         Index("ix_admin_notifications_created", "created_at", "id"),
         Index("ix_admin_notifications_priority_created", "priority", "created_at"),
+        # Filtered totals count every match; one-column indexes on these few-valued columns
+        # are deduplicated by PostgreSQL into a fraction of the size, so counts read less.
+        Index("ix_admin_notifications_priority", "priority"),
+        Index("ix_admin_notifications_type", "type"),
         Index("ix_admin_notifications_type_created", "type", "created_at"),
         Index("ix_admin_notifications_read_created", "is_read", "created_at"),
         Index("ix_admin_notifications_store_created", "store_id", "created_at"),
@@ -165,3 +169,23 @@ class PlatformAlert(Base):
 
     def __repr__(self) -> str:
         return f"<PlatformAlert {self.id} {self.fingerprint!r} x{self.occurrence_count}>"
+
+
+class ApiToken(Base):
+    """A bearer token for API clients; only its SHA-256 is stored, the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"<ApiToken {self.id} {self.prefix!r} user={self.user_id}>"

@@ -59,10 +59,39 @@ class AdminNotificationService:
         store_id: int | None = None,
         dedup_key: str | None = None,
     ) -> AdminNotification:
-        """Create a notification; with a ``dedup_key`` that exists, return that row instead.
+        """Create a notification; with a ``dedup_key`` that exists, return that row instead."""
+        notification, _ = self.create_or_get_notification(
+            db,
+            type=type,
+            title=title,
+            message=message,
+            priority=priority,
+            action_required=action_required,
+            action_url=action_url,
+            metadata=metadata,
+            store_id=store_id,
+            dedup_key=dedup_key,
+        )
+        return notification
+
+    def create_or_get_notification(
+        self,
+        db: Session,
+        *,
+        type: NotificationType | str,
+        title: str,
+        message: str,
+        priority: Priority | str = Priority.NORMAL,
+        action_required: bool = False,
+        action_url: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        store_id: int | None = None,
+        dedup_key: str | None = None,
+    ) -> tuple[AdminNotification, bool]:
+        """Create a notification, or find the one with this ``dedup_key``; ``(row, created)``.
 
         The dedup path is one ``INSERT ... ON CONFLICT DO NOTHING``: two processes racing on
-        the same key create one row, and the loser gets the winner's row.
+        the same key create one row, and the loser gets the winner's row with ``False``.
         """
         check = Checker()
         values: dict[str, Any] = {
@@ -87,16 +116,17 @@ class AdminNotificationService:
             notification: AdminNotification = db.scalars(
                 _INSERT, values, execution_options=_FRESH
             ).one()
-            return notification
+            return notification, True
         created: AdminNotification | None = db.scalars(
             insert_notification_once(), values, execution_options=_FRESH
         ).first()
         if created is not None:
-            return created
+            return created, True
         # The key exists (or a racing transaction just committed it): return that row.
-        return db.scalars(
+        existing = db.scalars(
             select(AdminNotification).where(AdminNotification.dedup_key == values["dedup_key"])
         ).one()
+        return existing, False
 
     def get_notifications(
         self,

@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 
 from notifier import (
     AdminUser,
@@ -18,18 +19,17 @@ from notifier import (
     admin_notification_service,
     platform_alert_service,
 )
+from notifier.config import configured_timezone
 from notifier.validation import is_safe_url
 
+from .auth import login_required
 from .chart import daily_chart
+from .extension import ADMIN_PREFIX, db_session
 
 PER_PAGE = 25
 
-bp = Blueprint(
-    "notifier_pages",
-    __name__,
-    template_folder="templates",
-    static_folder="static",
-    static_url_path="/admin/static",
+pages_blueprint = Blueprint(
+    "notifier_pages", __name__, url_prefix=ADMIN_PREFIX, template_folder="templates"
 )
 
 
@@ -101,8 +101,19 @@ def _enum_values(enum_cls: Any) -> list[str]:
     return [member.value for member in enum_cls]
 
 
-def notifications_page(session: Any) -> str:
-    """Render the notifications page for the current query string."""
+@pages_blueprint.route("/")
+@login_required
+def index() -> Response:
+    """The admin home is the notifications page."""
+    return redirect(url_for(".notifications"))
+
+
+@pages_blueprint.route("/notifications")
+@login_required
+def notifications() -> str:
+    """The notifications page: statistics, chart, and the tab and filters in the URL."""
+    session = db_session()
+    zone = configured_timezone({"NOTIFIER_TIMEZONE": current_app.config["NOTIFIER_TIMEZONE"]})
     tab = "alerts" if request.args.get("tab") == "alerts" else "notifications"
     filters = Filters()
     page = _page_number()
@@ -140,8 +151,8 @@ def notifications_page(session: Any) -> str:
     return render_template(
         "notifier/notifications.html",
         tab=tab,
-        stats=platform_alert_service.get_statistics(session),
-        chart=daily_chart(admin_notification_service.get_daily_counts(session, days=14)),
+        stats=platform_alert_service.get_statistics(session, tz=zone),
+        chart=daily_chart(admin_notification_service.get_daily_counts(session, days=14, tz=zone)),
         filters=filters.values | {"active": filters.active},
         notices=filters.notices,
         options={
@@ -157,12 +168,12 @@ def notifications_page(session: Any) -> str:
     )
 
 
-@bp.app_template_filter("safe_url")
+@pages_blueprint.app_template_filter("safe_url")
 def _safe_url(url: str | None) -> bool:
     return bool(url) and is_safe_url(str(url))
 
 
-@bp.app_context_processor
+@pages_blueprint.app_context_processor
 def _bell_settings() -> dict[str, Any]:
     def notifier_bell() -> dict[str, Any]:
         return {

@@ -316,3 +316,14 @@ def test_daily_counts_bucket_by_local_day_and_priority(db_session: Session) -> N
     lux_days = service.get_daily_counts(db_session, tz=ZoneInfo("Europe/Luxembourg"), now=now)
     assert lux_days[-2].counts["low"] == 2  # yesterday and 23:30 UTC on the 8th
     assert lux_days[-3].total == 0
+
+
+def test_create_or_get_says_whether_it_created(db_session: Session) -> None:
+    first, created = service.create_or_get_notification(
+        db_session, type="system_info", title="a", message="b", dedup_key="k"
+    )
+    assert created is True
+    again, created = service.create_or_get_notification(
+        db_session, type="system_info", title="a", message="b", dedup_key="k"
+    )
+    assert created is False and again.id == first.id

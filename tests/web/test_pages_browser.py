@@ -1,0 +1,397 @@
+"""The admin pages in a real browser: Debian's chromium driven by Playwright.
+
+The app runs on a real HTTP server on localhost (a thread in this process) with a short
+poll interval; each test starts from an empty database and a fresh browser context.
+Screenshots of each page go to test-results/screenshots/; `make screenshots` copies them
+to docs/screenshots/ for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from notifier import Database, admin_notification_service, platform_alert_service
+from tests.web.conftest import Admin, make_admin, make_token
+from web import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"
+POLL_MS = 400
+XSS_TITLE = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+XSS_URL = "javascript:window.__xss=3"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    """The browser tests run on SQLite: the pages are the same on both databases."""
+    return sqlite_url
+
+
+class LiveServer:
+    """The app on a real socket; ``stop()`` and ``start()`` simulate an outage."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.server: BaseWSGIServer | None = None
+        self.port = 0
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Serve (again) on the same port."""
+        self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop answering: the port is closed."""
+        assert self.server is not None and self.thread is not None
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+    @property
+    def url(self) -> str:
+        """The base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    """Playwright itself, once per module."""
+    if not os.path.exists(CHROMIUM):
+        message = f"{CHROMIUM} is missing; install Debian's chromium (see .ci/run)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright: Playwright) -> Iterator[Browser]:
+    """Headless chromium, launched once per module."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def live(database: Database) -> Iterator[LiveServer]:
+    """The app served on localhost for one test."""
+    app = create_app(
+        {
+            "SECRET_KEY": "browser-test",
+            "NOTIFIER_DATABASE_URL": database.url,
+            "NOTIFIER_TIMEZONE": "UTC",
+            "NOTIFIER_POLL_INTERVAL_MS": POLL_MS,
+        }
+    )
+    server = LiveServer(app)
+    server.start()
+    yield server
+    server.stop()
+    app.extensions["notifier"].state(app).database.dispose()
+
+
+@pytest.fixture
+def context(chromium: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile (no cookies) at laptop size."""
+    ctx = chromium.new_context(viewport={"width": 1280, "height": 900})
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Iterator[Page]:
+    """A page that fails the test on any native dialog or uncaught script error."""
+    pg = context.new_page()
+    dialogs: list[str] = []
+    errors: list[str] = []
+    pg.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    assert dialogs == [], f"a native dialog opened: {dialogs}"
+    assert errors == [], f"script errors: {errors}"
+
+
+def sign_in(page: Page, live: LiveServer, admin: Admin, path: str = "/admin/notifications") -> None:
+    """Log in through the form, starting from ``path``."""
+    page.goto(live.url + path)
+    page.wait_for_url(lambda url: "/admin/login" in url)
+    page.get_by_label("Email").fill(admin.email)
+    page.get_by_label("Password").fill(admin.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/admin/login" not in url)
+
+
+def shoot(page: Page, name: str) -> None:
+    """Keep a screenshot of what the user sees."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def seed(database: Database, unread: int = 3) -> None:
+    """Notifications of each priority and a few alerts, as failing jobs would leave them."""
+    priorities = ["critical", "high", "normal", "low"]
+    with database.session_scope() as db:
+        for i in range(unread):
+            admin_notification_service.create_notification(
+                db,
+                type="import_failure",
+                priority=priorities[i % 4],
+                title=f"Import failed for Store {i}",
+                message=f"Import job {i}: CSV parsing failed on line {i + 2}",
+                action_url=f"/admin/notifications?store_id={i}",
+                store_id=i,
+            )
+        platform_alert_service.create_or_increment_alert(
+            db,
+            alert_type="integration",
+            severity="error",
+            title="worker.jobs.import_letzshop_orders failed: HTTPError",
+            affected_stores=[7],
+            affected_systems=["letzshop"],
+        )
+        platform_alert_service.create_or_increment_alert(
+            db, alert_type="capacity", severity="critical", title="Worker process killed"
+        )
+
+
+@pytest.fixture
+def admin(database: Database) -> Admin:
+    """An active admin."""
+    return make_admin(database)
+
+
+def badge(page: Page) -> Any:
+    """The bell's unread badge."""
+    return page.locator("[data-notifier-bell] [data-badge]")
+
+
+def test_login_badge_and_logout(
+    page: Page, live: LiveServer, admin: Admin, database: Database
+) -> None:
+    seed(database, unread=3)
+    page.goto(live.url + "/admin/login")
+    page.get_by_label("Email").fill(admin.email)
+    page.get_by_label("Password").fill("wrong password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Wrong email or password")
+    shoot(page, "login")
+    sign_in(page, live, admin)
+    expect(page).to_have_title("Notifications · Admin")
+    expect(badge(page)).to_have_text("3")
+    expect(page.locator('[data-stat="unread"] .nt-card__value')).to_have_text("3")
+    shoot(page, "notifications")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(lambda url: "/admin/login" in url)
+    page.goto(live.url + "/admin/notifications")
+    page.wait_for_url(lambda url: "/admin/login" in url)
+
+
+def test_api_notification_appears_after_next_poll(
+    page: Page, live: LiveServer, admin: Admin, database: Database
+) -> None:
+    seed(database, unread=2)
+    sign_in(page, live, admin)
+    expect(badge(page)).to_have_text("2")
+    token = make_token(database, admin)
+    response = page.request.post(
+        live.url + "/api/v1/admin/notifications",
+        headers={"Authorization": f"Bearer {token}"},
+        data={"type": "critical_error", "title": "Database is full", "message": "disk at 100%"},
+    )
+    assert response.status == 201
+    expect(badge(page)).to_have_text("3")
+    page.locator("[data-bell-button]").click()
+    expect(page.locator("[data-list] li").first).to_contain_text("Database is full")
+    expect(page.locator("[data-list] li").first).to_have_class("nt-item nt-prio-normal")
+    expect(page.locator("[data-announce]")).to_have_text("3 unread notifications")
+    shoot(page, "bell-dropdown")
+
+
+def test_mark_one_then_all_as_read(
+    page: Page, live: LiveServer, admin: Admin, database: Database
+) -> None:
+    seed(database, unread=4)
+    sign_in(page, live, admin)
+    expect(badge(page)).to_have_text("4")
+    page.locator("[data-bell-button]").click()
+    page.locator("[data-list] li").first.get_by_role("button", name="Mark").click()
+    expect(badge(page)).to_have_text("3")
+    expect(page.locator("[data-list] li")).to_have_count(3)
+    # the page's own bulk action
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Mark all as read").last.click()
+    expect(page.locator('[data-stat="unread"] .nt-card__value')).to_have_text("0")
+    expect(badge(page)).to_be_hidden()
+    expect(page.locator(".nt-row.is-read")).to_have_count(4)
+
+
+def test_filters_change_list_and_url_and_tab_survives_reload(
+    page: Page, live: LiveServer, admin: Admin, database: Database
+) -> None:
+    seed(database, unread=4)
+    sign_in(page, live, admin)
+    expect(page.locator(".nt-row")).to_have_count(4)
+    page.get_by_label("Priority").select_option("critical")
+    page.wait_for_url(lambda url: "priority=critical" in url)
+    expect(page.locator(".nt-row")).to_have_count(1)
+    expect(page.locator(".nt-row")).to_contain_text("Import failed for Store 0")
+    page.go_back()
+    page.wait_for_url(lambda url: "priority=critical" not in url)
+    expect(page.locator(".nt-row")).to_have_count(4)
+    page.get_by_role("link", name="Platform Alerts").click()
+    page.wait_for_url(lambda url: "tab=alerts" in url)
+    page.get_by_label("Severity").select_option("critical")
+    page.wait_for_url(lambda url: "severity=critical" in url)
+    page.reload()
+    expect(page.get_by_role("link", name="Platform Alerts")).to_have_attribute(
+        "aria-current", "page"
+    )
+    expect(page.get_by_label("Severity")).to_have_value("critical")
+    expect(page.locator(".nt-row")).to_have_count(1)
+    expect(page.locator(".nt-row")).to_contain_text("Worker process killed")
+
+
+def test_resolve_alert_with_notes(
+    page: Page, live: LiveServer, admin: Admin, database: Database
+) -> None:
+    seed(database)
+    sign_in(page, live, admin, "/admin/notifications?tab=alerts")
+    shoot(page, "alerts")
+    row = page.locator(".nt-row", has_text="Worker process killed")
+    row.get_by_role("button", name="Resolve").click()
+    dialog = page.locator("#nt-resolve")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Resolve").click()
+    expect(dialog).to_be_visible()  # notes are required
+    dialog.get_by_label("Resolution notes").fill("Raised the memory limit <b>to 2 GB</b>")
+    shoot(page, "resolve-dialog")
+    dialog.get_by_role("button", name="Resolve").click()
+    resolved = page.locator(".nt-row", has_text="Worker process killed").locator(
+        "[data-resolution]"
+    )
+    expect(resolved).to_contain_text("Raised the memory limit <b>to 2 GB</b>")
+    expect(resolved).to_contain_text(admin.email)
+    expect(page.locator('[data-stat="resolved-today"] .nt-card__value')).to_have_text("1")
+
+
+def test_dropdown_by_keyboard_alone(
+    page: Page, live: LiveServer, admin: Admin, database: Database
+) -> None:
+    seed(database, unread=2)
+    sign_in(page, live, admin)
+    expect(badge(page)).to_have_text("2")
+    page.locator("[data-bell-button]").focus()
+    page.keyboard.press("Enter")
+    panel = page.locator("[data-panel]")
+    expect(panel).to_be_visible()
+    expect(page.locator("[data-bell-button]")).to_have_attribute("aria-expanded", "true")
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+    expect(page.locator("[data-bell-button]")).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    expect(panel).to_be_visible()
+    first = page.locator("[data-panel] a[href], [data-panel] button:not([disabled])").first
+    expect(first).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    focused = page.evaluate("document.activeElement.textContent")
+    assert focused == "Mark as read"
+    page.keyboard.press("Enter")  # marks the first notification read
+    expect(badge(page)).to_have_text("1")
+    page.mouse.click(5, 600)  # outside click closes
+    expect(panel).to_be_hidden()
+
+
+def test_connection_lost_and_recovered(
+    page: Page, live: LiveServer, admin: Admin, database: Database
+) -> None:
+    seed(database, unread=1)
+    sign_in(page, live, admin)
+    expect(badge(page)).to_have_text("1")
+    offline = page.locator(".nt-bell__offline")
+    expect(offline).to_be_hidden()
+    live.stop()
+    expect(offline).to_be_visible(timeout=15_000)
+    expect(offline).to_contain_text("Connection lost")
+    shoot(page, "connection-lost")
+    live.start()
+    with database.session_scope() as db:
+        admin_notification_service.create_notification(
+            db, type="system_info", title="Back", message="m"
+        )
+    expect(offline).to_be_hidden(timeout=15_000)
+    expect(badge(page)).to_have_text("2")
+
+
+def test_hostile_strings_render_as_text(
+    page: Page, live: LiveServer, admin: Admin, database: Database
+) -> None:
+    with database.session_scope() as db:
+        admin_notification_service.create_notification(
+            db,
+            type="import_failure",
+            title=XSS_TITLE,
+            message=XSS_TITLE + "\n<iframe src=/admin/logout></iframe>",
+            metadata={"row": XSS_TITLE},
+        )
+        platform_alert_service.create_or_increment_alert(
+            db, alert_type="system", severity="error", title=XSS_TITLE, description=XSS_TITLE
+        )
+    token = make_token(database, admin)
+    refused = page.request.post(
+        live.url + "/api/v1/admin/notifications",
+        headers={"Authorization": f"Bearer {token}"},
+        data={"type": "system_info", "title": "x", "message": "y", "action_url": XSS_URL},
+    )
+    assert refused.status == 422
+    sign_in(page, live, admin)
+    page.locator("[data-bell-button]").click()
+    expect(page.locator("[data-list] .nt-item__title").first).to_have_text(XSS_TITLE)
+    expect(page.locator(".nt-row__title").first).to_contain_text(XSS_TITLE)
+    page.get_by_role("link", name="Platform Alerts").click()
+    expect(page.locator(".nt-row__title").first).to_contain_text(XSS_TITLE)
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("main img, main iframe, [data-list] img").count() == 0
+
+
+def test_write_without_csrf_token_is_refused(
+    page: Page, live: LiveServer, admin: Admin, database: Database
+) -> None:
+    seed(database, unread=1)
+    sign_in(page, live, admin)
+    status = page.evaluate(
+        """async () => (await fetch('/api/v1/admin/notifications/mark-all-read',
+               {method: 'PUT', credentials: 'same-origin'})).status"""
+    )
+    assert status == 403
+    expect(badge(page)).to_have_text("1")
+
+
+def test_phone_width(chromium: Browser, live: LiveServer, admin: Admin, database: Database) -> None:
+    seed(database, unread=3)
+    ctx = chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = ctx.new_page()
+    sign_in(page, live, admin)
+    expect(badge(page)).to_have_text("3")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
+    shoot(page, "notifications-phone")
+    ctx.close()

@@ -1,0 +1,128 @@
+"""Platform alert endpoints: list, create-or-increment, read one, resolve, statistics."""
+
+from __future__ import annotations
+
+from flask import current_app, url_for
+
+from notifier.alerts import platform_alert_service as service
+from notifier.config import configured_timezone
+from notifier.models import PlatformAlert
+
+from ..auth import current_admin
+from ..extension import db_session
+from . import api
+from .errors import ApiError
+from .operations import READ_ERRORS, WRITE_ERRORS, Reply
+from .schemas import (
+    AlertCreate,
+    AlertOut,
+    AlertPage,
+    AlertQuery,
+    AlertResolve,
+    AlertStatsOut,
+    ErrorOut,
+)
+
+
+def _found(alert: PlatformAlert | None, alert_id: int) -> PlatformAlert:
+    if alert is None:
+        raise ApiError(404, f"no platform alert with id {alert_id}")
+    return alert
+
+
+@api.route(
+    "GET",
+    "/alerts",
+    summary="List platform alerts, open first, then by latest occurrence",
+    query=AlertQuery,
+    responses={200: AlertPage, **READ_ERRORS},
+)
+def list_alerts(query: AlertQuery) -> Reply:
+    """A filtered page of alerts."""
+    items, total = service.get_alerts(
+        db_session(),
+        alert_type=query.alert_type,
+        severity=query.severity,
+        is_resolved=query.is_resolved,
+        skip=query.skip,
+        limit=query.limit,
+    )
+    page = AlertPage(
+        items=[AlertOut.model_validate(item) for item in items],
+        total=total,
+        skip=query.skip,
+        limit=query.limit,
+    )
+    return page, 200
+
+
+@api.route(
+    "POST",
+    "/alerts",
+    summary="Open an alert, or count one more occurrence of the open alert with its fingerprint",
+    body=AlertCreate,
+    responses={201: AlertOut, 200: AlertOut, **WRITE_ERRORS},
+)
+def create_alert(body: AlertCreate) -> Reply:
+    """Create-or-increment: 201 when opened, 200 when an open alert was incremented."""
+    db = db_session()
+    alert, created = service.create_or_increment_alert(
+        db,
+        alert_type=body.alert_type,
+        severity=body.severity,
+        title=body.title,
+        fingerprint=body.fingerprint,
+        description=body.description,
+        affected_stores=body.affected_stores,
+        affected_systems=body.affected_systems,
+        metadata=body.alert_metadata,
+    )
+    db.commit()
+    location = url_for(".get_alert", alert_id=alert.id)
+    return AlertOut.model_validate(alert), 201 if created else 200, {"Location": location}
+
+
+@api.route(
+    "GET",
+    "/alerts/stats",
+    summary="Counts for the statistics cards and the breakdown of active alerts",
+    responses={200: AlertStatsOut, **READ_ERRORS},
+)
+def alert_stats() -> Reply:
+    """The alert statistics."""
+    zone = configured_timezone({"NOTIFIER_TIMEZONE": current_app.config["NOTIFIER_TIMEZONE"]})
+    stats = service.get_statistics(db_session(), tz=zone)
+    return AlertStatsOut.model_validate(stats), 200
+
+
+@api.route(
+    "GET",
+    "/alerts/{alert_id}",
+    summary="One platform alert",
+    responses={200: AlertOut, 404: ErrorOut, **READ_ERRORS},
+)
+def get_alert(alert_id: int) -> Reply:
+    """One alert by id."""
+    return AlertOut.model_validate(_found(service.get_alert(db_session(), alert_id), alert_id)), 200
+
+
+@api.route(
+    "PUT",
+    "/alerts/{alert_id}/resolve",
+    summary="Resolve an open alert with notes (409 when it is already resolved)",
+    body=AlertResolve,
+    responses={200: AlertOut, 404: ErrorOut, 409: ErrorOut, **WRITE_ERRORS},
+)
+def resolve_alert(body: AlertResolve, alert_id: int) -> Reply:
+    """Resolve an alert by the caller."""
+    db = db_session()
+    admin = current_admin()
+    alert = service.resolve_alert(
+        db,
+        alert_id,
+        user_id=admin.id if admin else None,
+        resolution_notes=body.resolution_notes,
+    )
+    alert = _found(alert, alert_id)
+    db.commit()
+    return AlertOut.model_validate(alert), 200

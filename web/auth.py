@@ -1,0 +1,172 @@
+"""Who is calling: session login for browsers (with CSRF), bearer tokens for API clients."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from notifier.models import AdminUser
+from notifier.tokens import verify_token
+from notifier.users import authenticate
+
+from .extension import ADMIN_PREFIX, app_state, db_session
+
+SESSION_ADMIN_KEY = "notifier_admin_id"
+SESSION_CSRF_KEY = "notifier_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FORM_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+auth_blueprint = Blueprint(
+    "notifier_auth",
+    __name__,
+    url_prefix=ADMIN_PREFIX,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _Caller:
+    """The outcome of reading a request's credentials."""
+
+    __slots__ = ("admin", "method")
+
+    def __init__(self, admin: AdminUser | None, method: str) -> None:
+        self.admin = admin
+        self.method = method  # "bearer", "session", "bad-token" or "none"
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (created on first use); pages put it in a meta tag."""
+    token = session.get(SESSION_CSRF_KEY)
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session[SESSION_CSRF_KEY] = token
+    return token
+
+
+def csrf_valid(sent: str | None) -> bool:
+    """Whether ``sent`` is this session's CSRF token (compared in constant time)."""
+    expected = session.get(SESSION_CSRF_KEY)
+    if not isinstance(expected, str) or not expected or not sent:
+        return False
+    return hmac.compare_digest(expected.encode(), sent.encode("utf-8", "surrogatepass"))
+
+
+def identify() -> _Caller:
+    """Read the request's credentials once: a bearer token wins over the session cookie.
+
+    A request that sends an Authorization header is judged by it alone, so a bad token is
+    never rescued by a cookie. The admin is reloaded on every request, so deactivating an
+    account or revoking a token takes effect at once.
+    """
+    caller: _Caller | None = g.get("_notifier_caller")
+    if caller is not None:
+        return caller
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, credentials = header.partition(" ")
+        found = None
+        if scheme.lower() == "bearer" and credentials.strip():
+            found = verify_token(db_session(), credentials.strip())
+            if found and db_session().dirty:
+                db_session().commit()  # keep last_used_at (set once a minute) even on reads
+        caller = _Caller(found[1], "bearer") if found else _Caller(None, "bad-token")
+    else:
+        admin_id = session.get(SESSION_ADMIN_KEY)
+        admin = db_session().get(AdminUser, admin_id) if isinstance(admin_id, int) else None
+        if admin is not None and admin.is_active:
+            caller = _Caller(admin, "session")
+        else:
+            caller = _Caller(None, "none")
+    g._notifier_caller = caller
+    return caller
+
+
+def current_admin() -> AdminUser | None:
+    """The admin making this request (by token or session), or None."""
+    return identify().admin
+
+
+def login_required(view: Callable[P, R]) -> Callable[P, R | BaseResponse]:
+    """For pages: send a visitor without a session to the login, coming back here after."""
+
+    @wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | BaseResponse:
+        if current_admin() is None:
+            return redirect(url_for("notifier_auth.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def safe_next(target: str | None) -> str:
+    """``target`` if it is a path inside this app, else the default landing page."""
+    fallback = ADMIN_PREFIX + "/notifications"
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return fallback
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in target):
+        return fallback
+    return target
+
+
+def _client_ip() -> str:
+    return request.remote_addr or "unknown"
+
+
+@auth_blueprint.route("/login", methods=["GET", "POST"])
+def login() -> Response | BaseResponse | tuple[str, int, dict[str, str]] | str:
+    """The login form; on success, a fresh session and a redirect to ``next``."""
+    next_url = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if current_admin() is not None:
+            return redirect(next_url)
+        return render_template("notifier/login.html", next_url=next_url, error=None)
+
+    email = request.form.get("email", "").strip().lower()
+    # Per address and email, and (4x looser) per address: slows guessing one password and
+    # spraying many accounts, without letting a stranger lock an admin out everywhere.
+    state = app_state()
+    account_key, ip_key = f"{_client_ip()}\n{email}", _client_ip()
+    wait = max(
+        state.login_throttle.retry_after(account_key),
+        state.login_ip_throttle.retry_after(ip_key),
+    )
+    if not csrf_valid(request.form.get(CSRF_FORM_FIELD) or request.headers.get(CSRF_HEADER)):
+        error, status = "Your form expired. Please try again.", 403
+    elif wait:
+        error, status = f"Too many failed attempts. Try again in {wait} seconds.", 429
+    else:
+        admin = authenticate(db_session(), email, request.form.get("password", ""))
+        if admin is not None:
+            state.login_throttle.reset(account_key)
+            session.clear()  # nothing from before the login survives it, the CSRF token included
+            session[SESSION_ADMIN_KEY] = admin.id
+            session.permanent = True
+            csrf_token()
+            return redirect(next_url)
+        state.login_throttle.fail(account_key)
+        state.login_ip_throttle.fail(ip_key)
+        error, status = "Wrong email or password.", 401
+    headers = {"Retry-After": str(wait)} if status == 429 else {}
+    page = render_template("notifier/login.html", next_url=next_url, error=error, email=email)
+    return page, status, headers
+
+
+@auth_blueprint.route("/logout", methods=["POST"])
+def logout() -> BaseResponse | tuple[str, int]:
+    """End the session (POST with the CSRF token, so no other site can log an admin out)."""
+    if not csrf_valid(request.form.get(CSRF_FORM_FIELD) or request.headers.get(CSRF_HEADER)):
+        return "CSRF token missing or wrong; reload the page and try again.", 403
+    session.clear()
+    return redirect(url_for("notifier_auth.login"))

@@ -1,0 +1,136 @@
+"""The web commands: serve, create-token, revoke-token (entry points ``notifier.commands``)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+from gunicorn.app.base import BaseApplication
+
+from notifier.cli import load_settings
+from notifier.db import Database
+from notifier.errors import ValidationError
+from notifier.tokens import TokenNotFoundError, create_token, find_token, revoke_token
+from notifier.users import find_admin
+
+
+class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn running an app factory once in each worker (after the fork, never before)."""
+
+    def __init__(self, factory: Callable[[], Any], options: dict[str, Any]) -> None:
+        self.factory = factory
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self.factory()
+
+
+def _import_factory(spec: str) -> Callable[[], Any]:
+    module_name, _, attribute = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute or "create_app")
+    except (ImportError, AttributeError) as exc:
+        raise click.BadParameter(f"cannot import {spec!r}: {exc}", param_hint="--app") from exc
+    if not callable(factory):
+        raise click.BadParameter(f"{spec!r} is not callable", param_hint="--app")
+    return factory  # type: ignore[no-any-return]
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    default=min(4, os.cpu_count() or 1),
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes (each runs its own app and database pool).",
+)
+@click.option(
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Threads per worker: requests served at once by each process.",
+)
+@click.option(
+    "--app",
+    "app_spec",
+    default="web:create_app",
+    show_default=True,
+    help="App factory MODULE:CALLABLE, for a host app that mounts NotifierWeb itself.",
+)
+def serve(host: str, port: int, workers: int, threads: int, app_spec: str) -> None:
+    """Serve the admin API and pages with gunicorn (threaded workers)."""
+    load_settings()  # a configuration mistake stops here with a sentence, not in each worker
+    factory = _import_factory(app_spec)
+    click.echo(f"Serving {app_spec} on http://{host}:{port}/ ({workers}x{threads})", err=True)
+    _Server(
+        factory,
+        {
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "worker_class": "gthread",
+            "threads": threads,
+            "timeout": 30,
+            "graceful_timeout": 10,
+            "keepalive": 5,
+            "accesslog": "-",
+            "errorlog": "-",
+            "loglevel": "info",
+        },
+    ).run()
+
+
+@click.command("create-token")
+@click.argument("email")
+@click.option("--name", default="", help="A label to recognise the token by (e.g. 'ci').")
+def create_token_command(email: str, name: str) -> None:
+    """Create an API token for an admin; it is printed once, alone on the last line."""
+    database = Database(load_settings().database_url)
+    try:
+        with database.session_scope() as db:
+            admin = find_admin(db, email)
+            if admin is None:
+                raise click.ClickException(
+                    f"no admin with email {email!r}; create one with `notifier create-admin`"
+                )
+            token, plaintext = create_token(db, user=admin, name=name)
+            token_id, prefix = token.id, token.prefix
+    except ValidationError as exc:
+        raise click.ClickException("; ".join(f"{k} {v}" for k, v in exc.errors.items())) from exc
+    finally:
+        database.dispose()
+    click.echo(f"Created API token {token_id} ({prefix}...) for {email}.")
+    click.echo(
+        "It is stored hashed and shown only now; send it as 'Authorization: Bearer <token>':"
+    )
+    click.echo(plaintext)
+
+
+@click.command("revoke-token")
+@click.argument("token_key", metavar="ID_OR_PREFIX")
+def revoke_token_command(token_key: str) -> None:
+    """Revoke an API token by its id or the prefix shown at creation (e.g. ntf_AbCd1234)."""
+    database = Database(load_settings().database_url)
+    try:
+        with database.session_scope() as db:
+            token = find_token(db, token_key)
+            changed = revoke_token(db, token)
+            token_id, prefix = token.id, token.prefix
+    except TokenNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    if changed:
+        click.echo(f"Revoked API token {token_id} ({prefix}...).")
+    else:
+        click.echo(f"API token {token_id} ({prefix}...) was already revoked.")
