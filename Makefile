@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m notifier.demo
+	$(BIN)/notifier demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

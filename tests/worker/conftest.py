@@ -1,0 +1,308 @@
+"""Worker fixtures: a Celery app on real Redis with the notifier installed, an in-process
+worker, subprocess prefork workers, and a TCP proxy that can cut the database off."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+from sqlalchemy import func
+from sqlalchemy import select as sql_select
+from sqlalchemy.engine import make_url
+
+import worker.jobs  # noqa: F401  (registers the bundled jobs on every app)
+from notifier import AdminNotification, Database, PlatformAlert
+from worker import install, uninstall
+
+HERE = Path(__file__).parent
+sys.path[:0] = [str(HERE), str(HERE.parents[1])]
+
+import worker_test_tasks  # noqa: E402
+
+from tests.conftest import REDIS_URL, require_service  # noqa: E402
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """Redis db 15, flushed before and after the test."""
+    require_service("Redis", REDIS_URL)
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def worker_database(pg_database: Database) -> Database:
+    """The notifier store the worker records into (PostgreSQL, emptied per test)."""
+    return pg_database
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path) -> Path:
+    return tmp_path / "spool"
+
+
+def make_app(broker: str, database_url: str, spool: Path, **conf: Any) -> Celery:
+    app = Celery(
+        f"test-{uuid.uuid4().hex[:6]}", broker=broker, backend=REDIS_URL, set_as_current=False
+    )
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_acks_late=True,
+        broker_connection_retry_on_startup=True,
+        notifier_database_url=database_url,
+        notifier_spool_dir=str(spool),
+        **conf,
+    )
+    worker_test_tasks.define_tasks(app)
+    return app
+
+
+@pytest.fixture
+def celery_config() -> dict[str, Any]:
+    """Extra app config for a test; override in a test module or with indirect params."""
+    return {}
+
+
+@pytest.fixture
+def celery_app(
+    redis_url: str, worker_database: Database, spool_dir: Path, celery_config: dict[str, Any]
+) -> Iterator[Celery]:
+    """A Celery app on Redis with every test task and the notifier installed."""
+    app = make_app(redis_url, worker_database.url, spool_dir, **celery_config)
+    install(app, all_tasks=bool(celery_config.get("notifier_test_all_tasks")))
+    yield app
+    uninstall(app)
+    app.close()
+
+
+@pytest.fixture
+def celery_worker(celery_app: Celery) -> Iterator[Any]:
+    """An in-process worker (solo pool, in a thread) consuming from the app's broker."""
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=20) as w:
+        yield w
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30, interval: float = 0.1) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def notifications(database: Database) -> list[AdminNotification]:
+    with database.session_scope() as db:
+        return list(db.scalars(sql_select(AdminNotification).order_by(AdminNotification.id)))
+
+
+def alerts(database: Database) -> list[PlatformAlert]:
+    with database.session_scope() as db:
+        return list(db.scalars(sql_select(PlatformAlert).order_by(PlatformAlert.id)))
+
+
+def notification_count(database: Database) -> int:
+    with database.session_scope() as db:
+        return int(db.scalar(sql_select(func.count()).select_from(AdminNotification)) or 0)
+
+
+def settle(database: Database, spool: Path, quiet: float = 0.6, timeout: float = 30) -> None:
+    """Wait until the spool is empty and nothing new has been recorded for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = (-1, -1)
+    stable_since = time.monotonic()
+    while time.monotonic() < deadline:
+        pending = [p for p in spool.glob("*.json")] if spool.exists() else []
+        with database.session_scope() as db:
+            now = (
+                int(db.scalar(sql_select(func.count()).select_from(AdminNotification)) or 0),
+                int(
+                    db.scalar(
+                        sql_select(func.coalesce(func.sum(PlatformAlert.occurrence_count), 0))
+                    )
+                    or 0
+                ),
+            )
+        if now != last or pending:
+            last, stable_since = now, time.monotonic()
+        elif time.monotonic() - stable_since >= quiet:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the notifier did not settle")
+
+
+# -- subprocess workers ------------------------------------------------------------------
+
+
+class WorkerProcess:
+    """A real ``celery worker`` (prefork) in a subprocess, on the test task module."""
+
+    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 2) -> None:
+        self.log = log
+        self.handle = log.open("ab")
+        cmd = [
+            sys.executable, "-m", "celery", "-A", "worker_test_tasks", "worker",
+            "-P", "prefork", "-c", str(concurrency), "-l", "INFO",
+            "-n", f"w{uuid.uuid4().hex[:8]}@%h",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            cmd, env=env, cwd=str(HERE), stdout=self.handle, stderr=subprocess.STDOUT
+        )
+        wait_for(lambda: b"ready." in log.read_bytes() or self.proc.poll() is not None, 60)
+        if self.proc.poll() is not None:
+            raise AssertionError(f"worker exited early:\n{log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()  # warm shutdown
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.handle.close()
+
+
+@pytest.fixture
+def worker_env(redis_url: str, worker_database: Database, spool_dir: Path) -> dict[str, str]:
+    """Environment for subprocess workers and the matching client app."""
+    root = str(HERE.parents[1])
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), root, os.environ.get("PYTHONPATH", "")]),
+        "NOTIFIER_TEST_BROKER": redis_url,
+        "NOTIFIER_TEST_BACKEND": REDIS_URL,
+        "NOTIFIER_TEST_DATABASE": worker_database.url,
+        "NOTIFIER_TEST_SPOOL": str(spool_dir),
+    }
+
+
+@pytest.fixture
+def start_workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start subprocess workers; every one still running is stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str], concurrency: int = 2) -> WorkerProcess:
+        worker = WorkerProcess(env, tmp_path / f"worker{len(started)}.log", concurrency)
+        started.append(worker)
+        return worker
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def client_app(
+    worker_env: dict[str, str], worker_database: Database, spool_dir: Path
+) -> Iterator[Celery]:
+    """A client app (no plugin) to send tasks to subprocess workers and read their results."""
+    app = make_app(worker_env["NOTIFIER_TEST_BROKER"], worker_database.url, spool_dir)
+    yield app
+    app.close()
+
+
+# -- a TCP proxy the test can cut ----------------------------------------------------------
+
+
+class TcpProxy:
+    """Forwards a local port to a server; ``cut()`` refuses and drops connections."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self._lock:
+            for conn in self._conns:
+                with suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            self._conns.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while True:
+                ready, _, _ = select.select([a, b], [], [], 1)
+                for src in ready:
+                    data = src.recv(65536)
+                    if not data:
+                        return
+                    (b if src is a else a).sendall(data)
+        except OSError:
+            return
+        finally:
+            a.close()
+            b.close()
+
+
+@contextmanager
+def proxied(url: str) -> Iterator[tuple[TcpProxy, str]]:
+    parsed = make_url(url)
+    proxy = TcpProxy((parsed.host or "127.0.0.1", parsed.port or 5432))
+    try:
+        yield (
+            proxy,
+            parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+        )
+    finally:
+        proxy.cut()

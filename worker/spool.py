@@ -1,0 +1,243 @@
+"""A durable local spool of events, and the drain loop that records them in the database.
+
+Every event is first written to its own file (write aside, then rename: a reader never
+sees half a file), so a failure is kept even when the database is down or the process
+dies a moment later. A drainer (a process next to a prefork worker, see ``drainer.py``, or
+a thread for solo/threads pools) records spooled events in batches and deletes each file
+only after its transaction committed. Several workers on one host may share the
+directory: each file is claimed with ``flock`` before it is read, so no two drainers
+record the same file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from .events import Event
+
+logger = logging.getLogger("notifier.worker")
+
+_counter = itertools.count()
+
+
+@dataclass
+class Claim:
+    """A spooled event this process holds the lock of until it calls done/release."""
+
+    path: Path
+    fd: int
+    event: Event | None
+
+
+class Spool:
+    """A directory of one-event JSON files, oldest first."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.dead = self.directory / "dead"
+        self._ensured = False
+
+    def ensure(self) -> None:
+        """Create the directory (and its dead-letter folder) if missing."""
+        self.dead.mkdir(parents=True, exist_ok=True)
+        self._ensured = True
+
+    def put(self, event: Event) -> Path:
+        """Write ``event`` to a new file, visible to drainers only once complete."""
+        if not self._ensured:
+            self.ensure()
+        name = f"{int(event.occurred_at * 1e9):020d}-{os.getpid()}-{next(_counter):08d}.json"
+        folder = str(self.directory)
+        tmp = f"{folder}/.{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, event.to_json().encode())
+        finally:
+            os.close(fd)
+        path = f"{folder}/{name}"
+        try:
+            os.rename(tmp, path)
+        except FileNotFoundError:  # the folder was removed under us: recreate, write again
+            self._ensured = False
+            return self.put(event)
+        return Path(path)
+
+    def pending(self) -> list[Path]:
+        """Spooled files, oldest first."""
+        try:
+            names = sorted(n for n in os.listdir(self.directory) if n.endswith(".json"))
+        except FileNotFoundError:
+            return []
+        return [self.directory / n for n in names if not n.startswith(".")]
+
+    def claim(self, limit: int) -> list[Claim]:
+        """Lock up to ``limit`` pending files that no other drainer holds."""
+        claims: list[Claim] = []
+        for path in self.pending():
+            if len(claims) >= limit:
+                break
+            claim = self._claim_one(path)
+            if claim is not None:
+                claims.append(claim)
+        return claims
+
+    def _claim_one(self, path: Path) -> Claim | None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Another drainer may have recorded and unlinked it between listing and locking.
+            if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                raise FileNotFoundError(path)
+            with os.fdopen(os.dup(fd), encoding="utf-8") as handle:
+                text = handle.read()
+        except (BlockingIOError, FileNotFoundError):
+            os.close(fd)
+            return None
+        try:
+            event: Event | None = Event.from_json(text)
+        except (ValueError, KeyError, TypeError):
+            event = None
+        return Claim(path, fd, event)
+
+    def done(self, claim: Claim) -> None:
+        """The event is recorded: delete its file, then let go of the lock."""
+        with suppress(FileNotFoundError):
+            claim.path.unlink()
+        os.close(claim.fd)
+
+    def release(self, claim: Claim) -> None:
+        """Keep the file for a later attempt."""
+        os.close(claim.fd)
+
+    def bury(self, claim: Claim) -> None:
+        """Move an event that can never be recorded to ``dead/``, for a human to look at."""
+        self.ensure()
+        with suppress(FileNotFoundError):
+            os.replace(claim.path, self.dead / claim.path.name)
+        os.close(claim.fd)
+
+
+#: Records a batch of events in one transaction; for each event, True when it is recorded
+#: and False when it can never be (bad data). Raises when the database is unreachable.
+BatchRecorder = Callable[[list[Event]], list[bool]]
+
+
+class Drainer:
+    """A daemon thread that records spooled events, retrying with backoff while the DB is down."""
+
+    BATCH = 200
+    POLL_SECONDS = 0.1
+    MAX_BACKOFF_SECONDS = 5.0
+
+    def __init__(self, spool: Spool, record_batch: BatchRecorder) -> None:
+        self.spool = spool
+        self.record_batch = record_batch
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def start(self) -> None:
+        """Start the thread (once per process)."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="notifier-drainer", daemon=True)
+            self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the loop to drain once more and return (safe from a signal handler)."""
+        self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Look at the spool now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Drain what can be drained, then stop the thread."""
+        thread = self._thread
+        self._stop.set()
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._thread = None
+
+    def drain(self) -> int:
+        """Record every pending event now; returns how many files were handled."""
+        handled = 0
+        for batch in self._batches():
+            readable = [claim for claim in batch if claim.event is not None]
+            for claim in batch:
+                if claim.event is None:
+                    logger.error("notifier: unreadable spool file moved to %s", self.spool.dead)
+                    self.spool.bury(claim)
+            try:
+                recorded = self.record_batch([c.event for c in readable if c.event is not None])
+            except BaseException:
+                for claim in readable:
+                    self.spool.release(claim)
+                raise
+            for claim, ok in zip(readable, recorded, strict=True):
+                if ok:
+                    self.spool.done(claim)
+                else:
+                    self.spool.bury(claim)
+            handled += len(batch)
+        return handled
+
+    def _batches(self) -> Iterator[list[Claim]]:
+        while True:
+            batch = self.spool.claim(self.BATCH)
+            if not batch:
+                return
+            yield batch
+
+    def _run(self) -> None:
+        self.run()
+
+    def run(self, alive: Callable[[], bool] = lambda: True) -> None:
+        """The drain loop, in the calling thread, until stopped or ``alive()`` turns False."""
+        backoff = 0.0
+        failing = False
+        while True:
+            if not alive():
+                self._stop.set()
+            self._wake.wait(backoff or self.POLL_SECONDS)
+            self._wake.clear()
+            try:
+                self.drain()
+            except Exception as exc:  # the database is down or unreachable: keep the files
+                backoff = min(max(backoff * 2, 0.25), self.MAX_BACKOFF_SECONDS)
+                if not failing:
+                    logger.warning(
+                        "notifier: cannot record events yet, keeping them in %s and retrying "
+                        "(%s: %s)",
+                        self.spool.directory,
+                        type(exc).__name__,
+                        exc,
+                    )
+                failing = True
+                if self._stop.is_set():
+                    return
+                continue
+            if failing:
+                logger.warning("notifier: recording events again")
+            failing = False
+            backoff = 0.0
+            if self._stop.is_set():
+                return
