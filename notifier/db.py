@@ -9,6 +9,7 @@ Services never commit; whoever opens the session owns the transaction, e.g.::
 from __future__ import annotations
 
 import os
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,12 +17,15 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .config import validate_database_url
 
 #: Seconds to wait for a connection to open, a lock, or a statement, before giving up.
 CONNECT_TIMEOUT = 5
+#: A pooled connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 2.0
 STATEMENT_TIMEOUT_MS = 15_000
 SQLITE_BUSY_TIMEOUT = 15
 
@@ -29,7 +33,13 @@ SQLITE_BUSY_TIMEOUT = 15
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` with the notifier's safety settings.
 
-    - ``pool_pre_ping`` so a connection dropped by the server is replaced, not used;
+    - a ping before use of any pooled connection that sat idle for more than
+      ``PING_AFTER_IDLE_SECONDS``: a connection dropped by the server (restart, idle
+      timeout, failover) is replaced, not used. A connection returned less than that ago
+      is handed out without a round trip; ``pool_pre_ping`` pinged every checkout, which
+      cost a third of a single-row write (BENCHMARKS.md). Should the server go away
+      inside that window, the first statement fails, SQLAlchemy recognises the
+      disconnect and refreshes the whole pool;
     - PostgreSQL: a connect timeout and a statement timeout, so an unreachable or stuck
       database cannot hang a worker;
     - SQLite: WAL journal, a busy timeout, foreign keys, and transactions that begin with
@@ -40,7 +50,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """
     validate_database_url(url)
     parsed = make_url(url)
-    options: dict[str, Any] = {"pool_pre_ping": True, "future": True}
+    options: dict[str, Any] = {"future": True}
     if parsed.get_backend_name() == "postgresql":
         options["connect_args"] = {
             "connect_timeout": CONNECT_TIMEOUT,
@@ -54,8 +64,33 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_engine(parsed, **options)
     if parsed.get_backend_name() == "sqlite":
         _configure_sqlite(engine)
+    _ping_when_idle(engine)
     _dispose_after_fork(engine)
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Pessimistic disconnect handling, as SQLAlchemy documents it, for idle connections."""
+
+    @event.listens_for(engine, "connect")
+    def _fresh(_dbapi_connection: Any, record: Any) -> None:
+        record.info["notifier_returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["notifier_returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("notifier_returned_at")
+        if returned is not None and time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"pooled connection is gone: {exc}") from exc
+        if not alive:  # the pool retries with a new connection, up to three times
+            raise DisconnectionError("pooled connection did not answer a ping")
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -104,3 +104,22 @@ def test_forked_child_does_not_reuse_the_parents_connection(postgres_url: str) -
     with database.engine.connect() as conn:
         assert conn.execute(text("SELECT pg_backend_pid()")).scalar() == parent_pid
     database.dispose()
+
+
+def test_idle_connection_killed_by_the_server_is_replaced(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import notifier.db
+
+    database = Database(postgres_url)
+    with database.engine.connect() as conn:
+        first = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    killer = make_engine(postgres_url)
+    with killer.begin() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    killer.dispose()
+    monkeypatch.setattr(notifier.db, "PING_AFTER_IDLE_SECONDS", 0.0)  # it has been idle
+    with database.session_scope() as db:
+        second = db.execute(text("SELECT pg_backend_pid()")).scalar()
+    assert second != first
+    database.dispose()
