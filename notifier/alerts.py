@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from .config import configured_timezone
 from .enums import AlertType, Severity
-from .errors import AlreadyResolvedError
+from .errors import AlreadyResolvedError, ValidationError
 from .models import AdminNotification, PlatformAlert
 from .notifications import page_bounds
 from .types import utcnow
@@ -71,10 +71,12 @@ class PlatformAlertService:
         affected_stores: list[int] | None = None,
         affected_systems: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
+        occurrences: int = 1,
     ) -> tuple[PlatformAlert, bool]:
         """Count one more occurrence of the open alert with this fingerprint, or open one.
 
-        Returns ``(alert, created)``. An existing open alert gets ``occurrence_count + 1``,
+        Returns ``(alert, created)``. An existing open alert gets ``occurrence_count + 1``
+        (``+ occurrences``, for a caller that batched several occurrences into one call),
         a new ``last_occurred_at``, the higher of the two severities, the union of affected
         stores and systems, and the newest description; its title and metadata stay.
         This is a single ``INSERT ... ON CONFLICT DO UPDATE`` against the partial unique
@@ -92,9 +94,11 @@ class PlatformAlertService:
             metadata=metadata,
             fingerprint=fingerprint,
         )
+        if isinstance(occurrences, bool) or not isinstance(occurrences, int) or occurrences < 1:
+            raise ValidationError({"occurrences": "must be a positive integer"})
         now = utcnow()
         values.update(
-            occurrence_count=1,
+            occurrence_count=occurrences,
             first_occurred_at=now,
             last_occurred_at=now,
             is_resolved=False,
@@ -104,7 +108,8 @@ class PlatformAlertService:
         alert: PlatformAlert = db.scalars(
             statement, values, execution_options={"populate_existing": True}
         ).one()
-        created = alert.occurrence_count == 1
+        # An existing alert already had at least one occurrence before these.
+        created = alert.occurrence_count == occurrences
         if created:
             self._link_previous(db, alert)
         return alert, created

@@ -100,7 +100,7 @@ def upsert_alert(dialect: str) -> ExecutableReturnsRows:
     sql = (
         _insert_sql("platform_alerts", _ALERT_COLUMNS)
         + f" ON CONFLICT (fingerprint) WHERE {_OPEN[dialect]} DO UPDATE SET"
-        " occurrence_count = platform_alerts.occurrence_count + 1,"
+        " occurrence_count = platform_alerts.occurrence_count + excluded.occurrence_count,"
         " last_occurred_at = excluded.last_occurred_at,"
         f" severity = CASE WHEN {_rank('excluded.severity')} > {_rank('platform_alerts.severity')}"
         " THEN excluded.severity ELSE platform_alerts.severity END,"

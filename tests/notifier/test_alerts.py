@@ -274,3 +274,22 @@ def test_bad_alert_input_is_refused_before_writing(
         service.create_alert(db_session, **values)  # type: ignore[arg-type]
     db_session.commit()
     assert service.get_alerts(db_session)[1] == 0
+
+
+def test_batched_occurrences_count_exactly(db_session: Session) -> None:
+    alert, created = service.create_or_increment_alert(
+        db_session, alert_type="system", severity="error", title="storm", occurrences=5
+    )
+    assert created is True and alert.occurrence_count == 5
+    alert, created = service.create_or_increment_alert(
+        db_session, alert_type="system", severity="error", title="storm", occurrences=3
+    )
+    assert created is False and alert.occurrence_count == 8
+    alert, created = service.create_or_increment_alert(
+        db_session, alert_type="system", severity="error", title="storm"
+    )
+    assert created is False and alert.occurrence_count == 9
+    with pytest.raises(ValidationError):
+        service.create_or_increment_alert(
+            db_session, alert_type="system", severity="error", title="storm", occurrences=0
+        )
