@@ -232,8 +232,18 @@ def _attempts(task: Any) -> int:
     return int(retries) + 1
 
 
-def _on_task_failure(
-    sender: Any = None,
+def _on_task_failure(sender: Any = None, **kwargs: Any) -> None:
+    _emit_failure("task_failure", "failure", sender, **kwargs)
+
+
+def _on_task_internal_error(sender: Any = None, **kwargs: Any) -> None:
+    _emit_failure("task_internal_error", "internal_error", sender, **kwargs)
+
+
+def _emit_failure(
+    signal_name: str,
+    kind: str,
+    sender: Any,
     task_id: str | None = None,
     exception: BaseException | None = None,
     args: Any = None,
@@ -242,7 +252,8 @@ def _on_task_failure(
     einfo: Any = None,
     **_: Any,
 ) -> None:
-    with guard("task_failure", task=getattr(sender, "name", None), task_id=task_id):
+    """Turn a failure signal into an event; both signals send the same arguments."""
+    with guard(signal_name, task=getattr(sender, "name", None), task_id=task_id):
         installation = _for(getattr(sender, "app", None))
         if installation is None or exception is None:
             return
@@ -255,35 +266,7 @@ def _on_task_failure(
             kwargs=kwargs,
             attempts=_attempts(sender),
             all_tasks=installation.all_tasks,
-        )
-        if event is not None:
-            installation.emit(event)
-
-
-def _on_task_internal_error(
-    sender: Any = None,
-    task_id: str | None = None,
-    args: Any = None,
-    kwargs: Any = None,
-    exception: BaseException | None = None,
-    traceback: Any = None,
-    einfo: Any = None,
-    **_: Any,
-) -> None:
-    with guard("task_internal_error", task=getattr(sender, "name", None), task_id=task_id):
-        installation = _for(getattr(sender, "app", None))
-        if installation is None or exception is None:
-            return
-        event = failure_event(
-            sender,
-            task_id=str(task_id),
-            exc=exception,
-            traceback_text=_traceback_text(traceback, einfo),
-            args=args,
-            kwargs=kwargs,
-            attempts=_attempts(sender),
-            all_tasks=installation.all_tasks,
-            kind="internal_error",
+            kind=kind,
         )
         if event is not None:
             installation.emit(event)
