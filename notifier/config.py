@@ -29,6 +29,7 @@ class Settings:
     | NOTIFIER_TIMEZONE        | UTC                                               |
     | NOTIFIER_INSTANCE_PATH   | ./instance                                        |
     | NOTIFIER_COOKIE_SECURE   | false (true: session cookie only sent over HTTPS)  |
+    | NOTIFIER_TRUSTED_PROXIES | 0 (reverse proxies whose X-Forwarded-For to trust) |
     """
 
     database_url: str
@@ -37,6 +38,7 @@ class Settings:
     timezone: str
     instance_path: Path
     cookie_secure: bool = False
+    trusted_proxies: int = 0
 
     @property
     def tz(self) -> ZoneInfo:
@@ -66,7 +68,15 @@ class Settings:
         if not secret_key:
             secret_key = _instance_secret(instance)
         cookie_secure = _flag(env, "NOTIFIER_COOKIE_SECURE")
-        return cls(database_url, broker_url, secret_key, timezone, instance, cookie_secure)
+        proxies = (env.get("NOTIFIER_TRUSTED_PROXIES") or "0").strip()
+        if not proxies.isdigit():
+            raise ConfigurationError(
+                f"NOTIFIER_TRUSTED_PROXIES={proxies!r} is not a whole number; set it to how "
+                "many reverse proxies stand in front of the app (0 when none)"
+            )
+        return cls(
+            database_url, broker_url, secret_key, timezone, instance, cookie_secure, int(proxies)
+        )
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

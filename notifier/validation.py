@@ -78,7 +78,8 @@ class Checker:
         except (TypeError, ValueError) as exc:
             self.fail(field, f"must be JSON-serializable: {exc}")
             return {}
-        if len(encoded.encode()) > METADATA_MAX_BYTES:
+        # Measured as the UTF-8 JSON that is stored, so "é" counts 2 bytes, not 6 (\u00e9).
+        if len(json.dumps(value, ensure_ascii=False).encode()) > METADATA_MAX_BYTES:
             self.fail(field, f"must be at most {METADATA_MAX_BYTES} bytes as JSON")
             return {}
         result: dict[str, Any] = json.loads(encoded)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from notifier.config import Settings
 
@@ -24,6 +25,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             SECRET_KEY=settings.secret_key,
             NOTIFIER_TIMEZONE=settings.timezone,
             SESSION_COOKIE_SECURE=settings.cookie_secure,
+            NOTIFIER_TRUSTED_PROXIES=settings.trusted_proxies,
         )
     app.config.update(
         SESSION_COOKIE_NAME="notifier_session",
@@ -32,4 +34,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(overrides)
     NotifierWeb().init_app(app)
+    proxies = int(app.config.get("NOTIFIER_TRUSTED_PROXIES", 0) or 0)
+    if proxies:
+        # Behind N reverse proxies, the client address (which the login and token throttles
+        # count by) is the one the proxies put in X-Forwarded-For, not the last proxy's.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
     return app

@@ -26,6 +26,9 @@ from .chart import daily_chart
 from .extension import ADMIN_PREFIX, app_timezone, db_session
 
 PER_PAGE = 25
+_LINK_PARAMS = frozenset(
+    {"tab", "priority", "type", "is_read", "store_id", "severity", "alert_type", "is_resolved"}
+)
 
 pages_blueprint = Blueprint(
     "notifier_pages", __name__, url_prefix=ADMIN_PREFIX, template_folder="templates"
@@ -87,7 +90,9 @@ def _page_number() -> int:
 
 def _listing(items: list[Any], total: int, page: int) -> Listing:
     pages = max(1, math.ceil(total / PER_PAGE))
-    args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "page"}
+    # Only our own filters go into the pager links: url_for treats "_external", "_method"...
+    # as instructions, and any other stray parameter is dropped rather than carried along.
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if k in _LINK_PARAMS}
     listing = Listing(items, total, page, pages)
     if page > 1:
         listing.prev_url = url_for(".notifications", **(args | {"page": page - 1}))

@@ -18,18 +18,22 @@ from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, Worker
 from celery.exceptions import Ignore, Reject, Retry
 
 from notifier import AlertType, Severity
+from notifier.validation import METADATA_MAX_BYTES
 
 from .decorators import JobSpec, spec_of, task_arguments
 from .redaction import (
     MESSAGE_MAX_CHARS,
     clip_text,
     clip_traceback,
+    redact_text,
     safe_arguments,
 )
 
 #: Control flow, not failures (as in sentry-sdk's CELERY_CONTROL_FLOW_EXCEPTIONS).
 CONTROL_FLOW_EXCEPTIONS = (Retry, Ignore, Reject)
-_METADATA_BUDGET = 15 * 1024
+# What the notify_* services add to our metadata (store name, job id, an error message of at
+# most MESSAGE_MAX_CHARS characters, up to 4 UTF-8 bytes each) must fit beside it.
+_METADATA_BUDGET = METADATA_MAX_BYTES - 6 * 1024
 _FINGERPRINT_MAX = 255
 #: The keyword under which each service takes extra metadata.
 _METADATA_PARAM = {
@@ -111,7 +115,7 @@ def failure_event(
     arguments = task_arguments(task, args, kwargs)
     store_id, store_name, job_id = _store_and_job(spec, arguments, task_id)
     exc_class = exception_class(exc)
-    message = clip_text(f"{type(exc).__name__}: {exc}", MESSAGE_MAX_CHARS)
+    message = clip_text(redact_text(f"{type(exc).__name__}: {exc}"), MESSAGE_MAX_CHARS)
 
     fingerprint = f"celery:{task_name}:{exc_class}"
     if spec is not None and spec.kind == "sync":
@@ -125,7 +129,7 @@ def failure_event(
             "exception_class": exc_class,
             "attempts": attempts,
             "arguments": safe_arguments(arguments),
-            "traceback": clip_traceback(traceback_text),
+            "traceback": clip_traceback(redact_text(traceback_text or "")),
             "alert_fingerprint": fingerprint,
         }
     )
@@ -173,7 +177,7 @@ def returned_events(
         }
         return [_event(task_id, "row_errors", "notify_import_failure", params)]
     events: list[Event] = []
-    for exception in order_exceptions(result):
+    for position, exception in enumerate(order_exceptions(result)):
         number = clip_text(str(exception.get("order_number", "?")), 100)
         products = [str(p) for p in exception.get("unmatched_products") or []]
         order_params: dict[str, Any] = {
@@ -183,7 +187,9 @@ def returned_events(
             "store_id": store_id,
             "extra": _fit({**base, "event": "order_exception"}),
         }
-        kind = f"order_exception:{number}"
+        # The position keeps two exceptions with the same (or no) number apart, and is stable
+        # when the same result is reported again.
+        kind = f"order_exception:{position}:{number}"
         events.append(_event(task_id, kind, "notify_order_exception", order_params))
     return events
 
@@ -317,10 +323,15 @@ def _bounded(text: str) -> str:
     return f"{text[: _FINGERPRINT_MAX - 17]}#{digest}"
 
 
+def _size(metadata: dict[str, Any]) -> int:
+    return len(json.dumps(metadata, default=str, ensure_ascii=False).encode())
+
+
 def _fit(metadata: dict[str, Any]) -> dict[str, Any]:
     """Shrink the traceback, then the arguments, until the metadata fits the core's limit."""
-    for field, limit in (("traceback", 2000), ("arguments", 0), ("errors", 0)):
-        if len(json.dumps(metadata, default=str).encode()) <= _METADATA_BUDGET:
+    steps = (("traceback", 2000), ("arguments", 0), ("errors", 0), ("traceback", 0))
+    for field, limit in steps:
+        if _size(metadata) <= _METADATA_BUDGET:
             break
         if field in metadata:
             value = metadata[field]

@@ -17,6 +17,21 @@ _MAX_DEPTH = 8
 _SECRET_KEY = re.compile(r"password|passwd|token|secret|api[_-]?key|authorization", re.IGNORECASE)
 
 
+# "api_key=abc", "token: abc", "Authorization=Bearer abc" inside free text (URLs, messages).
+_SECRET_IN_TEXT = re.compile(
+    r"(?i)\b((?:[\w-]*)(?:password|passwd|token|secret|api[_-]?key|authorization))"
+    r"(\s*[=:]\s*[\"']?)(?:bearer\s+|basic\s+)?([^&\s'\",;)]+)"
+)
+# "scheme://user:password@host"
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with secrets that free text tends to carry (URL query, user:pass@) redacted."""
+    text = _URL_CREDENTIALS.sub(rf"\1{REDACTED}@", text)
+    return _SECRET_IN_TEXT.sub(rf"\1\2{REDACTED}", text)
+
+
 def is_secret_name(name: object) -> bool:
     """Whether a mapping key or argument name names a secret (any case, any position)."""
     return isinstance(name, str) and _SECRET_KEY.search(name) is not None

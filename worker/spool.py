@@ -52,6 +52,13 @@ class Spool:
 
     def put(self, event: Event) -> Path:
         """Write ``event`` to a new file, visible to drainers only once complete."""
+        try:
+            return self._put(event)
+        except FileNotFoundError:  # the folder was removed under us: recreate, write again
+            self._ensured = False
+            return self._put(event)
+
+    def _put(self, event: Event) -> Path:
         if not self._ensured:
             self.ensure()
         name = f"{int(event.occurred_at * 1e9):020d}-{os.getpid()}-{next(_counter):08d}.json"
@@ -63,11 +70,7 @@ class Spool:
         finally:
             os.close(fd)
         path = f"{folder}/{name}"
-        try:
-            os.rename(tmp, path)
-        except FileNotFoundError:  # the folder was removed under us: recreate, write again
-            self._ensured = False
-            return self.put(event)
+        os.rename(tmp, path)
         return Path(path)
 
     def pending(self) -> list[Path]:

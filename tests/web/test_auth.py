@@ -149,7 +149,9 @@ def test_failed_logins_are_throttled(app_config: dict[str, Any], admin: Admin) -
     app.extensions["notifier"].state(app).database.dispose()
 
 
-def test_bad_tokens_are_throttled_per_client(app_config: dict[str, Any]) -> None:
+def test_bad_tokens_are_throttled_per_client(
+    app_config: dict[str, Any], database: Database, admin: Admin
+) -> None:
     app = create_app({**app_config, "NOTIFIER_AUTH_FAILURES_PER_IP": 3})
     client = app.test_client()
     bad = {"Authorization": "Bearer ntf_guess"}
@@ -158,6 +160,9 @@ def test_bad_tokens_are_throttled_per_client(app_config: dict[str, Any]) -> None
     response = client.get(f"{API}/unread-count", headers=bad)
     assert response.json["error"]["code"] == "too_many_requests"
     assert "Retry-After" in response.headers
+    # a valid token from the same address is never locked out by someone else's guesses
+    good = {"Authorization": f"Bearer {make_token(database, admin)}"}
+    assert client.get(f"{API}/unread-count", headers=good).status_code == 200
     app.extensions["notifier"].state(app).database.dispose()
 
 
@@ -282,4 +287,17 @@ def test_login_throttle_per_address_spans_emails(app_config: dict[str, Any], adm
         for i in range(9)
     ]
     assert statuses == [401] * 8 + [429]  # 4 x 2 failures from one address, any emails
+    app.extensions["notifier"].state(app).database.dispose()
+
+
+def test_behind_a_trusted_proxy_clients_are_throttled_apart(app_config: dict[str, Any]) -> None:
+    app = create_app(
+        {**app_config, "NOTIFIER_AUTH_FAILURES_PER_IP": 2, "NOTIFIER_TRUSTED_PROXIES": 1}
+    )
+    client = app.test_client()
+    bad = {"Authorization": "Bearer ntf_guess", "X-Forwarded-For": "203.0.113.7"}
+    statuses = [client.get(f"{API}/unread-count", headers=bad).status_code for _ in range(3)]
+    assert statuses == [401, 401, 429]
+    other = {"Authorization": "Bearer ntf_guess", "X-Forwarded-For": "198.51.100.9"}
+    assert client.get(f"{API}/unread-count", headers=other).status_code == 401
     app.extensions["notifier"].state(app).database.dispose()

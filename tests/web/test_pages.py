@@ -97,3 +97,18 @@ def test_hostile_strings_are_escaped(client: FlaskClient, admin: Admin, database
             not in response.headers["Content-Security-Policy"].split("script-src")[1].split(";")[0]
         )
         assert "<script>" not in re.sub(r'<script type="module" src="[^"]+"></script>', "", html)
+
+
+def test_stray_query_parameters_do_not_break_the_page(
+    client: FlaskClient, admin: Admin, database: Database
+) -> None:
+    with database.session_scope() as db:
+        for i in range(30):
+            admin_notification_service.create_notification(
+                db, type="system_info", title=f"n{i}", message="m"
+            )
+    login(client, admin)
+    response = client.get("/admin/notifications?_method=x&_external=1&utm=y&priority=normal")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "page=2" in html and "_external" not in html and "utm" not in html

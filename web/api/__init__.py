@@ -22,17 +22,19 @@ def _guard() -> None:
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, f"request body is over {limit} bytes")
 
-    throttle = app_state().auth_throttle
-    ip = request.remote_addr or "unknown"
-    wait = throttle.retry_after(ip)
-    if wait:
-        raise ApiError(
-            429,
-            f"too many failed authentication attempts; retry in {wait} seconds",
-            headers={"Retry-After": str(wait)},
-        )
     caller = identify()
     if caller.admin is None:
+        # Only callers without valid credentials are throttled: an address that sent many
+        # bad tokens (or a proxy that many clients share) never locks out a valid one.
+        throttle = app_state().auth_throttle
+        ip = request.remote_addr or "unknown"
+        wait = throttle.retry_after(ip)
+        if wait:
+            raise ApiError(
+                429,
+                f"too many failed authentication attempts; retry in {wait} seconds",
+                headers={"Retry-After": str(wait)},
+            )
         if caller.method == "bad-token":
             throttle.fail(ip)
             message = "the bearer token is unknown, revoked, or its admin is deactivated"

@@ -24,6 +24,7 @@ class Bell {
     this.markAll = root.querySelector("[data-mark-all]");
     this.failures = 0;
     this.timer = null;
+    this.sequence = 0; // only the newest poll's answer is rendered
     this.count = null;
     this.bind();
     this.poll();
@@ -52,7 +53,9 @@ class Bell {
         this.poll();
       }
     });
-    document.addEventListener("notifier:changed", () => this.poll());
+    document.addEventListener("notifier:changed", (event) => {
+      if (event.detail?.from !== "bell") this.poll();
+    });
     this.markAll.addEventListener("click", () => this.run(this.markAll, () =>
       api(`${this.apiBase}/mark-all-read`, { method: "PUT" })));
     this.list.addEventListener("click", (event) => {
@@ -115,10 +118,14 @@ class Bell {
   }
 
   async run(control, action) {
+    const hadFocus = this.panel.contains(document.activeElement);
     control.disabled = true;
     try {
       await action();
-      document.dispatchEvent(new CustomEvent("notifier:changed"));
+      await this.poll();
+      document.dispatchEvent(new CustomEvent("notifier:changed", { detail: { from: "bell" } }));
+      // The list was re-rendered: keep keyboard users inside the open dropdown.
+      if (hadFocus && this.isOpen()) this.focusItem(0);
     } catch (err) {
       this.showError(err.message);
     } finally {
@@ -134,13 +141,16 @@ class Bell {
   async poll() {
     clearTimeout(this.timer);
     if (document.hidden) return;
+    const sequence = ++this.sequence;
     try {
       const data = await api(`${this.apiBase}/recent?limit=5`);
+      if (sequence !== this.sequence) return; // a newer poll started; its answer wins
       this.failures = 0;
       this.setOffline(false);
       this.render(data);
       this.schedule(this.interval);
     } catch (err) {
+      if (sequence !== this.sequence) return;
       if (err.status === 401) {
         window.location.assign(this.root.dataset.loginUrl);
         return;

@@ -1,0 +1,118 @@
+"""From Celery facts to events: what ends up stored for hostile or unusual failures."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import select
+
+from notifier import AdminNotification, Database, PlatformAlert
+from worker.decorators import import_job, sync_job
+from worker.events import failure_event, returned_events
+from worker.recorder import record_batch
+from worker.redaction import redact_text
+from worker.spool import Spool
+
+
+def _task(decorator: Any, name: str) -> Any:
+    @decorator
+    def run(store_id: int, since: str = "") -> None:
+        """A job."""
+
+    return SimpleNamespace(name=name, run=run, throws=())
+
+
+def test_long_non_ascii_failure_is_recorded_not_dropped(database: Database) -> None:
+    task = _task(import_job(store_id="store_id"), "shop.import")
+    message = "Ошибка разбора строки " * 120  # about 2,600 Cyrillic characters
+    event = failure_event(
+        task,
+        task_id="t-1",
+        exc=ValueError(message),
+        traceback_text="Traceback (most recent call last):\n" + "  Строка кода\n" * 2000,
+        args=(5,),
+        kwargs={},
+        attempts=1,
+        all_tasks=False,
+    )
+    assert event is not None
+    assert record_batch(database, [event], cooldown=timedelta(minutes=15)) == [True]
+    with database.session_scope() as db:
+        note = db.scalars(select(AdminNotification)).one()
+        assert note.store_id == 5 and "Ошибка" in note.message
+        assert db.scalars(select(PlatformAlert)).one().occurrence_count == 1
+
+
+def test_order_exceptions_with_the_same_or_no_number_each_notify(database: Database) -> None:
+    task = _task(sync_job(store_id="store_id"), "shop.sync")
+    result = {
+        "order_exceptions": [
+            {"unmatched_products": ["A"]},
+            {"unmatched_products": ["B"]},
+            {"order_number": "LS-1", "unmatched_products": ["C"]},
+            {"order_number": "LS-1", "unmatched_products": ["D"]},
+        ]
+    }
+    events = returned_events(
+        task, task_id="t-2", result=result, args=(3,), kwargs={}, default_threshold=5
+    )
+    assert len({e.key for e in events}) == 4
+    record_batch(database, events, cooldown=timedelta(minutes=15))
+    # reported twice (a redelivery): still four
+    record_batch(database, events, cooldown=timedelta(minutes=15))
+    with database.session_scope() as db:
+        assert len(db.scalars(select(AdminNotification)).all()) == 4
+
+
+def test_secrets_in_messages_and_urls_are_redacted() -> None:
+    url = "503 for url: https://api.example/orders?since=1&api_key=S3CRET&page=2"
+    assert (
+        redact_text(url)
+        == "503 for url: https://api.example/orders?since=1&api_key=[redacted]&page=2"
+    )
+    assert (
+        redact_text("connect postgresql://app:hunter2@db/x")
+        == "connect postgresql://[redacted]@db/x"
+    )
+    assert redact_text("Authorization: Bearer abc.def") == "Authorization: [redacted]"
+    assert redact_text("X-Auth-Token=zz; user=bob") == "X-Auth-Token=[redacted]; user=bob"
+    assert redact_text("3 tokens left") == "3 tokens left"
+    task = _task(import_job(store_id="store_id"), "shop.import")
+    event = failure_event(
+        task,
+        task_id="t-3",
+        exc=RuntimeError("GET https://u:pw@api.example/x?token=T0K failed"),
+        traceback_text='File "x.py", line 1\n  call(password="pw1")\nRuntimeError: token=T0K',
+        args=(1,),
+        kwargs={},
+        attempts=1,
+        all_tasks=False,
+    )
+    assert event is not None
+    stored = event.to_json()
+    assert "T0K" not in stored and "u:pw@" not in stored and "pw1" not in stored
+
+
+def test_spool_survives_its_folder_being_removed(tmp_path: Path) -> None:
+    task = _task(import_job(store_id="store_id"), "shop.import")
+    event = failure_event(
+        task,
+        task_id="t-4",
+        exc=ValueError("x"),
+        traceback_text="",
+        args=(1,),
+        kwargs={},
+        attempts=1,
+        all_tasks=False,
+    )
+    assert event is not None
+    spool = Spool(tmp_path / "spool")
+    spool.put(event)
+    for child in (tmp_path / "spool" / "dead", *(tmp_path / "spool").glob("*.json")):
+        child.rmdir() if child.is_dir() else child.unlink()
+    (tmp_path / "spool").rmdir()
+    spool.put(event)
+    assert len(spool.pending()) == 1
