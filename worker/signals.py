@@ -21,6 +21,7 @@ import logging
 import os
 import subprocess
 import threading
+import time
 import traceback as traceback_module
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -44,6 +45,7 @@ logger = logging.getLogger("notifier.worker")
 DEFAULT_ERROR_THRESHOLD = 5
 DEFAULT_COOLDOWN_SECONDS = 15 * 60
 _RECENT_KEYS = 10_000
+_DRAINER_RESTART_DELAY = 1.0  # seconds, so a drainer that dies at once cannot spin
 
 
 @contextmanager
@@ -67,6 +69,8 @@ class _Installation:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        # Guards the drainer process handle; never held across a fork by emit()'s callers.
+        self._process_lock = threading.Lock()
 
     # -- configuration, read from app.conf when first needed ----------------------------
 
@@ -126,14 +130,37 @@ class _Installation:
                 self._process = start_process(
                     self.spool.directory, self.database_url(), self.cooldown()
                 )
+                threading.Thread(
+                    target=self._keep_drainer_alive,
+                    args=(self._process,),
+                    name="notifier-drainer-watch",
+                    daemon=True,
+                ).start()
             return
         self.drainer.start()
         self.drainer.wake()
 
+    def _keep_drainer_alive(self, process: subprocess.Popen[bytes]) -> None:
+        """Restart the drainer process if it dies (OOM killer, crash) while the worker runs.
+
+        Its events are safe in the spool meanwhile; without a restart they would wait there
+        until the worker itself restarts. Blocked in ``wait()``, this thread holds no GIL.
+        """
+        while True:
+            code = process.wait()
+            time.sleep(_DRAINER_RESTART_DELAY)
+            with self._process_lock:
+                if self._process is not process:  # stopped or replaced on purpose
+                    return
+                logger.warning("notifier: drainer process exited (%s); restarting it", code)
+                process = start_process(self.spool.directory, self.database_url(), self.cooldown())
+                self._process = process
+
     def stop_draining(self) -> None:
-        if self._process is not None:
-            stop_process(self._process)
-            self._process = None
+        with self._process_lock:
+            process, self._process = self._process, None
+        if process is not None:
+            stop_process(process)
         self.drainer.stop()
 
     def after_fork(self) -> None:
@@ -143,6 +170,7 @@ class _Installation:
             self._database.engine.dispose(close=False)
             self._database = None
         self._process = None
+        self._process_lock = threading.Lock()
         self.drainer = Drainer(self.spool, self.record_batch)
 
     def close(self) -> None:

@@ -147,3 +147,35 @@ def test_events_survive_a_database_outage_and_a_worker_restart(
     assert recorded == sorted(r.id for r in results)
     [alert] = alerts(worker_database)
     assert alert.occurrence_count == 20
+
+
+def test_a_killed_drainer_process_is_restarted(
+    worker_env: dict[str, str],
+    start_workers: Callable[..., WorkerProcess],
+    client_app: Celery,
+    worker_database: Database,
+    spool_dir: Path,
+) -> None:
+    import signal
+
+    import psutil
+
+    worker = start_workers(worker_env)
+
+    def drainers() -> list[psutil.Process]:
+        found = []
+        for child in psutil.Process(worker.proc.pid).children(recursive=True):
+            try:  # a killed drainer is a zombie until the worker reaps it
+                if "worker.drainer" in " ".join(child.cmdline()) and child.is_running():
+                    found.append(child)
+            except psutil.Error:
+                continue
+        return found
+
+    [first] = wait_for(drainers, 30)
+    first.send_signal(signal.SIGKILL)  # as the OOM killer would
+    [second] = wait_for(lambda: [p for p in drainers() if p.pid != first.pid], 30)
+    assert second.is_running()
+    client_app.tasks["t.boom"].delay(4).get(timeout=60, propagate=False)
+    wait_for(lambda: notifications(worker_database), 30)
+    assert [n.store_id for n in notifications(worker_database)] == [4]
