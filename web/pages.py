@@ -74,8 +74,9 @@ class Filters:
         if raw and not raw.isdigit():
             self.notices.append(f"Ignored {name.replace('_', ' ')} {raw!r}: not a number.")
             raw = ""
-        self.values[name] = int(raw) if raw else None
-        return self.values[name]  # type: ignore[no-any-return]
+        value = int(raw) if raw else None
+        self.values[name] = value
+        return value
 
     @property
     def active(self) -> bool:

@@ -35,6 +35,7 @@ from celery import Celery, signals
 
 from notifier import Database, Settings
 
+from .decorators import spec_of
 from .drainer import start_process, stop_process
 from .events import Event, failure_event, returned_events
 from .recorder import record_batch
@@ -304,8 +305,12 @@ def _on_task_success(sender: Any = None, result: Any = None, **_: Any) -> None:
     request = getattr(sender, "request", None)
     task_id = getattr(request, "id", None)
     with guard("task_success", task=getattr(sender, "name", None), task_id=task_id):
+        # The success path of every task passes here: leave before reading any setting
+        # unless the task is one of ours.
+        if task_id is None or spec_of(sender) is None:
+            return
         installation = _for(getattr(sender, "app", None))
-        if installation is None or task_id is None:
+        if installation is None:
             return
         for event in returned_events(
             sender,

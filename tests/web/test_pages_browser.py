@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expec
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from notifier import Database, admin_notification_service, platform_alert_service
-from tests.web.conftest import Admin, make_admin, make_token
+from tests.web.conftest import Admin, make_token
 from web import create_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -170,12 +170,6 @@ def seed(database: Database, unread: int = 3) -> None:
         platform_alert_service.create_or_increment_alert(
             db, alert_type="capacity", severity="critical", title="Worker process killed"
         )
-
-
-@pytest.fixture
-def admin(database: Database) -> Admin:
-    """An active admin."""
-    return make_admin(database)
 
 
 def badge(page: Page) -> Any:
