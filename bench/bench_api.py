@@ -53,7 +53,7 @@ ALERT_TYPES = ["security", "performance", "capacity", "integration", "database",
 
 def bench_app() -> Flask:
     """The real app plus a bench-only SELECT 1 endpoint (never part of the product)."""
-    from web import create_app, current_admin, db_session
+    from notifier.web import create_app, current_admin, db_session
 
     app = create_app()
     floor = Blueprint("bench_floor", __name__)

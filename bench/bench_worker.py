@@ -62,7 +62,7 @@ def _counter() -> redis.Redis:
 
 def make_app(variant: str | None = None) -> Celery:
     """The bench app; in a worker, ``variant`` decides what observes its tasks."""
-    from worker import import_job, install
+    from notifier.worker import import_job, install
 
     app = Celery("bench", broker=REDIS_URL, set_as_current=variant is not None)
     app.conf.update(

@@ -64,7 +64,7 @@ def _import_factory(spec: str) -> Callable[[], Any]:
 @click.option(
     "--app",
     "app_spec",
-    default="web:create_app",
+    default="notifier.web:create_app",
     show_default=True,
     help="App factory MODULE:CALLABLE, for a host app that mounts NotifierWeb itself.",
 )

@@ -1,6 +1,6 @@
 """notifier's Celery side: final job failures become notifications and platform alerts.
 
-from worker import install, import_job
+from notifier.worker import install, import_job
 install(app)
 """
 

@@ -1,4 +1,4 @@
-"""The bundled Celery app: ``celery -A worker.app worker``. Configured from celeryconfig.py."""
+"""The bundled Celery app (``celery -A notifier.worker.app worker``), set up by its celeryconfig."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from celery import Celery
 from .signals import install
 
 app = Celery("notifier")
-app.config_from_object("celeryconfig")
-app.autodiscover_tasks(["worker"], related_name="jobs")
+app.config_from_object("notifier.worker.celeryconfig")
+app.autodiscover_tasks(["notifier.worker"], related_name="jobs")
 install(app)
 
 __all__ = ["app"]

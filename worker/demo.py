@@ -182,8 +182,8 @@ def demo(host: str, port: int, no_web: bool, run_seconds: float | None) -> None:
     try:
         with log.open("ab") as log_handle:
             worker_cmd = [
-                sys.executable, "-m", "celery", "-A", "worker.app", "worker",
-                "--include", "worker.demo_tasks", "-P", "prefork", "-c", "2", "-l", "INFO",
+                sys.executable, "-m", "celery", "-A", "notifier.worker.app", "worker",
+                "--include", "notifier.worker.demo_tasks", "-P", "prefork", "-c", "2", "-l", "INFO",
                 "-n", f"demo-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
             ]  # fmt: skip
             processes.append(

@@ -1,6 +1,6 @@
 """Tasks that fail on purpose, in each way the demo can show safely.
 
-The demo worker loads them with ``--include worker.demo_tasks``; nothing else imports them.
+The demo worker loads them with ``--include notifier.worker.demo_tasks``; nothing else imports them.
 """
 
 from __future__ import annotations

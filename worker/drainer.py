@@ -2,7 +2,7 @@
 
 A prefork worker's main process dispatches every message to its pool; a drainer thread
 there would compete with it for the GIL and slow every task down. So on ``worker_ready``
-a prefork worker starts this module as its own process (``python -m worker.drainer``),
+a prefork worker starts this module as its own process (``python -m notifier.worker.drainer``),
 configured through the environment, and stops it on shutdown. It also exits when its
 parent is gone; whatever it could not record stays in the spool for the next worker.
 """
@@ -41,7 +41,7 @@ def start_process(spool: Path, database_url: str, cooldown: timedelta) -> subpro
         _ENV_PARENT: str(os.getpid()),
         "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
     }
-    return subprocess.Popen([sys.executable, "-m", "worker.drainer"], env=env)
+    return subprocess.Popen([sys.executable, "-m", "notifier.worker.drainer"], env=env)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from notifier.web import create_app
+from notifier.web.auth import SESSION_CSRF_KEY
 
 from notifier.db import Database
 from notifier.models import AdminUser
 from notifier.tokens import create_token
 from notifier.users import create_admin
-from web import create_app
-from web.auth import SESSION_CSRF_KEY
 
 API = "/api/v1/admin/notifications"
 PASSWORD = "correct horse battery"

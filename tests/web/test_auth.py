@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from notifier.web import create_app, current_admin, login_required
 from sqlalchemy import update
 
 from notifier.db import Database
 from notifier.models import AdminUser, ApiToken
 from notifier.tokens import find_token, revoke_token
 from tests.web.conftest import API, Admin, login, make_admin, make_token, page_csrf
-from web import create_app, current_admin, login_required
 
 BODIES: dict[str, dict[str, Any]] = {
     f"POST {API}": {"type": "system_info", "title": "t", "message": "m"},

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from notifier.web.chart import daily_chart
+
 from notifier.notifications import DailyCount
-from web.chart import daily_chart
 
 
 def _day(offset: int, **counts: int) -> DailyCount:

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from notifier.web import NotifierWeb, create_app
 
 from notifier.db import Database
 from tests.web.conftest import API, make_admin, make_token
-from web import NotifierWeb, create_app
 
 
 def test_init_app_refuses_a_second_registration(app: Flask) -> None:

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notifier.web import create_app
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from notifier import Database, admin_notification_service, platform_alert_service
 from tests.web.conftest import Admin, make_token
-from web import create_app
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"

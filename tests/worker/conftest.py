@@ -16,17 +16,17 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import notifier.worker.jobs  # noqa: F401  (registers the bundled jobs on every app)
 import pytest
 import redis
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
+from notifier.worker import install, uninstall
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import make_url
 
-import worker.jobs  # noqa: F401  (registers the bundled jobs on every app)
 from notifier import AdminNotification, Database, PlatformAlert
-from worker import install, uninstall
 
 HERE = Path(__file__).parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1])]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
+from notifier.worker import install, uninstall
 
 from notifier import Database
 from tests.conftest import RABBITMQ_URL, require_service
-from worker import install, uninstall
 
 from .conftest import alerts, make_app, notifications, settle
 

@@ -6,9 +6,8 @@ import inspect
 
 import pytest
 from celery import Celery, Task, shared_task
-
-from worker import import_job, notify_on_failure, sync_job
-from worker.decorators import JobSpec, spec_of, task_arguments
+from notifier.worker import import_job, notify_on_failure, sync_job
+from notifier.worker.decorators import JobSpec, spec_of, task_arguments
 
 
 class Base(Task):  # type: ignore[misc]

@@ -7,14 +7,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from notifier.worker.decorators import import_job, sync_job
+from notifier.worker.events import failure_event, returned_events
+from notifier.worker.recorder import record_batch
+from notifier.worker.redaction import redact_text
+from notifier.worker.spool import Spool
 from sqlalchemy import select
 
 from notifier import AdminNotification, Database, PlatformAlert
-from worker.decorators import import_job, sync_job
-from worker.events import failure_event, returned_events
-from worker.recorder import record_batch
-from worker.redaction import redact_text
-from worker.spool import Spool
 
 
 def _task(decorator: Any, name: str) -> Any:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from notifier.worker.jobs.catalogue import Product, catalogue
 
 from notifier import Database
-from worker.jobs.catalogue import Product, catalogue
 
 from .conftest import alerts, notifications, settle
 

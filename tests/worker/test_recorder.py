@@ -6,11 +6,11 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from notifier.worker.events import Event
+from notifier.worker.recorder import record_batch
 from sqlalchemy import select
 
 from notifier import AdminNotification, Database, PlatformAlert
-from worker.events import Event
-from worker.recorder import record_batch
 
 
 def _event(key: str, fingerprint: str, severity: str, store: int, message: str) -> Event:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from worker.redaction import clip_traceback, safe_arguments
+from notifier.worker.redaction import clip_traceback, safe_arguments
 
 
 def test_secret_names_are_redacted_in_any_case_at_any_depth() -> None:

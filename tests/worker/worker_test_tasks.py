@@ -14,8 +14,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import Ignore, Reject
-
-from worker import import_job, install, notify_on_failure, sync_job
+from notifier.worker import import_job, install, notify_on_failure, sync_job
 
 
 class AuditedTask(Task):  # type: ignore[misc]

@@ -1,0 +1,47 @@
+"""Celery settings of the bundled worker (``celery -A notifier.worker.app worker``).
+
+Every value comes from ``notifier.Settings`` (the ``NOTIFIER_*`` environment variables), so
+a bare checkout runs on the embedded defaults: kombu's SQLAlchemy transport on
+``instance/broker.db`` as the broker, SQLite for the notifier store.
+"""
+
+from __future__ import annotations
+
+import os
+
+from notifier import Settings
+
+_settings = Settings.from_env()
+
+# Broker: Redis (redis://), RabbitMQ (amqp://) or the embedded sqla+sqlite:// by URL.
+broker_url = _settings.broker_url
+broker_connection_retry_on_startup = True
+result_backend = os.environ.get("NOTIFIER_RESULT_BACKEND") or None
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+
+# A job's message is acknowledged only after it ran, so a worker that dies mid-job does not
+# lose it; a killed pool child still ends as FAILED (WorkerLostError), not in a requeue loop.
+task_acks_late = True
+task_reject_on_worker_lost = False
+# Imports are long: one message per process at a time keeps the rest on the queue for others.
+worker_prefetch_multiplier = 1
+
+# Imported by every worker at start: the bundled jobs, and the plugin (install on this app).
+imports = ("notifier.worker.jobs", "notifier.worker.autoinstall")
+
+# The notifier plugin (see README "For Celery task authors").
+notifier_database_url = _settings.database_url
+notifier_spool_dir = str(_settings.instance_path / "spool")
+notifier_error_threshold = 5
+notifier_notification_cooldown = 15 * 60  # seconds
+notifier_catalogue_url = f"sqlite:///{_settings.instance_path / 'catalogue.db'}"
+notifier_letzshop_base_url = os.environ.get("NOTIFIER_LETZSHOP_URL") or None
+notifier_letzshop_timeout = 10.0
+notifier_letzshop_retry_delay = float(os.environ.get("NOTIFIER_LETZSHOP_RETRY_DELAY") or 30)
+
+# No beat schedule: spooled events are replayed by each worker's own drainer thread, at
+# start and every few seconds while the database is unreachable.
+beat_schedule: dict[str, dict[str, object]] = {}
