@@ -73,21 +73,13 @@ def handle_api_error(exc: Exception) -> Response:
     if isinstance(exc, ApiError):
         return error_response(exc)
     if isinstance(exc, ValidationError):
-        return error_response(
-            ApiError(422, "the request is not valid", details=_rename_fields(exc.errors))
-        )
+        return error_response(ApiError(422, "the request is not valid", details=exc.errors))
     if isinstance(exc, AlreadyResolvedError):
         return error_response(ApiError(409, str(exc)))
     if isinstance(exc, HTTPException):
         return error_response(_from_http(exc))
     current_app.logger.exception("unhandled error in %s %s", request.method, request.path)
     return error_response(ApiError(500, "internal error; the server log has the details"))
-
-
-def _rename_fields(errors: dict[str, str]) -> dict[str, str]:
-    # The services call the metadata argument "metadata"; the API field carries the model name.
-    field = "alert_metadata" if "/alerts" in request.path else "notification_metadata"
-    return {(field if name == "metadata" else name): why for name, why in errors.items()}
 
 
 def _routing_error(exc: HTTPException) -> Response | HTTPException:

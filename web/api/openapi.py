@@ -10,9 +10,11 @@ from flask import Response, current_app
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from notifier.validation import INT32_MAX
+
 from .blueprint import api, api_blueprint
 from .operations import Operation
-from .schemas import INT32_MAX, SchemaGenerator
+from .schemas import SchemaGenerator
 
 _REF = "#/components/schemas/{model}"
 _STATUS_TEXT = {
