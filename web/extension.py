@@ -11,6 +11,7 @@ from notifier.db import Database
 
 from .api import api_blueprint, register_api_errors
 from .auth import auth_blueprint, csrf_token, current_admin
+from .outage import DATABASE_DOWN, unavailable_page
 from .pages import pages_blueprint
 from .state import (
     ADMIN_PREFIX,
@@ -34,6 +35,12 @@ __all__ = [
     "db_session",
 ]
 
+
+# People get a page saying the database is out of reach, not a 500 (the API answers JSON 503s
+# from its own handler). Registered here, where the blueprints are assembled.
+for _blueprint in (auth_blueprint, pages_blueprint):
+    for _error in DATABASE_DOWN:
+        _blueprint.register_error_handler(_error, unavailable_page)
 
 _DEFAULT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

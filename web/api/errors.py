@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from notifier.errors import AlreadyResolvedError, ValidationError
 
+from ..outage import DATABASE_DOWN, RETRY_AFTER_SECONDS
 from ..state import API_PREFIX
 
 _CODES = {
@@ -23,6 +24,7 @@ _CODES = {
     422: "validation_error",
     429: "too_many_requests",
     500: "internal_error",
+    503: "service_unavailable",
 }
 
 
@@ -78,6 +80,17 @@ def handle_api_error(exc: Exception) -> Response:
         return error_response(ApiError(409, str(exc)))
     if isinstance(exc, HTTPException):
         return error_response(_from_http(exc))
+    if isinstance(exc, DATABASE_DOWN):
+        current_app.logger.warning(
+            "database unavailable in %s %s: %s", request.method, request.path, exc
+        )
+        return error_response(
+            ApiError(
+                503,
+                f"the database is unavailable; retry in {RETRY_AFTER_SECONDS} seconds",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        )
     current_app.logger.exception("unhandled error in %s %s", request.method, request.path)
     return error_response(ApiError(500, "internal error; the server log has the details"))
 

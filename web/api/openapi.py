@@ -30,6 +30,7 @@ _STATUS_TEXT = {
     415: "Body is not JSON",
     422: "Validation failed; details name each bad field",
     429: "Too many failed attempts",
+    503: "Database unavailable; retry after Retry-After seconds",
 }
 
 

@@ -52,7 +52,12 @@ View = Callable[..., Reply]
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
 
 #: The errors every read can answer, and those a write adds (all in the one JSON shape).
-READ_ERRORS: dict[int, type[BaseModel] | None] = {401: ErrorOut, 422: ErrorOut, 429: ErrorOut}
+READ_ERRORS: dict[int, type[BaseModel] | None] = {
+    401: ErrorOut,
+    422: ErrorOut,
+    429: ErrorOut,
+    503: ErrorOut,
+}
 WRITE_ERRORS: dict[int, type[BaseModel] | None] = {
     **READ_ERRORS,
     400: ErrorOut,
