@@ -7,6 +7,7 @@ pydantic's parser keeps the last of two equal keys and reports a body nested ~20
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from notifier.validation import METADATA_MAX_DEPTH, TOO_DEEP
@@ -19,36 +20,38 @@ class RepeatedKeyError(ValueError):
     """The body names the same key twice in one object."""
 
 
+_STRUCTURE = re.compile(r'[\[\]{}"]')
+_STRING_STOP = re.compile(r'["\\]')
+
+
 def too_deep_field(raw: str) -> str | None:
     """The top-level field whose value nests deeper than allowed ("body" if the body does).
 
-    One pass over the text, without recursion, so no depth can exhaust the stack; strings are
-    skipped, so brackets inside them do not count.
+    One pass over the text, without recursion, so no depth can exhaust the stack; it jumps
+    from bracket to bracket and over strings (brackets inside them do not count).
     """
     depth = 0
-    in_string = escaped = False
-    start = 0
     last_key = "body"
-    for index, ch in enumerate(raw):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-                if depth == 1 and _followed_by_colon(raw, index + 1):  # a key of the body
-                    try:
-                        last_key = str(json.loads(raw[start : index + 1]))
-                    except ValueError:
-                        last_key = "body"
-        elif ch == '"':
-            in_string, start = True, index
+    index = 0
+    while (found := _STRUCTURE.search(raw, index)) is not None:
+        ch, index = found.group(), found.end()
+        if ch == '"':
+            start = found.start()
+            while (stop := _STRING_STOP.search(raw, index)) is not None and stop.group() != '"':
+                index = stop.end() + 1  # a backslash escapes the next character
+            if stop is None:
+                return None  # an unterminated string: the parser says what is wrong
+            index = stop.end()
+            if depth == 1 and _followed_by_colon(raw, index):  # a key of the body
+                try:
+                    last_key = str(json.loads(raw[start:index]))
+                except ValueError:
+                    last_key = "body"
         elif ch in "[{":
             depth += 1
             if depth > MAX_BODY_DEPTH:
                 return last_key
-        elif ch in "]}":
+        else:
             depth -= 1
     return None
 
