@@ -21,9 +21,9 @@ from notifier import (
     admin_notification_service,
     platform_alert_service,
 )
-from notifier.validation import is_safe_url
+from notifier.validation import SKIP_MAX, is_safe_url
 
-from .api.schemas import SKIP_MAX, AlertQuery, NotificationQuery
+from .api.schemas import AlertQuery, NotificationQuery
 from .auth import login_required
 from .chart import daily_chart
 from .links import notification_link

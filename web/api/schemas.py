@@ -31,6 +31,7 @@ from notifier.validation import (
     METADATA_MAX_DEPTH,
     NO_NUL_PATTERN,
     SAFE_URL_PATTERN,
+    SKIP_MAX,
     SYSTEM_NAME_MAX,
     TEXT_PATTERN,
     TITLE_MAX,
@@ -39,9 +40,6 @@ from notifier.validation import (
     text_problem,
     url_problem,
 )
-
-#: Deepest page reachable with skip; beyond it a client should narrow its filters.
-SKIP_MAX = 10_000_000
 
 
 def _rule(problem: Callable[[Any], str | None]) -> Callable[[Any], Any]:
