@@ -91,3 +91,19 @@ def test_no_query_string_gives_a_5xx(
     client, _ = browser
     response = client.get(PAGE, query_string={"tab": tab, **query})
     assert response.status_code < 500, (query, response.get_data(as_text=True)[-500:])
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(target=st.one_of(st.text(max_size=30), st.text(max_size=20).map(lambda t: "/" + t)))
+def test_login_next_never_fails_nor_leaves_the_app(
+    browser: tuple[FlaskClient, str], target: str
+) -> None:
+    client, _ = browser  # signed in: the login page sends the admin straight to ``next``
+    response = client.get("/admin/login", query_string={"next": target})
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith("/") and not location.startswith(("//", "/\\"))
