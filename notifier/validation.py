@@ -124,20 +124,18 @@ TOO_DEEP = f"must be nested at most {METADATA_MAX_DEPTH} levels deep"
 
 
 def _structure_problem(value: dict[str, Any]) -> str | None:
-    """NUL in a string or key, a non-string key, or nesting deeper than the limit."""
+    """NUL in a string or key, or nesting deeper than the limit (other keys JSON makes text)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:  # iterative: a hostile depth cannot exhaust the interpreter's stack
         item, depth = stack.pop()
-        if isinstance(item, dict | list) and depth > METADATA_MAX_DEPTH:
+        if isinstance(item, dict | list | tuple) and depth > METADATA_MAX_DEPTH:
             return TOO_DEEP
         if isinstance(item, str):
             if "\x00" in item:
                 return "must not contain NUL characters"
         elif isinstance(item, dict):
             for key, child in item.items():
-                if not isinstance(key, str):
-                    return f"must have only string keys (got {type(key).__name__})"
-                if "\x00" in key:
+                if isinstance(key, str) and "\x00" in key:
                     return "must not contain NUL characters"
                 stack.append((child, depth + 1))
         elif isinstance(item, list | tuple):

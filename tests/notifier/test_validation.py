@@ -173,3 +173,10 @@ def test_deep_metadata_says_how_deep_it_may_be(db_session: Session) -> None:
                 metadata=_nested(depth),
             )
         assert caught.value.errors == {"metadata": TOO_DEEP}
+
+
+def test_metadata_keys_json_turns_into_text_still_pass(db_session: Session) -> None:
+    note = admin_notification_service.create_notification(
+        db_session, type="system_info", title="t", message="m", metadata={1: "a", "t": (1, 2)}
+    )
+    assert note.notification_metadata == {"1": "a", "t": [1, 2]}
