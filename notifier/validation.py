@@ -28,6 +28,8 @@ LIST_MAX_ITEMS = 1000
 SYSTEM_NAME_MAX = 100
 #: Largest value an INTEGER column holds on PostgreSQL; ids and store ids stay within it.
 INT32_MAX = 2**31 - 1
+#: Most items one page of a list holds.
+PAGE_MAX = 200
 #: Deepest offset a list may be read from; beyond it a reader should narrow its filters.
 SKIP_MAX = 10_000_000
 

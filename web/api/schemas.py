@@ -20,7 +20,6 @@ from pydantic_core import core_schema
 from typing_extensions import TypeAliasType
 
 from notifier.enums import AlertType, NotificationType, Priority, Severity
-from notifier.notifications import MAX_PAGE
 from notifier.validation import (
     ACTION_URL_MAX,
     FINGERPRINT_MAX,
@@ -30,6 +29,7 @@ from notifier.validation import (
     METADATA_MAX_BYTES,
     METADATA_MAX_DEPTH,
     NO_NUL_PATTERN,
+    PAGE_MAX,
     SAFE_URL_PATTERN,
     SKIP_MAX,
     SYSTEM_NAME_MAX,
@@ -201,7 +201,7 @@ class NotificationQuery(_Query):
     is_read: bool | None = None
     store_id: StoreId | None = None
     skip: Annotated[int, Field(ge=0, le=SKIP_MAX)] = 0
-    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 50
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 50
 
 
 class AlertQuery(_Query):
@@ -211,13 +211,13 @@ class AlertQuery(_Query):
     severity: Severity | None = None
     is_resolved: bool | None = None
     skip: Annotated[int, Field(ge=0, le=SKIP_MAX)] = 0
-    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 50
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 50
 
 
 class RecentQuery(_Query):
     """Paging of GET /notifications/recent."""
 
-    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 5
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 5
 
 
 # -- responses ---------------------------------------------------------------------------
