@@ -7,7 +7,7 @@ from .auth import csrf_token as csrf_token
 from .auth import current_admin as current_admin
 from .auth import login_required as login_required
 from .extension import NotifierWeb as NotifierWeb
-from .extension import db_session as db_session
+from .state import db_session as db_session
 
 __all__ = [
     "NotifierWeb",

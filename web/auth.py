@@ -15,7 +15,7 @@ from notifier.models import AdminUser
 from notifier.tokens import verify_token
 from notifier.users import authenticate
 
-from .extension import ADMIN_PREFIX, app_state, db_session
+from .state import ADMIN_PREFIX, app_state, db_session
 
 SESSION_ADMIN_KEY = "notifier_admin_id"
 SESSION_CSRF_KEY = "notifier_csrf"

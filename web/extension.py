@@ -2,36 +2,44 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from weakref import WeakKeyDictionary
-from zoneinfo import ZoneInfo
 
-from flask import Flask, Response, current_app, g, request
-from sqlalchemy.orm import Session
+from flask import Flask, Response, current_app, request
 
 from notifier.config import Settings, configured_timezone
 from notifier.db import Database
 
+from .api import api_blueprint, register_api_errors
+from .auth import auth_blueprint, csrf_token, current_admin
+from .pages import pages_blueprint
+from .state import (
+    ADMIN_PREFIX,
+    API_PREFIX,
+    EXTENSION_KEY,
+    AppState,
+    app_state,
+    app_timezone,
+    close_session,
+    db_session,
+)
 from .throttle import FailureThrottle
 
-#: Where the JSON API lives; every response under it is JSON, errors included.
-API_PREFIX = "/api/v1/admin/notifications"
-#: The pages and the login live under this prefix (issue 5 adds /admin/notifications).
-ADMIN_PREFIX = "/admin"
+#: Re-exported for code that imported them from here before they moved to ``state``.
+__all__ = [
+    "ADMIN_PREFIX",
+    "API_PREFIX",
+    "NotifierWeb",
+    "app_state",
+    "app_timezone",
+    "db_session",
+]
+
 
 _DEFAULT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
-
-
-@dataclass
-class _AppState:
-    database: Database
-    login_throttle: FailureThrottle  # per client address and email
-    login_ip_throttle: FailureThrottle  # per client address, across emails
-    auth_throttle: FailureThrottle  # bad bearer tokens, per client address
 
 
 class NotifierWeb:
@@ -43,13 +51,13 @@ class NotifierWeb:
     """
 
     def __init__(self, app: Flask | None = None) -> None:
-        self._state: WeakKeyDictionary[Flask, _AppState] = WeakKeyDictionary()
+        self._state: WeakKeyDictionary[Flask, AppState] = WeakKeyDictionary()
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
         """Register the notifier on ``app``; refuses an app that already has it."""
-        if "notifier" in app.extensions:
+        if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
                 "NotifierWeb is already registered on this app; call init_app once per app"
             )
@@ -69,7 +77,7 @@ class NotifierWeb:
             app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
 
         window = float(app.config["NOTIFIER_LOGIN_WINDOW_SECONDS"])
-        self._state[app] = _AppState(
+        self._state[app] = AppState(
             database=Database(
                 app.config["NOTIFIER_DATABASE_URL"], **app.config["NOTIFIER_ENGINE_OPTIONS"]
             ),
@@ -79,11 +87,7 @@ class NotifierWeb:
             ),
             auth_throttle=FailureThrottle(int(app.config["NOTIFIER_AUTH_FAILURES_PER_IP"]), window),
         )
-        app.extensions["notifier"] = self
-
-        from .api import api_blueprint, register_api_errors
-        from .auth import auth_blueprint, csrf_token, current_admin
-        from .pages import pages_blueprint
+        app.extensions[EXTENSION_KEY] = self
 
         app.register_blueprint(api_blueprint)
         app.register_blueprint(auth_blueprint)
@@ -92,46 +96,14 @@ class NotifierWeb:
         app.add_template_global(csrf_token, "csrf_token")
         app.add_template_global(current_admin, "current_admin")
         app.after_request(_security_headers)
-        app.teardown_appcontext(_close_session)
+        app.teardown_appcontext(close_session)
 
-    def state(self, app: Flask) -> _AppState:
+    def state(self, app: Flask) -> AppState:
         """The per-app state created by ``init_app``."""
         try:
             return self._state[app]
         except KeyError:
             raise RuntimeError("NotifierWeb.init_app(app) was not called for this app") from None
-
-
-def app_state() -> _AppState:
-    """The notifier's state for the current app."""
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    extension: NotifierWeb = app.extensions["notifier"]
-    return extension.state(app)
-
-
-def app_timezone() -> ZoneInfo:
-    """The zone in which this app counts "today" (``NOTIFIER_TIMEZONE`` in its config)."""
-    return configured_timezone({"NOTIFIER_TIMEZONE": current_app.config["NOTIFIER_TIMEZONE"]})
-
-
-def db_session() -> Session:
-    """The request's session, opened on first use; ``commit()`` it in the view that writes.
-
-    Services never commit; a write view commits once, after its service calls succeed, and
-    the session is rolled back and closed when the request ends.
-    """
-    session: Session | None = g.get("_notifier_session")
-    if session is None:
-        session = app_state().database.sessionmaker()
-        g._notifier_session = session
-    return session
-
-
-def _close_session(_exc: BaseException | None) -> None:
-    session: Session | None = g.pop("_notifier_session", None)
-    if session is not None:
-        session.rollback()
-        session.close()
 
 
 def _security_headers(response: Response) -> Response:

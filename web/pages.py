@@ -23,7 +23,7 @@ from notifier.validation import is_safe_url
 
 from .auth import login_required
 from .chart import daily_chart
-from .extension import ADMIN_PREFIX, app_timezone, db_session
+from .state import ADMIN_PREFIX, app_timezone, db_session
 
 PER_PAGE = 25
 _LINK_PARAMS = frozenset(

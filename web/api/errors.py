@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from notifier.errors import AlreadyResolvedError, ValidationError
 
-from ..extension import API_PREFIX
+from ..state import API_PREFIX
 
 _CODES = {
     400: "bad_request",
