@@ -128,14 +128,16 @@ def host_admin(login: HostLogin) -> AdminUser | None:
         for attempt in (1, 2):
             try:
                 with app_state().database.session_scope() as own:
-                    admin_id = admin_for_host_user(
+                    mapped = admin_for_host_user(
                         own, external_id=user.external_id, email=user.email, display_name=wanted
-                    ).id
+                    )
                 break
             except IntegrityError:  # another request created them first: read theirs
                 if attempt == 2:
                     raise
-        admin = session.get(AdminUser, admin_id, populate_existing=True)
+        # Merged without a query: the request's transaction may predate the row (SQLite
+        # reads from a snapshot), and the committed state in hand is the current one.
+        admin = session.merge(mapped, load=False)
     return admin if admin is not None and admin.is_active else None
 
 
