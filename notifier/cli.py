@@ -77,11 +77,10 @@ def celery_conf(ctx: click.Context) -> Mapping[str, Any]:
 def resolve_settings(database_url: str | None, app_spec: str | None) -> Settings:
     """Settings with the database URL chosen as the module docstring says."""
     env = dict(os.environ)
-    if not database_url and app_spec:
-        ctx = click.get_current_context()
+    if app_spec:  # loaded even with --database-url: commands read other keys (the spool's)
         conf = import_celery_app(app_spec).conf
-        ctx.meta["notifier.celery_conf"] = conf
-        database_url = conf.get(CELERY_DATABASE_SETTING) or None
+        click.get_current_context().meta["notifier.celery_conf"] = conf
+        database_url = database_url or conf.get(CELERY_DATABASE_SETTING) or None
     if database_url:
         env["NOTIFIER_DATABASE_URL"] = database_url
     try:

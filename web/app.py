@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask
+from flask import Flask, redirect, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from notifier.config import Settings
@@ -37,7 +37,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(overrides)
     NotifierWeb().init_app(app)
+    # Standalone, the notifier owns every URL: JSON errors anywhere under /api/, and the
+    # bare prefix (/admin) leads to the pages as it did before the prefix became a rule.
     json_errors_under_api(app)
+    app.add_url_rule(
+        app.config["NOTIFIER_URL_PREFIX"],
+        "notifier_home",
+        lambda: redirect(url_for("notifier_pages.index")),
+    )
     proxies = int(app.config.get("NOTIFIER_TRUSTED_PROXIES", 0) or 0)
     if proxies:
         # Behind N reverse proxies, the client address (which the login and token throttles

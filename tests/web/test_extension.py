@@ -74,3 +74,12 @@ def test_create_app_reads_the_environment(
     assert app.config["SECRET_KEY"] == "from-env"
     assert app.config["SESSION_COOKIE_SECURE"] is True
     app.extensions["notifier"].state(app).database.dispose()
+
+
+def test_standalone_bare_prefix_leads_to_the_pages(app_config: dict[str, Any]) -> None:
+    app = create_app(app_config)
+    client = app.test_client()
+    first = client.get("/admin")
+    assert first.status_code == 302 and first.headers["Location"] == "/admin/"
+    assert client.get("/admin/").headers["Location"].startswith("/admin/login?next=")
+    app.extensions["notifier"].state(app).database.dispose()

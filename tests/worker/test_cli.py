@@ -53,3 +53,18 @@ def test_spool_folder_comes_from_the_celery_apps_conf(tmp_path: Path) -> None:
     status = _notifier(tmp_path, "spool", "status", "-A", "worker:app")
     assert status.returncode == 0, status.stderr
     assert f"Spool: {spool}" in status.stdout and "Dead: 1 event(s)" in status.stdout
+
+
+def test_spool_folder_comes_from_the_app_even_with_a_database_url(tmp_path: Path) -> None:
+    spool = tmp_path / "conf-spool"
+    (spool / "dead").mkdir(parents=True)
+    (tmp_path / "worker.py").write_text(
+        "from celery import Celery\n"
+        "app = Celery('shop')\n"
+        f"app.conf.notifier_spool_dir = {str(spool)!r}\n"
+    )
+    status = _notifier(
+        tmp_path, "spool", "status", "-A", "worker:app", "--database-url", "sqlite:///x.db"
+    )
+    assert status.returncode == 0, status.stderr
+    assert f"Spool: {spool}" in status.stdout
