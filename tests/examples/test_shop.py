@@ -58,6 +58,8 @@ def shop_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
         "SHOP_BROKER_URL": REDIS_URL,
         "SHOP_SPOOL_DIR": str(tmp_path_factory.mktemp("shop-spool")),
         "HOME": str(tmp_path_factory.mktemp("home")),
+        # Nothing of the notifier's own defaults lands in the example's folder.
+        "NOTIFIER_INSTANCE_PATH": str(tmp_path_factory.mktemp("notifier-instance")),
     }
     yield env
     with admin.connect() as conn:
