@@ -6,8 +6,9 @@ import graph has no circle (state -> auth/api/pages -> extension -> app).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, g
@@ -19,9 +20,9 @@ from notifier.db import Database
 if TYPE_CHECKING:  # only for the annotation: the throttles are built by the extension
     from .throttle import FailureThrottle
 
-#: Where the JSON API lives; every response under it is JSON, errors included.
+#: Where the JSON API lives by default (``NOTIFIER_API_PREFIX``); every response is JSON.
 API_PREFIX = "/api/v1/admin/notifications"
-#: The pages, the login and the static files live under this prefix.
+#: The pages, the login and the static files, by default (``NOTIFIER_URL_PREFIX``).
 ADMIN_PREFIX = "/admin"
 #: The key of ``app.extensions`` under which the extension keeps itself.
 EXTENSION_KEY = "notifier"
@@ -35,6 +36,11 @@ class AppState:
     login_throttle: FailureThrottle  # per client address and email
     login_ip_throttle: FailureThrottle  # per client address, across emails
     auth_throttle: FailureThrottle  # bad bearer tokens, per client address
+    #: The host's login (a ``host_login.HostLogin``: who the admin is, where to sign in);
+    #: None: the built-in form. Typed loosely so this bottom module imports nothing of web.
+    host_login: Any = None
+    #: The host's session (Flask-SQLAlchemy's ``db.session``); None: our own per request.
+    host_session: Callable[[], Session] | None = None
 
 
 class StateHolder(Protocol):
@@ -71,7 +77,12 @@ def db_session() -> Session:
     """
     session: Session | None = g.get("_notifier_session")
     if session is None:
-        session = app_state().database.sessionmaker()
+        state = app_state()
+        if state.host_session is not None:
+            # The host's session: its request owns the transaction, and Flask-SQLAlchemy
+            # removes it at teardown; a notification written here commits with host work.
+            return state.host_session()
+        session = state.database.sessionmaker()
         g._notifier_session = session
     return session
 

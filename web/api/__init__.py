@@ -1,4 +1,4 @@
-"""The admin JSON API under /api/v1/admin/notifications.
+"""The admin JSON API under NOTIFIER_API_PREFIX (default /api/v1/admin/notifications).
 
 The blueprint and its registry live in ``blueprint``; the route modules import that, never
 this package, so importing them here registers the routes without an import circle.
@@ -12,6 +12,5 @@ from . import openapi as openapi
 from .blueprint import api as api
 from .blueprint import api_blueprint as api_blueprint
 from .errors import ApiError as ApiError
-from .errors import register_api_errors as register_api_errors
 
-__all__ = ["ApiError", "api", "api_blueprint", "register_api_errors"]
+__all__ = ["ApiError", "api", "api_blueprint"]

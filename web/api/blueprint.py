@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from flask import Blueprint, current_app, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from ..auth import CSRF_HEADER, SAFE_METHODS, csrf_valid, identify
+from ..host_login import sign_in_url
 from ..state import API_PREFIX, app_state
 from .errors import ApiError, handle_api_error
 from .operations import OperationRegistry
@@ -39,7 +43,8 @@ def _guard() -> None:
             throttle.fail(ip)
             message = "the bearer token is unknown, revoked, or its admin is deactivated"
         else:
-            message = "log in at /admin/login or send Authorization: Bearer <token>"
+            where = sign_in_url("/").split("?", 1)[0]
+            message = f"sign in at {where} or send Authorization: Bearer <token>"
         raise ApiError(401, message, headers={"WWW-Authenticate": 'Bearer realm="notifier"'})
     if (
         caller.method == "session"
@@ -51,3 +56,28 @@ def _guard() -> None:
             f"cookie-authenticated writes need the page's CSRF token in the {CSRF_HEADER} header",
             code="csrf_failed",
         )
+
+
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@api_blueprint.route("/", methods=_METHODS)
+@api_blueprint.route("/<notifier_rest:_rest>", methods=_METHODS)
+def unmatched(_rest: str = "") -> NoReturn:
+    """Unknown paths and wrong methods under the API prefix: the JSON 404 or 405.
+
+    A catch-all of the blueprint (tried after every other rule, see ``routing``), so the
+    API's errors are JSON without an app-wide error handler touching the host's 404s.
+    """
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = set()
+    for method in _METHODS:
+        try:
+            rule, _ = adapter.match(method=method, return_rule=True)
+        except HTTPException:
+            continue
+        if rule.endpoint != request.endpoint:
+            allowed.add(method)
+    if allowed:
+        raise MethodNotAllowed(valid_methods=sorted(allowed))
+    raise NotFound()
