@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .alerts import PlatformAlertService as PlatformAlertService
 from .alerts import platform_alert_service as platform_alert_service
+from .changes import Position as Position
 from .config import Settings as Settings
 from .db import Database as Database
 from .enums import AlertType as AlertType
@@ -34,6 +35,7 @@ __all__ = [
     "NotifierError",
     "PlatformAlert",
     "PlatformAlertService",
+    "Position",
     "Priority",
     "Settings",
     "Severity",

@@ -63,6 +63,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
     )
+    streams = os.environ.get("NOTIFIER_MAX_STREAMS")  # set by `notifier serve --max-streams`
+    if streams:
+        app.config["NOTIFIER_MAX_STREAMS"] = int(streams)
     app.config.update(overrides)
     NotifierWeb().init_app(app)
     # Standalone, the notifier owns every URL: JSON errors anywhere under /api/, and the

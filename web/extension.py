@@ -19,6 +19,7 @@ from notifier.db import Database
 from .api import api_blueprint
 from .auth import auth_blueprint, csrf_token, current_admin
 from .host_login import HostLogin, host_login
+from .live import Hub
 from .outage import DATABASE_DOWN, unavailable_page
 from .pages import pages_blueprint
 from .routing import add_converters, drop_page_arg
@@ -91,6 +92,11 @@ class NotifierWeb:
         app.config.setdefault("NOTIFIER_CONTENT_SECURITY_POLICY", _DEFAULT_CSP)
         app.config.setdefault("NOTIFIER_ENGINE_OPTIONS", {})
         app.config.setdefault("NOTIFIER_POLL_INTERVAL_MS", 60_000)
+        app.config.setdefault("NOTIFIER_MAX_STREAMS", 64)
+        app.config.setdefault("NOTIFIER_STREAM_HEARTBEAT_SECONDS", 15)
+        app.config.setdefault("NOTIFIER_STREAM_MAX_SECONDS", 300)
+        app.config.setdefault("NOTIFIER_STREAM_RETRY_MS", 3000)
+        app.config.setdefault("NOTIFIER_LIVE_POLL_SECONDS", 0.5)
         pages_prefix = _prefix(app, "NOTIFIER_URL_PREFIX")
         api_prefix = _prefix(app, "NOTIFIER_API_PREFIX")
 
@@ -104,6 +110,11 @@ class NotifierWeb:
             auth_throttle=FailureThrottle(int(app.config["NOTIFIER_AUTH_FAILURES_PER_IP"]), window),
             host_login=self._host_login,
             host_session=host_session,
+            hub=Hub(
+                database,
+                max_streams=int(app.config["NOTIFIER_MAX_STREAMS"]),
+                poll_seconds=float(app.config["NOTIFIER_LIVE_POLL_SECONDS"]),
+            ),
         )
         app.extensions[EXTENSION_KEY] = self
 

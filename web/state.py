@@ -41,6 +41,8 @@ class AppState:
     host_login: Any = None
     #: The host's session (Flask-SQLAlchemy's ``db.session``); None: our own per request.
     host_session: Callable[[], Session] | None = None
+    #: The process's live hub (a ``live.Hub``), fanning changes out to open streams.
+    hub: Any = None
 
 
 class StateHolder(Protocol):

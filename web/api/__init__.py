@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import alerts as alerts
 from . import notifications as notifications
 from . import openapi as openapi
+from . import stream as stream
 from .blueprint import api as api
 from .blueprint import api_blueprint as api_blueprint
 from .errors import ApiError as ApiError
