@@ -22,6 +22,7 @@ from flask import (
     session,
     url_for,
 )
+from sqlalchemy.exc import OperationalError
 from werkzeug.wrappers import Response as BaseResponse
 
 from notifier.models import AdminUser
@@ -92,7 +93,13 @@ def identify() -> _Caller:
         if scheme.lower() == "bearer" and credentials.strip():
             found = verify_token(db_session(), credentials.strip())
             if found and db_session().dirty:
-                db_session().commit()  # keep last_used_at (set once a minute) even on reads
+                try:
+                    db_session().commit()  # keep last_used_at (set once a minute) on reads
+                except OperationalError:
+                    # Best effort: on SQLite, concurrent first uses of one token race for
+                    # the write lock (a read transaction cannot wait to upgrade); another
+                    # request is recording the same minute, so this one just reads on.
+                    db_session().rollback()
         caller = _Caller(found[1], "bearer") if found else _Caller(None, "bad-token")
     elif (login := host_login()) is not None:
         admin = host_admin(login)  # the host signs users in: see host_login.py

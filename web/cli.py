@@ -68,6 +68,13 @@ def _import_factory(spec: str) -> Callable[[], Any]:
     help="Threads per worker: requests served at once by each process.",
 )
 @click.option(
+    "--max-streams",
+    default=64,
+    show_default=True,
+    type=click.IntRange(0, 10_000),
+    help="Live event streams each worker holds, on threads of their own (beyond --threads).",
+)
+@click.option(
     "--app",
     "app_spec",
     default="notifier.web:create_app",
@@ -75,21 +82,37 @@ def _import_factory(spec: str) -> Callable[[], Any]:
     help="App factory MODULE:CALLABLE, for a host app that mounts NotifierWeb itself.",
 )
 def serve(
-    settings: Settings, host: str, port: int, workers: int, threads: int, app_spec: str
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    max_streams: int,
+    app_spec: str,
 ) -> None:
     """Serve the admin API and pages with gunicorn (threaded workers)."""
     # Settings were read (and checked) here, so a mistake stops with a sentence, not in each
     # worker; the factory reads the same URL from the environment after the fork.
     os.environ["NOTIFIER_DATABASE_URL"] = settings.database_url
+    # A live stream holds one thread, blocked on its queue (no CPU, no database connection):
+    # each worker gets --max-streams threads for them on top of --threads, and refuses
+    # (503) a stream beyond that, so streams never take the threads API requests need.
+    os.environ["NOTIFIER_MAX_STREAMS"] = str(max_streams)
     factory = _import_factory(app_spec)
-    click.echo(f"Serving {app_spec} on http://{host}:{port}/ ({workers}x{threads})", err=True)
+    click.echo(
+        f"Serving {app_spec} on http://{host}:{port}/ "
+        f"({workers}x{threads} threads, {max_streams} streams each)",
+        err=True,
+    )
     _Server(
         factory,
         {
             "bind": f"{host}:{port}",
             "workers": workers,
             "worker_class": "gthread",
-            "threads": threads,
+            "threads": threads + max_streams,
+            # gthread's cap on open connections per worker; streams are long-lived ones.
+            "worker_connections": max(1000, 2 * (threads + max_streams)),
             "timeout": 30,
             "graceful_timeout": 10,
             "keepalive": 5,

@@ -21,6 +21,7 @@ from notifier import (
     admin_notification_service,
     platform_alert_service,
 )
+from notifier.types import utcnow
 from notifier.validation import SKIP_MAX, is_safe_url
 
 from .api.schemas import AlertQuery, NotificationQuery
@@ -176,6 +177,7 @@ def notifications() -> str:
     return render_template(
         "notifier/notifications.html",
         tab=tab,
+        rendered_at=utcnow().isoformat(),
         stats=platform_alert_service.get_statistics(session, tz=zone),
         chart=daily_chart(admin_notification_service.get_daily_counts(session, days=14, tz=zone)),
         filters=filters.values | {"active": filters.active},
@@ -204,6 +206,7 @@ def notifier_bell() -> dict[str, Any]:
     """What the header bell partial needs, in the notifier's page or a host's."""
     return {
         "api_base": url_for("notifier_api.list_notifications"),
+        "stream_url": url_for("notifier_api.stream"),
         "login_url": sign_in_url(request.path),
         "page_url": url_for("notifier_pages.notifications"),
         "poll_interval_ms": current_app.config.get("NOTIFIER_POLL_INTERVAL_MS", 60_000),

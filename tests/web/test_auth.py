@@ -33,7 +33,7 @@ def _routes(api: FlaskClient) -> list[tuple[str, str, dict[str, Any] | None]]:
             body = BODIES.get(f"{method.upper()} {path}")
             url = path.replace("{notification_id}", str(note)).replace("{alert_id}", str(alert))
             routes.append((method.upper(), url, body))
-    assert len(routes) == 14  # 13 operations and the document itself
+    assert len(routes) == 15  # 14 operations (the event stream too) and the document itself
     return routes
 
 

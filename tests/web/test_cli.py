@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,13 @@ def _free_port() -> int:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """``notifier serve`` on a free port (1 worker, 2 threads) over a SQLite file."""
+    with serving(tmp_path) as server:
+        yield server
+
+
+@contextmanager
+def serving(tmp_path: Path, *options: str) -> Iterator[tuple[str, str]]:
+    """``notifier serve`` with ``options`` on a free port over a SQLite file."""
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     upgrade(url)
     database = Database(url)
@@ -109,6 +117,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
             "1",
             "--threads",
             "2",
+            *options,
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -150,6 +159,30 @@ def test_serve_answers_concurrent_requests(served: tuple[str, str]) -> None:
         assert statuses == [200] * 40
     finally:
         stuck.close()
+
+
+@pytest.mark.slow
+def test_serve_holds_its_streams_on_threads_of_their_own(tmp_path: Path) -> None:
+    with serving(tmp_path, "--max-streams", "3") as (base, token):
+        streams = []
+        try:
+            for _ in range(3):
+                request = urllib.request.Request(
+                    f"{base}{API}/stream", headers={"Authorization": f"Bearer {token}"}
+                )
+                response = urllib.request.urlopen(request, timeout=5)
+                assert response.status == 200
+                assert response.readline() == b"retry: 3000\n"
+                streams.append(response)
+            # The fourth is refused (the client polls instead) ...
+            assert _get(f"{base}{API}/stream", token) == 503
+            # ... and the API's own threads (--threads 2) still answer many at once.
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                statuses = list(pool.map(lambda _: _get(f"{base}{API}/recent", token), range(12)))
+            assert statuses == [200] * 12
+        finally:
+            for response in streams:
+                response.close()
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,22 +91,31 @@ def chromium(playwright: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
-@pytest.fixture
-def live(database: Database) -> Iterator[LiveServer]:
-    """The app served on localhost for one test."""
+def serve(database: Database, poll_ms: int) -> LiveServer:
+    """The app on localhost. Streams end after 2 s (and the browser reconnects), so stopping
+    the server cuts them as a real outage would: werkzeug's shutdown leaves open requests."""
     app = create_app(
         {
             "SECRET_KEY": "browser-test",
             "NOTIFIER_DATABASE_URL": database.url,
             "NOTIFIER_TIMEZONE": "UTC",
-            "NOTIFIER_POLL_INTERVAL_MS": POLL_MS,
+            "NOTIFIER_POLL_INTERVAL_MS": poll_ms,
+            "NOTIFIER_STREAM_MAX_SECONDS": 2,
+            "NOTIFIER_STREAM_RETRY_MS": 500,
+            "NOTIFIER_LIVE_POLL_SECONDS": 0.1,
         }
     )
-    server = LiveServer(app)
+    return LiveServer(app)
+
+
+@pytest.fixture
+def live(database: Database) -> Iterator[LiveServer]:
+    """The app served on localhost for one test."""
+    server = serve(database, POLL_MS)
     server.start()
     yield server
     server.stop()
-    app.extensions["notifier"].state(app).database.dispose()
+    server.app.extensions["notifier"].state(server.app).database.dispose()
 
 
 @pytest.fixture
@@ -413,3 +423,71 @@ def test_no_console_errors_on_the_pages(
     assert icon.value.status == 200 and icon.value.url.startswith(live.url + "/admin/static/")
     expect(badge(page)).to_have_text("2")
     assert errors == [] and failed == []
+
+
+@pytest.fixture
+def live_no_poll(database: Database) -> Iterator[LiveServer]:
+    """The app with the bell's poll at 10 minutes: only the stream can bring news in time."""
+    server = serve(database, 600_000)
+    server.start()
+    yield server
+    server.stop()
+    server.app.extensions["notifier"].state(server.app).database.dispose()
+
+
+def open_streams(server: LiveServer) -> int:
+    """How many event streams the server holds."""
+    return int(server.app.extensions["notifier"].state(server.app).hub.open_streams)
+
+
+def test_a_committed_failure_shows_in_the_bell_without_waiting_for_the_poll(
+    page: Page, live_no_poll: LiveServer, admin: Admin, database: Database
+) -> None:
+    seed(database, unread=1)
+    sign_in(page, live_no_poll, admin)
+    expect(badge(page)).to_have_text("1")
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource').some((e) => e.name.includes('/stream'))"
+    )
+    with database.session_scope() as db:  # as the worker's drainer records a failure
+        admin_notification_service.notify_critical_error(
+            db, error_type="Disk", error_message="disk full"
+        )
+    # the poll is 10 minutes away: this is the stream
+    expect(badge(page)).to_have_text("2", timeout=10_000)
+    page.locator("[data-bell-button]").click()
+    expect(page.locator("[data-list] li").first).to_contain_text("Critical error: Disk")
+    # the page's unread card follows too, and the page offers the new row
+    expect(page.locator('[data-stat="unread"] .nt-card__value')).to_have_text("2")
+    expect(page.locator("[data-live]")).to_contain_text("1 new update")
+
+
+def test_reconnecting_replays_what_happened_while_the_server_was_down(
+    page: Page, live_no_poll: LiveServer, admin: Admin, database: Database
+) -> None:
+    sign_in(page, live_no_poll, admin)
+    page.evaluate(
+        """() => {
+            window.__live = [];
+            document.addEventListener("notifier:live", ({ detail }) => {
+                if (detail.kind === "notification") window.__live.push(detail.data.title);
+            });
+        }"""
+    )
+    expect(page.locator("[data-bell-button]")).to_have_attribute(
+        "aria-label", "Notifications, none unread"
+    )
+    live_no_poll.stop()
+    deadline = time.monotonic() + 10
+    while open_streams(live_no_poll) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the open stream ends by itself (2 s); no new one can start
+    assert open_streams(live_no_poll) == 0
+    with database.session_scope() as db:
+        for n in range(3):
+            admin_notification_service.create_notification(
+                db, type="system_info", title=f"While down {n}", message="m"
+            )
+    live_no_poll.start()
+    expect(badge(page)).to_have_text("3", timeout=15_000)
+    titles = page.evaluate("() => window.__live")
+    assert titles == ["While down 0", "While down 1", "While down 2"]

@@ -34,6 +34,36 @@ _STATUS_TEXT = {
 }
 
 
+# The event stream is no JSON operation of the registry: described here by hand.
+_STREAM: dict[str, Any] = {
+    "operationId": "stream",
+    "summary": "Server-Sent Events: new notifications, unread counts, alert changes",
+    "description": (
+        "Events `notification` and `alert` carry the object as in the JSON API; every batch "
+        'ends with `unread` (`{"unread_count": N}`) whose `id` is a position. Reconnect '
+        "with `Last-Event-ID` (or `?since=<id>`) to get what was missed. Heartbeat comments "
+        "every 15 s; the stream ends after a few minutes so the client re-authenticates. "
+        "503 with Retry-After when this process holds its maximum of streams: poll instead."
+    ),
+    "parameters": [
+        {
+            "name": "since",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
+        }
+    ],
+    "responses": {
+        "200": {
+            "description": "OK",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        "401": {"description": _STATUS_TEXT[401]},
+        "503": {"description": "Too many open streams, or the database is unavailable"},
+    },
+}
+
+
 @cache
 def openapi_document(version: str, cookie_name: str = "session") -> dict[str, Any]:
     """The API document: paths, parameters, bodies and responses from the schemas."""
@@ -65,6 +95,7 @@ def openapi_document(version: str, cookie_name: str = "session") -> dict[str, An
                 "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
             }
         paths.setdefault(f"{api_blueprint.url_prefix}{op.path}", {})[op.method.lower()] = entry
+    paths[f"{api_blueprint.url_prefix}/stream"] = {"get": _STREAM}
 
     return {
         "openapi": "3.1.0",

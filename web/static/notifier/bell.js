@@ -1,9 +1,14 @@
-// The header bell: unread badge, dropdown of the newest unread notifications, polling that
-// pauses while the tab is hidden, backs off on errors and says when the connection is lost.
+// The header bell: unread badge, dropdown of the newest unread notifications. Live through
+// the server's event stream when it works; otherwise polling that pauses while the tab is
+// hidden, backs off on errors and says when the connection is lost.
 import { api, el, refreshTimes, safeHref, timeAgo } from "./api.js";
 
 const MAX_BACKOFF_MS = 5 * 60 * 1000;
 const FAILURES_BEFORE_OFFLINE = 3;
+// Events that come together (a storm of failures) refresh the dropdown once.
+const LIVE_REFRESH_MS = 50;
+// A stream that was refused (503: the server is full; or not there) is tried again after this.
+const STREAM_RETRY_MS = 5 * 60 * 1000;
 
 export function badgeText(count) {
   return count > 99 ? "99+" : String(count);
@@ -27,8 +32,70 @@ class Bell {
     this.timer = null;
     this.sequence = 0; // only the newest poll's answer is rendered
     this.count = null;
+    this.streamUrl = root.dataset.streamUrl;
+    this.source = null; // the open EventSource, when live
+    this.live = false; // true while the stream is connected: no periodic poll then
+    this.lastEventId = null;
+    this.liveTimer = null;
+    this.streamRetry = null;
     this.bind();
     this.poll();
+    this.connect();
+  }
+
+  // Opens the event stream; resumes from the last event seen (a new EventSource cannot send
+  // Last-Event-ID itself, so it goes in ?since=; the browser's own reconnects send the header).
+  connect() {
+    if (!this.streamUrl || typeof EventSource === "undefined" || this.source || document.hidden) {
+      return;
+    }
+    const url = this.lastEventId
+      ? `${this.streamUrl}?since=${encodeURIComponent(this.lastEventId)}`
+      : this.streamUrl;
+    const source = new EventSource(url, { withCredentials: true });
+    this.source = source;
+    source.addEventListener("open", () => {
+      this.live = true;
+      this.failures = 0;
+      this.setOffline(false);
+      clearTimeout(this.timer); // the stream replaces the poll
+    });
+    for (const kind of ["notification", "alert", "unread"]) {
+      source.addEventListener(kind, (event) => this.onLive(kind, event));
+    }
+    source.addEventListener("error", () => {
+      // CONNECTING: the browser retries by itself (with Last-Event-ID); poll meanwhile.
+      // CLOSED: refused (401, 503, not a stream); poll, and try the stream again later.
+      const wasLive = this.live;
+      this.live = false;
+      if (source.readyState === EventSource.CLOSED) {
+        this.disconnect();
+        clearTimeout(this.streamRetry);
+        this.streamRetry = setTimeout(() => this.connect(), STREAM_RETRY_MS);
+      }
+      if (wasLive) this.schedule(this.interval);
+    });
+  }
+
+  disconnect() {
+    if (this.source) this.source.close();
+    this.source = null;
+    this.live = false;
+  }
+
+  onLive(kind, event) {
+    if (event.lastEventId) this.lastEventId = event.lastEventId;
+    let data = null;
+    try {
+      data = JSON.parse(event.data);
+    } catch (err) {
+      return;
+    }
+    if (kind === "unread") this.renderCount(data.unread_count);
+    document.dispatchEvent(new CustomEvent("notifier:live", { detail: { kind, data } }));
+    if (kind === "alert") return; // the dropdown shows notifications only
+    clearTimeout(this.liveTimer);
+    this.liveTimer = setTimeout(() => this.poll(), LIVE_REFRESH_MS);
   }
 
   bind() {
@@ -50,8 +117,10 @@ class Bell {
     document.addEventListener("visibilitychange", () => {
       if (document.hidden) {
         clearTimeout(this.timer);
+        this.disconnect(); // a hidden tab holds no server thread; it resumes from its last id
       } else {
         this.poll();
+        this.connect();
       }
     });
     document.addEventListener("notifier:changed", (event) => {
@@ -149,12 +218,13 @@ class Bell {
       this.failures = 0;
       this.setOffline(false);
       this.render(data);
-      this.schedule(this.interval);
+      if (!this.live) this.schedule(this.interval);
     } catch (err) {
       if (sequence !== this.sequence) return;
       if (err.status === 401) {
         // Signed out (or a host user who is not a notifier admin): say so quietly and stop
         // polling; never navigate away from the page the bell sits in.
+        this.disconnect();
         this.setSignedOut();
         return;
       }
@@ -166,6 +236,8 @@ class Bell {
   }
 
   setSignedOut() {
+    this.streamUrl = null; // until the page is reloaded after signing in
+    clearTimeout(this.streamRetry);
     this.root.classList.add("is-signed-out");
     this.button.hidden = true;
     this.panel.hidden = true;
@@ -182,7 +254,7 @@ class Bell {
     this.announce.textContent = message;
   }
 
-  render({ items, unread_count: count }) {
+  renderCount(count) {
     this.badge.textContent = badgeText(count);
     this.badge.hidden = count === 0;
     this.button.setAttribute(
@@ -194,6 +266,10 @@ class Bell {
     }
     this.count = count;
     this.markAll.disabled = count === 0;
+  }
+
+  render({ items, unread_count: count }) {
+    this.renderCount(count);
     this.list.replaceChildren(...items.map((item) => this.renderItem(item)));
     this.empty.hidden = items.length > 0;
   }

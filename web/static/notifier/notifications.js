@@ -98,6 +98,40 @@ if (page) {
     dialog?.querySelector("[data-cancel]")?.addEventListener("click", () => dialog.close("cancel"));
   }
 
+  // Live events (the bell's stream): the unread card follows at once; new rows wait for the
+  // reader to ask, so nothing moves under their pointer.
+  const live = page.querySelector("[data-live]");
+  const unreadCard = page.querySelector('[data-stat="unread"] .nt-card__value');
+  const seen = new Set(); // a reconnect may replay a change already counted
+  // What the server rendered is as of this moment (its clock, as the events' timestamps).
+  const renderedAt = Date.parse(page.dataset.renderedAt);
+  const shown = (kind, data) => {
+    const changed = Math.max(
+      ...[data.created_at, data.last_occurred_at, data.resolved_at].map((t) => Date.parse(t) || 0),
+    );
+    if (changed <= renderedAt) return true;
+    if (kind === "notification") {
+      return page.querySelector(`[data-notification-id="${Number(data.id)}"]`) !== null;
+    }
+    const row = page.querySelector(`[data-alert-id="${Number(data.id)}"]`);
+    return row !== null && row.classList.contains("is-read") === data.is_resolved &&
+      row.querySelector("[data-occurrences]")?.textContent.startsWith(`${data.occurrence_count} `);
+  };
+  document.addEventListener("notifier:live", ({ detail: { kind, data } }) => {
+    if (kind === "unread") {
+      if (unreadCard) unreadCard.textContent = String(data.unread_count);
+      return;
+    }
+    const key = kind === "notification" ? `n${data.id}` :
+      `a${data.id}:${data.occurrence_count}:${data.is_resolved}`;
+    if (seen.has(key) || shown(kind, data)) return;
+    seen.add(key);
+    live.querySelector("[data-live-text]").textContent =
+      `${seen.size} new update${seen.size === 1 ? "" : "s"} since this page loaded.`;
+    live.hidden = false;
+  });
+  live?.querySelector("[data-live-reload]").addEventListener("click", () => window.location.reload());
+
   refreshTimes(page);
   setInterval(() => refreshTimes(page), 30000);
 }
