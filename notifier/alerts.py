@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from .config import configured_timezone
 from .enums import AlertType, Severity
 from .errors import AlreadyResolvedError, ValidationError
+from .metrics import inc_on_commit
 from .models import AdminNotification, PlatformAlert
 from .notifications import page_bounds
 from .types import utcnow
@@ -112,6 +113,11 @@ class PlatformAlertService:
         created = alert.occurrence_count == occurrences
         if created:
             self._link_previous(db, alert)
+        labels = (alert.alert_type.value, alert.severity.value)
+        if created:
+            inc_on_commit(db, "notifier_alerts_opened_total", labels)
+        else:
+            inc_on_commit(db, "notifier_alerts_incremented_total", labels, occurrences)
         return alert, created
 
     def _link_previous(self, db: Session, alert: PlatformAlert) -> None:
@@ -198,6 +204,8 @@ class PlatformAlertService:
             return None
         if not getattr(result, "rowcount", 0):
             raise AlreadyResolvedError(alert_id)
+        labels = (alert.alert_type.value, alert.severity.value)
+        inc_on_commit(db, "notifier_alerts_resolved_total", labels)
         return alert
 
     def get_statistics(

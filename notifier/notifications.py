@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from .config import configured_timezone
 from .enums import NotificationType, Priority
+from .metrics import inc_on_commit
 from .models import AdminNotification
 from .types import utcnow
 from .upserts import insert_notification_once
@@ -112,15 +113,18 @@ class AdminNotificationService:
         values["action_required"] = action_required
 
         values.update(is_read=False, created_at=utcnow())
+        labels = (values["type"].value, values["priority"].value)
         if values["dedup_key"] is None:
             notification: AdminNotification = db.scalars(
                 _INSERT, values, execution_options=_FRESH
             ).one()
+            inc_on_commit(db, "notifier_notifications_created_total", labels)
             return notification, True
         created: AdminNotification | None = db.scalars(
             insert_notification_once(), values, execution_options=_FRESH
         ).first()
         if created is not None:
+            inc_on_commit(db, "notifier_notifications_created_total", labels)
             return created, True
         # The key exists (or a racing transaction just committed it): return that row.
         existing = db.scalars(

@@ -66,6 +66,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     streams = os.environ.get("NOTIFIER_MAX_STREAMS")  # set by `notifier serve --max-streams`
     if streams:
         app.config["NOTIFIER_MAX_STREAMS"] = int(streams)
+    if os.environ.get("NOTIFIER_METRICS_TOKEN"):  # turns /metrics on (README: Metrics)
+        app.config["NOTIFIER_METRICS_TOKEN"] = os.environ["NOTIFIER_METRICS_TOKEN"]
     app.config.update(overrides)
     NotifierWeb().init_app(app)
     # Standalone, the notifier owns every URL: JSON errors anywhere under /api/, and the

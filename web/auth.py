@@ -25,6 +25,7 @@ from flask import (
 from sqlalchemy.exc import OperationalError
 from werkzeug.wrappers import Response as BaseResponse
 
+from notifier import metrics
 from notifier.models import AdminUser
 from notifier.tokens import verify_token
 from notifier.users import authenticate
@@ -188,6 +189,7 @@ def login() -> Response | BaseResponse | tuple[str, int, dict[str, str]] | str:
             return redirect(next_url)
         state.login_throttle.fail(account_key)
         state.login_ip_throttle.fail(ip_key)
+        metrics.inc("notifier_login_failures_total")
         error, status = "Wrong email or password.", 401
     headers = {"Retry-After": str(wait)} if status == 429 else {}
     page = render_template("notifier/login.html", next_url=next_url, error=error, email=email)

@@ -11,6 +11,7 @@ from typing import Any
 import click
 from gunicorn.app.base import BaseApplication
 
+from notifier import metrics
 from notifier.cli import settings_options
 from notifier.config import Settings
 from notifier.db import Database
@@ -33,6 +34,11 @@ class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type 
 
     def load(self) -> Any:
         return self.factory()
+
+
+def _worker_exited(_server: Any, worker: Any) -> None:
+    """gunicorn hook: a worker that exited leaves the live gauges of a multiprocess scrape."""
+    metrics.process_exiting(worker.pid)
 
 
 def _import_factory(spec: str) -> Callable[[], Any]:
@@ -111,6 +117,7 @@ def serve(
             "workers": workers,
             "worker_class": "gthread",
             "threads": threads + max_streams,
+            "child_exit": _worker_exited,
             # gthread's cap on open connections per worker; streams are long-lived ones.
             "worker_connections": max(1000, 2 * (threads + max_streams)),
             "timeout": 30,

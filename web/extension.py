@@ -20,6 +20,7 @@ from .api import api_blueprint
 from .auth import auth_blueprint, csrf_token, current_admin
 from .host_login import HostLogin, host_login
 from .live import Hub
+from .metrics import metrics_blueprint, observe_request, start_timer
 from .outage import DATABASE_DOWN, unavailable_page
 from .pages import pages_blueprint
 from .routing import add_converters, drop_page_arg
@@ -97,6 +98,8 @@ class NotifierWeb:
         app.config.setdefault("NOTIFIER_STREAM_MAX_SECONDS", 300)
         app.config.setdefault("NOTIFIER_STREAM_RETRY_MS", 3000)
         app.config.setdefault("NOTIFIER_LIVE_POLL_SECONDS", 0.5)
+        app.config.setdefault("NOTIFIER_METRICS_PATH", "/metrics")
+        app.config.setdefault("NOTIFIER_METRICS_TOKEN", None)
         pages_prefix = _prefix(app, "NOTIFIER_URL_PREFIX")
         api_prefix = _prefix(app, "NOTIFIER_API_PREFIX")
 
@@ -122,6 +125,7 @@ class NotifierWeb:
         app.register_blueprint(api_blueprint, url_prefix=api_prefix)
         app.register_blueprint(auth_blueprint, url_prefix=pages_prefix)
         app.register_blueprint(pages_blueprint, url_prefix=pages_prefix)
+        app.register_blueprint(metrics_blueprint, url_prefix=_prefix(app, "NOTIFIER_METRICS_PATH"))
         app.add_template_global(csrf_token, "notifier_csrf_token")
         app.add_template_global(current_admin, "notifier_current_admin")
         app.add_template_global(_uses_builtin_login, "notifier_builtin_login")
@@ -183,10 +187,13 @@ def _security_headers(response: Response) -> Response:
 
 
 # Hooks on the notifier's own blueprints: they run for its routes only, never the host's.
-_OWN: tuple[Blueprint, ...] = (api_blueprint, auth_blueprint, pages_blueprint)
+_OWN: tuple[Blueprint, ...] = (api_blueprint, auth_blueprint, pages_blueprint, metrics_blueprint)
 for _blueprint in _OWN:
     _blueprint.after_request(_security_headers)
     _blueprint.url_value_preprocessor(drop_page_arg)
+# API latency: the timer is the blueprint's first hook, so refused requests are timed too.
+api_blueprint.before_request_funcs.setdefault(None, []).insert(0, start_timer)
+api_blueprint.after_request(observe_request)
 
 # People get a page saying the database is out of reach, not a 500 (the API answers JSON 503s
 # from its own handler).

@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from notifier import Database
+from notifier import Database, metrics
 
 from .recorder import record_batch
 from .spool import Drainer, Spool
@@ -77,6 +77,7 @@ def main() -> None:
         drainer.run(alive=lambda: os.getppid() == parent)
     finally:
         database.dispose()
+        metrics.process_exiting()
 
 
 if __name__ == "__main__":

@@ -16,10 +16,13 @@ import itertools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from notifier import metrics
 
 from .events import Event
 
@@ -53,10 +56,13 @@ class Spool:
     def put(self, event: Event) -> Path:
         """Write ``event`` to a new file, visible to drainers only once complete."""
         try:
-            return self._put(event)
+            path = self._put(event)
         except FileNotFoundError:  # the folder was removed under us: recreate, write again
             self._ensured = False
-            return self._put(event)
+            path = self._put(event)
+        # The key ends with the failure's kind (celery:<task id>:<kind>).
+        metrics.inc("notifier_failures_captured_total", event.key.rsplit(":", 1)[-1])
+        return path
 
     def _put(self, event: Event) -> Path:
         if not self._ensured:
@@ -72,6 +78,20 @@ class Spool:
         path = f"{folder}/{name}"
         os.rename(tmp, path)
         return Path(path)
+
+    def stats(self) -> tuple[int, int, float]:
+        """Pending events, dead events, and the oldest pending event's age in seconds."""
+        pending = self.pending()
+        try:
+            dead = sum(1 for n in os.listdir(self.dead) if n.endswith(".json"))
+        except FileNotFoundError:
+            dead = 0
+        oldest = 0.0
+        if pending:  # names start with the event's time in nanoseconds
+            stamp = pending[0].name.split("-", 1)[0]
+            if stamp.isdigit():
+                oldest = max(0.0, time.time() - int(stamp) / 1e9)
+        return len(pending), dead, oldest
 
     def pending(self) -> list[Path]:
         """Spooled files, oldest first."""
@@ -151,6 +171,7 @@ class Drainer:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._reported = 0.0
 
     def start(self) -> None:
         """Start the thread (once per process)."""
@@ -180,8 +201,20 @@ class Drainer:
             thread.join(timeout)
         self._thread = None
 
+    def report(self) -> None:
+        """Publish the spool's depth, dead letters and lag as gauges (at most once a second)."""
+        now = time.monotonic()
+        if now - self._reported < 1.0:
+            return
+        self._reported = now
+        pending, dead, lag = self.spool.stats()
+        metrics.set_gauge("notifier_spool_pending_events", pending)
+        metrics.set_gauge("notifier_spool_dead_events", dead)
+        metrics.set_gauge("notifier_drainer_lag_seconds", lag)
+
     def drain(self) -> int:
         """Record every pending event now; returns how many files were handled."""
+        self.report()
         handled = 0
         for batch in self._batches():
             readable = [claim for claim in batch if claim.event is not None]

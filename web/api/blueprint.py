@@ -7,6 +7,8 @@ from typing import NoReturn
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
+from notifier import metrics
+
 from ..auth import CSRF_HEADER, SAFE_METHODS, csrf_valid, identify
 from ..host_login import sign_in_url
 from ..state import API_PREFIX, app_state
@@ -41,6 +43,7 @@ def _guard() -> None:
             )
         if caller.method == "bad-token":
             throttle.fail(ip)
+            metrics.inc("notifier_token_failures_total")
             message = "the bearer token is unknown, revoked, or its admin is deactivated"
         else:
             where = sign_in_url("/").split("?", 1)[0]

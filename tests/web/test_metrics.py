@@ -1,0 +1,230 @@
+"""GET /metrics: Prometheus text after real traffic, protected, adding up gunicorn workers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from notifier import Database, admin_notification_service
+from notifier.migrate import upgrade
+from tests.web.conftest import API, Admin, make_admin, page_csrf
+from tests.web.test_cli import _free_port
+
+TOKEN = "scrape-secret"
+
+
+@pytest.fixture
+def app_config(app_config: dict[str, Any]) -> dict[str, Any]:
+    """Metrics on, behind a token."""
+    return {**app_config, "NOTIFIER_METRICS_TOKEN": TOKEN}
+
+
+def scrape_text(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a scrape, by name and labels."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def scrape(client: FlaskClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Scrape the app as Prometheus would."""
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    return scrape_text(response.get_data(as_text=True))
+
+
+def value(samples: dict[Any, float], name: str, **labels: str) -> float:
+    """One sample's value, 0 when it is not there yet."""
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_scrape_counts_real_traffic(
+    app: Flask, api: FlaskClient, client: FlaskClient, admin: Admin
+) -> None:
+    # Counters belong to the process and other tests ran before: compare before and after.
+    before = scrape(client)
+    for n in range(3):
+        created = api.post(
+            API, json={"type": "system_info", "priority": "low", "title": f"t{n}", "message": "m"}
+        )
+        assert created.status_code == 201
+    # a repeated dedup key creates nothing, so counts nothing
+    for _ in range(2):
+        api.post(API, json={"type": "store_issue", "title": "s", "message": "m", "dedup_key": "k"})
+    opened = api.post(
+        f"{API}/alerts",
+        json={"alert_type": "system", "severity": "critical", "title": "a", "fingerprint": "f"},
+    )
+    api.post(
+        f"{API}/alerts",
+        json={"alert_type": "system", "severity": "critical", "title": "a", "fingerprint": "f"},
+    )
+    api.post(
+        f"{API}/alerts",
+        json={"alert_type": "database", "severity": "warning", "title": "b", "fingerprint": "g"},
+    )
+    resolved = api.put(
+        f"{API}/alerts/{opened.json['id']}/resolve", json={"resolution_notes": "fixed"}
+    )
+    assert resolved.status_code == 200
+    assert client.get(API, headers={"Authorization": "Bearer ntf_wrong"}).status_code == 401
+    csrf = page_csrf(client)
+    form = {"email": admin.email, "password": "not it", "csrf_token": csrf}
+    assert client.post("/admin/login", data=form).status_code == 401
+
+    after = scrape(client)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    created_name = "notifier_notifications_created_total"
+    assert delta(created_name, type="system_info", priority="low") == 3
+    assert delta(created_name, type="store_issue", priority="normal") == 1
+    labels = {"alert_type": "system", "severity": "critical"}
+    assert delta("notifier_alerts_opened_total", **labels) == 1
+    assert delta("notifier_alerts_incremented_total", **labels) == 1
+    assert delta("notifier_alerts_resolved_total", **labels) == 1
+    assert delta("notifier_alerts_opened_total", alert_type="database", severity="warning") == 1
+    assert delta("notifier_token_failures_total") == 1
+    assert delta("notifier_login_failures_total") == 1
+    # open alerts come from the database: exact, every severity present
+    assert value(after, "notifier_open_alerts", severity="warning") == 1
+    assert value(after, "notifier_open_alerts", severity="critical") == 0
+    assert value(after, "notifier_open_alerts", severity="info") == 0
+    # latency by route template, method and status (never the raw path)
+    route = f"{API}/alerts/<int:alert_id>/resolve"
+    count = "notifier_api_request_duration_seconds_count"
+    assert delta(count, route=route, method="PUT", status="200") == 1
+    assert delta(count, route=API, method="POST", status="201") == 4  # 3 + the first dedup
+    assert delta(count, route=API, method="POST", status="200") == 1
+    assert delta(count, route=API, method="GET", status="401") == 1
+    assert (
+        value(
+            after,
+            "notifier_api_request_duration_seconds_bucket",
+            route=route,
+            method="PUT",
+            status="200",
+            le="+Inf",
+        )
+        >= 1
+    )
+
+
+def test_a_rolled_back_notification_counts_nothing(
+    app: Flask, client: FlaskClient, database: Database
+) -> None:
+    before = scrape(client)
+    with database.sessionmaker() as db:
+        admin_notification_service.notify_critical_error(db, error_type="X", error_message="y")
+        db.rollback()
+    with database.session_scope() as db:
+        admin_notification_service.notify_critical_error(db, error_type="X", error_message="y")
+    after = scrape(client)
+    name = "notifier_notifications_created_total"
+    labels = {"type": "critical_error", "priority": "critical"}
+    assert value(after, name, **labels) - value(before, name, **labels) == 1
+
+
+def test_metrics_need_the_token(app: Flask, client: FlaskClient) -> None:
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+    app.config["NOTIFIER_METRICS_TOKEN"] = None
+    # off: nothing there at all
+    assert client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
+
+
+@pytest.fixture
+def served_multiprocess(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    """``notifier serve --workers 2`` with a multiprocess metrics folder and a token."""
+    url = f"sqlite:///{tmp_path / 'metrics.db'}"
+    upgrade(url)
+    database = Database(url)
+    make_admin(database)
+    database.dispose()
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    env = {
+        **os.environ,
+        "NOTIFIER_DATABASE_URL": url,
+        "NOTIFIER_SECRET_KEY": "x",
+        "NOTIFIER_METRICS_TOKEN": TOKEN,
+        "PROMETHEUS_MULTIPROC_DIR": str(folder),
+    }
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from notifier.cli import main; main()",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--threads",
+            "2",
+            "--max-streams",
+            "0",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{base}/admin/login", timeout=1).close()
+                break
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.1)
+        yield base, url, folder
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def _status(url: str, headers: dict[str, str] | None = None) -> int:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+@pytest.mark.slow
+def test_gunicorn_workers_add_up(served_multiprocess: tuple[str, str, Path]) -> None:
+    base, _url, folder = served_multiprocess
+    # New connections until both workers answered some (each writes its own file).
+    sent = 0
+    while sent < 40 or (len(list(folder.glob("counter_*.db"))) < 2 and sent < 1000):
+        assert _status(f"{base}{API}/unread-count", {"Authorization": "Bearer bad"}) == 401
+        sent += 1
+    assert len(list(folder.glob("counter_*.db"))) == 2
+    request = urllib.request.Request(
+        f"{base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        samples = scrape_text(response.read().decode())
+    # the scrape (answered by one worker) adds up both
+    assert value(samples, "notifier_token_failures_total") == sent
+    count = "notifier_api_request_duration_seconds_count"
+    assert value(samples, count, route=f"{API}/unread-count", method="GET", status="401") == sent

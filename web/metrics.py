@@ -1,0 +1,104 @@
+"""GET /metrics: the Prometheus text format, for a scraper that sends the metrics token.
+
+Off (404) unless ``NOTIFIER_METRICS_TOKEN`` is set; the scraper sends it as
+``Authorization: Bearer <token>``. With ``PROMETHEUS_MULTIPROC_DIR`` set, a scrape adds up
+every process writing there (gunicorn workers, Celery children, the drainer); without it,
+this process's own counts. Open alerts by severity are read from the database at scrape.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+from sqlalchemy import func, select
+from werkzeug.exceptions import NotFound, Unauthorized
+
+from notifier import metrics
+from notifier.enums import Severity
+from notifier.models import PlatformAlert
+
+from .state import app_state
+
+metrics_blueprint = Blueprint("notifier_metrics", __name__)
+
+
+class _OpenAlerts:
+    """Open alerts by severity, counted when scraped (one grouped query on an index)."""
+
+    def __init__(self, rows: dict[str, int]) -> None:
+        self.rows = rows
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(
+            "notifier_open_alerts", "Unresolved platform alerts, by severity.", labels=["severity"]
+        )
+        for severity in Severity:
+            family.add_metric([severity.value], self.rows.get(severity.value, 0))
+        yield family
+
+
+class _ThisProcess:
+    """The default registry's metrics (this process), when there is no multiprocess dir."""
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client import REGISTRY
+
+        yield from REGISTRY.collect()
+
+
+@metrics_blueprint.get("")
+def scrape() -> Response:
+    """The metrics, for a scraper with the token."""
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        generate_latest,
+        multiprocess,
+    )
+
+    token = current_app.config.get("NOTIFIER_METRICS_TOKEN")
+    if not token:
+        raise NotFound()
+    sent = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        raise Unauthorized("send Authorization: Bearer <NOTIFIER_METRICS_TOKEN>")
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_ThisProcess())
+    with app_state().database.sessionmaker() as db:
+        rows = db.execute(
+            select(PlatformAlert.severity, func.count())
+            .where(PlatformAlert.is_resolved.is_(False))
+            .group_by(PlatformAlert.severity)
+        ).all()
+    registry.register(_OpenAlerts({Severity(s).value: int(n) for s, n in rows}))
+    return Response(generate_latest(registry), mimetype=None, content_type=CONTENT_TYPE_LATEST)
+
+
+def start_timer() -> None:
+    """Remember when an API request started (the first hook of the API blueprint)."""
+    g._notifier_started = time.perf_counter()
+
+
+def observe_request(response: Response) -> Response:
+    """Time an API request by its route template (never the raw path: bounded labels)."""
+    started = g.pop("_notifier_started", None)
+    rule = request.url_rule
+    if started is not None and rule is not None and not rule.rule.endswith("/stream"):
+        metrics.observe(
+            "notifier_api_request_duration_seconds",
+            time.perf_counter() - started,
+            rule.rule,
+            request.method,
+            str(response.status_code),
+        )
+    return response
