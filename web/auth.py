@@ -1,24 +1,52 @@
-"""Who is calling: session login for browsers (with CSRF), bearer tokens for API clients."""
+"""Who is calling: session login for browsers (with CSRF), bearer tokens for API clients.
+
+The browser's cookie holds only a random id of a session kept in the database
+(``notifier.sessions``), so logging out, "log out everywhere", deactivation and a new
+password end it at once, and its lifetime is fixed at login. The notifier may share the
+cookie with a host app, so it only ever adds or removes its own ``notifier_*`` keys.
+"""
 
 from __future__ import annotations
 
 import hmac
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.wrappers import Response as BaseResponse
 
 from notifier.models import AdminUser
+from notifier.sessions import (
+    SESSION_LIFETIME,
+    end_admin_sessions,
+    end_session,
+    prune_expired_sessions,
+    session_admin,
+    start_session,
+)
 from notifier.tokens import verify_token
 from notifier.users import authenticate
 
 from .extension import ADMIN_PREFIX, app_state, db_session
 
-SESSION_ADMIN_KEY = "notifier_admin_id"
+SESSION_ID_KEY = "notifier_sid"
 SESSION_CSRF_KEY = "notifier_csrf"
+# Every key the notifier puts in the (possibly shared) cookie; the first one is the
+# pre-0.2 login, dropped when seen so an old cookie leaves nothing behind.
+_SESSION_KEYS = ("notifier_admin_id", SESSION_ID_KEY, SESSION_CSRF_KEY)
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FORM_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -83,12 +111,9 @@ def identify() -> _Caller:
                 db_session().commit()  # keep last_used_at (set once a minute) even on reads
         caller = _Caller(found[1], "bearer") if found else _Caller(None, "bad-token")
     else:
-        admin_id = session.get(SESSION_ADMIN_KEY)
-        admin = db_session().get(AdminUser, admin_id) if isinstance(admin_id, int) else None
-        if admin is not None and admin.is_active:
-            caller = _Caller(admin, "session")
-        else:
-            caller = _Caller(None, "none")
+        session_id = session.get(SESSION_ID_KEY)
+        admin = session_admin(db_session(), session_id) if isinstance(session_id, str) else None
+        caller = _Caller(admin, "session") if admin is not None else _Caller(None, "none")
     g._notifier_caller = caller
     return caller
 
@@ -118,6 +143,18 @@ def safe_next(target: str | None) -> str:
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in target):
         return fallback
     return target
+
+
+def _session_lifetime() -> timedelta:
+    """``NOTIFIER_SESSION_LIFETIME`` (seconds or a timedelta) from the app config."""
+    value = current_app.config.get("NOTIFIER_SESSION_LIFETIME", SESSION_LIFETIME)
+    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+
+
+def _forget_login() -> None:
+    """Remove the notifier's keys from the cookie, leaving any host app's keys alone."""
+    for key in _SESSION_KEYS:
+        session.pop(key, None)
 
 
 def _client_ip() -> str:
@@ -150,8 +187,17 @@ def login() -> Response | BaseResponse | tuple[str, int, dict[str, str]] | str:
         admin = authenticate(db_session(), email, request.form.get("password", ""))
         if admin is not None:
             state.login_throttle.reset(account_key)
-            session.clear()  # nothing from before the login survives it, the CSRF token included
-            session[SESSION_ADMIN_KEY] = admin.id
+            db = db_session()
+            old_id = session.get(SESSION_ID_KEY)
+            if isinstance(old_id, str):
+                end_session(db, old_id)  # a login over a live one replaces it
+            prune_expired_sessions(db)
+            session_id = start_session(db, admin, _session_lifetime())
+            db.commit()
+            # Nothing of ours from before the login survives it, the CSRF token included;
+            # a host app's keys in the same cookie are not ours to touch.
+            _forget_login()
+            session[SESSION_ID_KEY] = session_id
             session.permanent = True
             csrf_token()
             return redirect(next_url)
@@ -168,5 +214,22 @@ def logout() -> BaseResponse | tuple[str, int]:
     """End the session (POST with the CSRF token, so no other site can log an admin out)."""
     if not csrf_valid(request.form.get(CSRF_FORM_FIELD) or request.headers.get(CSRF_HEADER)):
         return "CSRF token missing or wrong; reload the page and try again.", 403
-    session.clear()
+    session_id = session.get(SESSION_ID_KEY)
+    if isinstance(session_id, str):
+        end_session(db_session(), session_id)
+        db_session().commit()
+    _forget_login()
+    return redirect(url_for("notifier_auth.login"))
+
+
+@auth_blueprint.route("/logout-everywhere", methods=["POST"])
+def logout_everywhere() -> BaseResponse | tuple[str, int]:
+    """End every session of the logged-in admin, on every browser (POST with CSRF token)."""
+    if not csrf_valid(request.form.get(CSRF_FORM_FIELD) or request.headers.get(CSRF_HEADER)):
+        return "CSRF token missing or wrong; reload the page and try again.", 403
+    caller = identify()
+    if caller.method == "session" and caller.admin is not None:
+        end_admin_sessions(db_session(), caller.admin.id)
+        db_session().commit()
+    _forget_login()
     return redirect(url_for("notifier_auth.login"))
