@@ -26,6 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             NOTIFIER_TIMEZONE=settings.timezone,
             SESSION_COOKIE_SECURE=settings.cookie_secure,
             NOTIFIER_TRUSTED_PROXIES=settings.trusted_proxies,
+            NOTIFIER_RATELIMIT_STORAGE_URL=settings.ratelimit_storage_url,
         )
     app.config.update(
         SESSION_COOKIE_NAME="notifier_session",

@@ -16,6 +16,27 @@ from notifier.errors import ValidationError
 from notifier.tokens import TokenNotFoundError, create_token, find_token, revoke_token
 from notifier.users import find_admin
 
+#: Seconds an idle keep-alive connection stays open. Longer than the idle timeout of common
+#: proxies and load balancers in front of it (nginx and AWS ALB: 60 s), so the proxy always
+#: closes first; the other way round, a proxy reusing a connection the server just closed
+#: answers its client 502.
+KEEPALIVE_DEFAULT = 75
+# After the response, gunicorn discards an unread request body of up to 64 KiB so the
+# connection can serve another request; it gives up on a larger one and closes the
+# connection, after having answered "Connection: keep-alive". A client that believed it
+# sends its next request into a closed socket. Such requests are told "close" up front.
+_DRAINED_BODY_MAX = 64 * 1024
+
+
+def _close_after_large_body(_worker: Any, req: Any) -> None:
+    """gunicorn ``pre_request`` hook: answer ``Connection: close`` if the body may go unread."""
+    for name, value in req.headers:
+        if (name == "CONTENT-LENGTH" and value.isdigit() and int(value) > _DRAINED_BODY_MAX) or (
+            name == "TRANSFER-ENCODING" and "chunked" in value.lower()
+        ):
+            req.force_close()
+            return
+
 
 class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
     """gunicorn running an app factory once in each worker (after the fork, never before)."""
@@ -62,13 +83,59 @@ def _import_factory(spec: str) -> Callable[[], Any]:
     help="Threads per worker: requests served at once by each process.",
 )
 @click.option(
+    "--keepalive",
+    default=KEEPALIVE_DEFAULT,
+    show_default=True,
+    type=click.IntRange(0, 3600),
+    help="Seconds an idle keep-alive connection is kept; keep it above your proxy's idle "
+    "timeout (0 closes after every response).",
+)
+@click.option(
+    "--timeout",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, 3600),
+    help="Seconds a worker may go silent (a request stuck that long) before it is restarted.",
+)
+@click.option(
+    "--graceful-timeout",
+    default=10,
+    show_default=True,
+    type=click.IntRange(0, 3600),
+    help="Seconds running requests get to finish on a restart or stop.",
+)
+@click.option(
+    "--max-requests",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Restart each worker after about this many requests (0: never), to cap slow leaks.",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="Log each request to stderr.",
+)
+@click.option(
     "--app",
     "app_spec",
     default="notifier.web:create_app",
     show_default=True,
     help="App factory MODULE:CALLABLE, for a host app that mounts NotifierWeb itself.",
 )
-def serve(host: str, port: int, workers: int, threads: int, app_spec: str) -> None:
+def serve(
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    keepalive: int,
+    timeout: int,
+    graceful_timeout: int,
+    max_requests: int,
+    access_log: bool,
+    app_spec: str,
+) -> None:
     """Serve the admin API and pages with gunicorn (threaded workers)."""
     load_settings()  # a configuration mistake stops here with a sentence, not in each worker
     factory = _import_factory(app_spec)
@@ -80,10 +147,16 @@ def serve(host: str, port: int, workers: int, threads: int, app_spec: str) -> No
             "workers": workers,
             "worker_class": "gthread",
             "threads": threads,
-            "timeout": 30,
-            "graceful_timeout": 10,
-            "keepalive": 5,
-            "accesslog": "-",
+            "timeout": timeout,
+            "graceful_timeout": graceful_timeout,
+            "keepalive": keepalive,
+            "max_requests": max_requests,
+            "max_requests_jitter": max_requests // 10,
+            "pre_request": _close_after_large_body,
+            # gunicorn's control socket defaults to one path per user ($HOME/.gunicorn), which
+            # two servers (or a test run next to a demo) would fight over; nothing uses it.
+            "control_socket_disable": True,
+            "accesslog": "-" if access_log else None,
             "errorlog": "-",
             "loglevel": "info",
         },

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from notifier.config import Settings, configured_timezone
 from notifier.db import Database
 
-from .throttle import FailureThrottle
+from .throttle import FailureThrottle, throttle_storage
 
 #: Where the JSON API lives; every response under it is JSON, errors included.
 API_PREFIX = "/api/v1/admin/notifications"
@@ -60,6 +60,7 @@ class NotifierWeb:
         app.config.setdefault("NOTIFIER_LOGIN_ATTEMPTS", 5)
         app.config.setdefault("NOTIFIER_LOGIN_WINDOW_SECONDS", 15 * 60)
         app.config.setdefault("NOTIFIER_AUTH_FAILURES_PER_IP", 100)
+        app.config.setdefault("NOTIFIER_RATELIMIT_STORAGE_URL", "memory://")
         app.config.setdefault("NOTIFIER_CONTENT_SECURITY_POLICY", _DEFAULT_CSP)
         app.config.setdefault("NOTIFIER_ENGINE_OPTIONS", {})
         app.config.setdefault("NOTIFIER_POLL_INTERVAL_MS", 60_000)
@@ -69,15 +70,17 @@ class NotifierWeb:
             app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
 
         window = float(app.config["NOTIFIER_LOGIN_WINDOW_SECONDS"])
+        attempts = int(app.config["NOTIFIER_LOGIN_ATTEMPTS"])
+        counts = throttle_storage(app.config["NOTIFIER_RATELIMIT_STORAGE_URL"])
         self._state[app] = _AppState(
             database=Database(
                 app.config["NOTIFIER_DATABASE_URL"], **app.config["NOTIFIER_ENGINE_OPTIONS"]
             ),
-            login_throttle=FailureThrottle(int(app.config["NOTIFIER_LOGIN_ATTEMPTS"]), window),
-            login_ip_throttle=FailureThrottle(
-                4 * int(app.config["NOTIFIER_LOGIN_ATTEMPTS"]), window
+            login_throttle=FailureThrottle(attempts, window, counts, "login"),
+            login_ip_throttle=FailureThrottle(4 * attempts, window, counts, "login-ip"),
+            auth_throttle=FailureThrottle(
+                int(app.config["NOTIFIER_AUTH_FAILURES_PER_IP"]), window, counts, "bad-token"
             ),
-            auth_throttle=FailureThrottle(int(app.config["NOTIFIER_AUTH_FAILURES_PER_IP"]), window),
         )
         app.extensions["notifier"] = self
 

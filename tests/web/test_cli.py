@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -11,9 +13,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
+import psutil
 import pytest
+import redis
 from click.testing import CliRunner
 
 from notifier.cli import _load_plugins, cli
@@ -21,6 +27,7 @@ from notifier.db import Database
 from notifier.migrate import upgrade
 from notifier.models import ApiToken
 from notifier.tokens import hash_token
+from tests.conftest import REDIS_URL, require_service
 from tests.web.conftest import API, Admin, make_admin
 
 
@@ -76,6 +83,42 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextmanager
+def notifier_serve(
+    tmp_path: Path, database_url: str, *args: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``notifier serve`` subprocess on ``args``; its log goes to ``tmp_path``."""
+    environment = {
+        **os.environ,
+        "NOTIFIER_DATABASE_URL": database_url,
+        "NOTIFIER_SECRET_KEY": "x",
+        "NOTIFIER_INSTANCE_PATH": str(tmp_path / "instance"),
+        **(env or {}),
+    }
+    port = args[args.index("--port") + 1]
+    log = (tmp_path / f"serve-{port}.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from notifier.cli import main; main()", "serve", *args],
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(150):
+            if process.poll() is not None:
+                raise AssertionError((tmp_path / f"serve-{port}.log").read_text()[-3000:])
+            try:
+                socket.create_connection(("127.0.0.1", int(port)), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """``notifier serve`` on a free port (1 worker, 2 threads) over a SQLite file."""
@@ -96,36 +139,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
         .stdout.strip()
         .splitlines()[-1]
     )
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from notifier.cli import main; main()",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--threads",
-            "2",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield base, token
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    port = str(_free_port())
+    with notifier_serve(tmp_path, url, "--port", port, "--workers", "1", "--threads", "2"):
+        yield f"http://127.0.0.1:{port}", token
 
 
 def _get(url: str, token: str) -> int:
@@ -150,3 +166,62 @@ def test_serve_answers_concurrent_requests(served: tuple[str, str]) -> None:
         assert statuses == [200] * 40
     finally:
         stuck.close()
+
+
+# -- serving: throttles across workers, keep-alive, oversized bodies, control socket ------
+
+
+def _worker_holding(server: subprocess.Popen[bytes], conn: http.client.HTTPConnection) -> int:
+    """The pid of the gunicorn worker that holds the server side of ``conn``."""
+    assert conn.sock is not None
+    local_port = conn.sock.getsockname()[1]
+    for child in psutil.Process(server.pid).children():
+        if any(c.raddr and c.raddr.port == local_port for c in child.net_connections("tcp")):
+            return int(child.pid)
+    raise AssertionError("no worker holds the connection")
+
+
+def _login_form(conn: http.client.HTTPConnection, cookie: str | None) -> tuple[str, str]:
+    """GET the login page on ``conn``; returns the session cookie and the form's CSRF token."""
+    conn.request("GET", "/admin/login", headers={"Cookie": cookie} if cookie else {})
+    response = conn.getresponse()
+    html = response.read().decode()
+    cookie = cookie or response.getheader("Set-Cookie", "").split(";", 1)[0]
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match and cookie, html
+    return cookie, match.group(1)
+
+
+@pytest.mark.slow
+def test_the_login_limit_holds_across_two_workers(tmp_path: Path, pg_database: Database) -> None:
+    require_service("Redis", REDIS_URL)
+    redis.Redis.from_url(REDIS_URL).flushdb()  # this run's own Redis db
+    port = str(_free_port())
+    env = {"NOTIFIER_RATELIMIT_STORAGE_URL": REDIS_URL}
+    args = ("--port", port, "--workers", "2", "--threads", "2")
+    with notifier_serve(tmp_path, pg_database.url, *args, env=env) as server:
+        # Keep-alive connections stay with the worker that accepted them: open connections
+        # until two are held by different workers, then alternate failed logins between them.
+        conns: dict[int, http.client.HTTPConnection] = {}
+        cookie: str | None = None
+        csrf = ""
+        for _ in range(50):
+            conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
+            cookie, csrf = _login_form(conn, cookie)
+            conns.setdefault(_worker_holding(server, conn), conn)
+            if len(conns) == 2:
+                break
+        assert len(conns) == 2, "the kernel gave every connection to one worker"
+        body = urlencode({"email": "a@example.com", "password": "wrong", "csrf_token": csrf})
+        headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+        statuses = []
+        for attempt in range(8):
+            conn = list(conns.values())[attempt % 2]
+            conn.request("POST", "/admin/login", body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            statuses.append(response.status)
+        for conn in conns.values():
+            conn.close()
+    # 5 failed logins per address and email in all, not 5 per worker
+    assert statuses == [401] * 5 + [429] * 3
