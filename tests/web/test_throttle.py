@@ -91,7 +91,7 @@ def test_storage_defaults_to_a_redis_broker_else_memory() -> None:
     assert Settings.from_env(amqp_broker).ratelimit_storage_url == "memory://"
     explicit = {**redis_broker, "NOTIFIER_RATELIMIT_STORAGE_URL": "redis://other:6379/5"}
     assert Settings.from_env(explicit).ratelimit_storage_url == "redis://other:6379/5"
-    with pytest.raises(ConfigurationError, match="memory:// .* redis://"):
+    with pytest.raises(ConfigurationError, match=r"memory:// .* redis://"):
         Settings.from_env(
             {
                 **base,
