@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import psutil
 import pytest
 import redis
+import requests
 from click.testing import CliRunner
 
 from notifier.cli import _load_plugins, cli
@@ -28,7 +29,7 @@ from notifier.migrate import upgrade
 from notifier.models import ApiToken
 from notifier.tokens import hash_token
 from tests.conftest import REDIS_URL, require_service
-from tests.web.conftest import API, Admin, make_admin
+from tests.web.conftest import API, Admin, make_admin, make_token
 
 
 @pytest.fixture
@@ -170,6 +171,9 @@ def test_serve_answers_concurrent_requests(served: tuple[str, str]) -> None:
 
 # -- serving: throttles across workers, keep-alive, oversized bodies, control socket ------
 
+# Tests of the server itself, whatever the database: SQLite alone is enough.
+SERVER_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 def _worker_holding(server: subprocess.Popen[bytes], conn: http.client.HTTPConnection) -> int:
     """The pid of the gunicorn worker that holds the server side of ``conn``."""
@@ -225,3 +229,68 @@ def test_the_login_limit_holds_across_two_workers(tmp_path: Path, pg_database: D
             conn.close()
     # 5 failed logins per address and email in all, not 5 per worker
     assert statuses == [401] * 5 + [429] * 3
+
+
+@SERVER_ONLY
+@pytest.mark.slow
+def test_oversized_bodies_leave_the_connection_usable(tmp_path: Path, database: Database) -> None:
+    token = make_token(database, make_admin(database))
+    port = str(_free_port())
+    with notifier_serve(tmp_path, database.url, "--port", port, "--workers", "1"):
+        base = f"http://127.0.0.1:{port}{API}"
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {token}"
+        statuses: list[int] = []
+        errors: list[str] = []
+        for i in range(30):
+            # 64 KiB + 1 up to ~1 MiB: every one over the limit, most beyond what gunicorn drains
+            oversized = {
+                "type": "system_info",
+                "title": "t",
+                "message": "x" * (65_537 + i * 33_000),
+            }
+            for method, url, body in (
+                ("POST", base, oversized),
+                ("GET", f"{base}/unread-count", None),
+            ):
+                try:
+                    statuses.append(session.request(method, url, json=body, timeout=10).status_code)
+                except requests.ConnectionError as exc:
+                    errors.append(repr(exc))
+        session.close()
+    assert errors == []
+    assert statuses == [413, 200] * 30
+
+
+@SERVER_ONLY
+@pytest.mark.slow
+def test_a_connection_idle_longer_than_five_seconds_is_still_served(
+    tmp_path: Path, database: Database
+) -> None:
+    port = str(_free_port())
+    with notifier_serve(tmp_path, database.url, "--port", port, "--workers", "1"):
+        conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
+        conn.request("GET", "/admin/login")
+        conn.getresponse().read()
+        assert conn.sock is not None
+        first_socket = conn.sock.getsockname()
+        time.sleep(6.5)  # gunicorn's own default keep-alive is 2 s; this server's was 5 s
+        conn.request("GET", "/admin/login")  # raises RemoteDisconnected if the server closed
+        assert conn.getresponse().status == 200
+        assert conn.sock is not None and conn.sock.getsockname() == first_socket
+        conn.close()
+
+
+@SERVER_ONLY
+def test_two_servers_share_no_control_socket(tmp_path: Path, database: Database) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "XDG_RUNTIME_DIR": ""}
+    ports = [str(_free_port()), str(_free_port())]
+    with (
+        notifier_serve(tmp_path, database.url, "--port", ports[0], "--workers", "1", env=env),
+        notifier_serve(tmp_path, database.url, "--port", ports[1], "--workers", "1", env=env),
+    ):
+        for port in ports:
+            assert requests.get(f"http://127.0.0.1:{port}/admin/login", timeout=10).ok
+        assert not (home / ".gunicorn").exists()
