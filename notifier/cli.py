@@ -72,8 +72,12 @@ def create_admin_command(email: str, password: str | None, display_name: str | N
 
 
 @contextmanager
-def _existing_admin(email: str) -> Iterator[tuple[Session, AdminUser]]:
-    """The admin with ``email`` in a transaction that commits when the block ends."""
+def existing_admin(email: str) -> Iterator[tuple[Session, AdminUser]]:
+    """The admin with ``email`` in a transaction that commits when the block ends.
+
+    For commands: an unknown email, or a ValidationError raised in the block, becomes a
+    ClickException that says what to do.
+    """
     database = Database(load_settings().database_url)
     try:
         with database.session_scope() as db:
@@ -101,7 +105,7 @@ def set_password_command(email: str, password: str | None) -> None:
     """Change an admin's password; every browser they are logged in on is logged out."""
     if password is None:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
-    with _existing_admin(email) as (db, user):
+    with existing_admin(email) as (db, user):
         ended = set_password(db, user, password)
     click.echo(f"Changed the password of {user.email} ({_ended(ended)}).")
 
@@ -112,7 +116,7 @@ def _state_command(
     @cli.command(name, help=help_text)
     @click.argument("email")
     def command(email: str) -> None:
-        with _existing_admin(email) as (db, user):
+        with existing_admin(email) as (db, user):
             ended = change(db, user)
         click.echo(done.format(email=user.email) + (f" ({_ended(ended)})." if ended else "."))
 
@@ -143,7 +147,7 @@ def delete_admin_command(email: str, yes: bool) -> None:
             "(`notifier deactivate-admin` keeps the account instead)",
             abort=True,
         )
-    with _existing_admin(email) as (db, user):
+    with existing_admin(email) as (db, user):
         address = user.email
         delete_admin(db, user)
     click.echo(f"Deleted admin {address}.")

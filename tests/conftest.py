@@ -18,6 +18,7 @@ from contextlib import contextmanager, suppress
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -45,6 +46,17 @@ def require_service(name: str, url: str) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """This run's Redis db (``NOTIFIER_TEST_REDIS_URL``), flushed before and after the test."""
+    require_service("Redis", REDIS_URL)
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+    client.close()
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,9 @@ from typing import Any
 import click
 from gunicorn.app.base import BaseApplication
 
-from notifier.cli import load_settings
+from notifier.cli import existing_admin, load_settings
 from notifier.db import Database
-from notifier.errors import ValidationError
 from notifier.tokens import TokenNotFoundError, create_token, find_token, revoke_token
-from notifier.users import find_admin
 
 #: Seconds an idle keep-alive connection stays open. Longer than the idle timeout of common
 #: proxies and load balancers in front of it (nginx and AWS ALB: 60 s), so the proxy always
@@ -168,20 +166,9 @@ def serve(
 @click.option("--name", default="", help="A label to recognise the token by (e.g. 'ci').")
 def create_token_command(email: str, name: str) -> None:
     """Create an API token for an admin; it is printed once, alone on the last line."""
-    database = Database(load_settings().database_url)
-    try:
-        with database.session_scope() as db:
-            admin = find_admin(db, email)
-            if admin is None:
-                raise click.ClickException(
-                    f"no admin with email {email!r}; create one with `notifier create-admin`"
-                )
-            token, plaintext = create_token(db, user=admin, name=name)
-            token_id, prefix = token.id, token.prefix
-    except ValidationError as exc:
-        raise click.ClickException("; ".join(f"{k} {v}" for k, v in exc.errors.items())) from exc
-    finally:
-        database.dispose()
+    with existing_admin(email) as (db, admin):
+        token, plaintext = create_token(db, user=admin, name=name)
+        token_id, prefix = token.id, token.prefix
     click.echo(f"Created API token {token_id} ({prefix}...) for {email}.")
     click.echo(
         "It is stored hashed and shown only now; send it as 'Authorization: Bearer <token>':"

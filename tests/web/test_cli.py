@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 
 import psutil
 import pytest
-import redis
 import requests
 from click.testing import CliRunner
 
@@ -28,7 +27,6 @@ from notifier.db import Database
 from notifier.migrate import upgrade
 from notifier.models import ApiToken
 from notifier.tokens import hash_token
-from tests.conftest import REDIS_URL, require_service
 from tests.web.conftest import API, Admin, make_admin, make_token
 
 
@@ -197,11 +195,11 @@ def _login_form(conn: http.client.HTTPConnection, cookie: str | None) -> tuple[s
 
 
 @pytest.mark.slow
-def test_the_login_limit_holds_across_two_workers(tmp_path: Path, pg_database: Database) -> None:
-    require_service("Redis", REDIS_URL)
-    redis.Redis.from_url(REDIS_URL).flushdb()  # this run's own Redis db
+def test_the_login_limit_holds_across_two_workers(
+    tmp_path: Path, pg_database: Database, redis_url: str
+) -> None:
     port = str(_free_port())
-    env = {"NOTIFIER_RATELIMIT_STORAGE_URL": REDIS_URL}
+    env = {"NOTIFIER_RATELIMIT_STORAGE_URL": redis_url}
     args = ("--port", port, "--workers", "2", "--threads", "2")
     with notifier_serve(tmp_path, pg_database.url, *args, env=env) as server:
         # Keep-alive connections stay with the worker that accepted them: open connections

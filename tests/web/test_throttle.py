@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,19 +11,7 @@ from notifier.web import create_app
 
 from notifier.config import Settings
 from notifier.errors import ConfigurationError
-from tests.conftest import REDIS_URL, require_service
 from tests.web.conftest import API
-
-
-@pytest.fixture
-def redis_counts() -> Iterator[str]:
-    """This run's Redis db, emptied before and after."""
-    require_service("Redis", REDIS_URL)
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
 
 
 def _apps(config: dict[str, Any], count: int) -> list[Flask]:
@@ -38,12 +25,12 @@ def _dispose(apps: list[Flask]) -> None:
 
 
 def test_bad_tokens_are_counted_across_processes_through_redis(
-    app_config: dict[str, Any], redis_counts: str
+    app_config: dict[str, Any], redis_url: str
 ) -> None:
     config = {
         **app_config,
         "NOTIFIER_AUTH_FAILURES_PER_IP": 4,
-        "NOTIFIER_RATELIMIT_STORAGE_URL": redis_counts,
+        "NOTIFIER_RATELIMIT_STORAGE_URL": redis_url,
     }
     apps = _apps(config, 2)
     bad = {"Authorization": "Bearer ntf_guess"}
@@ -52,7 +39,7 @@ def test_bad_tokens_are_counted_across_processes_through_redis(
         for i in range(6)
     ]
     assert statuses == [401] * 4 + [429] * 2
-    assert redis.Redis.from_url(redis_counts).keys("notifier*")  # our keys, our prefix
+    assert redis.Redis.from_url(redis_url).keys("notifier*")  # our keys, our prefix
     _dispose(apps)
 
 

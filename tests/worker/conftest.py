@@ -14,7 +14,6 @@ from typing import Any
 
 import notifier.worker.jobs  # noqa: F401  (registers the bundled jobs on every app)
 import pytest
-import redis
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from notifier.worker import install, uninstall
@@ -29,17 +28,6 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 import worker_test_tasks  # noqa: E402
 
 from tests.conftest import REDIS_URL, TcpProxy, proxied, require_service  # noqa: E402, F401
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """Redis db 15, flushed before and after the test."""
-    require_service("Redis", REDIS_URL)
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
 
 
 @pytest.fixture
