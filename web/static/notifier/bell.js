@@ -91,9 +91,11 @@ class Bell {
     } catch (err) {
       return;
     }
+    const moved = kind === "unread" && data.unread_count !== this.count;
     if (kind === "unread") this.renderCount(data.unread_count);
     document.dispatchEvent(new CustomEvent("notifier:live", { detail: { kind, data } }));
-    if (kind === "alert") return; // the dropdown shows notifications only
+    // The dropdown shows notifications only; a reconnect repeats the count unchanged.
+    if (kind === "alert" || (kind === "unread" && !moved)) return;
     clearTimeout(this.liveTimer);
     this.liveTimer = setTimeout(() => this.poll(), LIVE_REFRESH_MS);
   }
@@ -270,6 +272,10 @@ class Bell {
 
   render({ items, unread_count: count }) {
     this.renderCount(count);
+    // The same rows again: keep the list (and the keyboard focus inside it) as it is.
+    const key = items.map((item) => `${item.id}:${item.is_read}`).join(",");
+    if (key === this.listKey) return;
+    this.listKey = key;
     this.list.replaceChildren(...items.map((item) => this.renderItem(item)));
     this.empty.hidden = items.length > 0;
   }

@@ -1,7 +1,7 @@
 """PostgreSQL triggers that notify the live stream of changes (ids only, on commit)
 
-Revision ID: 0004_live
-Revises: e1b0a5c3d9f2
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from alembic import op
 
 from notifier.changes import POSTGRES_DROP_TRIGGERS, POSTGRES_TRIGGERS
 
-revision = '0004_live'
-down_revision = 'e1b0a5c3d9f2'
+revision = '0005'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
