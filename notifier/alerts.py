@@ -11,12 +11,19 @@ from sqlalchemy.orm import Session
 from .config import configured_timezone
 from .enums import AlertType, Severity
 from .errors import AlreadyResolvedError, ValidationError
+from .keyset import Page, SortKey, keyset_page
 from .metrics import inc_on_commit
 from .models import AdminNotification, PlatformAlert
 from .notifications import page_bounds
 from .types import utcnow
 from .upserts import upsert_alert
 from .validation import FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX, Checker
+
+#: Open alerts first, then the latest occurrence; the id breaks ties.
+ALERT_ORDER = SortKey(
+    (PlatformAlert.is_resolved, PlatformAlert.last_occurred_at, PlatformAlert.id),
+    (False, True, True),
+)
 
 
 def default_fingerprint(alert_type: AlertType | str, title: str) -> str:
@@ -147,8 +154,44 @@ class PlatformAlertService:
         limit: int = 50,
     ) -> tuple[list[PlatformAlert], int]:
         """A page of alerts, unresolved first, then by latest occurrence; and the total."""
+        conditions = self._filters(alert_type, severity, is_resolved)
+        skip, limit = page_bounds(skip, limit)
+        total = db.scalar(select(func.count()).select_from(PlatformAlert).where(*conditions))
+        items = db.scalars(
+            select(PlatformAlert)
+            .where(*conditions)
+            .order_by(*ALERT_ORDER.order_by())
+            .offset(skip)
+            .limit(limit)
+        ).all()
+        return list(items), int(total or 0)
+
+    def page_alerts(
+        self,
+        db: Session,
+        *,
+        alert_type: AlertType | str | None = None,
+        severity: Severity | str | None = None,
+        is_resolved: bool | None = None,
+        cursor: str | None = None,
+        skip: int = 0,
+        limit: int = 50,
+    ) -> Page[PlatformAlert]:
+        """A page of alerts in list order after ``cursor`` (or ``skip`` in); total capped."""
+        conditions = self._filters(alert_type, severity, is_resolved)
+        skip, limit = page_bounds(skip, limit)
+        return keyset_page(
+            db, PlatformAlert, conditions, ALERT_ORDER, cursor=cursor, skip=skip, limit=limit
+        )
+
+    def _filters(
+        self,
+        alert_type: AlertType | str | None,
+        severity: Severity | str | None,
+        is_resolved: bool | None,
+    ) -> list[Any]:
         check = Checker()
-        conditions = []
+        conditions: list[Any] = []
         if alert_type is not None:
             conditions.append(
                 PlatformAlert.alert_type == check.enum("alert_type", alert_type, AlertType)
@@ -158,20 +201,7 @@ class PlatformAlertService:
         if is_resolved is not None:
             conditions.append(PlatformAlert.is_resolved.is_(bool(is_resolved)))
         check.done()
-        skip, limit = page_bounds(skip, limit)
-        total = db.scalar(select(func.count()).select_from(PlatformAlert).where(*conditions))
-        items = db.scalars(
-            select(PlatformAlert)
-            .where(*conditions)
-            .order_by(
-                PlatformAlert.is_resolved.asc(),
-                PlatformAlert.last_occurred_at.desc(),
-                PlatformAlert.id.desc(),
-            )
-            .offset(skip)
-            .limit(limit)
-        ).all()
-        return list(items), int(total or 0)
+        return conditions
 
     def get_alert(self, db: Session, alert_id: int) -> PlatformAlert | None:
         """One alert by id, or None."""

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from .config import configured_timezone
 from .enums import NotificationType, Priority
+from .keyset import Page, SortKey, keyset_page
 from .metrics import inc_on_commit
 from .models import AdminNotification
 from .types import utcnow
@@ -23,6 +24,8 @@ MAX_PAGE = PAGE_MAX  # the old name; the limit lives with the others in validati
 _TABLE = AdminNotification.__table__
 _INSERT = select(AdminNotification).from_statement(insert(_TABLE).returning(*_TABLE.c))  # type: ignore[arg-type]
 _FRESH = {"populate_existing": True}
+#: Newest first; the id breaks ties, so a cursor names one position.
+NOTIFICATION_ORDER = SortKey((AdminNotification.created_at, AdminNotification.id), (True, True))
 
 
 @dataclass(frozen=True)
@@ -144,8 +147,52 @@ class AdminNotificationService:
         limit: int = 50,
     ) -> tuple[list[AdminNotification], int]:
         """A page of notifications, newest first, and the total matching the filters."""
+        conditions = self._filters(priority=priority, type=type, is_read=is_read, store_id=store_id)
+        skip, limit = page_bounds(skip, limit)
+        total = db.scalar(select(func.count()).select_from(AdminNotification).where(*conditions))
+        items = db.scalars(
+            select(AdminNotification)
+            .where(*conditions)
+            .order_by(*NOTIFICATION_ORDER.order_by())
+            .offset(skip)
+            .limit(limit)
+        ).all()
+        return list(items), int(total or 0)
+
+    def page_notifications(
+        self,
+        db: Session,
+        *,
+        priority: Priority | str | None = None,
+        type: NotificationType | str | None = None,
+        is_read: bool | None = None,
+        store_id: int | None = None,
+        cursor: str | None = None,
+        skip: int = 0,
+        limit: int = 50,
+    ) -> Page[AdminNotification]:
+        """A page of notifications, newest first, after ``cursor`` (or ``skip`` rows in).
+
+        The total is exact up to ``keyset.TOTAL_CAP`` and a lower bound beyond; a deep page
+        by cursor costs what the first one does.
+        """
+        conditions = self._filters(priority=priority, type=type, is_read=is_read, store_id=store_id)
+        skip, limit = page_bounds(skip, limit)
+        order = NOTIFICATION_ORDER
+        return keyset_page(
+            db, AdminNotification, conditions, order, cursor=cursor, skip=skip, limit=limit
+        )
+
+    def _filters(
+        self,
+        *,
+        priority: Priority | str | None,
+        type: NotificationType | str | None,
+        is_read: bool | None,
+        store_id: int | None,
+    ) -> list[Any]:
         check = Checker()
-        conditions = []
+        conditions: list[Any] = []
         if priority is not None:
             conditions.append(
                 AdminNotification.priority == check.enum("priority", priority, Priority)
@@ -159,16 +206,7 @@ class AdminNotificationService:
                 AdminNotification.store_id == check.optional_int("store_id", store_id)
             )
         check.done()
-        skip, limit = page_bounds(skip, limit)
-        total = db.scalar(select(func.count()).select_from(AdminNotification).where(*conditions))
-        items = db.scalars(
-            select(AdminNotification)
-            .where(*conditions)
-            .order_by(AdminNotification.created_at.desc(), AdminNotification.id.desc())
-            .offset(skip)
-            .limit(limit)
-        ).all()
-        return list(items), int(total or 0)
+        return conditions
 
     def get_recent_notifications(self, db: Session, *, limit: int = 5) -> list[AdminNotification]:
         """The newest unread notifications, for the header dropdown."""

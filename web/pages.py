@@ -21,6 +21,7 @@ from notifier import (
     admin_notification_service,
     platform_alert_service,
 )
+from notifier.keyset import Page as KeysetPage
 from notifier.types import utcnow
 from notifier.validation import SKIP_MAX, is_safe_url
 
@@ -46,9 +47,15 @@ class Listing:
     items: list[Any]
     total: int
     page: int
-    pages: int
+    pages: int | None  # None when the total is a lower bound ("10,000+")
     prev_url: str | None = None
     next_url: str | None = None
+    total_exact: bool = True
+
+    @property
+    def total_text(self) -> str:
+        """The total as people read it: "1,234", or "10,000+" past the counting cap."""
+        return f"{self.total:,}" + ("" if self.total_exact else "+")
 
 
 @dataclass
@@ -104,17 +111,18 @@ def _page_number() -> int:
         return 1
 
 
-def _listing(items: list[Any], total: int, page: int, filters: Filters) -> Listing:
-    pages = max(1, math.ceil(total / PER_PAGE))
+def _listing(found: KeysetPage[Any], page: int, filters: Filters) -> Listing:
+    items, total = found.items, found.total
+    pages = max(1, math.ceil(total / PER_PAGE)) if found.total_exact else None
     # The pager links carry only the filters that were accepted (and the tab): url_for treats
     # "_external", "_method"... as instructions, and a refused value would be refused again.
     args: dict[str, Any] = {k: v for k, v in filters.values.items() if v is not None}
     if request.args.get("tab") == "alerts":
         args["tab"] = "alerts"
-    listing = Listing(items, total, page, pages)
+    listing = Listing(items, total, page, pages, total_exact=found.total_exact)
     if page > 1:
         listing.prev_url = url_for(".notifications", **(args | {"page": page - 1}))
-    if page < pages:
+    if found.next_cursor is not None:
         listing.next_url = url_for(".notifications", **(args | {"page": page + 1}))
     return listing
 
@@ -143,7 +151,7 @@ def notifications() -> str:
     notifications = alerts = None
     user_ids: set[int] = set()
     if tab == "notifications":
-        notes, total = admin_notification_service.get_notifications(
+        found = admin_notification_service.page_notifications(
             session,
             priority=filters.get("priority"),
             type=filters.get("type"),
@@ -152,10 +160,10 @@ def notifications() -> str:
             skip=skip,
             limit=PER_PAGE,
         )
-        notifications = _listing(notes, total, page, filters)
-        user_ids = {n.read_by_user_id for n in notes if n.read_by_user_id is not None}
+        notifications = _listing(found, page, filters)
+        user_ids = {n.read_by_user_id for n in found.items if n.read_by_user_id is not None}
     else:
-        items, total = platform_alert_service.get_alerts(
+        listed = platform_alert_service.page_alerts(
             session,
             alert_type=filters.get("alert_type"),
             severity=filters.get("severity"),
@@ -163,8 +171,9 @@ def notifications() -> str:
             skip=skip,
             limit=PER_PAGE,
         )
-        alerts = _listing(items, total, page, filters)
-        user_ids = {a.resolved_by_user_id for a in items if a.resolved_by_user_id is not None}
+        alerts = _listing(listed, page, filters)
+        resolvers = (a.resolved_by_user_id for a in listed.items)
+        user_ids = {user_id for user_id in resolvers if user_id is not None}
     # Named as the header names the signed-in admin: display name, else email.
     users = {
         user_id: name or email

@@ -9,7 +9,7 @@ from notifier.alerts import platform_alert_service as service
 from ..auth import current_admin
 from ..state import app_timezone, db_session
 from .blueprint import api
-from .operations import READ_ERRORS, WRITE_ERRORS, Reply, found, page_of
+from .operations import READ_ERRORS, WRITE_ERRORS, Reply, found, page_of, paging
 from .schemas import (
     AlertCreate,
     AlertOut,
@@ -30,15 +30,15 @@ from .schemas import (
 )
 def list_alerts(query: AlertQuery) -> Reply:
     """A filtered page of alerts."""
-    items, total = service.get_alerts(
+    result = service.page_alerts(
         db_session(),
         alert_type=query.alert_type,
         severity=query.severity,
         is_resolved=query.is_resolved,
-        skip=query.skip,
-        limit=query.limit,
+        **paging(query),
     )
-    return page_of(AlertPage, [AlertOut.model_validate(item) for item in items], total, query), 200
+    items = [AlertOut.model_validate(item) for item in result.items]
+    return page_of(AlertPage, items, result, query), 200
 
 
 @api.route(

@@ -11,7 +11,7 @@ from ..auth import current_admin
 from ..links import notification_link
 from ..state import db_session
 from .blueprint import api
-from .operations import READ_ERRORS, WRITE_ERRORS, Reply, found, page_of
+from .operations import READ_ERRORS, WRITE_ERRORS, Reply, found, page_of, paging
 from .schemas import (
     ErrorOut,
     MarkedOut,
@@ -49,16 +49,15 @@ def _out(notification: AdminNotification) -> NotificationOut:
 )
 def list_notifications(query: NotificationQuery) -> Reply:
     """A filtered page of notifications."""
-    items, total = service.get_notifications(
+    result = service.page_notifications(
         db_session(),
         priority=query.priority,
         type=query.type,
         is_read=query.is_read,
         store_id=query.store_id,
-        skip=query.skip,
-        limit=query.limit,
+        **paging(query),
     )
-    return page_of(NotificationPage, [_out(item) for item in items], total, query), 200
+    return page_of(NotificationPage, [_out(item) for item in result.items], result, query), 200
 
 
 @api.route(

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
+from notifier.keyset import Page as KeysetPage
 from notifier.validation import INT32_MAX
 
 from .errors import ApiError
@@ -29,6 +30,7 @@ PageT = TypeVar("PageT", bound=BaseModel)
 class _PageQuery(Protocol):
     skip: int
     limit: int
+    cursor: str | None
 
 
 def found(row: Row | None, what: str, row_id: int) -> Row:
@@ -38,11 +40,31 @@ def found(row: Row | None, what: str, row_id: int) -> Row:
     return row
 
 
-def page_of(page: type[PageT], items: Sequence[BaseModel], total: int, query: _PageQuery) -> PageT:
-    """One page of a list in the API's envelope: items, total, skip, limit."""
+def page_of(
+    page: type[PageT], items: Sequence[BaseModel], found: KeysetPage[Any], query: _PageQuery
+) -> PageT:
+    """One page of a list in the API's envelope: items, total (capped), skip, limit, cursor."""
     return page.model_validate(
-        {"items": items, "total": total, "skip": query.skip, "limit": query.limit}
+        {
+            "items": items,
+            "total": found.total,
+            "total_exact": found.total_exact,
+            "skip": query.skip,
+            "limit": query.limit,
+            "next_cursor": found.next_cursor,
+        }
     )
+
+
+def paging(query: _PageQuery) -> dict[str, Any]:
+    """The paging arguments of a list query: a cursor, or a skip, not both."""
+    if query.cursor is not None and query.skip:
+        raise ApiError(
+            422,
+            "the query is not valid",
+            details={"cursor": "use either cursor (from next_cursor) or skip, not both"},
+        )
+    return {"cursor": query.cursor, "skip": query.skip, "limit": query.limit}
 
 
 #: A view's answer: the body model (None for 204), the status, and extra headers.

@@ -193,6 +193,10 @@ class AlertResolve(_Input):
     resolution_notes: Message
 
 
+#: A keyset cursor as ``next_cursor`` gave it (URL-safe base64 of the last row's sort key).
+Cursor = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
 class NotificationQuery(_Query):
     """Filters and paging of GET /notifications."""
 
@@ -201,6 +205,7 @@ class NotificationQuery(_Query):
     is_read: bool | None = None
     store_id: StoreId | None = None
     skip: Annotated[int, Field(ge=0, le=SKIP_MAX)] = 0
+    cursor: Cursor | None = None
     limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 50
 
 
@@ -211,6 +216,7 @@ class AlertQuery(_Query):
     severity: Severity | None = None
     is_resolved: bool | None = None
     skip: Annotated[int, Field(ge=0, le=SKIP_MAX)] = 0
+    cursor: Cursor | None = None
     limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 50
 
 
@@ -271,9 +277,13 @@ class Page(BaseModel, Generic[T]):
     """One page of a filtered list and the total number of matches."""
 
     items: list[T]
+    #: Exact up to 10,000 matches; beyond, 10,000 and ``total_exact`` false ("10,000+").
     total: int
+    total_exact: bool
     skip: int
     limit: int
+    #: Pass as ``cursor`` for the next page (as fast at any depth); null on the last page.
+    next_cursor: str | None
 
 
 class NotificationPage(Page[NotificationOut]):

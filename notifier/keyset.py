@@ -1,0 +1,167 @@
+"""Paging at scale: keyset cursors and a total that stops counting at a cap.
+
+An OFFSET page reads and throws away every row before it, and an exact total counts every
+match; at ten million rows both cost seconds. Here a page starts after the last row of
+the previous one (a *cursor* made of that row's sort key), which an index finds directly,
+and the total is counted only up to :data:`TOTAL_CAP` (then it is a lower bound, shown as
+"10,000+"), so no request counts millions of rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from .errors import ValidationError
+
+#: Totals are exact up to here; beyond, ``total_exact`` is False and the total says "at least".
+TOTAL_CAP = 10_000
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list: its rows, the total (exact or a lower bound), the next cursor."""
+
+    items: list[T]
+    total: int
+    total_exact: bool
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """A list's order: columns, each descending or not, the last one unique (the id)."""
+
+    columns: tuple[InstrumentedAttribute[Any], ...]
+    descending: tuple[bool, ...]
+
+    def order_by(self) -> list[Any]:
+        """The ORDER BY clauses."""
+        pairs = zip(self.columns, self.descending, strict=True)
+        return [column.desc() if descending else column.asc() for column, descending in pairs]
+
+    def after(self, values: Sequence[Any]) -> ColumnElement[bool]:
+        """Rows strictly after ``values`` in this order.
+
+        Runs of columns sorted the same way compare as one row value, ``(a, b) < (x, y)``,
+        which PostgreSQL answers by starting an index scan at that key (an ``OR`` of
+        column-by-column terms would not); SQLite has row values too.
+        """
+        # bound as the column's type: SQLAlchemy refuses ``column > False`` written plainly
+        bound = [literal(v, type_=c.type) for c, v in zip(self.columns, values, strict=True)]
+        runs: list[tuple[list[Any], list[Any], bool]] = []
+        for column, value, descending in zip(self.columns, bound, self.descending, strict=True):
+            if runs and runs[-1][2] == descending:
+                runs[-1][0].append(column)
+                runs[-1][1].append(value)
+            else:
+                runs.append(([column], [value], descending))
+        clauses = []
+        for i, (columns, bounds, descending) in enumerate(runs):
+            left, right = _row(columns), _row(bounds)
+            beyond = left < right if descending else left > right
+            equal = [_row(runs[j][0]) == _row(runs[j][1]) for j in range(i)]
+            clauses.append(and_(*equal, beyond))
+        return or_(*clauses)
+
+    def encode(self, row: Any) -> str:
+        """The cursor of ``row``: its sort key, as opaque URL-safe text."""
+        values = [_plain(getattr(row, c.key)) for c in self.columns]
+        raw = json.dumps(values, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def decode(self, cursor: str) -> list[Any]:
+        """The sort key in ``cursor``; ValidationError when it is not one of ours."""
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            values = json.loads(raw)
+            if not isinstance(values, list) or len(values) != len(self.columns):
+                raise ValueError("wrong length")
+            return [
+                _typed(column, value) for column, value in zip(self.columns, values, strict=True)
+            ]
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise ValidationError(
+                {"cursor": "is not a cursor from this list; use next_cursor as given"}
+            ) from None
+
+
+def _row(items: list[Any]) -> Any:
+    return items[0] if len(items) == 1 else tuple_(*items)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "value"):  # an enum
+        return value.value
+    return value
+
+
+def _typed(column: InstrumentedAttribute[Any], value: Any) -> Any:
+    column_type = column.type
+    # a TypeDecorator (UTCDateTime) names its Python type through the type it decorates
+    python_type = getattr(column_type, "impl", column_type).python_type
+    if python_type is datetime:
+        if not isinstance(value, str):
+            raise ValueError("not a timestamp")
+        return datetime.fromisoformat(value)
+    if python_type is bool:
+        if not isinstance(value, bool):
+            raise ValueError("not a boolean")
+        return value
+    if python_type is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError("not an integer")
+        return value
+    if not isinstance(value, str):
+        raise ValueError("not text")
+    return value
+
+
+def capped_count(db: Session, entity: Any, conditions: Sequence[Any]) -> tuple[int, bool]:
+    """How many rows match, counted up to :data:`TOTAL_CAP`; ``(count, exact)``."""
+    limited = select(literal(1)).select_from(entity).where(*conditions).limit(TOTAL_CAP + 1)
+    count = int(db.scalar(select(func.count()).select_from(limited.subquery())) or 0)
+    if count > TOTAL_CAP:
+        return TOTAL_CAP, False
+    return count, True
+
+
+def keyset_page(
+    db: Session,
+    entity: type[T],
+    conditions: Sequence[Any],
+    key: SortKey,
+    *,
+    cursor: str | None,
+    skip: int,
+    limit: int,
+) -> Page[T]:
+    """A page after ``cursor`` (or ``skip`` rows in, without one) and the capped total."""
+    where = list(conditions)
+    if cursor:
+        where.append(key.after(key.decode(cursor)))
+        skip = 0
+    rows = list(
+        db.scalars(
+            select(entity).where(*where).order_by(*key.order_by()).offset(skip).limit(limit + 1)
+        )
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    total, exact = capped_count(db, entity, conditions)
+    return Page(rows, total, exact, key.encode(rows[-1]) if more and rows else None)
+
+
+__all__ = ["TOTAL_CAP", "Page", "SortKey", "capped_count", "keyset_page"]
