@@ -26,6 +26,7 @@ from .db import Database
 from .errors import ConfigurationError, DuplicateAdminError, ValidationError
 from .migrate import upgrade
 from .models import AdminUser
+from .retention import parse_age, prune
 from .users import (
     create_admin,
     deactivate_admin,
@@ -141,6 +142,39 @@ def init_db(settings: Settings) -> None:
             f"could not migrate {redacted(settings.database_url)}: {exc}"
         ) from exc
     click.echo(f"Database ready: {redacted(settings.database_url)}")
+
+
+@cli.command("prune")
+@settings_options()
+@click.option(
+    "--older-than",
+    required=True,
+    metavar="AGE",
+    help="Age limit, e.g. 90d (days), 36h (hours) or 2w (weeks).",
+)
+@click.option(
+    "--apply",
+    is_flag=True,
+    help="Delete. Without it, a dry run: counts what would go and deletes nothing.",
+)
+def prune_command(settings: Settings, older_than: str, apply: bool) -> None:
+    """Remove read notifications and resolved alerts older than AGE (a dry run first)."""
+    try:
+        age = parse_age(older_than)
+    except ValidationError as exc:
+        raise click.BadParameter(exc.errors["older_than"], param_hint="--older-than") from exc
+    database = Database(settings.database_url)
+    try:
+        report = prune(database, age, dry_run=not apply)
+    finally:
+        database.dispose()
+    verb = "Removed" if apply else "Would remove"
+    click.echo(
+        f"{verb} {report.notifications} read notifications and {report.alerts} resolved alerts "
+        f"older than {report.cutoff:%Y-%m-%d %H:%M} UTC."
+    )
+    if not apply:
+        click.echo("Nothing was deleted; run again with --apply to delete them.")
 
 
 @cli.command("create-admin")

@@ -42,6 +42,13 @@ notifier_letzshop_base_url = os.environ.get("NOTIFIER_LETZSHOP_URL") or None
 notifier_letzshop_timeout = 10.0
 notifier_letzshop_retry_delay = float(os.environ.get("NOTIFIER_LETZSHOP_RETRY_DELAY") or 30)
 
-# No beat schedule: spooled events are replayed by each worker's own drainer thread, at
-# start and every few seconds while the database is unreachable.
-beat_schedule: dict[str, dict[str, object]] = {}
+# Spooled events need no schedule (each worker's drainer replays them). Retention does:
+# `celery -A notifier.worker.app beat` removes read notifications and resolved alerts older
+# than NOTIFIER_RETENTION (default 90d) once a day, in bounded batches.
+beat_schedule: dict[str, dict[str, object]] = {
+    "notifier-prune": {
+        "task": "notifier.prune",
+        "schedule": 24 * 60 * 60,
+        "kwargs": {"older_than": os.environ.get("NOTIFIER_RETENTION") or "90d"},
+    }
+}

@@ -1,8 +1,9 @@
-"""The bundled jobs: a product CSV import and a Letzshop order import."""
+"""The bundled jobs: a product CSV import, a Letzshop order import, and retention."""
 
 from __future__ import annotations
 
 from .letzshop import import_letzshop_orders as import_letzshop_orders
 from .products import import_products as import_products
+from .retention import prune_old as prune_old
 
-__all__ = ["import_letzshop_orders", "import_products"]
+__all__ = ["import_letzshop_orders", "import_products", "prune_old"]
