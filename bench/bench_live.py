@@ -1,0 +1,229 @@
+"""Live push: commit -> bell latency in a real browser, 500 open streams, memory per stream.
+
+On PostgreSQL (LISTEN/NOTIFY) behind ``notifier serve --workers 2 --max-streams 256``:
+
+1. the API's p95 (GET /recent) with no stream open;
+2. 500 event streams opened (raw sockets, bearer token), the workers' memory before and
+   after (RSS, psutil), and the API's p95 again with the 500 streams open;
+3. a commit through the core (as the worker's drainer records a failure) -> the event
+   on an open stream, and -> the badge of a real chromium's bell (Playwright), p50/p95.
+
+    .venv/bin/python bench/bench_live.py [--streams 500] [--samples 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from notifier import admin_notification_service  # noqa: E402
+from notifier.db import Database  # noqa: E402
+from notifier.migrate import upgrade  # noqa: E402
+from notifier.tokens import create_token  # noqa: E402
+from notifier.users import create_admin  # noqa: E402
+
+ADMIN_URL = os.environ.get(
+    "NOTIFIER_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+DB_NAME = "notifier_bench_live"
+API = "/api/v1/admin/notifications"
+EMAIL, PASSWORD = "bench@example.com", "bench-password-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def _get(port: int, path: str, token: str) -> float:
+    """One GET on a fresh connection, in milliseconds."""
+    start = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    if not data.startswith(b"HTTP/1.1 200"):
+        raise SystemExit(data[:200])
+    return (time.perf_counter() - start) * 1000
+
+
+def _api_p95(port: int, token: str, n: int = 300) -> tuple[float, float]:
+    timings = [_get(port, f"{API}/recent?limit=5", token) for _ in range(n)]
+    return statistics.median(timings), _percentile(timings, 95)
+
+
+def _open_stream(port: int, token: str) -> tuple[socket.socket, int]:
+    """An open stream, and how many 503s it took (the kernel hands a new connection to
+    either worker; one whose streams are full refuses, as a browser's would be, which then
+    polls and tries again)."""
+    for refused in range(50):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        request = f"GET {API}/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+        sock.sendall(request.encode())
+        head = b""
+        while b"event: unread" not in head and b"\r\n\r\n{" not in head:
+            head += sock.recv(4096)
+        if head.startswith(b"HTTP/1.1 200"):
+            return sock, refused
+        sock.close()
+    raise SystemExit("50 refusals in a row")
+
+
+def _workers_rss(server: subprocess.Popen[bytes]) -> int:
+    return sum(child.memory_info().rss for child in psutil.Process(server.pid).children())
+
+
+def _browser_latency(base: str, database: Database, samples: int) -> list[float]:
+    """Commit -> the bell's badge changes, in a real chromium, in milliseconds."""
+    from playwright.sync_api import sync_playwright
+
+    timings = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"]
+        )
+        page = browser.new_page()
+        page.goto(f"{base}/admin/login")
+        page.get_by_label("Email").fill(EMAIL)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda url: "/login" not in url)
+        time.sleep(2)  # the bell opens its stream (an open one has no resource timing yet)
+        for n in range(samples):
+            before = page.locator("[data-badge]").text_content()
+            start = time.perf_counter()
+            with database.session_scope() as db:
+                admin_notification_service.notify_critical_error(
+                    db, error_type=f"Bench{n}", error_message="disk full"
+                )
+            page.wait_for_function(
+                "(before) => document.querySelector('[data-badge]').textContent !== before",
+                arg=before,
+                timeout=10_000,
+            )
+            timings.append((time.perf_counter() - start) * 1000)
+            time.sleep(0.2)
+        browser.close()
+    return timings
+
+
+def _stream_latency(stream: socket.socket, database: Database, samples: int) -> list[float]:
+    """Commit -> the ``notification`` event on an open stream, in milliseconds."""
+    stream.settimeout(10)
+    timings = []
+    for n in range(samples):
+        start = time.perf_counter()
+        with database.session_scope() as db:
+            admin_notification_service.notify_critical_error(
+                db, error_type=f"Stream{n}", error_message="m"
+            )
+        data = b""
+        while b"event: notification" not in data:
+            data += stream.recv(65536)
+        timings.append((time.perf_counter() - start) * 1000)
+        time.sleep(0.05)
+    return timings
+
+
+def main() -> None:
+    """Create the database, serve, measure, print Markdown."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=500)
+    parser.add_argument("--samples", type=int, default=30)
+    args = parser.parse_args()
+
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
+    url = make_url(ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
+    upgrade(url)
+    database = Database(url)
+    with database.session_scope() as db:
+        user = create_admin(db, email=EMAIL, password=PASSWORD)
+        _, token = create_token(db, user=user, name="bench")
+    port = _free_port()
+    env = {**os.environ, "NOTIFIER_DATABASE_URL": url, "NOTIFIER_SECRET_KEY": "bench"}
+    command = [
+        str(Path(sys.executable).parent / "notifier"), "serve", "--port", str(port),
+        "--workers", "2", "--threads", "4", "--max-streams", str(args.streams // 2 + 20),
+        "--no-access-log",
+    ]  # fmt: skip
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    streams: list[socket.socket] = []
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        for _ in range(30):
+            _get(port, f"{API}/recent?limit=5", token)
+        idle_p50, idle_p95 = _api_p95(port, token)
+        rss_before = _workers_rss(server)
+        refusals = 0
+        for n in range(args.streams):
+            try:
+                stream, refused = _open_stream(port, token)
+            except TimeoutError:
+                raise SystemExit(f"stream {n + 1} did not open within 10 s") from None
+            streams.append(stream)
+            refusals += refused
+        time.sleep(2)
+        rss_after = _workers_rss(server)
+        busy_p50, busy_p95 = _api_p95(port, token)
+        on_stream = _stream_latency(streams[0], database, args.samples)
+        in_browser = _browser_latency(f"http://127.0.0.1:{port}", database, args.samples)
+    finally:
+        for sock in streams:
+            sock.close()
+        server.terminate()
+        server.wait(timeout=30)
+        database.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+        admin.dispose()
+
+    per_stream = (rss_after - rss_before) / args.streams / 1024
+    print("| measure | p50 | p95 |")
+    print("|---|---:|---:|")
+    print(f"| GET recent, no stream open (ms) | {idle_p50:.2f} | {idle_p95:.2f} |")
+    print(f"| GET recent, {args.streams} streams open (ms) | {busy_p50:.2f} | {busy_p95:.2f} |")
+    print(f"| ratio with / without streams | {busy_p50 / idle_p50:.2f}x | "
+          f"{busy_p95 / idle_p95:.2f}x |")  # fmt: skip
+    print(f"| commit -> event on a stream (ms) | {statistics.median(on_stream):.1f} | "
+          f"{_percentile(on_stream, 95):.1f} |")  # fmt: skip
+    print(f"| commit -> badge in chromium's bell (ms) | {statistics.median(in_browser):.1f} | "
+          f"{_percentile(in_browser, 95):.1f} |")  # fmt: skip
+    print(f"\nworkers' RSS: {rss_before / 2**20:.1f} MiB -> {rss_after / 2**20:.1f} MiB with "
+          f"{args.streams} streams: {per_stream:.0f} KiB per stream; {refusals} refusals (503) "
+          "while opening them")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
