@@ -1,6 +1,6 @@
 """Live push: commit -> bell latency in a real browser, 500 open streams, memory per stream.
 
-On PostgreSQL (LISTEN/NOTIFY) behind ``notifier serve --workers 2 --max-streams 256``:
+On PostgreSQL (LISTEN/NOTIFY) behind ``notifier serve --workers 2 --max-streams <streams + 10>``:
 
 1. the API's p95 (GET /recent) with no stream open;
 2. 500 event streams opened (raw sockets, bearer token), the workers' memory before and
@@ -88,7 +88,7 @@ def _open_stream(port: int, token: str) -> tuple[socket.socket, int]:
         if head.startswith(b"HTTP/1.1 200"):
             return sock, refused
         sock.close()
-    raise SystemExit("50 refusals in a row")
+    raise SystemExit(f"50 refusals in a row: {head[:400]!r}")
 
 
 def _workers_rss(server: subprocess.Popen[bytes]) -> int:
@@ -168,7 +168,7 @@ def main() -> None:
     env = {**os.environ, "NOTIFIER_DATABASE_URL": url, "NOTIFIER_SECRET_KEY": "bench"}
     command = [
         str(Path(sys.executable).parent / "notifier"), "serve", "--port", str(port),
-        "--workers", "2", "--threads", "4", "--max-streams", str(args.streams // 2 + 20),
+        "--workers", "2", "--threads", "4", "--max-streams", str(args.streams + 10),
         "--no-access-log",
     ]  # fmt: skip
     server = subprocess.Popen(
