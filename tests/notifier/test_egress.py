@@ -2,61 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 import urllib3
 
 from notifier.egress import RESPONSE_BODY_LIMIT, check_url, post
 from notifier.errors import DeliveryRefusedError
+from tests.notifier.conftest import Receiver
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[str, dict[str, str], bytes]]
-    behaviour: str = "ok"
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.received.append((self.path, dict(self.headers), body))  # type: ignore[attr-defined]
-        behaviour = self.server.behaviour  # type: ignore[attr-defined]
-        if behaviour == "redirect":
-            self.send_response(302)
-            self.send_header("Location", "http://127.0.0.1:1/internal")
-            self.end_headers()
-        elif behaviour == "big":
-            self.send_response(500)
-            self.end_headers()
-            self.wfile.write(b"x" * 100_000)
-        elif behaviour == "slow":
-            time.sleep(3)
-            self.send_response(200)
-            self.end_headers()
-        else:
-            self.send_response(204)
-            self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    server.received = []  # type: ignore[attr-defined]
-    server.behaviour = "ok"  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def _url(server: ThreadingHTTPServer, host: str = "127.0.0.1") -> str:
-    return f"http://{host}:{server.server_address[1]}/hook?a=1"
+def _url(receiver: Receiver, host: str = "127.0.0.1") -> str:
+    return receiver.url("/hook?a=1", host=host)
 
 
 @pytest.mark.parametrize(
@@ -97,17 +54,17 @@ def test_bad_urls_are_refused_with_a_reason(url: str, why: str) -> None:
 
 
 def test_a_hostname_that_resolves_to_loopback_is_refused_at_send_time(
-    receiver: ThreadingHTTPServer,
+    receiver: Receiver,
 ) -> None:
     url = _url(receiver, host="localhost").replace("http://", "https://")
     check_url(url)  # the name itself looks fine when saved ...
     with pytest.raises(DeliveryRefusedError, match="resolves to"):
         post(url, b"{}", {})  # ... but it is resolved and refused when used
-    assert receiver.received == []  # type: ignore[attr-defined]
+    assert receiver.requests == []
 
 
 def test_with_allow_private_a_loopback_receiver_gets_the_body_and_headers(
-    receiver: ThreadingHTTPServer,
+    receiver: Receiver,
 ) -> None:
     response = post(
         _url(receiver, host="localhost"),
@@ -116,29 +73,29 @@ def test_with_allow_private_a_loopback_receiver_gets_the_body_and_headers(
         allow_private=True,
     )
     assert response.status == 204
-    [(path, headers, body)] = receiver.received  # type: ignore[attr-defined]
-    assert path == "/hook?a=1"
-    assert body == b'{"hello":"world"}'
-    assert headers["webhook-id"] == "msg_1"
-    assert headers["Host"] == f"localhost:{receiver.server_address[1]}"
+    [request] = receiver.requests
+    assert request.path == "/hook?a=1"
+    assert request.body == b'{"hello":"world"}'
+    assert request.headers["webhook-id"] == "msg_1"
+    assert request.headers["Host"] == f"localhost:{receiver.port}"
 
 
-def test_redirects_are_returned_not_followed(receiver: ThreadingHTTPServer) -> None:
-    receiver.behaviour = "redirect"  # type: ignore[attr-defined]
+def test_redirects_are_returned_not_followed(receiver: Receiver) -> None:
+    receiver.then(302, {"Location": "http://127.0.0.1:1/internal"})
     response = post(_url(receiver), b"{}", {}, allow_private=True)
     assert response.status == 302
-    assert len(receiver.received) == 1  # type: ignore[attr-defined]
+    assert len(receiver.requests) == 1
 
 
-def test_only_the_first_kib_of_a_response_is_kept(receiver: ThreadingHTTPServer) -> None:
-    receiver.behaviour = "big"  # type: ignore[attr-defined]
+def test_only_the_first_kib_of_a_response_is_kept(receiver: Receiver) -> None:
+    receiver.then(500, body=b"x" * 100_000)
     response = post(_url(receiver), b"{}", {}, allow_private=True)
     assert response.status == 500
     assert len(response.body) == RESPONSE_BODY_LIMIT
 
 
-def test_a_slow_receiver_times_out(receiver: ThreadingHTTPServer) -> None:
-    receiver.behaviour = "slow"  # type: ignore[attr-defined]
+def test_a_slow_receiver_times_out(receiver: Receiver) -> None:
+    receiver.stall(3.0)
     started = time.monotonic()
     with pytest.raises(urllib3.exceptions.TimeoutError):
         post(_url(receiver), b"{}", {}, allow_private=True, timeout=0.5)

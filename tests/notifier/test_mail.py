@@ -2,48 +2,17 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from email import message_from_bytes, policy
-from email.message import EmailMessage
-from typing import Any
-
 import pytest
-from aiosmtpd.controller import Controller
 
 from notifier.errors import ConfigurationError
 from notifier.mail import MailContent, SmtpSettings, alert_root_message_id, compose, send
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.notifier.conftest import MailSink
 
 
 @pytest.fixture
-def smtp() -> Iterator[tuple[SmtpSettings, _Sink]]:
-    sink = _Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    try:
-        settings = SmtpSettings.from_url(
-            f"smtp://127.0.0.1:{controller.port}", sender="alerts@shop.example"
-        )
-        yield settings, sink
-    finally:
-        controller.stop()
+def smtp(smtp_server: tuple[str, MailSink]) -> tuple[SmtpSettings, MailSink]:
+    url, sink = smtp_server
+    return SmtpSettings.from_url(url, sender="alerts@shop.example"), sink
 
 
 CONTENT = MailContent(
@@ -55,7 +24,7 @@ CONTENT = MailContent(
 
 
 def test_an_alert_thread_is_one_conversation_in_a_real_smtp_server(
-    smtp: tuple[SmtpSettings, _Sink],
+    smtp: tuple[SmtpSettings, MailSink],
 ) -> None:
     settings, sink = smtp
     root = alert_root_message_id(42, "shop.example")
@@ -85,7 +54,7 @@ def test_an_alert_thread_is_one_conversation_in_a_real_smtp_server(
 
 
 def test_text_and_html_parts_say_the_same_and_html_is_escaped(
-    smtp: tuple[SmtpSettings, _Sink],
+    smtp: tuple[SmtpSettings, MailSink],
 ) -> None:
     settings, sink = smtp
     send(
