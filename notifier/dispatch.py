@@ -12,24 +12,27 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import smtplib
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import egress
 from .chat import ChatMessage, slack_payload, teams_payload
+from .config import flag
 from .db import Database
 from .enums import DeliveryChannel, DeliveryEvent, DeliveryStatus, NotificationType, Priority
-from .errors import DeliveryRefusedError
+from .errors import ConfigurationError, DeliveryRefusedError
 from .mail import MailContent, SmtpSettings, alert_root_message_id, compose, send
 from .models import AdminUser, Delivery, DeliveryAttempt, DeliveryEndpoint
 from .notifications import admin_notification_service
@@ -73,6 +76,50 @@ class DispatchSettings:
     emails_per_hour: int = 20
     slack_interval: float = 1.0
     batch_size: int = 20
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DispatchSettings:
+        """Read the delivery settings (``NOTIFIER_SMTP_URL`` and friends) from the environment.
+
+        | variable                        | meaning                                          |
+        |---------------------------------|--------------------------------------------------|
+        | NOTIFIER_SMTP_URL               | smtp://, smtp+starttls:// or smtps://user@host:port |
+        | NOTIFIER_SMTP_PASSWORD          | the SMTP password (kept out of the URL)          |
+        | NOTIFIER_MAIL_FROM              | the From address (needed with NOTIFIER_SMTP_URL) |
+        | NOTIFIER_PUBLIC_URL             | the admin's base URL, for links in messages      |
+        | NOTIFIER_EMAILS_PER_HOUR        | per admin; the rest go out as one summary (20)   |
+        | NOTIFIER_DELIVERY_ALLOW_PRIVATE | true: allow http and private addresses (dev only) |
+        """
+        env = os.environ if environ is None else environ
+        smtp_url = (env.get("NOTIFIER_SMTP_URL") or "").strip()
+        smtp = None
+        if smtp_url:
+            sender = (env.get("NOTIFIER_MAIL_FROM") or "").strip()
+            if not sender:
+                raise ConfigurationError(
+                    "NOTIFIER_SMTP_URL is set but NOTIFIER_MAIL_FROM is not; "
+                    "set it to the address emails come from, e.g. notifier@shop.example"
+                )
+            smtp = SmtpSettings.from_url(
+                smtp_url, sender=sender, password=env.get("NOTIFIER_SMTP_PASSWORD") or None
+            )
+        per_hour = (env.get("NOTIFIER_EMAILS_PER_HOUR") or "20").strip()
+        if not per_hour.isdigit() or int(per_hour) < 1:
+            raise ConfigurationError(
+                f"NOTIFIER_EMAILS_PER_HOUR={per_hour!r} must be a whole number of at least 1"
+            )
+        base_url = (env.get("NOTIFIER_PUBLIC_URL") or "").strip() or None
+        if base_url is not None and urlsplit(base_url).scheme not in ("http", "https"):
+            raise ConfigurationError(
+                f"NOTIFIER_PUBLIC_URL={base_url!r} must be an http(s) URL such as "
+                "https://admin.shop.example"
+            )
+        return cls(
+            allow_private=flag(env, "NOTIFIER_DELIVERY_ALLOW_PRIVATE"),
+            smtp=smtp,
+            base_url=base_url,
+            emails_per_hour=int(per_hour),
+        )
 
 
 @dataclass(slots=True)

@@ -11,7 +11,12 @@ import pytest
 from sqlalchemy import func, select, update
 from standardwebhooks.webhooks import Webhook
 
-from notifier import Database, admin_notification_service, platform_alert_service
+from notifier import (
+    ConfigurationError,
+    Database,
+    admin_notification_service,
+    platform_alert_service,
+)
 from notifier.dispatch import (
     MAX_ATTEMPTS,
     RETRY_DELAYS,
@@ -405,3 +410,26 @@ def test_send_test_queues_one_event_for_that_endpoint(
     dispatch_due(database, LOCAL)
     event = Webhook(secret).verify(receiver.requests[0].body, receiver.requests[0].headers)
     assert event["type"] == "endpoint.test"
+
+
+def test_delivery_settings_from_the_environment() -> None:
+    settings = DispatchSettings.from_env(
+        {
+            "NOTIFIER_SMTP_URL": "smtp+starttls://mailer@mail.example:587",
+            "NOTIFIER_SMTP_PASSWORD": "pw",
+            "NOTIFIER_MAIL_FROM": "notifier@shop.example",
+            "NOTIFIER_PUBLIC_URL": "https://admin.shop.example",
+            "NOTIFIER_EMAILS_PER_HOUR": "5",
+        }
+    )
+    assert settings.smtp is not None and settings.smtp.password == "pw"
+    assert (settings.emails_per_hour, settings.allow_private) == (5, False)
+    assert DispatchSettings.from_env({}).smtp is None
+    for env, says in [
+        ({"NOTIFIER_SMTP_URL": "smtp://mail.example"}, "NOTIFIER_MAIL_FROM"),
+        ({"NOTIFIER_EMAILS_PER_HOUR": "0"}, "at least 1"),
+        ({"NOTIFIER_PUBLIC_URL": "admin.shop.example"}, "http"),
+        ({"NOTIFIER_DELIVERY_ALLOW_PRIVATE": "maybe"}, "boolean"),
+    ]:
+        with pytest.raises(ConfigurationError, match=says):
+            DispatchSettings.from_env(env)
