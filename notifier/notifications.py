@@ -15,9 +15,9 @@ from .enums import NotificationType, Priority
 from .models import AdminNotification
 from .types import utcnow
 from .upserts import insert_notification_once
-from .validation import FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX, Checker
+from .validation import FINGERPRINT_MAX, MESSAGE_MAX, PAGE_MAX, TITLE_MAX, Checker
 
-MAX_PAGE = 200
+MAX_PAGE = PAGE_MAX  # the old name; the limit lives with the others in validation.py
 # A plain INSERT ... RETURNING loaded as the ORM object: one cached statement, no flush.
 _TABLE = AdminNotification.__table__
 _INSERT = select(AdminNotification).from_statement(insert(_TABLE).returning(*_TABLE.c))  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,8 +38,9 @@ def test_a_host_app_mounts_the_api_next_to_its_own_routes(database: Database) ->
     assert client.get("/nope").mimetype == "text/html"  # host pages keep HTML errors
     response = client.get(f"{API}/unread-count", headers={"Authorization": f"Bearer {token}"})
     assert response.json == {"unread_count": 0}
-    assert host.config["SESSION_COOKIE_SAMESITE"] == "Lax"
-    assert host.config["SESSION_COOKIE_HTTPONLY"] is True
+    # Issue 9: init_app changes no host setting (README recommends the cookie flags).
+    assert host.config["SESSION_COOKIE_SAMESITE"] is None
+    assert host.config["SESSION_COOKIE_HTTPONLY"] is True  # Flask's own default
     extension.state(host).database.dispose()
 
 
@@ -72,4 +74,29 @@ def test_create_app_reads_the_environment(
     app = create_app()
     assert app.config["SECRET_KEY"] == "from-env"
     assert app.config["SESSION_COOKIE_SECURE"] is True
+    app.extensions["notifier"].state(app).database.dispose()
+
+
+def test_app_keeps_a_generated_secret_key(
+    monkeypatch: pytest.MonkeyPatch, database: Database, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("NOTIFIER_DATABASE_URL", database.url)
+    monkeypatch.delenv("NOTIFIER_SECRET_KEY", raising=False)
+    monkeypatch.setenv("NOTIFIER_INSTANCE_PATH", str(tmp_path / "inst"))
+    first = create_app()
+    assert len(first.config["SECRET_KEY"]) >= 32
+    # the generated secret is kept, so a restart keeps sessions valid
+    again = create_app()
+    assert again.config["SECRET_KEY"] == first.config["SECRET_KEY"]
+    assert oct((tmp_path / "inst" / "secret_key").stat().st_mode & 0o777) == "0o600"
+    for one in (first, again):
+        one.extensions["notifier"].state(one).database.dispose()
+
+
+def test_standalone_bare_prefix_leads_to_the_pages(app_config: dict[str, Any]) -> None:
+    app = create_app(app_config)
+    client = app.test_client()
+    first = client.get("/admin")
+    assert first.status_code == 302 and first.headers["Location"] == "/admin/"
+    assert client.get("/admin/").headers["Location"].startswith("/admin/login?next=")
     app.extensions["notifier"].state(app).database.dispose()

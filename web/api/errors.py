@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from notifier.errors import AlreadyResolvedError, ValidationError
 
-from ..extension import API_PREFIX
+from ..outage import DATABASE_DOWN, RETRY_AFTER_SECONDS
 
 _CODES = {
     400: "bad_request",
@@ -23,6 +23,7 @@ _CODES = {
     422: "validation_error",
     429: "too_many_requests",
     500: "internal_error",
+    503: "service_unavailable",
 }
 
 
@@ -62,7 +63,7 @@ def _from_http(exc: HTTPException) -> ApiError:
     if status == 405 and valid:
         headers["Allow"] = ", ".join(sorted(valid))
     message = {
-        404: "no such resource; see the API document at " + API_PREFIX + "/openapi.json",
+        404: "no such resource; see the API document at " + url_for("notifier_api.openapi_json"),
         413: f"request body is over {current_app.config['NOTIFIER_MAX_BODY_BYTES']} bytes",
     }.get(status, exc.description or exc.name)
     return ApiError(status, message, headers=headers)
@@ -73,35 +74,35 @@ def handle_api_error(exc: Exception) -> Response:
     if isinstance(exc, ApiError):
         return error_response(exc)
     if isinstance(exc, ValidationError):
-        return error_response(
-            ApiError(422, "the request is not valid", details=_rename_fields(exc.errors))
-        )
+        return error_response(ApiError(422, "the request is not valid", details=exc.errors))
     if isinstance(exc, AlreadyResolvedError):
         return error_response(ApiError(409, str(exc)))
     if isinstance(exc, HTTPException):
         return error_response(_from_http(exc))
+    if isinstance(exc, DATABASE_DOWN):
+        current_app.logger.warning(
+            "database unavailable in %s %s: %s", request.method, request.path, exc
+        )
+        return error_response(
+            ApiError(
+                503,
+                f"the database is unavailable; retry in {RETRY_AFTER_SECONDS} seconds",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        )
     current_app.logger.exception("unhandled error in %s %s", request.method, request.path)
     return error_response(ApiError(500, "internal error; the server log has the details"))
 
 
-def _rename_fields(errors: dict[str, str]) -> dict[str, str]:
-    # The services call the metadata argument "metadata"; the API field carries the model name.
-    field = "alert_metadata" if "/alerts" in request.path else "notification_metadata"
-    return {(field if name == "metadata" else name): why for name, why in errors.items()}
-
-
 def _routing_error(exc: HTTPException) -> Response | HTTPException:
     # Unknown paths and wrong methods never reach a blueprint; answer them in JSON under /api.
-    if request.path.startswith(current_app.config["NOTIFIER_JSON_ERRORS_UNDER"]):
+    if request.path.startswith("/api/"):
         return handle_api_error(exc)
     return exc
 
 
-def register_api_errors(app: Flask) -> None:
-    """Make 404/405 (which match no blueprint) JSON under ``/api/``, HTML elsewhere.
-
-    A host app with its own API elsewhere can narrow this with NOTIFIER_JSON_ERRORS_UNDER.
-    """
-    app.config.setdefault("NOTIFIER_JSON_ERRORS_UNDER", "/api/")
+def json_errors_under_api(app: Flask) -> None:
+    """For the standalone app only (``create_app``), which owns every URL: 404/405 JSON
+    anywhere under ``/api/``. ``NotifierWeb`` alone never registers app-wide handlers."""
     app.register_error_handler(404, _routing_error)
     app.register_error_handler(405, _routing_error)
