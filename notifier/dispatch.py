@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import smtplib
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +49,7 @@ __all__ = [
     "replay",
     "replay_failed_since",
     "retry_delay",
+    "run_dispatcher",
 ]
 
 log = logging.getLogger(__name__)
@@ -577,6 +579,29 @@ def dispatch_due(
     for user_id, user_ids in by_recipient.items():
         _dispatch_emails(database, settings, user_id, user_ids, report)
     return report
+
+
+def run_dispatcher(
+    database: Database,
+    settings: DispatchSettings,
+    *,
+    stop: threading.Event,
+    wake: threading.Event | None = None,
+    sweep_every: float = 5.0,
+) -> None:
+    """Dispatch until ``stop`` is set: at once when ``wake`` is set, else every few seconds.
+
+    A run that fails (the database is away) is logged and tried again at the next sweep.
+    """
+    wake = wake or threading.Event()
+    while not stop.is_set():
+        wake.clear()
+        try:
+            while not stop.is_set() and dispatch_due(database, settings).total:
+                pass
+        except Exception:
+            log.exception("notifier: delivery dispatch failed; retrying in %.0f s", sweep_every)
+        wake.wait(sweep_every)
 
 
 def replay(db: Session, delivery_id: int) -> Delivery | None:

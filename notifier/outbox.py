@@ -31,6 +31,7 @@ __all__ = [
     "on_alert",
     "on_notification",
     "queue",
+    "queued_in",
 ]
 
 DEFAULT_EMAIL_ENDPOINT_NAME = "Admins by email"
@@ -38,6 +39,7 @@ DEFAULT_EMAIL_ENDPOINT_NAME = "Admins by email"
 #: resolves and regresses over and over stays one email).
 EMAIL_ALERT_COOLDOWN = timedelta(minutes=15)
 
+_QUEUED = "notifier_deliveries_queued"
 _PRIORITY_RANK = {priority: rank for rank, priority in enumerate(Priority)}
 
 
@@ -163,7 +165,13 @@ def queue(
                 next_attempt_at=occurred_at,
             )
         )
+    db.info[_QUEUED] = db.info.get(_QUEUED, 0) + len(recipients)
     return len(recipients)
+
+
+def queued_in(db: Session) -> int:
+    """How many deliveries this session queued so far (to wake a dispatcher after commit)."""
+    return int(db.info.get(_QUEUED, 0))
 
 
 def on_notification(db: Session, notification: AdminNotification) -> int:
