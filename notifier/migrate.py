@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from .db import make_engine
 
 
 def alembic_config(database_url: str) -> Config:
@@ -18,3 +22,24 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the schema to ``revision``; running it again changes nothing."""
     command.upgrade(alembic_config(database_url), revision)
+
+
+def schema_problem(database_url: str) -> str | None:
+    """None when the schema at ``database_url`` is at the newest revision, else what is wrong.
+
+    Raises the driver's error when the database cannot be reached.
+    """
+    script = ScriptDirectory.from_config(alembic_config(database_url))
+    heads = set(script.get_heads())
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        engine.dispose()
+    if current == heads:
+        return None
+    if not current:
+        return "the notifier schema is missing"
+    found, wanted = ", ".join(sorted(current)), ", ".join(sorted(heads))
+    return f"the notifier schema is at revision {found}, not {wanted}"

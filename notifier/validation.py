@@ -16,6 +16,8 @@ FINGERPRINT_MAX = 255
 METADATA_MAX_BYTES = 16 * 1024
 LIST_MAX_ITEMS = 1000
 SYSTEM_NAME_MAX = 100
+#: The largest id an integer column (store_id) holds on PostgreSQL.
+INTEGER_MAX = 2**31 - 1
 
 E = TypeVar("E", bound=StrEnum)
 
