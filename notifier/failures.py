@@ -105,7 +105,7 @@ class FailureReport:
     fingerprint: str | None = None
     alert_type: AlertType = AlertType.SYSTEM
     error_count: int | None = None
-    errors: list[Any] = field(default_factory=list)
+    errors: Any = None
     order_number: str = ""
     unmatched_products: list[str] = field(default_factory=list)
     notification_type: NotificationType | None = None
@@ -152,7 +152,7 @@ class FailureReport:
         if self.title is not None:
             set_(self, "title", clip(_text(self.title), TITLE_MAX))
         set_(self, "arguments", storable(self.arguments))
-        set_(self, "errors", storable(list(self.errors)))
+        set_(self, "errors", storable(self.errors))
         set_(self, "unmatched_products", [_text(p) for p in self.unmatched_products])
 
     def to_json(self) -> str:
