@@ -169,10 +169,10 @@ class FailureReport:
             raise ValueError("a failure report is a JSON object")
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["occurred_at"] = datetime.fromisoformat(str(data["occurred_at"]))
         try:
+            values["occurred_at"] = datetime.fromisoformat(str(data["occurred_at"]))
             return cls(**values)
-        except TypeError as exc:
+        except (KeyError, TypeError) as exc:
             raise ValueError(f"not a failure report: {exc}") from exc
 
     @property

@@ -81,7 +81,7 @@ def failure_report(
         attempts=attempts,
         exception_class=exception_class(exc),
         short_exception=type(exc).__name__,
-        message=clip_text(redact_text(f"{type(exc).__name__}: {exc}"), MESSAGE_MAX_CHARS),
+        message=clip_text(redact_text(_describe_exception(exc)), MESSAGE_MAX_CHARS),
         traceback=clip_traceback(redact_text(traceback_text or "")),
     )
     return spec.failure_report(failure)
@@ -154,6 +154,22 @@ def _failure_kind(exc: BaseException) -> FailureKind:
     if isinstance(exc, TimeLimitExceeded | SoftTimeLimitExceeded):
         return FailureKind.TIME_LIMIT
     return FailureKind.EXCEPTION
+
+
+def _describe_exception(exc: BaseException) -> str:
+    """What an admin reads: for a lost pool process, what happened before Celery's words.
+
+    Celery's text alone can say "exitcode 0" for a process the kernel killed, because the
+    pool may reap it before it learns the signal.
+    """
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, WorkerLostError):
+        return (
+            "The worker process running this task died before the task finished: it was "
+            "killed (for example SIGKILL from the out-of-memory killer) or crashed, and the "
+            f"pool replaced it. Celery reported {text}"
+        )
+    return text
 
 
 def _describe(error: Any) -> str:
