@@ -368,6 +368,8 @@ def _notify(db: Session, report: FailureReport, fingerprint: str | None) -> None
     """Create the report's notification through the service call its job kind names."""
     service = admin_notification_service
     meta = _metadata(report)
+    # Every notification of a report is deduplicated by its key and names its alert.
+    keys: dict[str, Any] = {"dedup_key": report.key, "alert_fingerprint": fingerprint}
     if report.kind is FailureKind.ORDER_EXCEPTION:
         service.notify_order_exception(
             db,
@@ -376,8 +378,7 @@ def _notify(db: Session, report: FailureReport, fingerprint: str | None) -> None
             unmatched_products=report.unmatched_products,
             store_id=report.store_id,
             extra=meta,
-            dedup_key=report.key,
-            alert_fingerprint=fingerprint,
+            **keys,
         )
     elif report.job is JobKind.IMPORT:
         service.notify_import_failure(
@@ -388,8 +389,7 @@ def _notify(db: Session, report: FailureReport, fingerprint: str | None) -> None
             store_id=report.store_id,
             error_count=report.error_count,
             extra=meta,
-            dedup_key=report.key,
-            alert_fingerprint=fingerprint,
+            **keys,
         )
     elif report.job is JobKind.SYNC:
         service.notify_order_sync_failure(
@@ -398,8 +398,7 @@ def _notify(db: Session, report: FailureReport, fingerprint: str | None) -> None
             error_message=report.message,
             store_id=report.store_id,
             extra=meta,
-            dedup_key=report.key,
-            alert_fingerprint=fingerprint,
+            **keys,
         )
     elif report.notification_type is not None:
         service.create_notification(
@@ -411,8 +410,7 @@ def _notify(db: Session, report: FailureReport, fingerprint: str | None) -> None
             action_required=True,
             store_id=report.store_id,
             metadata=meta,
-            dedup_key=report.key,
-            alert_fingerprint=fingerprint,
+            **keys,
         )
     else:
         service.notify_critical_error(
@@ -420,8 +418,7 @@ def _notify(db: Session, report: FailureReport, fingerprint: str | None) -> None
             error_type=clip(f"task {report.task_name} failed", 150),
             error_message=report.message or report.short_exception,
             details=meta,
-            dedup_key=report.key,
-            alert_fingerprint=fingerprint,
+            **keys,
         )
 
 

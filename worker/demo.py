@@ -17,10 +17,14 @@ from typing import Any
 
 import click
 
-from notifier import ConfigurationError, Database, Settings
-from notifier.errors import DuplicateAdminError
-from notifier.migrate import upgrade
-from notifier.users import create_admin
+from notifier import (
+    ConfigurationError,
+    Database,
+    DuplicateAdminError,
+    Settings,
+    create_admin,
+    upgrade,
+)
 
 DEMO_EMAIL = "admin@example.com"
 _PASSWORD_FILE = "demo-admin-password"  # noqa: S105 (a file name, not a password)

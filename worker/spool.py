@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import fcntl
 import itertools
+import json
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from notifier import FailureReport
+from notifier import AlertType, FailureKind, FailureReport, JobKind
 
 logger = logging.getLogger("notifier.worker")
 
@@ -109,8 +111,8 @@ class Spool:
             os.close(fd)
             return None
         try:
-            event: FailureReport | None = FailureReport.from_json(text)
-        except (ValueError, KeyError, TypeError):
+            event: FailureReport | None = read_report(text)
+        except (ValueError, KeyError, TypeError, AttributeError):
             event = None
         return Claim(path, fd, event)
 
@@ -137,6 +139,53 @@ class Spool:
             return sum(1 for n in os.listdir(self.dead) if n.endswith(".json"))
         except FileNotFoundError:
             return 0
+
+
+def read_report(text: str) -> FailureReport:
+    """A spooled report, also from a spool written by a version before failure reports.
+
+    Those files named a service method and its arguments; a worker upgraded with such
+    files pending records them rather than burying them.
+    """
+    data = json.loads(text)
+    if not isinstance(data, dict) or "action" not in data:
+        return FailureReport.from_json(text)
+    action, params, alert = data["action"], dict(data["params"]), data.get("alert") or {}
+    meta = dict(params.get("extra") or params.get("details") or params.get("metadata") or {})
+    kinds = {"capacity": FailureKind.WORKER_LOST, "performance": FailureKind.TIME_LIMIT}
+    kind = kinds.get(str(alert.get("alert_type")), FailureKind.EXCEPTION)
+    if action == "notify_order_exception":
+        kind = FailureKind.ORDER_EXCEPTION
+    elif params.get("error_count"):
+        kind = FailureKind.ROW_ERRORS
+    jobs = {"notify_import_failure": JobKind.IMPORT, "notify_critical_error": JobKind.GENERIC}
+    generic = action == "create_notification"
+    return FailureReport(
+        key=str(data["key"]),
+        job=jobs.get(action, JobKind.GENERIC if generic else JobKind.SYNC),
+        kind=kind,
+        event=str(meta.get("event") or "failure"),
+        task_name=str(meta.get("task_name") or "unknown"),
+        task_id=str(meta.get("task_id") or ""),
+        occurred_at=datetime.fromtimestamp(float(data["occurred_at"]), UTC),
+        store_id=params.get("store_id"),
+        store_name=str(params.get("store_name") or ""),
+        job_id=str(params.get("job_id") or ""),
+        attempts=int(meta.get("attempts") or 1),
+        exception_class=meta.get("exception_class"),
+        message=str(params.get("error_message") or params.get("message") or ""),
+        arguments=meta.get("arguments"),
+        traceback=str(meta.get("traceback") or ""),
+        fingerprint=alert.get("fingerprint"),
+        alert_type=AlertType(alert.get("alert_type") or AlertType.SYSTEM),
+        error_count=params.get("error_count"),
+        errors=meta.get("errors"),
+        order_number=str(params.get("order_number") or ""),
+        unmatched_products=list(params.get("unmatched_products") or []),
+        notification_type=params.get("type") if generic else None,
+        priority=params.get("priority") if generic else None,
+        title=params.get("title") if generic else None,
+    )
 
 
 #: Records a batch of events in one transaction; for each event, True when it is recorded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -121,3 +122,71 @@ def record_batch(database: Database, reports: list[FailureReport], **kwargs: Any
     """Record ``reports`` in one transaction, as the drainer does."""
     with database.session_scope() as db:
         return record_failures(db, reports, **kwargs)
+
+
+def test_spool_files_of_the_previous_format_are_recorded(
+    database: Database, tmp_path: Path
+) -> None:
+    """A worker upgraded with files pending from the version before failure reports."""
+    meta = {
+        "event": "failure",
+        "task_name": "shop.import",
+        "task_id": "t1",
+        "exception_class": "ValueError",
+        "attempts": 2,
+        "arguments": {"store_id": 5},
+        "traceback": "tb",
+        "alert_fingerprint": "celery:shop.import:ValueError",
+    }
+    alert = {
+        "alert_type": "system",
+        "severity": "error",
+        "title": "shop.import failed: ValueError",
+        "fingerprint": "celery:shop.import:ValueError",
+        "description": "ValueError: x",
+        "affected_stores": [5],
+        "affected_systems": ["celery"],
+        "metadata": {},
+    }
+    old = [
+        {
+            "key": "celery:t1:failure",
+            "action": "notify_import_failure",
+            "params": {
+                "store_name": "Acme",
+                "job_id": "t1",
+                "error_message": "ValueError: x",
+                "store_id": 5,
+                "extra": meta,
+            },
+            "alert": alert,
+            "occurred_at": 1764000000.5,
+        },
+        {
+            "key": "celery:t2:failure",
+            "action": "notify_critical_error",
+            "params": {
+                "error_type": "task plain failed",
+                "error_message": "ZeroDivisionError: plain",
+                "details": {**meta, "task_id": "t2", "task_name": "plain"},
+            },
+            "alert": {**alert, "fingerprint": "celery:plain:ZeroDivisionError"},
+            "occurred_at": 1764000001.0,
+        },
+    ]
+    spool = Spool(tmp_path / "spool")
+    spool.ensure()
+    for n, document in enumerate(old):
+        (spool.directory / f"{n:020d}-1-00000000.json").write_text(json.dumps(document))
+    claims = spool.claim(10)
+    reports = [c.event for c in claims if c.event is not None]
+    assert len(reports) == 2
+    assert record_batch(database, reports, cooldown=timedelta(minutes=15)) == [True, True]
+    with database.session_scope() as db:
+        notes = {n.dedup_key: n for n in db.scalars(select(AdminNotification))}
+    assert notes["celery:t1:failure"].type == "import_failure"
+    assert notes["celery:t1:failure"].store_id == 5
+    assert notes["celery:t1:failure"].notification_metadata["attempts"] == 2
+    assert notes["celery:t2:failure"].type == "critical_error"
+    for claim in claims:
+        spool.release(claim)
