@@ -9,7 +9,7 @@ from sqlalchemy import inspect, text
 
 from .db import make_engine
 
-#: Where Alembic keeps the schema's revision.
+#: Where Alembic keeps the schema's revision: env.py configures it, schema_problem reads it.
 VERSION_TABLE = "alembic_version"
 
 

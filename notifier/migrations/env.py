@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from notifier.db import make_engine
+from notifier.migrate import VERSION_TABLE
 from notifier.models import Base
 
 config = context.config
@@ -23,6 +24,7 @@ def run_migrations_online() -> None:
                 target_metadata=target_metadata,
                 render_as_batch=connection.dialect.name == "sqlite",
                 compare_type=True,
+                version_table=VERSION_TABLE,
             )
             with context.begin_transaction():
                 context.run_migrations()

@@ -20,6 +20,7 @@ from notifier import (
     ProcessedFailure,
     prune_processed,
     record_failures,
+    schema_problem,
     upgrade,
 )
 from notifier.types import utcnow
@@ -266,3 +267,12 @@ def test_migration_backfills_fingerprints_and_processed_keys(empty_url: str) -> 
         ("api-key", None),
     ]
     assert processed == {"celery:1:failure", "celery:2:failure"}
+
+
+def test_schema_problem_says_what_is_missing_or_old(empty_url: str) -> None:
+    assert schema_problem(empty_url) == "the notifier schema is missing"
+    upgrade(empty_url, "0002")
+    problem = schema_problem(empty_url)
+    assert problem is not None and problem.startswith("the notifier schema is at revision 0002,")
+    upgrade(empty_url)
+    assert schema_problem(empty_url) is None
