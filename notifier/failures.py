@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
@@ -157,7 +157,8 @@ class FailureReport:
 
     def to_json(self) -> str:
         """The report as one JSON document (what a spool file holds)."""
-        document = asdict(self)
+        # Shallow: every value is already JSON-safe (dataclasses.asdict deep-copies it all).
+        document = {name: getattr(self, name) for name in _FIELDS}
         document["occurred_at"] = self.occurred_at.isoformat()
         return json.dumps(document, ensure_ascii=False, default=str)
 
@@ -167,8 +168,7 @@ class FailureReport:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("a failure report is a JSON object")
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = {k: v for k, v in data.items() if k in _FIELDS}
         try:
             values["occurred_at"] = datetime.fromisoformat(str(data["occurred_at"]))
             return cls(**values)
@@ -199,6 +199,17 @@ class FailureReport:
             "affected_systems": [self.source] if self.source.strip() else [],
             "metadata": {"task_name": self.task_name, "exception_class": self.exception_class},
         }
+
+
+_FIELDS = frozenset(f.name for f in fields(FailureReport))
+# One cached statement per dialect, run as an executemany that SQLAlchemy sends as one
+# multi-row INSERT (insertmanyvalues); RETURNING lists only the keys it inserted.
+_CLAIM = {
+    name: dialect.insert(ProcessedFailure)
+    .on_conflict_do_nothing(index_elements=["key"])
+    .returning(ProcessedFailure.key)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 
 
 def record_failures(
@@ -299,16 +310,10 @@ def _claim(db: Session, reports: Sequence[FailureReport]) -> list[FailureReport]
     Keys go in sorted order, so two recorders never wait on each other in a circle.
     """
     keys = sorted({report.key for report in reports})
-    dialect = db.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = utcnow()
-    statement = (
-        insert(ProcessedFailure)
-        .values([{"key": key, "processed_at": now} for key in keys])
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(ProcessedFailure.key)
-    )
-    claimed = set(db.scalars(statement))
+    rows = [{"key": key, "processed_at": now} for key in keys]
+    statement = _CLAIM[db.get_bind().dialect.name]
+    claimed = set(db.scalars(statement, rows))
     fresh = []
     for report in reports:
         if report.key in claimed:

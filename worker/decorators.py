@@ -8,6 +8,7 @@ and Celery's ``@app.task`` / ``@shared_task`` (with ``bind``, ``autoretry_for``,
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -282,12 +283,18 @@ def spec_of(task: Any) -> JobSpec | None:
     return spec if isinstance(spec, JobSpec) else None
 
 
+@functools.lru_cache(maxsize=1024)
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """A task function's signature, computed once (task functions live as long as the app)."""
+    return inspect.signature(fn)
+
+
 def task_arguments(task: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     """The task's call arguments by parameter name (``args``/``kwargs`` if they do not bind)."""
     args = list(args or ())
     kwargs = dict(kwargs or {})
     try:
-        bound = inspect.signature(task.run).bind_partial(*args, **kwargs)
+        bound = _signature(task.run).bind_partial(*args, **kwargs)
     except (TypeError, ValueError, AttributeError):
         return {"args": args, "kwargs": kwargs}
     return dict(bound.arguments)
@@ -316,6 +323,8 @@ def order_exceptions(result: Any) -> list[Mapping[str, Any]]:
 
 
 def _field(result: Any, name: str) -> Any:
+    if type(result) is dict:  # the usual case, without the abstract-class check
+        return result.get(name)
     if isinstance(result, Mapping):
         return result.get(name)
     return getattr(result, name, None)
