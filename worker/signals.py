@@ -25,6 +25,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -56,51 +57,68 @@ def guard(what: str, **context: Any) -> Iterator[None]:
         logger.exception("notifier: %s failed (%r); the task itself is unaffected", what, context)
 
 
+@dataclass
+class _Parts:
+    """The spool and its recording machinery of one installation, built on first use."""
+
+    spool: Spool
+    recorder: SpoolRecorder
+    drainer: Drainer
+    process: DrainerProcess
+
+
 class _Installation:
     """What ``install(app)`` set up for one Celery app: its spool, recorder and drainer.
 
-    Settings are read from ``app.conf`` once, when first needed (never per task).
+    Settings are read from ``app.conf`` once, when first needed (never per task), so an
+    app configured after ``install(app)`` is read as configured.
     """
 
     def __init__(self, app: Celery, *, all_tasks: bool) -> None:
         self.all_tasks = all_tasks
-        conf = app.conf
-        self._conf = weakref.ref(app)  # the registry is weak-keyed by the app: no cycle
-        self.spool = Spool(self._spool_dir(conf))
-        self.recorder = SpoolRecorder(self._database_url(conf), self._cooldown(conf))
-        self.drainer = Drainer(self.spool, self.recorder)
-        self.process = DrainerProcess(
-            self.spool, self.recorder.database_url, self.recorder.cooldown
-        )
+        self._app = weakref.ref(app)  # the registry is weak-keyed by the app: no cycle
+        self._parts: _Parts | None = None
         self._threshold: int | None = None
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _setting(conf: Any, name: str, default: Any) -> Any:
-        value = conf.get(name)
+    def _setting(self, name: str, default: Any) -> Any:
+        app = self._app()
+        value = app.conf.get(name) if app is not None else None
         return default if value is None else value
 
-    def _spool_dir(self, conf: Any) -> Path:
-        configured = self._setting(conf, "notifier_spool_dir", None)
+    @property
+    def parts(self) -> _Parts:
+        """The spool, recorder, drainer thread and drainer process, built once."""
+        parts = self._parts
+        if parts is None:
+            with self._lock:
+                if self._parts is None:
+                    spool = Spool(self._spool_dir())
+                    recorder = SpoolRecorder(self._database_url(), self._cooldown())
+                    process = DrainerProcess(spool, recorder.database_url, recorder.cooldown)
+                    self._parts = _Parts(spool, recorder, Drainer(spool, recorder), process)
+                parts = self._parts
+        return parts
+
+    def _spool_dir(self) -> Path:
+        configured = self._setting("notifier_spool_dir", None)
         if configured:
             return Path(configured)
         return Settings.from_env().instance_path / "spool"
 
-    def _cooldown(self, conf: Any) -> timedelta:
-        value = self._setting(conf, "notifier_notification_cooldown", DEFAULT_COOLDOWN_SECONDS)
+    def _cooldown(self) -> timedelta:
+        value = self._setting("notifier_notification_cooldown", DEFAULT_COOLDOWN_SECONDS)
         return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
 
-    def _database_url(self, conf: Any) -> str:
-        url = self._setting(conf, "notifier_database_url", None)
+    def _database_url(self) -> str:
+        url = self._setting("notifier_database_url", None)
         return str(url) if url else Settings.from_env().database_url
 
     def error_threshold(self) -> int:
         """The app's ``notifier_error_threshold``, read once."""
         if self._threshold is None:
-            app = self._conf()
-            conf = app.conf if app is not None else {}
-            value = self._setting(conf, "notifier_error_threshold", DEFAULT_ERROR_THRESHOLD)
+            value = self._setting("notifier_error_threshold", DEFAULT_ERROR_THRESHOLD)
             self._threshold = int(value)
         return self._threshold
 
@@ -108,43 +126,50 @@ class _Installation:
 
     def emit(self, report: FailureReport) -> None:
         """Keep ``report`` durably, once per process, and have it recorded soon."""
+        parts = self.parts
         with self._lock:
             if report.key in self._recent:  # Celery reported this very event twice
                 return
             self._recent[report.key] = None
             if len(self._recent) > _RECENT_KEYS:
                 self._recent.popitem(last=False)
-        self.spool.put(report)
-        if not _in_pool_child() and not self.process.running():
-            self.drainer.start()
-            self.drainer.wake()
+        parts.spool.put(report)
+        if not _in_pool_child() and not parts.process.running():
+            parts.drainer.start()
+            parts.drainer.wake()
 
     def start_draining(self, prefork: bool) -> None:
         """At worker start: a drainer process for a prefork worker, else a thread.
 
         Either one first replays what a previous run left in the spool.
         """
+        parts = self.parts
         if prefork:
-            self.process.start()
+            parts.process.start()
             return
-        self.drainer.start()
-        self.drainer.wake()
+        parts.drainer.start()
+        parts.drainer.wake()
 
     def stop_draining(self) -> None:
         """Stop the drainer process or thread, recording what it can first."""
-        self.process.stop()
-        self.drainer.stop()
+        if self._parts is not None:
+            self._parts.process.stop()
+            self._parts.drainer.stop()
 
     def after_fork(self) -> None:
         """In a new pool child: drop the parent's engine and drainer, keep the spool."""
-        self.recorder = SpoolRecorder(self.recorder.database_url, self.recorder.cooldown)
-        self.process.forget()
-        self.drainer = Drainer(self.spool, self.recorder)
+        self._lock = threading.Lock()  # a thread of the parent may have held it at fork
+        parts = self._parts
+        if parts is not None:
+            parts.recorder = SpoolRecorder(parts.recorder.database_url, parts.recorder.cooldown)
+            parts.process.forget()
+            parts.drainer = Drainer(parts.spool, parts.recorder)
 
     def close(self) -> None:
         """Stop draining and close the database connections."""
         self.stop_draining()
-        self.recorder.close()
+        if self._parts is not None:
+            self._parts.recorder.close()
 
 
 # Weak-keyed like the web's per-app state: an app that is garbage collected leaves no entry.
