@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make demo PORT=5001` when 5000 is taken.
+PORT ?= 5000
 
 .PHONY: demo test lint install bench clean screenshots
 
@@ -15,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/notifier demo
+	$(BIN)/notifier demo --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,9 +1,21 @@
 """The ``notifier`` command. Other packages add subcommands through the
-``notifier.commands`` entry point group (as Flask does with ``flask.commands``)."""
+``notifier.commands`` entry point group (as Flask does with ``flask.commands``).
+
+Every command finds the database the same way, so its URL is written once: the
+``--database-url`` option, else the ``notifier_database_url`` of the Celery app named by
+``-A/--app module:app`` (what the worker itself reads), else ``NOTIFIER_DATABASE_URL``,
+else SQLite in the instance folder.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
+import os
+import sys
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
+from typing import Any, TypeVar
 
 import click
 
@@ -13,8 +25,14 @@ from .errors import ConfigurationError, DuplicateAdminError, ValidationError
 from .migrate import upgrade
 from .users import create_admin
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The Celery setting every notifier command and the worker read the database URL from.
+CELERY_DATABASE_SETTING = "notifier_database_url"
+
 
 @click.group(help="notifier: admin notifications and platform alerts for Celery jobs.")
+@click.version_option(package_name="notifier", prog_name="notifier")
 def cli() -> None:
     """Root command group."""
 
@@ -27,28 +45,105 @@ def load_settings() -> Settings:
         raise click.ClickException(str(exc)) from exc
 
 
+def import_celery_app(spec: str) -> Any:
+    """The Celery app named by ``module:attribute`` (or ``module``, holding ``app``/``celery``).
+
+    The current folder is put first on the import path, as ``celery -A`` does, so a
+    project's own ``worker.py`` is found when the command runs from the project folder.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.BadParameter(f"cannot import {module_name!r}: {exc}", param_hint="-A") from exc
+    names = [attribute] if attribute else ["app", "celery"]
+    for name in names:
+        app = getattr(module, name, None)
+        if app is not None and hasattr(app, "conf"):
+            return app
+    raise click.BadParameter(
+        f"{spec!r} names no Celery app; use MODULE:NAME, e.g. 'worker:app'", param_hint="-A"
+    )
+
+
+def celery_conf(ctx: click.Context) -> Mapping[str, Any]:
+    """The conf of the Celery app given with ``-A`` (empty without one)."""
+    conf: Mapping[str, Any] = ctx.meta.get("notifier.celery_conf", {})
+    return conf
+
+
+def resolve_settings(database_url: str | None, app_spec: str | None) -> Settings:
+    """Settings with the database URL chosen as the module docstring says."""
+    env = dict(os.environ)
+    if app_spec:  # loaded even with --database-url: commands read other keys (the spool's)
+        conf = import_celery_app(app_spec).conf
+        click.get_current_context().meta["notifier.celery_conf"] = conf
+        database_url = database_url or conf.get(CELERY_DATABASE_SETTING) or None
+    if database_url:
+        env["NOTIFIER_DATABASE_URL"] = database_url
+    try:
+        return Settings.from_env(env)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def settings_options(*app_flags: str) -> Callable[[F], F]:
+    """Add ``--database-url`` and ``-A/--app`` to a command; it receives ``settings``.
+
+    ``app_flags`` renames the Celery app option for a command whose ``--app`` means
+    something else (``notifier serve --app`` names a Flask factory).
+    """
+    flags = app_flags or ("-A", "--app")
+
+    def decorate(command: F) -> F:
+        @click.option(
+            "--database-url",
+            metavar="URL",
+            envvar=None,
+            help="SQLAlchemy URL of the notifier's database "
+            "(default: the Celery app's notifier_database_url, else NOTIFIER_DATABASE_URL).",
+        )
+        @click.option(
+            *flags,
+            "celery_app",
+            metavar="MODULE:APP",
+            help="Your Celery app (as for celery -A); its notifier_database_url is used.",
+        )
+        @functools.wraps(command)
+        def wrapper(*args: Any, database_url: str | None, celery_app: str | None, **kw: Any) -> Any:
+            return command(*args, settings=resolve_settings(database_url, celery_app), **kw)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
 @cli.command("init-db")
-def init_db() -> None:
-    """Create or upgrade the database schema (safe to run again)."""
-    settings = load_settings()
+@settings_options()
+def init_db(settings: Settings) -> None:
+    """Create or upgrade the notifier's tables (safe to run again; leaves others' tables)."""
     try:
         upgrade(settings.database_url)
     except Exception as exc:  # a CLI user needs the cause, not a traceback
         raise click.ClickException(
-            f"could not migrate {_redacted(settings.database_url)}: {exc}"
+            f"could not migrate {redacted(settings.database_url)}: {exc}"
         ) from exc
-    click.echo(f"Database ready: {_redacted(settings.database_url)}")
+    click.echo(f"Database ready: {redacted(settings.database_url)}")
 
 
 @cli.command("create-admin")
+@settings_options()
 @click.argument("email")
 @click.option("--password", help="Password; prompted for (hidden, twice) when omitted.")
 @click.option("--name", "display_name", help="Display name (default: the email's local part).")
-def create_admin_command(email: str, password: str | None, display_name: str | None) -> None:
+def create_admin_command(
+    settings: Settings, email: str, password: str | None, display_name: str | None
+) -> None:
     """Create an admin who can log in to the web UI."""
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    settings = load_settings()
     database = Database(settings.database_url)
     try:
         with database.session_scope() as db:
@@ -66,7 +161,8 @@ def _sentence(exc: Exception) -> str:
     return str(exc)
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
+    """``url`` with its password hidden, for messages."""
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)

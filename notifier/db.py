@@ -128,6 +128,18 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self._owns_engine = True
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> Database:
+        """A Database over an engine its owner made and disposes (e.g. a host's
+        Flask-SQLAlchemy engine); :meth:`dispose` leaves that engine alone."""
+        database = cls.__new__(cls)
+        database.url = engine.url.render_as_string(hide_password=False)
+        database.engine = engine
+        database.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+        database._owns_engine = False
+        return database
 
     @contextmanager
     def session_scope(self) -> Iterator[Session]:
@@ -136,5 +148,6 @@ class Database:
             yield session
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
-        self.engine.dispose()
+        """Close every pooled connection (of an engine this Database created)."""
+        if self._owns_engine:
+            self.engine.dispose()

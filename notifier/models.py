@@ -67,8 +67,13 @@ class AdminUser(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The host app's stable id of the user this admin stands for (host login), else None.
+    external_id: Mapped[str | None] = mapped_column(String(255), default=None)
 
-    __table_args__ = (Index("uq_admin_users_email_lower", func.lower(email), unique=True),)
+    __table_args__ = (
+        Index("uq_admin_users_email_lower", func.lower(email), unique=True),
+        Index("uq_admin_users_external_id", external_id, unique=True),
+    )
 
     def __repr__(self) -> str:
         return f"<AdminUser {self.id} {self.email!r}>"

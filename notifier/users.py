@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -58,3 +60,33 @@ def authenticate(db: Session, email: str, password: str) -> AdminUser | None:
     if not check_password_hash(user.password_hash, password) or not user.is_active:
         return None
     return user
+
+
+def admin_for_host_user(
+    db: Session, *, external_id: str, email: str, display_name: str
+) -> AdminUser:
+    """The admin standing for a host app's user, created (or linked by email) on first use.
+
+    The host's stable user id is the key; an existing admin with the same email and no
+    host id yet is linked rather than duplicated. The name follows the host's. Such an
+    admin gets an unguessable password: they sign in through the host, never our form.
+    """
+    admin = db.scalars(select(AdminUser).where(AdminUser.external_id == external_id)).first()
+    address = email
+    if admin is None and email:
+        admin = find_admin(db, email)
+        if admin is not None and admin.external_id not in (None, external_id):
+            admin, address = None, ""  # that email is another host user's: keep them apart
+    if admin is None:
+        admin = AdminUser(
+            email=address or f"host-user-{external_id}@host.invalid",
+            password_hash=generate_password_hash(secrets.token_urlsafe(32)),
+            is_active=True,
+        )
+        db.add(admin)
+    admin.external_id = external_id
+    name = display_name or (email.split("@", 1)[0] if email else external_id)
+    if admin.display_name != name:
+        admin.display_name = name
+    db.flush()
+    return admin

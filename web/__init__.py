@@ -7,9 +7,13 @@ from .auth import csrf_token as csrf_token
 from .auth import current_admin as current_admin
 from .auth import login_required as login_required
 from .extension import NotifierWeb as NotifierWeb
-from .extension import db_session as db_session
+from .host_login import HostLogin as HostLogin
+from .host_login import HostUser as HostUser
+from .state import db_session as db_session
 
 __all__ = [
+    "HostLogin",
+    "HostUser",
     "NotifierWeb",
     "create_app",
     "csrf_token",

@@ -6,16 +6,31 @@ import hmac
 import secrets
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    session,
+    url_for,
+)
 from werkzeug.wrappers import Response as BaseResponse
 
 from notifier.models import AdminUser
 from notifier.tokens import verify_token
 from notifier.users import authenticate
 
-from .extension import ADMIN_PREFIX, app_state, db_session
+from .host_login import host_admin, host_login, is_signed_in_elsewhere, sign_in_url
+from .routing import guest_route
+from .state import ADMIN_PREFIX, app_state, db_session
 
 SESSION_ADMIN_KEY = "notifier_admin_id"
 SESSION_CSRF_KEY = "notifier_csrf"
@@ -24,13 +39,9 @@ CSRF_FORM_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 auth_blueprint = Blueprint(
-    "notifier_auth",
-    __name__,
-    url_prefix=ADMIN_PREFIX,
-    template_folder="templates",
-    static_folder="static",
-    static_url_path="/static",
+    "notifier_auth", __name__, url_prefix=ADMIN_PREFIX, template_folder="templates"
 )
+_STATIC = str(Path(__file__).parent / "static")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -82,6 +93,9 @@ def identify() -> _Caller:
             if found and db_session().dirty:
                 db_session().commit()  # keep last_used_at (set once a minute) even on reads
         caller = _Caller(found[1], "bearer") if found else _Caller(None, "bad-token")
+    elif (login := host_login()) is not None:
+        admin = host_admin(login)  # the host signs users in: see host_login.py
+        caller = _Caller(admin, "session") if admin is not None else _Caller(None, "none")
     else:
         admin_id = session.get(SESSION_ADMIN_KEY)
         admin = db_session().get(AdminUser, admin_id) if isinstance(admin_id, int) else None
@@ -104,7 +118,10 @@ def login_required(view: Callable[P, R]) -> Callable[P, R | BaseResponse]:
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | BaseResponse:
         if current_admin() is None:
-            return redirect(url_for("notifier_auth.login", next=request.full_path.rstrip("?")))
+            login = host_login()
+            if login is not None and is_signed_in_elsewhere(login):
+                abort(403, "Your account may not use the notifier; ask an administrator.")
+            return redirect(sign_in_url(request.full_path.rstrip("?")))
         return view(*args, **kwargs)
 
     return wrapper
@@ -112,7 +129,7 @@ def login_required(view: Callable[P, R]) -> Callable[P, R | BaseResponse]:
 
 def safe_next(target: str | None) -> str:
     """``target`` if it is a path inside this app, else the default landing page."""
-    fallback = ADMIN_PREFIX + "/notifications"
+    fallback = url_for("notifier_pages.notifications")
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
         return fallback
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in target):
@@ -124,10 +141,19 @@ def _client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
-@auth_blueprint.route("/login", methods=["GET", "POST"])
+@guest_route(auth_blueprint, "/static/<path:filename>", endpoint="static")
+def static(filename: str) -> Response:
+    """The notifier's CSS and scripts (under its own prefix, so a host's /static is intact)."""
+    max_age = current_app.get_send_file_max_age(filename)
+    return send_from_directory(_STATIC, filename, max_age=max_age)
+
+
+@guest_route(auth_blueprint, "/login", methods=["GET", "POST"])
 def login() -> Response | BaseResponse | tuple[str, int, dict[str, str]] | str:
     """The login form; on success, a fresh session and a redirect to ``next``."""
     next_url = safe_next(request.values.get("next"))
+    if host_login() is not None:  # the host signs users in; our form is not used
+        return redirect(sign_in_url(next_url))
     if request.method == "GET":
         if current_admin() is not None:
             return redirect(next_url)
@@ -163,7 +189,7 @@ def login() -> Response | BaseResponse | tuple[str, int, dict[str, str]] | str:
     return page, status, headers
 
 
-@auth_blueprint.route("/logout", methods=["POST"])
+@guest_route(auth_blueprint, "/logout", methods=["POST"])
 def logout() -> BaseResponse | tuple[str, int]:
     """End the session (POST with the CSRF token, so no other site can log an admin out)."""
     if not csrf_valid(request.form.get(CSRF_FORM_FIELD) or request.headers.get(CSRF_HEADER)):

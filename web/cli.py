@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 from gunicorn.app.base import BaseApplication
 
-from notifier.cli import load_settings
+from notifier.cli import settings_options
+from notifier.config import Settings
 from notifier.db import Database
 from notifier.errors import ValidationError
 from notifier.tokens import TokenNotFoundError, create_token, find_token, revoke_token
@@ -35,6 +37,9 @@ class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type 
 
 def _import_factory(spec: str) -> Callable[[], Any]:
     module_name, _, attribute = spec.partition(":")
+    # As with `flask --app`: the project folder the command runs from is importable.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         factory = getattr(importlib.import_module(module_name), attribute or "create_app")
     except (ImportError, AttributeError) as exc:
@@ -45,6 +50,7 @@ def _import_factory(spec: str) -> Callable[[], Any]:
 
 
 @click.command("serve")
+@settings_options("-A", "--celery-app")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
@@ -68,9 +74,13 @@ def _import_factory(spec: str) -> Callable[[], Any]:
     show_default=True,
     help="App factory MODULE:CALLABLE, for a host app that mounts NotifierWeb itself.",
 )
-def serve(host: str, port: int, workers: int, threads: int, app_spec: str) -> None:
+def serve(
+    settings: Settings, host: str, port: int, workers: int, threads: int, app_spec: str
+) -> None:
     """Serve the admin API and pages with gunicorn (threaded workers)."""
-    load_settings()  # a configuration mistake stops here with a sentence, not in each worker
+    # Settings were read (and checked) here, so a mistake stops with a sentence, not in each
+    # worker; the factory reads the same URL from the environment after the fork.
+    os.environ["NOTIFIER_DATABASE_URL"] = settings.database_url
     factory = _import_factory(app_spec)
     click.echo(f"Serving {app_spec} on http://{host}:{port}/ ({workers}x{threads})", err=True)
     _Server(
@@ -91,11 +101,12 @@ def serve(host: str, port: int, workers: int, threads: int, app_spec: str) -> No
 
 
 @click.command("create-token")
+@settings_options()
 @click.argument("email")
 @click.option("--name", default="", help="A label to recognise the token by (e.g. 'ci').")
-def create_token_command(email: str, name: str) -> None:
+def create_token_command(settings: Settings, email: str, name: str) -> None:
     """Create an API token for an admin; it is printed once, alone on the last line."""
-    database = Database(load_settings().database_url)
+    database = Database(settings.database_url)
     try:
         with database.session_scope() as db:
             admin = find_admin(db, email)
@@ -117,10 +128,11 @@ def create_token_command(email: str, name: str) -> None:
 
 
 @click.command("revoke-token")
+@settings_options()
 @click.argument("token_key", metavar="ID_OR_PREFIX")
-def revoke_token_command(token_key: str) -> None:
+def revoke_token_command(settings: Settings, token_key: str) -> None:
     """Revoke an API token by its id or the prefix shown at creation (e.g. ntf_AbCd1234)."""
-    database = Database(load_settings().database_url)
+    database = Database(settings.database_url)
     try:
         with database.session_scope() as db:
             token = find_token(db, token_key)

@@ -1,23 +1,48 @@
-"""NotifierWeb: the Flask extension that mounts the admin API and login on any Flask app."""
+"""NotifierWeb: the Flask extension that mounts the admin API, pages and login on any app.
+
+A good guest: everything it registers lives under the host's chosen prefixes
+(``NOTIFIER_URL_PREFIX``, ``NOTIFIER_API_PREFIX``); its headers, CSP, cache rule and JSON
+errors are hooks on its own blueprints; it changes no host setting; its template globals
+and session keys start with ``notifier_``; a host route of the same path always wins.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 from weakref import WeakKeyDictionary
-from zoneinfo import ZoneInfo
 
-from flask import Flask, Response, current_app, g, request
-from sqlalchemy.orm import Session
+from flask import Blueprint, Flask, Response, current_app, request
 
 from notifier.config import Settings, configured_timezone
 from notifier.db import Database
 
+from .api import api_blueprint
+from .auth import auth_blueprint, csrf_token, current_admin
+from .host_login import HostLogin, host_login
+from .pages import pages_blueprint
+from .routing import add_converters, drop_page_arg
+from .state import (
+    ADMIN_PREFIX,
+    API_PREFIX,
+    EXTENSION_KEY,
+    AppState,
+    app_state,
+    app_timezone,
+    close_session,
+    db_session,
+)
 from .throttle import FailureThrottle
 
-#: Where the JSON API lives; every response under it is JSON, errors included.
-API_PREFIX = "/api/v1/admin/notifications"
-#: The pages and the login live under this prefix (issue 5 adds /admin/notifications).
-ADMIN_PREFIX = "/admin"
+#: Re-exported for code that imported them from here before they moved to ``state``.
+__all__ = [
+    "ADMIN_PREFIX",
+    "API_PREFIX",
+    "NotifierWeb",
+    "app_state",
+    "app_timezone",
+    "db_session",
+]
+
 
 _DEFAULT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -26,35 +51,37 @@ _DEFAULT_CSP = (
 )
 
 
-@dataclass
-class _AppState:
-    database: Database
-    login_throttle: FailureThrottle  # per client address and email
-    login_ip_throttle: FailureThrottle  # per client address, across emails
-    auth_throttle: FailureThrottle  # bad bearer tokens, per client address
-
-
 class NotifierWeb:
-    """Mounts the notifier on a Flask app: ``NotifierWeb().init_app(app)``.
+    """Mounts the notifier on a Flask app: ``NotifierWeb(app)`` or ``.init_app(app)``.
 
-    Registers the JSON API blueprint, the login/logout routes and the security headers;
-    stores itself in ``app.extensions["notifier"]``. Per-app state (the database, the
-    throttles) is kept by app, never on ``self.app``, so one extension can serve many apps.
+    ``db``: a Flask-SQLAlchemy ``SQLAlchemy`` already initialised on the app; the notifier
+    then uses its engine and ``db.session`` (a notification written in a host request
+    commits or rolls back with the host's work). ``host_login``: a :class:`HostLogin`
+    saying who the current admin is; the built-in login form is then not used.
+
+    Stores itself in ``app.extensions["notifier"]``; per-app state is kept by app, never
+    on ``self.app``, so one extension can serve many apps.
     """
 
-    def __init__(self, app: Flask | None = None) -> None:
-        self._state: WeakKeyDictionary[Flask, _AppState] = WeakKeyDictionary()
+    def __init__(
+        self, app: Flask | None = None, *, db: Any = None, host_login: HostLogin | None = None
+    ) -> None:
+        self._state: WeakKeyDictionary[Flask, AppState] = WeakKeyDictionary()
+        self._db = db
+        self._host_login = host_login
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
         """Register the notifier on ``app``; refuses an app that already has it."""
-        if "notifier" in app.extensions:
+        if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
                 "NotifierWeb is already registered on this app; call init_app once per app"
             )
-        if "NOTIFIER_DATABASE_URL" not in app.config:
-            app.config["NOTIFIER_DATABASE_URL"] = Settings.from_env().database_url
+        # Only NOTIFIER_* keys are filled in: the host's own settings (session cookie
+        # flags included) are the host's; README lists the cookie flags we recommend.
+        app.config.setdefault("NOTIFIER_URL_PREFIX", ADMIN_PREFIX)
+        app.config.setdefault("NOTIFIER_API_PREFIX", API_PREFIX)
         app.config.setdefault("NOTIFIER_TIMEZONE", str(configured_timezone()))
         app.config.setdefault("NOTIFIER_MAX_BODY_BYTES", 64 * 1024)
         app.config.setdefault("NOTIFIER_LOGIN_ATTEMPTS", 5)
@@ -63,38 +90,49 @@ class NotifierWeb:
         app.config.setdefault("NOTIFIER_CONTENT_SECURITY_POLICY", _DEFAULT_CSP)
         app.config.setdefault("NOTIFIER_ENGINE_OPTIONS", {})
         app.config.setdefault("NOTIFIER_POLL_INTERVAL_MS", 60_000)
-        # The session cookie carries the login: keep it from scripts and cross-site posts.
-        app.config["SESSION_COOKIE_HTTPONLY"] = True
-        if not app.config.get("SESSION_COOKIE_SAMESITE"):
-            app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+        pages_prefix = _prefix(app, "NOTIFIER_URL_PREFIX")
+        api_prefix = _prefix(app, "NOTIFIER_API_PREFIX")
 
         window = float(app.config["NOTIFIER_LOGIN_WINDOW_SECONDS"])
-        self._state[app] = _AppState(
-            database=Database(
-                app.config["NOTIFIER_DATABASE_URL"], **app.config["NOTIFIER_ENGINE_OPTIONS"]
-            ),
-            login_throttle=FailureThrottle(int(app.config["NOTIFIER_LOGIN_ATTEMPTS"]), window),
-            login_ip_throttle=FailureThrottle(
-                4 * int(app.config["NOTIFIER_LOGIN_ATTEMPTS"]), window
-            ),
+        attempts = int(app.config["NOTIFIER_LOGIN_ATTEMPTS"])
+        database, host_session = self._database(app)
+        self._state[app] = AppState(
+            database=database,
+            login_throttle=FailureThrottle(attempts, window),
+            login_ip_throttle=FailureThrottle(4 * attempts, window),
             auth_throttle=FailureThrottle(int(app.config["NOTIFIER_AUTH_FAILURES_PER_IP"]), window),
+            host_login=self._host_login,
+            host_session=host_session,
         )
-        app.extensions["notifier"] = self
+        app.extensions[EXTENSION_KEY] = self
 
-        from .api import api_blueprint, register_api_errors
-        from .auth import auth_blueprint, csrf_token, current_admin
-        from .pages import pages_blueprint
+        add_converters(app.url_map)
+        app.register_blueprint(api_blueprint, url_prefix=api_prefix)
+        app.register_blueprint(auth_blueprint, url_prefix=pages_prefix)
+        app.register_blueprint(pages_blueprint, url_prefix=pages_prefix)
+        app.add_template_global(csrf_token, "notifier_csrf_token")
+        app.add_template_global(current_admin, "notifier_current_admin")
+        app.add_template_global(_uses_builtin_login, "notifier_builtin_login")
+        app.teardown_appcontext(close_session)  # closes only the notifier's own session
 
-        app.register_blueprint(api_blueprint)
-        app.register_blueprint(auth_blueprint)
-        app.register_blueprint(pages_blueprint)
-        register_api_errors(app)
-        app.add_template_global(csrf_token, "csrf_token")
-        app.add_template_global(current_admin, "current_admin")
-        app.after_request(_security_headers)
-        app.teardown_appcontext(_close_session)
+    def _database(self, app: Flask) -> tuple[Database, Any]:
+        if self._db is None:
+            if "NOTIFIER_DATABASE_URL" not in app.config:
+                app.config["NOTIFIER_DATABASE_URL"] = Settings.from_env().database_url
+            url = app.config["NOTIFIER_DATABASE_URL"]
+            return Database(url, **app.config["NOTIFIER_ENGINE_OPTIONS"]), None
+        if "sqlalchemy" not in app.extensions:
+            raise RuntimeError(
+                "NotifierWeb(app, db=db) needs db.init_app(app) (or SQLAlchemy(app)) first"
+            )
+        with app.app_context():
+            engine = self._db.engine
+        app.config.setdefault(
+            "NOTIFIER_DATABASE_URL", engine.url.render_as_string(hide_password=False)
+        )
+        return Database.for_engine(engine), self._db.session
 
-    def state(self, app: Flask) -> _AppState:
+    def state(self, app: Flask) -> AppState:
         """The per-app state created by ``init_app``."""
         try:
             return self._state[app]
@@ -102,45 +140,22 @@ class NotifierWeb:
             raise RuntimeError("NotifierWeb.init_app(app) was not called for this app") from None
 
 
-def app_state() -> _AppState:
-    """The notifier's state for the current app."""
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    extension: NotifierWeb = app.extensions["notifier"]
-    return extension.state(app)
+def _prefix(app: Flask, key: str) -> str:
+    value = str(app.config[key])
+    if not value.startswith("/") or value.endswith("/"):
+        raise ValueError(
+            f"{key}={value!r}: use a path that starts with '/' and does not end with one, "
+            "e.g. '/admin/notifier'"
+        )
+    return value
 
 
-def app_timezone() -> ZoneInfo:
-    """The zone in which this app counts "today" (``NOTIFIER_TIMEZONE`` in its config)."""
-    return configured_timezone({"NOTIFIER_TIMEZONE": current_app.config["NOTIFIER_TIMEZONE"]})
-
-
-def db_session() -> Session:
-    """The request's session, opened on first use; ``commit()`` it in the view that writes.
-
-    Services never commit; a write view commits once, after its service calls succeed, and
-    the session is rolled back and closed when the request ends.
-    """
-    session: Session | None = g.get("_notifier_session")
-    if session is None:
-        session = app_state().database.sessionmaker()
-        g._notifier_session = session
-    return session
-
-
-def _close_session(_exc: BaseException | None) -> None:
-    session: Session | None = g.pop("_notifier_session", None)
-    if session is not None:
-        session.rollback()
-        session.close()
+def _uses_builtin_login() -> bool:
+    return host_login() is None
 
 
 def _security_headers(response: Response) -> Response:
-    """Security headers on the notifier's own responses (API, login, pages)."""
-    path = request.path
-    if not (
-        path.startswith(API_PREFIX) or path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
-    ):
-        return response
+    """Security headers on the notifier's own responses (API, login, pages, static)."""
     headers = response.headers
     headers.setdefault(
         "Content-Security-Policy", current_app.config["NOTIFIER_CONTENT_SECURITY_POLICY"]
@@ -149,7 +164,14 @@ def _security_headers(response: Response) -> Response:
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if path.startswith(API_PREFIX) or response.mimetype == "text/html":
+    if request.blueprint == api_blueprint.name or response.mimetype == "text/html":
         # Notifications are private: no shared or browser cache may keep them.
         headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+# Hooks on the notifier's own blueprints: they run for its routes only, never the host's.
+_OWN: tuple[Blueprint, ...] = (api_blueprint, auth_blueprint, pages_blueprint)
+for _blueprint in _OWN:
+    _blueprint.after_request(_security_headers)
+    _blueprint.url_value_preprocessor(drop_page_arg)

@@ -22,9 +22,11 @@ from notifier import (
 )
 from notifier.validation import is_safe_url
 
-from .auth import login_required
+from .auth import csrf_token, login_required
 from .chart import daily_chart
-from .extension import ADMIN_PREFIX, app_timezone, db_session
+from .host_login import sign_in_url
+from .routing import guest_route
+from .state import ADMIN_PREFIX, app_timezone, db_session
 
 PER_PAGE = 25
 _LINK_PARAMS = frozenset(
@@ -107,14 +109,14 @@ def _enum_values(enum_cls: Any) -> list[str]:
     return [member.value for member in enum_cls]
 
 
-@pages_blueprint.route("/")
+@guest_route(pages_blueprint, "/")
 @login_required
 def index() -> Response:
     """The admin home is the notifications page."""
     return redirect(url_for(".notifications"))
 
 
-@pages_blueprint.route("/notifications")
+@guest_route(pages_blueprint, "/notifications")
 @login_required
 def notifications() -> str:
     """The notifications page: statistics, chart, and the tab and filters in the URL."""
@@ -174,19 +176,18 @@ def notifications() -> str:
     )
 
 
-@pages_blueprint.app_template_filter("safe_url")
+@pages_blueprint.app_template_filter("notifier_safe_url")
 def _safe_url(url: str | None) -> bool:
     return bool(url) and is_safe_url(str(url))
 
 
-@pages_blueprint.app_context_processor
-def _bell_settings() -> dict[str, Any]:
-    def notifier_bell() -> dict[str, Any]:
-        return {
-            "api_base": url_for("notifier_api.list_notifications"),
-            "login_url": url_for("notifier_auth.login"),
-            "page_url": url_for("notifier_pages.notifications"),
-            "poll_interval_ms": current_app.config.get("NOTIFIER_POLL_INTERVAL_MS", 60_000),
-        }
-
-    return {"notifier_bell": notifier_bell}
+@pages_blueprint.app_template_global("notifier_bell")
+def notifier_bell() -> dict[str, Any]:
+    """What the header bell partial needs, in the notifier's page or a host's."""
+    return {
+        "api_base": url_for("notifier_api.list_notifications"),
+        "login_url": sign_in_url(request.path),
+        "page_url": url_for("notifier_pages.notifications"),
+        "poll_interval_ms": current_app.config.get("NOTIFIER_POLL_INTERVAL_MS", 60_000),
+        "csrf_token": csrf_token(),
+    }

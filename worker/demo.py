@@ -6,6 +6,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,14 +18,8 @@ from typing import Any
 
 import click
 
-from notifier import (
-    ConfigurationError,
-    Database,
-    DuplicateAdminError,
-    Settings,
-    create_admin,
-    upgrade,
-)
+from notifier import Database, DuplicateAdminError, Settings, create_admin, upgrade
+from notifier.cli import settings_options
 
 DEMO_EMAIL = "admin@example.com"
 _PASSWORD_FILE = "demo-admin-password"  # noqa: S105 (a file name, not a password)
@@ -156,19 +151,34 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait(5)
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Stop before starting anything when another server already listens on the port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(
+                f"port {port} on {host} is already in use ({exc.strerror}); another server "
+                f"answers there. Stop it, or pick a free port: `make demo PORT={port + 1}` "
+                f"or `notifier demo --port {port + 1}`"
+            ) from exc
+
+
 @click.command("demo")
+@settings_options()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Web UI address.")
-@click.option("--port", default=5000, show_default=True, help="Web UI port.")
+@click.option(
+    "--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="Web UI port."
+)
 @click.option("--no-web", is_flag=True, help="Start only the worker, not the web UI.")
 @click.option(
     "--run-seconds", type=float, default=None, help="Stop after this long (default: until Ctrl-C)."
 )
-def demo(host: str, port: int, no_web: bool, run_seconds: float | None) -> None:
+def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: float | None) -> None:
     """Start a worker and the web UI on the embedded defaults and enqueue failing jobs."""
-    try:
-        settings = Settings.from_env()
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from exc
+    if not no_web:
+        _check_port_free(host, port)
     upgrade(settings.database_url)
     click.echo(f"Database ready: {settings.database_url}")
     password = _demo_admin(settings)
@@ -178,6 +188,7 @@ def demo(host: str, port: int, no_web: bool, run_seconds: float | None) -> None:
     env = {
         **os.environ,
         "NOTIFIER_INSTANCE_PATH": str(settings.instance_path),
+        "NOTIFIER_DATABASE_URL": settings.database_url,
         "NOTIFIER_LETZSHOP_URL": f"http://127.0.0.1:{marketplace.server_port}/api",
         "NOTIFIER_LETZSHOP_RETRY_DELAY": "2",
     }

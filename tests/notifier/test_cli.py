@@ -99,3 +99,50 @@ def test_bad_database_url_is_explained(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "supports 'sqlite' and 'postgresql'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_version(tmp_path: Path) -> None:
+    result = _notifier(tmp_path, "--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("notifier, version ")
+
+
+def test_database_url_option_wins_over_the_instance_default(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.db"
+    result = _notifier(tmp_path, "init-db", "--database-url", f"sqlite:///{target}")
+    assert result.returncode == 0, result.stderr
+    assert str(target) in result.stdout
+    assert target.exists()
+    assert not (tmp_path / "instance" / "notifier.db").exists()
+
+
+_CELERY_PROJECT = """
+from celery import Celery
+
+app = Celery("shop")
+app.conf.notifier_database_url = {url!r}
+"""
+
+
+def test_celery_app_option_reads_the_url_from_the_apps_conf(tmp_path: Path) -> None:
+    target = tmp_path / "from-conf.db"
+    (tmp_path / "shopworker.py").write_text(_CELERY_PROJECT.format(url=f"sqlite:///{target}"))
+    assert _notifier(tmp_path, "init-db", "-A", "shopworker:app").returncode == 0
+    result = _notifier(
+        tmp_path, "create-admin", "ops@example.com", "--password", "12345678", "--app", "shopworker"
+    )
+    assert result.returncode == 0, result.stderr
+    database = Database(f"sqlite:///{target}")
+    try:
+        with database.session_scope() as db:
+            assert db.scalars(select(AdminUser.email)).all() == ["ops@example.com"]
+    finally:
+        database.dispose()
+    assert not (tmp_path / "instance" / "notifier.db").exists()
+
+
+def test_unknown_celery_app_is_explained(tmp_path: Path) -> None:
+    result = _notifier(tmp_path, "init-db", "-A", "no_such_module:app")
+    assert result.returncode != 0
+    assert "cannot import 'no_such_module'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -150,3 +150,40 @@ def test_serve_answers_concurrent_requests(served: tuple[str, str]) -> None:
         assert statuses == [200] * 40
     finally:
         stuck.close()
+
+
+@pytest.mark.slow
+def test_serve_imports_a_factory_from_the_current_folder(tmp_path: Path) -> None:
+    """Like ``flask --app``: the project folder is importable without PYTHONPATH."""
+    url = f"sqlite:///{tmp_path / 'host.db'}"
+    (tmp_path / "shopapp.py").write_text(
+        "from flask import Flask\n"
+        "from notifier.web import NotifierWeb\n\n"
+        "def make():\n"
+        "    app = Flask('shop')\n"
+        "    app.config['SECRET_KEY'] = 'x'\n"
+        "    app.add_url_rule('/shop', 'shop', lambda: 'shop home')\n"
+        "    NotifierWeb(app)\n"
+        "    return app\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NOTIFIER_DATABASE_URL")}
+    port = _free_port()
+    notifier = str(Path(sys.executable).with_name("notifier"))
+    process = subprocess.Popen(
+        [notifier, "serve", "--app", "shopapp:make", "--port", str(port), "--workers", "1",
+         "--database-url", url],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        body = ""
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/shop", timeout=2) as answer:
+                    body = answer.read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert body == "shop home"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

@@ -37,8 +37,9 @@ def test_a_host_app_mounts_the_api_next_to_its_own_routes(database: Database) ->
     assert client.get("/nope").mimetype == "text/html"  # host pages keep HTML errors
     response = client.get(f"{API}/unread-count", headers={"Authorization": f"Bearer {token}"})
     assert response.json == {"unread_count": 0}
-    assert host.config["SESSION_COOKIE_SAMESITE"] == "Lax"
-    assert host.config["SESSION_COOKIE_HTTPONLY"] is True
+    # Issue 9: init_app changes no host setting (README recommends the cookie flags).
+    assert host.config["SESSION_COOKIE_SAMESITE"] is None
+    assert host.config["SESSION_COOKIE_HTTPONLY"] is True  # Flask's own default
     extension.state(host).database.dispose()
 
 
@@ -72,4 +73,13 @@ def test_create_app_reads_the_environment(
     app = create_app()
     assert app.config["SECRET_KEY"] == "from-env"
     assert app.config["SESSION_COOKIE_SECURE"] is True
+    app.extensions["notifier"].state(app).database.dispose()
+
+
+def test_standalone_bare_prefix_leads_to_the_pages(app_config: dict[str, Any]) -> None:
+    app = create_app(app_config)
+    client = app.test_client()
+    first = client.get("/admin")
+    assert first.status_code == 302 and first.headers["Location"] == "/admin/"
+    assert client.get("/admin/").headers["Location"].startswith("/admin/login?next=")
     app.extensions["notifier"].state(app).database.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -124,3 +125,25 @@ def test_demo_enqueues_jobs_whose_failures_become_notifications(tmp_path: Path) 
     finally:
         _stop_demo(demo)
         database.dispose()
+
+
+def test_demo_stops_when_the_port_is_taken(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+    env["NOTIFIER_INSTANCE_PATH"] = str(tmp_path / "instance")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("notifier")), "demo", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert f"make demo PORT={port + 1}" in result.stderr
+    assert "http://" not in result.stdout + result.stderr
+    assert not (tmp_path / "instance" / "demo-worker.log").exists()

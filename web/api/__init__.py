@@ -1,58 +1,16 @@
-"""The admin JSON API under /api/v1/admin/notifications."""
+"""The admin JSON API under NOTIFIER_API_PREFIX (default /api/v1/admin/notifications).
+
+The blueprint and its registry live in ``blueprint``; the route modules import that, never
+this package, so importing them here registers the routes without an import circle.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from . import alerts as alerts
+from . import notifications as notifications
+from . import openapi as openapi
+from .blueprint import api as api
+from .blueprint import api_blueprint as api_blueprint
+from .errors import ApiError as ApiError
 
-from ..auth import CSRF_HEADER, SAFE_METHODS, csrf_valid, identify
-from ..extension import API_PREFIX, app_state
-from .errors import ApiError, handle_api_error, register_api_errors
-from .operations import OperationRegistry
-
-api_blueprint = Blueprint("notifier_api", __name__, url_prefix=API_PREFIX)
-api = OperationRegistry(api_blueprint)
-api_blueprint.register_error_handler(Exception, handle_api_error)
-
-
-@api_blueprint.before_request
-def _guard() -> None:
-    """Size limit, then credentials, then CSRF for cookie-authenticated writes."""
-    limit = int(current_app.config["NOTIFIER_MAX_BODY_BYTES"])
-    request.max_content_length = limit  # also bounds chunked bodies as they are read
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, f"request body is over {limit} bytes")
-
-    caller = identify()
-    if caller.admin is None:
-        # Only callers without valid credentials are throttled: an address that sent many
-        # bad tokens (or a proxy that many clients share) never locks out a valid one.
-        throttle = app_state().auth_throttle
-        ip = request.remote_addr or "unknown"
-        wait = throttle.retry_after(ip)
-        if wait:
-            raise ApiError(
-                429,
-                f"too many failed authentication attempts; retry in {wait} seconds",
-                headers={"Retry-After": str(wait)},
-            )
-        if caller.method == "bad-token":
-            throttle.fail(ip)
-            message = "the bearer token is unknown, revoked, or its admin is deactivated"
-        else:
-            message = "log in at /admin/login or send Authorization: Bearer <token>"
-        raise ApiError(401, message, headers={"WWW-Authenticate": 'Bearer realm="notifier"'})
-    if (
-        caller.method == "session"
-        and request.method not in SAFE_METHODS
-        and not csrf_valid(request.headers.get(CSRF_HEADER))
-    ):
-        raise ApiError(
-            403,
-            f"cookie-authenticated writes need the page's CSRF token in the {CSRF_HEADER} header",
-            code="csrf_failed",
-        )
-
-
-from . import alerts, notifications, openapi  # noqa: E402, F401  (register the routes)
-
-__all__ = ["ApiError", "api", "api_blueprint", "register_api_errors"]
+__all__ = ["ApiError", "api", "api_blueprint"]

@@ -9,8 +9,8 @@ from notifier.alerts import platform_alert_service as service
 from notifier.models import PlatformAlert
 
 from ..auth import current_admin
-from ..extension import app_timezone, db_session
-from . import api
+from ..state import app_timezone, db_session
+from .blueprint import api
 from .errors import ApiError
 from .operations import READ_ERRORS, WRITE_ERRORS, Reply
 from .schemas import (

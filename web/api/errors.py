@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from notifier.errors import AlreadyResolvedError, ValidationError
-
-from ..extension import API_PREFIX
 
 _CODES = {
     400: "bad_request",
@@ -62,7 +60,7 @@ def _from_http(exc: HTTPException) -> ApiError:
     if status == 405 and valid:
         headers["Allow"] = ", ".join(sorted(valid))
     message = {
-        404: "no such resource; see the API document at " + API_PREFIX + "/openapi.json",
+        404: "no such resource; see the API document at " + url_for("notifier_api.openapi_json"),
         413: f"request body is over {current_app.config['NOTIFIER_MAX_BODY_BYTES']} bytes",
     }.get(status, exc.description or exc.name)
     return ApiError(status, message, headers=headers)
@@ -92,16 +90,13 @@ def _rename_fields(errors: dict[str, str]) -> dict[str, str]:
 
 def _routing_error(exc: HTTPException) -> Response | HTTPException:
     # Unknown paths and wrong methods never reach a blueprint; answer them in JSON under /api.
-    if request.path.startswith(current_app.config["NOTIFIER_JSON_ERRORS_UNDER"]):
+    if request.path.startswith("/api/"):
         return handle_api_error(exc)
     return exc
 
 
-def register_api_errors(app: Flask) -> None:
-    """Make 404/405 (which match no blueprint) JSON under ``/api/``, HTML elsewhere.
-
-    A host app with its own API elsewhere can narrow this with NOTIFIER_JSON_ERRORS_UNDER.
-    """
-    app.config.setdefault("NOTIFIER_JSON_ERRORS_UNDER", "/api/")
+def json_errors_under_api(app: Flask) -> None:
+    """For the standalone app only (``create_app``), which owns every URL: 404/405 JSON
+    anywhere under ``/api/``. ``NotifierWeb`` alone never registers app-wide handlers."""
     app.register_error_handler(404, _routing_error)
     app.register_error_handler(405, _routing_error)

@@ -8,8 +8,8 @@ from notifier.models import AdminNotification, AdminUser
 from notifier.notifications import admin_notification_service as service
 
 from ..auth import current_admin
-from ..extension import db_session
-from . import api
+from ..state import db_session
+from .blueprint import api
 from .errors import ApiError
 from .operations import READ_ERRORS, WRITE_ERRORS, Reply
 from .schemas import (

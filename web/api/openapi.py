@@ -10,7 +10,7 @@ from flask import Response, current_app
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from . import api, api_blueprint
+from .blueprint import api, api_blueprint
 from .operations import Operation
 from .schemas import INT32_MAX, SchemaGenerator
 

@@ -1,7 +1,11 @@
 // Small helpers shared by the bell and the notifications page: JSON calls with the CSRF
 // header, relative times, and a guard that only lets safe links through.
 
-const csrfMeta = () => document.querySelector('meta[name="csrf-token"]');
+// The bell carries its own token, so inside a host page the host's own
+// <meta name="csrf-token"> (Flask-WTF's, say) is never sent to the notifier by mistake.
+const csrfToken = () =>
+  document.querySelector("[data-notifier-csrf]")?.dataset.notifierCsrf ||
+  document.querySelector('meta[name="csrf-token"]')?.content;
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -15,8 +19,8 @@ export class ApiError extends Error {
 export async function api(url, { method = "GET", body } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET") {
-    const meta = csrfMeta();
-    if (meta) headers["X-CSRF-Token"] = meta.content;
+    const token = csrfToken();
+    if (token) headers["X-CSRF-Token"] = token;
   }
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;

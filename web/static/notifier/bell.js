@@ -20,6 +20,7 @@ class Bell {
     this.list = root.querySelector("[data-list]");
     this.empty = root.querySelector("[data-empty]");
     this.offline = root.querySelectorAll("[data-offline]");
+    this.signedOut = root.querySelector("[data-signed-out]");
     this.announce = root.querySelector("[data-announce]");
     this.markAll = root.querySelector("[data-mark-all]");
     this.failures = 0;
@@ -152,7 +153,9 @@ class Bell {
     } catch (err) {
       if (sequence !== this.sequence) return;
       if (err.status === 401) {
-        window.location.assign(this.root.dataset.loginUrl);
+        // Signed out (or a host user who is not a notifier admin): say so quietly and stop
+        // polling; never navigate away from the page the bell sits in.
+        this.setSignedOut();
         return;
       }
       this.failures += 1;
@@ -160,6 +163,14 @@ class Bell {
       const cap = Math.min(this.interval * 16, MAX_BACKOFF_MS);
       this.schedule(Math.min(this.interval * 2 ** this.failures, cap));
     }
+  }
+
+  setSignedOut() {
+    this.root.classList.add("is-signed-out");
+    this.button.hidden = true;
+    this.panel.hidden = true;
+    this.setOffline(false);
+    this.signedOut.hidden = false;
   }
 
   setOffline(offline) {
