@@ -298,11 +298,11 @@ def _on_task_success(sender: Any = None, result: Any = None, **_: Any) -> None:
         installation = _for(sender.app)
         if installation is None or not spec.wants_result(result, installation.error_threshold):
             return
+        request = sender.request
+        if request.id is None:  # called directly, not run by a worker: nothing to key it by
+            return
     except Exception:
         logger.exception("notifier: task_success failed; the task itself is unaffected")
-        return
-    request = sender.request
-    if request.id is None:  # called directly, not run by a worker: nothing to key it by
         return
     with guard("task_success", task=getattr(sender, "name", None), task_id=request.id):
         for report in returned_reports(
