@@ -204,10 +204,12 @@ class FailureReport:
 _FIELDS = frozenset(f.name for f in fields(FailureReport))
 # One cached statement per dialect, run as an executemany that SQLAlchemy sends as one
 # multi-row INSERT (insertmanyvalues); RETURNING lists only the keys it inserted.
+# The table, not the ORM entity: an ORM bulk insert with RETURNING goes row by row.
+_PROCESSED = ProcessedFailure.__table__
 _CLAIM = {
-    name: dialect.insert(ProcessedFailure)
+    name: dialect.insert(_PROCESSED)
     .on_conflict_do_nothing(index_elements=["key"])
-    .returning(ProcessedFailure.key)
+    .returning(_PROCESSED.c.key)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 
@@ -313,7 +315,7 @@ def _claim(db: Session, reports: Sequence[FailureReport]) -> list[FailureReport]
     now = utcnow()
     rows = [{"key": key, "processed_at": now} for key in keys]
     statement = _CLAIM[db.get_bind().dialect.name]
-    claimed = set(db.scalars(statement, rows))
+    claimed = set(db.execute(statement, rows).scalars())
     fresh = []
     for report in reports:
         if report.key in claimed:
@@ -468,13 +470,14 @@ def _size(metadata: Mapping[str, Any]) -> int:
 
 def _text(value: Any) -> str:
     """``value`` as text PostgreSQL can store: NUL escaped, lone surrogates replaced."""
-    text = "" if value is None else str(value)
+    text = value if type(value) is str else ("" if value is None else str(value))
     if "\x00" in text:
         text = text.replace("\x00", "\\x00")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
+    if not text.isascii():  # only non-ASCII text can hold a lone surrogate
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
     return text
 
 
