@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -229,11 +230,16 @@ def record_failures(
     """
     if not reports:
         return []
+    # A session with no transaction yet holds nothing of the caller's: the batch can run in
+    # its transaction and a failure roll it back, without a savepoint's two round trips.
+    own = not db.in_transaction()
     try:
-        with db.begin_nested():
+        with nullcontext() if own else db.begin_nested():
             _record(db, reports, cooldown)
         return [True] * len(reports)
     except Exception as exc:
+        if own:
+            db.rollback()
         if must_wait(exc):
             raise
         logger.warning("notifier: a batch of %d failures failed; retrying one by one", len(reports))
