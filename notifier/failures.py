@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
@@ -165,16 +165,26 @@ class FailureReport:
 
     @classmethod
     def from_json(cls, text: str) -> FailureReport:
-        """Read a report written by :meth:`to_json`; raises ValueError if it is not one."""
+        """Read a report written by :meth:`to_json`; raises ValueError if it is not one.
+
+        What ``to_json`` wrote was made storable when the report was made, so reading it
+        back only restores the types (the drainer reads every spooled report).
+        """
         data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError("a failure report is a JSON object")
-        values = {k: v for k, v in data.items() if k in _FIELDS}
+        if not isinstance(data, dict) or not data.keys() >= _REQUIRED:
+            raise ValueError("not a failure report (a JSON object with key, job, task...)")
+        report = object.__new__(cls)
+        values = {name: make() for name, make in _DEFAULTS.items()}
+        values.update((k, v) for k, v in data.items() if k in _FIELDS)
         try:
-            values["occurred_at"] = datetime.fromisoformat(str(data["occurred_at"]))
-            return cls(**values)
-        except (KeyError, TypeError) as exc:
+            values["occurred_at"] = datetime.fromisoformat(str(values["occurred_at"]))
+            for name, kind in _ENUMS.items():
+                if values[name] is not None:
+                    values[name] = kind(values[name])
+        except (TypeError, ValueError) as exc:
             raise ValueError(f"not a failure report: {exc}") from exc
+        report.__dict__.update(values)
+        return report
 
     @property
     def short_exception(self) -> str:
@@ -203,6 +213,19 @@ class FailureReport:
 
 
 _FIELDS = frozenset(f.name for f in fields(FailureReport))
+_REQUIRED = frozenset(("key", "job", "task_name", "task_id", "occurred_at"))
+_DEFAULTS: dict[str, Callable[[], Any]] = {
+    f.name: (f.default_factory if f.default is MISSING else (lambda v=f.default: v))  # type: ignore[misc]
+    for f in fields(FailureReport)
+    if f.default is not MISSING or f.default_factory is not MISSING
+}
+_ENUMS: dict[str, Callable[[Any], Any]] = {
+    "job": JobKind,
+    "kind": FailureKind,
+    "alert_type": AlertType,
+    "notification_type": NotificationType,
+    "priority": Priority,
+}
 # One cached statement per dialect, run as an executemany that SQLAlchemy sends as one
 # multi-row INSERT (insertmanyvalues); RETURNING lists only the keys it inserted.
 # The table, not the ORM entity: an ORM bulk insert with RETURNING goes row by row.
