@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +13,6 @@ from sqlalchemy.exc import ArgumentError
 
 from .errors import ConfigurationError
 
-_SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -25,7 +22,7 @@ class Settings:
     |--------------------------|---------------------------------------------------|
     | NOTIFIER_DATABASE_URL    | sqlite:///<instance>/notifier.db                   |
     | NOTIFIER_BROKER_URL      | sqla+sqlite:///<instance>/broker.db (kombu)        |
-    | NOTIFIER_SECRET_KEY      | random, kept in <instance>/secret_key              |
+    | NOTIFIER_SECRET_KEY      | None: the web app keeps a random one in <instance>  |
     | NOTIFIER_TIMEZONE        | UTC                                               |
     | NOTIFIER_INSTANCE_PATH   | ./instance                                        |
     | NOTIFIER_COOKIE_SECURE   | false (true: session cookie only sent over HTTPS)  |
@@ -34,7 +31,7 @@ class Settings:
 
     database_url: str
     broker_url: str
-    secret_key: str
+    secret_key: str | None  # None: unset; the web app then makes one (reading writes nothing)
     timezone: str
     instance_path: Path
     cookie_secure: bool = False
@@ -53,20 +50,18 @@ class Settings:
 
         database_url = env.get("NOTIFIER_DATABASE_URL") or ""
         if not database_url:
-            _ensure_instance(instance, "NOTIFIER_DATABASE_URL")
+            ensure_instance(instance, "NOTIFIER_DATABASE_URL")
             database_url = f"sqlite:///{instance / 'notifier.db'}"
         validate_database_url(database_url)
 
         broker_url = env.get("NOTIFIER_BROKER_URL") or ""
         if not broker_url:
-            _ensure_instance(instance, "NOTIFIER_BROKER_URL")
+            ensure_instance(instance, "NOTIFIER_BROKER_URL")
             broker_url = f"sqla+sqlite:///{instance / 'broker.db'}"
 
         timezone = str(configured_timezone(env))
 
-        secret_key = env.get("NOTIFIER_SECRET_KEY") or ""
-        if not secret_key:
-            secret_key = _instance_secret(instance)
+        secret_key = env.get("NOTIFIER_SECRET_KEY") or None
         cookie_secure = _flag(env, "NOTIFIER_COOKIE_SECURE")
         proxies = (env.get("NOTIFIER_TRUSTED_PROXIES") or "0").strip()
         if not proxies.isdigit():
@@ -106,7 +101,7 @@ def validate_database_url(url: str) -> None:
         )
 
 
-def _ensure_instance(instance: Path, variable: str) -> None:
+def ensure_instance(instance: Path, variable: str) -> None:
     try:
         instance.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -119,24 +114,6 @@ def _ensure_instance(instance: Path, variable: str) -> None:
             f"{variable} is not set and {instance} is not writable; "
             f"set {variable} or NOTIFIER_INSTANCE_PATH"
         )
-
-
-def _instance_secret(instance: Path) -> str:
-    """A random secret kept in the instance folder, so sessions survive a restart."""
-    _ensure_instance(instance, "NOTIFIER_SECRET_KEY")
-    path = instance / _SECRET_FILE
-    if not path.exists():
-        # Write aside, then link into place: two processes starting at once agree on one key.
-        tmp = instance / f".{_SECRET_FILE}.{os.getpid()}"
-        tmp.write_text(secrets.token_urlsafe(48))
-        tmp.chmod(0o600)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return path.read_text().strip()
 
 
 def configured_timezone(environ: Mapping[str, str] | None = None) -> ZoneInfo:

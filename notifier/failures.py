@@ -35,7 +35,7 @@ from .enums import AlertType, NotificationType, Priority, Severity
 from .models import AdminNotification, ProcessedFailure
 from .notifications import admin_notification_service
 from .types import utcnow
-from .validation import FINGERPRINT_MAX, INTEGER_MAX, METADATA_MAX_BYTES, TITLE_MAX
+from .validation import FINGERPRINT_MAX, INT32_MAX, METADATA_MAX_BYTES, TITLE_MAX
 
 logger = logging.getLogger("notifier.failures")
 
@@ -118,7 +118,7 @@ class FailureReport:
         set_ = object.__setattr__
         extra = storable(dict(self.extra))
         store_id = self.store_id
-        if store_id is not None and not -INTEGER_MAX - 1 <= store_id <= INTEGER_MAX:
+        if store_id is not None and not -INT32_MAX - 1 <= store_id <= INT32_MAX:
             # Too large for the integer column: keep it where an admin can still read it.
             extra["store_ref"] = store_id if abs(store_id) < 2**53 else str(store_id)
             store_id = None

@@ -8,7 +8,9 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-MAX_PAGE = 200
+from .validation import PAGE_MAX
+
+MAX_PAGE = PAGE_MAX  # the old name; the limit lives with the others in validation.py
 
 T = TypeVar("T")
 

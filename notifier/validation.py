@@ -1,25 +1,173 @@
-"""Field checks shared by the services: each collects every problem before anything is written."""
+"""Every input rule of the notifier, written once: the limits, text, URLs and metadata.
+
+The services call these through ``Checker`` (which collects every problem before anything is
+written); the web API's schemas call the same ``*_problem`` functions and publish the same
+patterns in the OpenAPI document, and the login's ``next`` check is ``is_app_path``. A rule
+changes here and nowhere else.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from .errors import ValidationError
+
+# -- the limits ------------------------------------------------------------------------
 
 TITLE_MAX = 200
 MESSAGE_MAX = 10_000
 ACTION_URL_MAX = 500
 FINGERPRINT_MAX = 255
 METADATA_MAX_BYTES = 16 * 1024
+#: Nesting of metadata (an object holding an object is 2 deep); far below what parsers allow.
+METADATA_MAX_DEPTH = 32
 LIST_MAX_ITEMS = 1000
 SYSTEM_NAME_MAX = 100
-#: The largest id an integer column (store_id) holds on PostgreSQL.
-INTEGER_MAX = 2**31 - 1
+#: Largest value an INTEGER column holds on PostgreSQL; ids and store ids stay within it.
+INT32_MAX = 2**31 - 1
+#: Most items one page of a list holds.
+PAGE_MAX = 200
+#: Deepest offset a list may be read from; beyond it a reader should narrow its filters.
+SKIP_MAX = 10_000_000
 
 E = TypeVar("E", bound=StrEnum)
+
+# -- text ------------------------------------------------------------------------------
+
+
+# Every code point that draws nothing, as a regex character-class body: controls (Cc),
+# format characters (Cf: zero-width space, BOM, bidi controls, soft hyphen, ...) and
+# separators/whitespace, in the Basic Multilingual Plane (so the OpenAPI document's patterns
+# stay valid ECMAScript regexes). Written out rather than computed (150 ms at import);
+# tests/notifier/test_validation.py recomputes it from unicodedata.
+_INVISIBLE = (
+    "\\x00-\\x20\\x7f-\\xa0\\xad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890-\\u0891"
+    "\\u08e2\\u1680\\u180e\\u2000-\\u200f\\u2028-\\u202f\\u205f-\\u2064\\u2066-\\u206f"
+    "\\u3000\\ufeff\\ufff9-\\ufffb"
+)
+_VISIBLE = re.compile(f"[^{_INVISIBLE}]")
+#: Text with at least one visible character and no NUL (PostgreSQL text cannot hold NUL).
+TEXT_PATTERN = f"^[^\\x00]*[^{_INVISIBLE}][^\\x00]*$"
+#: Text without NUL, possibly empty.
+NO_NUL_PATTERN = "^[^\\x00]*$"
+
+# Embedding, override and isolate controls reorder the text around them on a page (a title
+# "invoice\u202egnp.exe" shows as "invoiceexe.png"); plain right-to-left text never needs
+# them, so they are removed from stored text. The marks (LRM, RLM, ALM) stay: they reorder
+# nothing beyond their neighbours.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def is_blank(value: str) -> bool:
+    """Whether ``value`` draws nothing: empty, spaces, or only invisible characters."""
+    return _VISIBLE.search(value) is None
+
+
+def neutralise(value: str) -> str:
+    """``value`` without bidirectional embedding/override/isolate controls."""
+    return _BIDI_CONTROLS.sub("", value)
+
+
+def text_problem(value: str, *, max_length: int, required: bool = True) -> str | None:
+    """Why ``value`` is not acceptable text of at most ``max_length`` characters, or None."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    if required and is_blank(neutralise(value)):
+        return "is required and must not be blank (invisible characters do not count)"
+    if len(value) > max_length:
+        return f"must be at most {max_length} characters (got {len(value)})"
+    return None
+
+
+# -- URLs ------------------------------------------------------------------------------
+
+_URL_CHAR = f"[^{_INVISIBLE}\\\\]"  # nothing invisible (C0, C1, spaces, bidi), no backslash
+_PORT = "(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+_SCHEME = "[Hh][Tt][Tt][Pp][Ss]?"  # written out: JSON Schema patterns have no inline flags
+_HOST = r"(?:[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])"
+#: A path inside this app: "/", or "/x..." (never "//host" nor "/\\host", which leave it).
+APP_PATH_PATTERN = f"^/(?:[^/{_INVISIBLE}\\\\]{_URL_CHAR}*)?$"
+#: What a link may be: an app path or an http(s) URL with a host and a valid port.
+SAFE_URL_PATTERN = (
+    f"^(?:/|/[^/{_INVISIBLE}\\\\]{_URL_CHAR}*"
+    f"|{_SCHEME}://{_HOST}(?::{_PORT})?(?:[/?#]{_URL_CHAR}*)?)$"
+)
+_APP_PATH = re.compile(APP_PATH_PATTERN)
+_SAFE_URL = re.compile(SAFE_URL_PATTERN)
+URL_RULE = (
+    "must be a relative path starting with '/' or an http(s) URL with a host and a valid "
+    "port (no javascript:, data:, protocol-relative '//', spaces or control characters)"
+)
+
+
+def is_app_path(url: str) -> bool:
+    """Whether ``url`` is a path inside this app (where a login may send the browser back)."""
+    return _APP_PATH.fullmatch(url) is not None
+
+
+def is_safe_url(url: str) -> bool:
+    """Whether ``url`` is an app path or an absolute http(s) URL with a host."""
+    return _SAFE_URL.fullmatch(url) is not None
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a notification's link, or None."""
+    if len(url) > ACTION_URL_MAX:
+        return f"must be at most {ACTION_URL_MAX} characters (got {len(url)})"
+    return None if is_safe_url(url) else URL_RULE
+
+
+# -- metadata --------------------------------------------------------------------------
+
+TOO_DEEP = f"must be nested at most {METADATA_MAX_DEPTH} levels deep"
+
+
+def _structure_problem(value: dict[str, Any]) -> str | None:
+    """NUL in a string or key, or nesting deeper than the limit (other keys JSON makes text)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:  # iterative: a hostile depth cannot exhaust the interpreter's stack
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple) and depth > METADATA_MAX_DEPTH:
+            return TOO_DEEP
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "must not contain NUL characters"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    return "must not contain NUL characters"
+                stack.append((child, depth + 1))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, depth + 1) for child in item)
+    return None
+
+
+def metadata_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be stored as metadata, or None.
+
+    An object, nested at most ``METADATA_MAX_DEPTH`` deep, of JSON values without NUL, at
+    most ``METADATA_MAX_BYTES`` as the UTF-8 JSON that is stored ("é" counts 2 bytes).
+    """
+    if not isinstance(value, dict):
+        return f"must be a JSON object (a dict), not {type(value).__name__}"
+    problem = _structure_problem(value)
+    if problem:
+        return problem
+    try:
+        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return "must hold only finite numbers"
+    except TypeError as exc:
+        return f"must be JSON-serializable: {exc}"
+    if len(encoded.encode()) > METADATA_MAX_BYTES:
+        return f"must be at most {METADATA_MAX_BYTES} bytes as JSON"
+    return None
+
+
+# -- the collector the services use ----------------------------------------------------
 
 
 class Checker:
@@ -47,17 +195,18 @@ class Checker:
             return next(iter(enum_cls))
 
     def text(self, field: str, value: Any, *, max_length: int, required: bool = True) -> str | None:
-        """A string of at most ``max_length`` characters; blank counts as missing."""
-        if value is None or (isinstance(value, str) and not value.strip()):
+        """Text of at most ``max_length`` characters, without bidi controls; blank is missing."""
+        if value is None or (isinstance(value, str) and not required and is_blank(value)):
             if required:
                 self.fail(field, "is required and must not be blank")
             return None
         if not isinstance(value, str):
             self.fail(field, "must be a string")
             return None
-        if len(value) > max_length:
-            self.fail(field, f"must be at most {max_length} characters (got {len(value)})")
-        return value
+        problem = text_problem(value, max_length=max_length, required=required)
+        if problem:
+            self.fail(field, problem)
+        return neutralise(value)
 
     def optional_int(self, field: str, value: Any) -> int | None:
         """An integer or None (booleans are not integers here)."""
@@ -69,36 +218,27 @@ class Checker:
         return value
 
     def metadata(self, field: str, value: Any) -> dict[str, Any]:
-        """A JSON object of at most 16 KiB, returned exactly as it will be stored."""
+        """A JSON object (see ``metadata_problem``), returned exactly as it will be stored."""
         if value is None:
             return {}
-        if not isinstance(value, dict):
-            self.fail(field, f"must be a JSON object (a dict), not {type(value).__name__}")
+        problem = metadata_problem(value)
+        if problem:
+            self.fail(field, problem)
             return {}
-        try:
-            encoded = json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            self.fail(field, f"must be JSON-serializable: {exc}")
-            return {}
-        # Measured as the UTF-8 JSON that is stored, so "é" counts 2 bytes, not 6 (\u00e9).
-        if len(json.dumps(value, ensure_ascii=False).encode()) > METADATA_MAX_BYTES:
-            self.fail(field, f"must be at most {METADATA_MAX_BYTES} bytes as JSON")
-            return {}
-        result: dict[str, Any] = json.loads(encoded)
+        result: dict[str, Any] = json.loads(json.dumps(value))
         return result
 
     def action_url(self, field: str, value: Any) -> str | None:
         """A path inside the app (``/admin/...``) or an absolute http(s) URL."""
-        url = self.text(field, value, max_length=ACTION_URL_MAX, required=False)
-        if url is None:
+        if value is None or (isinstance(value, str) and is_blank(value)):
             return None
-        if not is_safe_url(url):
-            self.fail(
-                field,
-                "must be a relative path starting with '/' or an http(s) URL "
-                "(no javascript:, data:, protocol-relative '//' or control characters)",
-            )
-        return url
+        if not isinstance(value, str):
+            self.fail(field, "must be a string")
+            return None
+        problem = url_problem(value)
+        if problem:
+            self.fail(field, problem)
+        return value
 
     def int_list(self, field: str, value: Any) -> list[int]:
         """A list of integer ids (store ids)."""
@@ -113,26 +253,16 @@ class Checker:
         return sorted(set(value))
 
     def name_list(self, field: str, value: Any) -> list[str]:
-        """A list of short non-empty names (system names)."""
+        """A list of short non-blank names (system names)."""
         if value is None:
             return []
         if not isinstance(value, list | tuple) or len(value) > LIST_MAX_ITEMS:
             self.fail(field, f"must be a list of at most {LIST_MAX_ITEMS} strings")
             return []
         if any(
-            not isinstance(item, str) or not item.strip() or len(item) > SYSTEM_NAME_MAX
+            not isinstance(item, str) or text_problem(item, max_length=SYSTEM_NAME_MAX)
             for item in value
         ):
             self.fail(field, f"must contain only non-blank strings of at most {SYSTEM_NAME_MAX}")
             return []
-        return sorted(set(value))
-
-
-def is_safe_url(url: str) -> bool:
-    """Whether ``url`` is an app-relative path or an absolute http(s) URL with a host."""
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch in " \\" for ch in url):
-        return False
-    if url.startswith("/"):
-        return not url.startswith("//")
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+        return sorted({neutralise(item) for item in value})

@@ -2,17 +2,44 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, redirect, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from notifier.config import Settings
+from notifier.config import Settings, ensure_instance
 
 from .api.errors import json_errors_under_api
 from .extension import NotifierWeb
+
+_SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+
+
+def instance_secret_key(instance: Path) -> str:
+    """A random key kept in ``instance/secret_key``, so sessions survive a restart.
+
+    Made by the web app when it needs a key and NOTIFIER_SECRET_KEY is unset; reading the
+    settings never writes it (a worker has no use for it).
+    """
+    ensure_instance(instance, "NOTIFIER_SECRET_KEY")
+    path = instance / _SECRET_FILE
+    if not path.exists():
+        # Write aside, then link into place: two processes starting at once agree on one key.
+        tmp = instance / f".{_SECRET_FILE}.{os.getpid()}"
+        tmp.write_text(secrets.token_urlsafe(48))
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -21,9 +48,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     overrides = dict(config or {})
     if "NOTIFIER_DATABASE_URL" not in overrides or "SECRET_KEY" not in overrides:
         settings = Settings.from_env()
+        secret = overrides.get("SECRET_KEY") or settings.secret_key
         app.config.update(
             NOTIFIER_DATABASE_URL=settings.database_url,
-            SECRET_KEY=settings.secret_key,
+            SECRET_KEY=secret or instance_secret_key(settings.instance_path),
             NOTIFIER_TIMEZONE=settings.timezone,
             SESSION_COOKIE_SECURE=settings.cookie_secure,
             NOTIFIER_TRUSTED_PROXIES=settings.trusted_proxies,

@@ -27,6 +27,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from notifier.models import AdminUser
 from notifier.tokens import verify_token
 from notifier.users import authenticate
+from notifier.validation import is_app_path
 
 from .host_login import host_admin, host_login, is_signed_in_elsewhere, sign_in_url
 from .routing import guest_route
@@ -129,12 +130,9 @@ def login_required(view: Callable[P, R]) -> Callable[P, R | BaseResponse]:
 
 def safe_next(target: str | None) -> str:
     """``target`` if it is a path inside this app, else the default landing page."""
-    fallback = url_for("notifier_pages.notifications")
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return fallback
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in target):
-        return fallback
-    return target
+    if target and is_app_path(target):
+        return target
+    return url_for("notifier_pages.notifications")
 
 
 def _client_ip() -> str:

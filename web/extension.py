@@ -19,6 +19,7 @@ from notifier.db import Database
 from .api import api_blueprint
 from .auth import auth_blueprint, csrf_token, current_admin
 from .host_login import HostLogin, host_login
+from .outage import DATABASE_DOWN, unavailable_page
 from .pages import pages_blueprint
 from .routing import add_converters, drop_page_arg
 from .state import (
@@ -175,3 +176,9 @@ _OWN: tuple[Blueprint, ...] = (api_blueprint, auth_blueprint, pages_blueprint)
 for _blueprint in _OWN:
     _blueprint.after_request(_security_headers)
     _blueprint.url_value_preprocessor(drop_page_arg)
+
+# People get a page saying the database is out of reach, not a 500 (the API answers JSON 503s
+# from its own handler).
+for _blueprint in (auth_blueprint, pages_blueprint):
+    for _error in DATABASE_DOWN:
+        _blueprint.register_error_handler(_error, unavailable_page)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from pydantic import BaseModel, Field
+from pydantic import ValidationError as PydanticError
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -20,18 +22,17 @@ from notifier import (
     get_statistics,
     platform_alert_service,
 )
-from notifier.validation import is_safe_url
+from notifier.validation import SKIP_MAX, is_safe_url
 
+from .api.schemas import AlertQuery, NotificationQuery
 from .auth import csrf_token, login_required
 from .chart import daily_chart
 from .host_login import sign_in_url
+from .links import notification_link
 from .routing import guest_route
 from .state import ADMIN_PREFIX, app_timezone, db_session
 
 PER_PAGE = 25
-_LINK_PARAMS = frozenset(
-    {"tab", "priority", "type", "is_read", "store_id", "severity", "alert_type", "is_resolved"}
-)
 
 pages_blueprint = Blueprint(
     "notifier_pages", __name__, url_prefix=ADMIN_PREFIX, template_folder="templates"
@@ -52,51 +53,64 @@ class Listing:
 
 @dataclass
 class Filters:
-    """The filters read from the query string; unknown values are dropped with a notice."""
+    """The filters read from the query string by the API's own rules (``query`` model).
 
+    A value those rules refuse is dropped with a notice, so a hand-edited URL shows the
+    unfiltered list and says why instead of failing.
+    """
+
+    query: type[BaseModel]
     values: dict[str, Any] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
 
-    def choice(self, name: str, allowed: list[str]) -> str | None:
-        """A query parameter that must be one of ``allowed``."""
+    def get(self, name: str) -> Any:
+        """The parameter ``name`` as the API would read it, or None when absent or refused."""
         raw = request.args.get(name, "").strip()
-        if raw and raw not in allowed:
-            self.notices.append(f"Ignored unknown {name.replace('_', ' ')} {raw!r}.")
-            raw = ""
-        self.values[name] = raw or None
-        return raw or None
-
-    def flag(self, name: str) -> bool | None:
-        """A ``true``/``false`` query parameter."""
-        value = self.choice(name, ["true", "false"])
-        return None if value is None else value == "true"
-
-    def integer(self, name: str) -> int | None:
-        """A non-negative integer query parameter."""
-        raw = request.args.get(name, "").strip()
-        if raw and not raw.isdigit():
-            self.notices.append(f"Ignored {name.replace('_', ' ')} {raw!r}: not a number.")
-            raw = ""
-        value = int(raw) if raw else None
-        self.values[name] = value
+        value = None
+        if raw:
+            try:
+                value = getattr(self.query.model_validate({name: raw}), name)
+            except PydanticError as exc:
+                label = name.replace("_", " ")
+                if exc.errors()[0]["type"] == "enum":
+                    self.notices.append(f"Ignored unknown {label} {raw!r}.")
+                else:
+                    why = exc.errors()[0]["msg"].removeprefix("Input should be ")
+                    self.notices.append(f"Ignored {label} {raw!r}: it should be {why}.")
+        # The template and the pager links want the query-string form back ("true", "high").
+        if isinstance(value, bool):
+            self.values[name] = "true" if value else "false"
+        else:
+            self.values[name] = getattr(value, "value", value)
         return value
 
     @property
     def active(self) -> bool:
         """Whether any filter narrows the list."""
-        return any(v is not None for k, v in self.values.items() if k != "page")
+        return any(v is not None for v in self.values.values())
+
+
+class PageQuery(BaseModel):
+    """The page number, within the deepest page the API's ``skip`` reaches."""
+
+    page: Annotated[int, Field(ge=1, le=SKIP_MAX // PER_PAGE + 1)] = 1
 
 
 def _page_number() -> int:
-    raw = request.args.get("page", "1")
-    return max(1, int(raw)) if raw.isdigit() else 1
+    raw = request.args.get("page", "").strip()
+    try:
+        return PageQuery.model_validate({"page": raw or 1}).page
+    except PydanticError:
+        return 1
 
 
-def _listing(items: list[Any], total: int, page: int) -> Listing:
+def _listing(items: list[Any], total: int, page: int, filters: Filters) -> Listing:
     pages = max(1, math.ceil(total / PER_PAGE))
-    # Only our own filters go into the pager links: url_for treats "_external", "_method"...
-    # as instructions, and any other stray parameter is dropped rather than carried along.
-    args: dict[str, Any] = {k: v for k, v in request.args.items() if k in _LINK_PARAMS}
+    # The pager links carry only the filters that were accepted (and the tab): url_for treats
+    # "_external", "_method"... as instructions, and a refused value would be refused again.
+    args: dict[str, Any] = {k: v for k, v in filters.values.items() if v is not None}
+    if request.args.get("tab") == "alerts":
+        args["tab"] = "alerts"
     listing = Listing(items, total, page, pages)
     if page > 1:
         listing.prev_url = url_for(".notifications", **(args | {"page": page - 1}))
@@ -123,7 +137,7 @@ def notifications() -> str:
     session = db_session()
     zone = app_timezone()
     tab = "alerts" if request.args.get("tab") == "alerts" else "notifications"
-    filters = Filters()
+    filters = Filters(NotificationQuery if tab == "notifications" else AlertQuery)
     page = _page_number()
     skip = (page - 1) * PER_PAGE
     notifications = alerts = None
@@ -131,31 +145,35 @@ def notifications() -> str:
     if tab == "notifications":
         notes, total = admin_notification_service.get_notifications(
             session,
-            priority=filters.choice("priority", _enum_values(Priority)),
-            type=filters.choice("type", _enum_values(NotificationType)),
-            is_read=filters.flag("is_read"),
-            store_id=filters.integer("store_id"),
+            priority=filters.get("priority"),
+            type=filters.get("type"),
+            is_read=filters.get("is_read"),
+            store_id=filters.get("store_id"),
             skip=skip,
             limit=PER_PAGE,
         )
-        notifications = _listing(notes, total, page)
+        notifications = _listing(notes, total, page, filters)
         user_ids = {n.read_by_user_id for n in notes if n.read_by_user_id is not None}
     else:
         items, total = platform_alert_service.get_alerts(
             session,
-            alert_type=filters.choice("alert_type", _enum_values(AlertType)),
-            severity=filters.choice("severity", _enum_values(Severity)),
-            is_resolved=filters.flag("is_resolved"),
+            alert_type=filters.get("alert_type"),
+            severity=filters.get("severity"),
+            is_resolved=filters.get("is_resolved"),
             skip=skip,
             limit=PER_PAGE,
         )
-        alerts = _listing(items, total, page)
+        alerts = _listing(items, total, page, filters)
         user_ids = {a.resolved_by_user_id for a in items if a.resolved_by_user_id is not None}
-    users = dict(
-        session.execute(select(AdminUser.id, AdminUser.email).where(AdminUser.id.in_(user_ids)))
-        .tuples()
-        .all()
-    )
+    # Named as the header names the signed-in admin: display name, else email.
+    users = {
+        user_id: name or email
+        for user_id, name, email in session.execute(
+            select(AdminUser.id, AdminUser.display_name, AdminUser.email).where(
+                AdminUser.id.in_(user_ids)
+            )
+        ).tuples()
+    }
     return render_template(
         "notifier/notifications.html",
         tab=tab,
@@ -173,6 +191,7 @@ def notifications() -> str:
         alerts=alerts,
         users=users,
         api_base=url_for("notifier_api.list_notifications"),
+        link_of=notification_link,
     )
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 import pytest
 from flask.testing import FlaskClient
 
+from notifier import admin_notification_service
 from notifier.db import Database
 from notifier.models import AdminNotification
 from tests.web.conftest import API, Admin
@@ -244,3 +245,31 @@ def test_an_unexpected_failure_is_a_json_500_without_details(
     assert response.status_code == 500 and response.mimetype == "application/json"
     assert _error(response)["code"] == "internal_error"
     assert "secret" not in response.get_data(as_text=True)
+
+
+def test_a_store_notification_links_to_its_store_list(
+    api: FlaskClient, browser: tuple[FlaskClient, str], database: Database
+) -> None:
+    # The core stores the store id; the web builds the link (url_for), whoever created it.
+    with database.session_scope() as db:
+        note = admin_notification_service.create_notification(
+            db, type="import_failure", title="t", message="m", store_id=5, action_required=True
+        )
+        given = admin_notification_service.create_notification(
+            db, type="system_info", title="t", message="m", store_id=6, action_url="/x"
+        )
+        plain = admin_notification_service.create_notification(
+            db, type="system_info", title="t", message="m"
+        )
+        ids = (note.id, given.id, plain.id)
+    links = [api.get(f"{API}/{i}").json["action_url"] for i in ids]  # type: ignore[index]
+    assert links == ["/admin/notifications?store_id=5", "/x", None]
+    recent = api.get(f"{API}/recent").json["items"]  # type: ignore[index]
+    assert {item["action_url"] for item in recent} == {
+        "/admin/notifications?store_id=5",
+        "/x",
+        None,
+    }
+    client, _ = browser
+    html = client.get("/admin/notifications").get_data(as_text=True)
+    assert 'href="/admin/notifications?store_id=5" rel="noopener noreferrer">Take action' in html

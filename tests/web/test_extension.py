@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,6 +75,22 @@ def test_create_app_reads_the_environment(
     assert app.config["SECRET_KEY"] == "from-env"
     assert app.config["SESSION_COOKIE_SECURE"] is True
     app.extensions["notifier"].state(app).database.dispose()
+
+
+def test_app_keeps_a_generated_secret_key(
+    monkeypatch: pytest.MonkeyPatch, database: Database, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("NOTIFIER_DATABASE_URL", database.url)
+    monkeypatch.delenv("NOTIFIER_SECRET_KEY", raising=False)
+    monkeypatch.setenv("NOTIFIER_INSTANCE_PATH", str(tmp_path / "inst"))
+    first = create_app()
+    assert len(first.config["SECRET_KEY"]) >= 32
+    # the generated secret is kept, so a restart keeps sessions valid
+    again = create_app()
+    assert again.config["SECRET_KEY"] == first.config["SECRET_KEY"]
+    assert oct((tmp_path / "inst" / "secret_key").stat().st_mode & 0o777) == "0o600"
+    for one in (first, again):
+        one.extensions["notifier"].state(one).database.dispose()
 
 
 def test_standalone_bare_prefix_leads_to_the_pages(app_config: dict[str, Any]) -> None:

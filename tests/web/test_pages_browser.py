@@ -282,7 +282,9 @@ def test_resolve_alert_with_notes(
         "[data-resolution]"
     )
     expect(resolved).to_contain_text("Raised the memory limit <b>to 2 GB</b>")
-    expect(resolved).to_contain_text(admin.email)
+    # Named as the header names the signed-in admin (display name), not by email.
+    expect(resolved).to_contain_text("Ada")
+    expect(resolved).not_to_contain_text(admin.email)
     expect(page.locator('[data-stat="resolved-today"] .nt-card__value')).to_have_text("1")
 
 
@@ -388,4 +390,26 @@ def test_phone_width(chromium: Browser, live: LiveServer, admin: Admin, database
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
     shoot(page, "notifications-phone")
+    page.locator("[data-bell-button]").click()
+    panel = page.locator("[data-panel]")
+    expect(panel).to_be_visible()
+    box = panel.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, f"the bell panel is cut off: {box}"
     ctx.close()
+
+
+def test_no_console_errors_on_the_pages(
+    page: Page, live: LiveServer, admin: Admin, database: Database
+) -> None:
+    seed(database, unread=2)
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+    sign_in(page, live, admin)
+    with page.expect_response(lambda response: "favicon" in response.url) as icon:
+        page.goto(live.url + "/admin/notifications?tab=alerts")
+    assert icon.value.status == 200 and icon.value.url.startswith(live.url + "/admin/static/")
+    expect(badge(page)).to_have_text("2")
+    assert errors == [] and failed == []

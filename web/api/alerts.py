@@ -6,13 +6,11 @@ from flask import url_for
 
 from notifier import get_statistics
 from notifier.alerts import platform_alert_service as service
-from notifier.models import PlatformAlert
 
 from ..auth import current_admin
 from ..state import app_timezone, db_session
 from .blueprint import api
-from .errors import ApiError
-from .operations import READ_ERRORS, WRITE_ERRORS, Reply
+from .operations import READ_ERRORS, WRITE_ERRORS, Reply, found, page_of
 from .schemas import (
     AlertCreate,
     AlertOut,
@@ -22,12 +20,6 @@ from .schemas import (
     AlertStatsOut,
     ErrorOut,
 )
-
-
-def _found(alert: PlatformAlert | None, alert_id: int) -> PlatformAlert:
-    if alert is None:
-        raise ApiError(404, f"no platform alert with id {alert_id}")
-    return alert
 
 
 @api.route(
@@ -47,13 +39,7 @@ def list_alerts(query: AlertQuery) -> Reply:
         skip=query.skip,
         limit=query.limit,
     )
-    page = AlertPage(
-        items=[AlertOut.model_validate(item) for item in items],
-        total=total,
-        skip=query.skip,
-        limit=query.limit,
-    )
-    return page, 200
+    return page_of(AlertPage, [AlertOut.model_validate(item) for item in items], total, query), 200
 
 
 @api.route(
@@ -102,7 +88,8 @@ def alert_stats() -> Reply:
 )
 def get_alert(alert_id: int) -> Reply:
     """One alert by id."""
-    return AlertOut.model_validate(_found(service.get_alert(db_session(), alert_id), alert_id)), 200
+    alert = found(service.get_alert(db_session(), alert_id), "platform alert", alert_id)
+    return AlertOut.model_validate(alert), 200
 
 
 @api.route(
@@ -122,6 +109,6 @@ def resolve_alert(body: AlertResolve, alert_id: int) -> Reply:
         user_id=admin.id if admin else None,
         resolution_notes=body.resolution_notes,
     )
-    alert = _found(alert, alert_id)
+    alert = found(alert, "platform alert", alert_id)
     db.commit()
     return AlertOut.model_validate(alert), 200

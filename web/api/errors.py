@@ -9,6 +9,8 @@ from werkzeug.exceptions import HTTPException
 
 from notifier.errors import AlreadyResolvedError, ValidationError
 
+from ..outage import DATABASE_DOWN, RETRY_AFTER_SECONDS
+
 _CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -21,6 +23,7 @@ _CODES = {
     422: "validation_error",
     429: "too_many_requests",
     500: "internal_error",
+    503: "service_unavailable",
 }
 
 
@@ -71,21 +74,24 @@ def handle_api_error(exc: Exception) -> Response:
     if isinstance(exc, ApiError):
         return error_response(exc)
     if isinstance(exc, ValidationError):
-        return error_response(
-            ApiError(422, "the request is not valid", details=_rename_fields(exc.errors))
-        )
+        return error_response(ApiError(422, "the request is not valid", details=exc.errors))
     if isinstance(exc, AlreadyResolvedError):
         return error_response(ApiError(409, str(exc)))
     if isinstance(exc, HTTPException):
         return error_response(_from_http(exc))
+    if isinstance(exc, DATABASE_DOWN):
+        current_app.logger.warning(
+            "database unavailable in %s %s: %s", request.method, request.path, exc
+        )
+        return error_response(
+            ApiError(
+                503,
+                f"the database is unavailable; retry in {RETRY_AFTER_SECONDS} seconds",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        )
     current_app.logger.exception("unhandled error in %s %s", request.method, request.path)
     return error_response(ApiError(500, "internal error; the server log has the details"))
-
-
-def _rename_fields(errors: dict[str, str]) -> dict[str, str]:
-    # The services call the metadata argument "metadata"; the API field carries the model name.
-    field = "alert_metadata" if "/alerts" in request.path else "notification_metadata"
-    return {(field if name == "metadata" else name): why for name, why in errors.items()}
 
 
 def _routing_error(exc: HTTPException) -> Response | HTTPException:

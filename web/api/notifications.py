@@ -8,10 +8,10 @@ from notifier.models import AdminNotification, AdminUser
 from notifier.notifications import admin_notification_service as service
 
 from ..auth import current_admin
+from ..links import notification_link
 from ..state import db_session
 from .blueprint import api
-from .errors import ApiError
-from .operations import READ_ERRORS, WRITE_ERRORS, Reply
+from .operations import READ_ERRORS, WRITE_ERRORS, Reply, found, page_of
 from .schemas import (
     ErrorOut,
     MarkedOut,
@@ -33,10 +33,11 @@ def _admin() -> AdminUser:
     return admin
 
 
-def _found(notification: AdminNotification | None, notification_id: int) -> AdminNotification:
-    if notification is None:
-        raise ApiError(404, f"no notification with id {notification_id}")
-    return notification
+def _out(notification: AdminNotification) -> NotificationOut:
+    # action_url is the link a caller gave, else (built here, not by the core) its store's list.
+    out = NotificationOut.model_validate(notification)
+    out.action_url = notification_link(notification)
+    return out
 
 
 @api.route(
@@ -57,13 +58,7 @@ def list_notifications(query: NotificationQuery) -> Reply:
         skip=query.skip,
         limit=query.limit,
     )
-    page = NotificationPage(
-        items=[NotificationOut.model_validate(item) for item in items],
-        total=total,
-        skip=query.skip,
-        limit=query.limit,
-    )
-    return page, 200
+    return page_of(NotificationPage, [_out(item) for item in items], total, query), 200
 
 
 @api.route(
@@ -91,7 +86,7 @@ def create_notification(body: NotificationCreate) -> Reply:
     db.commit()
     location = url_for(".get_notification", notification_id=notification.id)
     return (
-        NotificationOut.model_validate(notification),
+        _out(notification),
         201 if created else 200,
         {"Location": location},
     )
@@ -109,7 +104,7 @@ def recent_notifications(query: RecentQuery) -> Reply:
     db = db_session()
     items = service.get_recent_notifications(db, limit=query.limit)
     out = RecentOut(
-        items=[NotificationOut.model_validate(item) for item in items],
+        items=[_out(item) for item in items],
         unread_count=service.get_unread_count(db),
     )
     return out, 200
@@ -148,8 +143,8 @@ def mark_all_read() -> Reply:
 )
 def get_notification(notification_id: int) -> Reply:
     """One notification by id."""
-    notification = _found(service.get_notification(db_session(), notification_id), notification_id)
-    return NotificationOut.model_validate(notification), 200
+    notification = service.get_notification(db_session(), notification_id)
+    return _out(found(notification, "notification", notification_id)), 200
 
 
 @api.route(
@@ -161,11 +156,10 @@ def get_notification(notification_id: int) -> Reply:
 def mark_read(notification_id: int) -> Reply:
     """Mark one notification read by the caller."""
     db = db_session()
-    notification = _found(
-        service.mark_as_read(db, notification_id, user_id=_admin().id), notification_id
-    )
+    notification = service.mark_as_read(db, notification_id, user_id=_admin().id)
+    notification = found(notification, "notification", notification_id)
     db.commit()
-    return NotificationOut.model_validate(notification), 200
+    return _out(notification), 200
 
 
 @api.route(
@@ -177,7 +171,7 @@ def mark_read(notification_id: int) -> Reply:
 def delete_notification(notification_id: int) -> Reply:
     """Delete one notification."""
     db = db_session()
-    if not service.delete_notification(db, notification_id):
-        raise ApiError(404, f"no notification with id {notification_id}")
+    deleted = service.delete_notification(db, notification_id)
+    found(deleted or None, "notification", notification_id)  # 404 when nothing was there
     db.commit()
     return None, 204

@@ -10,9 +10,11 @@ from flask import Response, current_app
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from notifier.validation import INT32_MAX
+
 from .blueprint import api, api_blueprint
 from .operations import Operation
-from .schemas import INT32_MAX, SchemaGenerator
+from .schemas import SchemaGenerator
 
 _REF = "#/components/schemas/{model}"
 _STATUS_TEXT = {
@@ -28,6 +30,7 @@ _STATUS_TEXT = {
     415: "Body is not JSON",
     422: "Validation failed; details name each bad field",
     429: "Too many failed attempts",
+    503: "Database unavailable; retry after Retry-After seconds",
 }
 
 

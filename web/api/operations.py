@@ -7,17 +7,43 @@ entry of the OpenAPI document, so the document cannot drift from what the code a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from flask import Blueprint, Response, current_app, request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
+from notifier.validation import INT32_MAX
+
 from .errors import ApiError
-from .schemas import INT32_MAX, ErrorOut
+from .jsonbody import RepeatedKeyError, check_body
+from .schemas import ErrorOut
+
+Row = TypeVar("Row")
+PageT = TypeVar("PageT", bound=BaseModel)
+
+
+class _PageQuery(Protocol):
+    skip: int
+    limit: int
+
+
+def found(row: Row | None, what: str, row_id: int) -> Row:
+    """``row``, or a 404 naming what was looked for."""
+    if row is None:
+        raise ApiError(404, f"no {what} with id {row_id}")
+    return row
+
+
+def page_of(page: type[PageT], items: Sequence[BaseModel], total: int, query: _PageQuery) -> PageT:
+    """One page of a list in the API's envelope: items, total, skip, limit."""
+    return page.model_validate(
+        {"items": items, "total": total, "skip": query.skip, "limit": query.limit}
+    )
+
 
 #: A view's answer: the body model (None for 204), the status, and extra headers.
 Reply = tuple[BaseModel | None, int] | tuple[BaseModel | None, int, dict[str, str]]
@@ -26,7 +52,12 @@ View = Callable[..., Reply]
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
 
 #: The errors every read can answer, and those a write adds (all in the one JSON shape).
-READ_ERRORS: dict[int, type[BaseModel] | None] = {401: ErrorOut, 422: ErrorOut, 429: ErrorOut}
+READ_ERRORS: dict[int, type[BaseModel] | None] = {
+    401: ErrorOut,
+    422: ErrorOut,
+    429: ErrorOut,
+    503: ErrorOut,
+}
 WRITE_ERRORS: dict[int, type[BaseModel] | None] = {
     **READ_ERRORS,
     400: ErrorOut,
@@ -122,6 +153,15 @@ def _parse_body(model: type[BaseModel]) -> BaseModel:
     if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
         raise ApiError(415, "send the body as JSON with Content-Type: application/json")
     raw = request.get_data(cache=True)
+    try:
+        text = raw.decode("utf-8")
+        too_deep = check_body(text)
+    except RepeatedKeyError as exc:
+        raise ApiError(400, str(exc)) from None
+    except ValueError:  # not UTF-8, or not JSON
+        raise ApiError(400, "the body is not valid JSON") from None
+    if too_deep:
+        raise ApiError(422, "the request is not valid", details=too_deep)
     try:
         return model.model_validate_json(raw)
     except PydanticError as exc:

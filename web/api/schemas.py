@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -21,77 +20,48 @@ from pydantic_core import core_schema
 from typing_extensions import TypeAliasType
 
 from notifier.enums import AlertType, NotificationType, Priority, Severity
-from notifier.notifications import MAX_PAGE
 from notifier.validation import (
     ACTION_URL_MAX,
     FINGERPRINT_MAX,
+    INT32_MAX,
     LIST_MAX_ITEMS,
     MESSAGE_MAX,
     METADATA_MAX_BYTES,
+    METADATA_MAX_DEPTH,
+    NO_NUL_PATTERN,
+    PAGE_MAX,
+    SAFE_URL_PATTERN,
+    SKIP_MAX,
     SYSTEM_NAME_MAX,
+    TEXT_PATTERN,
     TITLE_MAX,
-    is_safe_url,
+    metadata_problem,
+    neutralise,
+    text_problem,
+    url_problem,
 )
 
-#: Largest value an INTEGER column holds on PostgreSQL; ids and store ids stay within it.
-INT32_MAX = 2**31 - 1
-#: Deepest page reachable with skip; beyond it a client should narrow its filters.
-SKIP_MAX = 10_000_000
+
+def _rule(problem: Callable[[Any], str | None]) -> Callable[[Any], Any]:
+    """A pydantic validator running one of the core's checks (notifier/validation.py)."""
+
+    def check(value: Any) -> Any:
+        why = problem(value)
+        if why:
+            raise ValueError(why)
+        return value
+
+    return check
 
 
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; refuse it here instead of failing in the database.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
+def _text_rule(max_length: int, *, required: bool = True) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        why = text_problem(value, max_length=max_length, required=required)
+        if why:
+            raise ValueError(why)
+        return neutralise(value)
 
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-# The URLs the API accepts, as a pattern the document can carry: an app path (not "//...")
-# or an http(s) URL with a host; no control characters, spaces or backslashes anywhere.
-_URL_TAIL = r"[^\u0000-\u0020\u007f\\]"
-SAFE_URL_PATTERN = (
-    rf"^(?:/|/[^/\u0000-\u0020\u007f\\]{_URL_TAIL}*"
-    rf"|https?://[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]{{1,5}})?(?:[/?#]{_URL_TAIL}*)?)$"
-)
-_SAFE_URL = re.compile(SAFE_URL_PATTERN)
-
-
-def _safe_url(value: str) -> str:
-    if not _SAFE_URL.fullmatch(value) or not is_safe_url(value):
-        raise ValueError(
-            "must be a relative path starting with '/' or an http(s) URL "
-            "(no javascript:, data:, protocol-relative '//' or control characters)"
-        )
-    return value
-
-
-def _walk_strings(value: Any) -> None:
-    if isinstance(value, str):
-        _no_nul(value)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _no_nul(key)
-            _walk_strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            _walk_strings(item)
-
-
-def _small_object(value: dict[str, Any]) -> dict[str, Any]:
-    _walk_strings(value)
-    try:
-        encoded = json.dumps(value, allow_nan=False)
-    except ValueError as exc:
-        raise ValueError("must hold only finite numbers") from exc
-    if len(encoded.encode()) > METADATA_MAX_BYTES:
-        raise ValueError(f"must be at most {METADATA_MAX_BYTES} bytes as JSON")
-    return value
+    return check
 
 
 def _integral(value: Any) -> Any:
@@ -105,46 +75,45 @@ def _utc_iso(value: datetime) -> str:
     return value.isoformat()
 
 
-# The schema says what the validators enforce, so generated clients (and schemathesis) send
-# what the server accepts: no NUL anywhere (PostgreSQL cannot store it), text not blank.
-_NO_NUL = r"^[^\u0000]*$"
-_TEXT = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
+# The schema says what the core's checks enforce, so generated clients (and schemathesis)
+# send what the server accepts: no NUL anywhere (PostgreSQL cannot store it), text with
+# something visible in it, links by the one URL rule.
 
 
 def _text(max_length: int) -> Any:
-    return Field(min_length=1, max_length=max_length, json_schema_extra={"pattern": _TEXT})
+    return Field(min_length=1, max_length=max_length, json_schema_extra={"pattern": TEXT_PATTERN})
 
 
-Title = Annotated[str, _text(TITLE_MAX), AfterValidator(_no_nul), AfterValidator(_not_blank)]
-Message = Annotated[str, _text(MESSAGE_MAX), AfterValidator(_no_nul), AfterValidator(_not_blank)]
+Title = Annotated[str, _text(TITLE_MAX), AfterValidator(_text_rule(TITLE_MAX))]
+Message = Annotated[str, _text(MESSAGE_MAX), AfterValidator(_text_rule(MESSAGE_MAX))]
 OptionalText = Annotated[
     str,
-    Field(max_length=MESSAGE_MAX, json_schema_extra={"pattern": _NO_NUL}),
-    AfterValidator(_no_nul),
+    Field(max_length=MESSAGE_MAX, json_schema_extra={"pattern": NO_NUL_PATTERN}),
+    AfterValidator(_text_rule(MESSAGE_MAX, required=False)),
 ]
-Key = Annotated[str, _text(FINGERPRINT_MAX), AfterValidator(_no_nul), AfterValidator(_not_blank)]
+Key = Annotated[str, _text(FINGERPRINT_MAX), AfterValidator(_text_rule(FINGERPRINT_MAX))]
 ActionUrl = Annotated[
     str,
     Field(max_length=ACTION_URL_MAX, json_schema_extra={"pattern": SAFE_URL_PATTERN}),
-    AfterValidator(_safe_url),
+    AfterValidator(_rule(url_problem)),
 ]
-_JsonText = Annotated[str, Field(json_schema_extra={"pattern": _NO_NUL}), AfterValidator(_no_nul)]
+_JsonText = Annotated[str, Field(json_schema_extra={"pattern": NO_NUL_PATTERN})]
 JsonValue = TypeAliasType(
     "JsonValue",
     "_JsonText | int | float | bool | list[JsonValue] | dict[_JsonText, JsonValue] | None",
 )
 Metadata = Annotated[
     dict[_JsonText, JsonValue],
-    AfterValidator(_small_object),
-    Field(description=f"A JSON object of at most {METADATA_MAX_BYTES} bytes."),
+    AfterValidator(_rule(metadata_problem)),
+    Field(
+        description=(
+            f"A JSON object of at most {METADATA_MAX_BYTES} bytes as UTF-8 JSON, "
+            f"nested at most {METADATA_MAX_DEPTH} levels deep."
+        )
+    ),
 ]
 StoreId = Annotated[int, Field(ge=0, le=INT32_MAX), BeforeValidator(_integral)]
-SystemName = Annotated[
-    str,
-    _text(SYSTEM_NAME_MAX),
-    AfterValidator(_no_nul),
-    AfterValidator(_not_blank),
-]
+SystemName = Annotated[str, _text(SYSTEM_NAME_MAX), AfterValidator(_text_rule(SYSTEM_NAME_MAX))]
 Timestamp = Annotated[
     datetime,
     PlainSerializer(_utc_iso, return_type=str),
@@ -232,7 +201,7 @@ class NotificationQuery(_Query):
     is_read: bool | None = None
     store_id: StoreId | None = None
     skip: Annotated[int, Field(ge=0, le=SKIP_MAX)] = 0
-    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 50
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 50
 
 
 class AlertQuery(_Query):
@@ -242,17 +211,13 @@ class AlertQuery(_Query):
     severity: Severity | None = None
     is_resolved: bool | None = None
     skip: Annotated[int, Field(ge=0, le=SKIP_MAX)] = 0
-    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 50
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 50
 
 
 class RecentQuery(_Query):
     """Paging of GET /notifications/recent."""
 
-    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 5
-
-
-class NoQuery(_Query):
-    """An endpoint that takes no query parameters."""
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 5
 
 
 # -- responses ---------------------------------------------------------------------------
