@@ -148,12 +148,19 @@ class DrainerProcess:
                 daemon=True,
             ).start()
 
-    def stop(self) -> None:
-        """Ask the process to finish its batch and exit; kill it if it does not."""
+    def stop(self) -> bool:
+        """Ask the process to finish its batch and exit; kill it if it does not.
+
+        Returns False when it did not exit by itself (it was killed, or a signal reached it
+        while it was still starting, before it could drain once more): the caller may
+        have events left in the spool to record.
+        """
         with self._lock:
             process, self._process = self._process, None
-        if process is not None:
-            stop_process(process)
+        if process is None:
+            return True
+        stop_process(process)
+        return process.returncode == 0
 
     def forget(self) -> None:
         """In a forked child: the parent's process is not ours to manage."""

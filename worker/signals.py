@@ -152,9 +152,15 @@ class _Installation:
 
     def stop_draining(self) -> None:
         """Stop the drainer process or thread, recording what it can first."""
-        if self._parts is not None:
-            self._parts.process.stop()
-            self._parts.drainer.stop()
+        parts = self._parts
+        if parts is None:
+            return
+        if not parts.process.stop():
+            # The drainer process never had its last drain (a shutdown right after start):
+            # record what it left here, once, rather than at the next start.
+            with guard("final drain", spool=str(parts.spool.directory)):
+                parts.drainer.drain()
+        parts.drainer.stop()
 
     def after_fork(self) -> None:
         """In a new pool child: drop the parent's engine and drainer, keep the spool."""
