@@ -25,6 +25,7 @@ from .failures import record_failures as record_failures
 from .migrate import schema_problem as schema_problem
 from .migrate import upgrade as upgrade
 from .models import AdminNotification as AdminNotification
+from .models import AdminSession as AdminSession
 from .models import AdminUser as AdminUser
 from .models import ApiToken as ApiToken
 from .models import PlatformAlert as PlatformAlert
@@ -38,6 +39,7 @@ from .users import create_admin as create_admin
 __all__ = [
     "AdminNotification",
     "AdminNotificationService",
+    "AdminSession",
     "AdminUser",
     "AlertFields",
     "AlertType",
