@@ -1,7 +1,7 @@
-"""alert fingerprint column on notifications (backfilled); processed failure keys
+"""alert fingerprint column on notifications (backfilled); processed failure keys (revision id 0003, applied after 0004)
 
 Revision ID: 0003
-Revises: e1b0a5c3d9f2
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import notifier.types
 
 revision = '0003'
-down_revision = 'e1b0a5c3d9f2'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
