@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .alerts import AlertFields as AlertFields
 from .alerts import PlatformAlertService as PlatformAlertService
 from .alerts import platform_alert_service as platform_alert_service
 from .config import Settings as Settings
@@ -12,32 +13,61 @@ from .enums import Priority as Priority
 from .enums import Severity as Severity
 from .errors import AlreadyResolvedError as AlreadyResolvedError
 from .errors import ConfigurationError as ConfigurationError
+from .errors import DuplicateAdminError as DuplicateAdminError
 from .errors import NotifierError as NotifierError
 from .errors import ValidationError as ValidationError
+from .failures import FailureKind as FailureKind
+from .failures import FailureReport as FailureReport
+from .failures import JobKind as JobKind
+from .failures import must_wait as must_wait
+from .failures import prune_processed as prune_processed
+from .failures import record_failures as record_failures
+from .migrate import schema_problem as schema_problem
+from .migrate import upgrade as upgrade
 from .models import AdminNotification as AdminNotification
+from .models import AdminSession as AdminSession
 from .models import AdminUser as AdminUser
 from .models import ApiToken as ApiToken
 from .models import PlatformAlert as PlatformAlert
+from .models import ProcessedFailure as ProcessedFailure
 from .notifications import AdminNotificationService as AdminNotificationService
+from .notifications import NotificationFields as NotificationFields
 from .notifications import admin_notification_service as admin_notification_service
+from .statistics import get_statistics as get_statistics
+from .users import create_admin as create_admin
 
 __all__ = [
     "AdminNotification",
     "AdminNotificationService",
+    "AdminSession",
     "AdminUser",
+    "AlertFields",
     "AlertType",
     "AlreadyResolvedError",
     "ApiToken",
     "ConfigurationError",
     "Database",
+    "DuplicateAdminError",
+    "FailureKind",
+    "FailureReport",
+    "JobKind",
+    "NotificationFields",
     "NotificationType",
     "NotifierError",
     "PlatformAlert",
     "PlatformAlertService",
     "Priority",
+    "ProcessedFailure",
     "Settings",
     "Severity",
     "ValidationError",
     "admin_notification_service",
+    "create_admin",
+    "get_statistics",
+    "must_wait",
     "platform_alert_service",
+    "prune_processed",
+    "record_failures",
+    "schema_problem",
+    "upgrade",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time, tzinfo
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from .config import configured_timezone
 from .enums import AlertType, Severity
 from .errors import AlreadyResolvedError, ValidationError
-from .models import AdminNotification, PlatformAlert
-from .notifications import page_bounds
+from .models import PlatformAlert
+from .paging import fetch_page
 from .types import utcnow
 from .upserts import upsert_alert
 from .validation import FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX, Checker
@@ -26,33 +26,12 @@ def default_fingerprint(alert_type: AlertType | str, title: str) -> str:
 class PlatformAlertService:
     """Platform alerts. Every method takes the session first and never commits."""
 
-    def create_alert(
-        self,
-        db: Session,
-        *,
-        alert_type: AlertType | str,
-        severity: Severity | str,
-        title: str,
-        description: str | None = None,
-        affected_stores: list[int] | None = None,
-        affected_systems: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        fingerprint: str | None = None,
-    ) -> PlatformAlert:
+    def create_alert(self, db: Session, **fields: Unpack[AlertFields]) -> PlatformAlert:
         """Create a new open alert (fails on the unique index if one is open for the fingerprint).
 
         Use ``create_or_increment_alert`` for anything that may recur.
         """
-        values = self._validate(
-            alert_type=alert_type,
-            severity=severity,
-            title=title,
-            description=description,
-            affected_stores=affected_stores,
-            affected_systems=affected_systems,
-            metadata=metadata,
-            fingerprint=fingerprint,
-        )
+        values = _validated(fields)
         now = utcnow()
         alert = PlatformAlert(**values, first_occurred_at=now, last_occurred_at=now)
         db.add(alert)
@@ -60,40 +39,22 @@ class PlatformAlertService:
         return alert
 
     def create_or_increment_alert(
-        self,
-        db: Session,
-        *,
-        alert_type: AlertType | str,
-        severity: Severity | str,
-        title: str,
-        fingerprint: str | None = None,
-        description: str | None = None,
-        affected_stores: list[int] | None = None,
-        affected_systems: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        occurrences: int = 1,
+        self, db: Session, *, occurrences: int = 1, **fields: Unpack[AlertFields]
     ) -> tuple[PlatformAlert, bool]:
         """Count one more occurrence of the open alert with this fingerprint, or open one.
 
-        Returns ``(alert, created)``. An existing open alert gets ``occurrence_count + 1``
-        (``+ occurrences``, for a caller that batched several occurrences into one call),
-        a new ``last_occurred_at``, the higher of the two severities, the union of affected
-        stores and systems, and the newest description; its title and metadata stay.
-        This is a single ``INSERT ... ON CONFLICT DO UPDATE`` against the partial unique
-        index, so concurrent callers never lose a count nor open a second alert.
-        A new alert for a fingerprint whose last alert was resolved records that alert's id
-        as ``previous_alert_id`` in its metadata.
+        Fields: ``alert_type``, ``severity``, ``title`` (required), ``fingerprint`` (default:
+        type and title), ``description``, ``affected_stores``, ``affected_systems``,
+        ``metadata``. Returns ``(alert, created)``. An existing open alert gets
+        ``occurrence_count + 1`` (``+ occurrences``, for a caller that batched several
+        occurrences into one call), a new ``last_occurred_at``, the higher of the two
+        severities, the union of affected stores and systems, and the newest description;
+        its title and metadata stay. This is a single ``INSERT ... ON CONFLICT DO UPDATE``
+        against the partial unique index, so concurrent callers never lose a count nor open
+        a second alert. A new alert for a fingerprint whose last alert was resolved records
+        that alert's id as ``previous_alert_id`` in its metadata.
         """
-        values = self._validate(
-            alert_type=alert_type,
-            severity=severity,
-            title=title,
-            description=description,
-            affected_stores=affected_stores,
-            affected_systems=affected_systems,
-            metadata=metadata,
-            fingerprint=fingerprint,
-        )
+        values = _validated(fields)
         if isinstance(occurrences, bool) or not isinstance(occurrences, int) or occurrences < 1:
             raise ValidationError({"occurrences": "must be a positive integer"})
         now = utcnow()
@@ -152,20 +113,12 @@ class PlatformAlertService:
         if is_resolved is not None:
             conditions.append(PlatformAlert.is_resolved.is_(bool(is_resolved)))
         check.done()
-        skip, limit = page_bounds(skip, limit)
-        total = db.scalar(select(func.count()).select_from(PlatformAlert).where(*conditions))
-        items = db.scalars(
-            select(PlatformAlert)
-            .where(*conditions)
-            .order_by(
-                PlatformAlert.is_resolved.asc(),
-                PlatformAlert.last_occurred_at.desc(),
-                PlatformAlert.id.desc(),
-            )
-            .offset(skip)
-            .limit(limit)
-        ).all()
-        return list(items), int(total or 0)
+        order = (
+            PlatformAlert.is_resolved.asc(),
+            PlatformAlert.last_occurred_at.desc(),
+            PlatformAlert.id.desc(),
+        )
+        return fetch_page(db, PlatformAlert, conditions, order, skip=skip, limit=limit)
 
     def get_alert(self, db: Session, alert_id: int) -> PlatformAlert | None:
         """One alert by id, or None."""
@@ -203,9 +156,9 @@ class PlatformAlertService:
     def get_statistics(
         self, db: Session, *, tz: tzinfo | None = None, now: datetime | None = None
     ) -> dict[str, Any]:
-        """Counts for the statistics cards and the alert breakdowns.
+        """Counts of alerts for the statistics cards and the alert breakdowns.
 
-        Keys: unread_notifications, active_alerts, critical_alerts (active and critical),
+        Keys: active_alerts, critical_alerts (active and critical),
         resolved_today (since midnight in ``NOTIFIER_TIMEZONE``), total_alerts, and
         by_severity / by_type over active alerts with every enum value present.
         """
@@ -233,16 +186,7 @@ class PlatformAlertService:
             )
             or 0
         )
-        unread = (
-            db.scalar(
-                select(func.count())
-                .select_from(AdminNotification)
-                .where(AdminNotification.is_read.is_(False))
-            )
-            or 0
-        )
         return {
-            "unread_notifications": int(unread),
             "active_alerts": sum(by_severity.values()),
             "critical_alerts": by_severity[Severity.CRITICAL.value],
             "resolved_today": int(resolved_today),
@@ -251,39 +195,48 @@ class PlatformAlertService:
             "by_type": by_type,
         }
 
-    @staticmethod
-    def _validate(
-        *,
-        alert_type: Any,
-        severity: Any,
-        title: Any,
-        description: Any,
-        affected_stores: Any,
-        affected_systems: Any,
-        metadata: Any,
-        fingerprint: Any,
-    ) -> dict[str, Any]:
-        check = Checker()
-        values: dict[str, Any] = {
-            "alert_type": check.enum("alert_type", alert_type, AlertType),
-            "severity": check.enum("severity", severity, Severity),
-            "title": check.text("title", title, max_length=TITLE_MAX),
-            "description": check.text(
-                "description", description, max_length=MESSAGE_MAX, required=False
-            ),
-            "affected_stores": check.int_list("affected_stores", affected_stores),
-            "affected_systems": check.name_list("affected_systems", affected_systems),
-            "alert_metadata": check.metadata("metadata", metadata),
-            "fingerprint": check.text(
-                "fingerprint", fingerprint, max_length=FINGERPRINT_MAX, required=False
-            ),
-        }
-        check.done()
-        if values["fingerprint"] is None:
-            values["fingerprint"] = default_fingerprint(values["alert_type"], values["title"])
-        return values
+
+class AlertFields(TypedDict, total=False):
+    """The fields an alert is opened or counted with (``create_or_increment_alert``)."""
+
+    alert_type: Required[AlertType | str]
+    severity: Required[Severity | str]
+    title: Required[str]
+    fingerprint: str | None
+    description: str | None
+    affected_stores: list[int] | None
+    affected_systems: list[str] | None
+    metadata: dict[str, Any] | None
+
+
+def _validated(fields: AlertFields) -> dict[str, Any]:
+    """The row values for ``fields``, or a ValidationError naming every bad field."""
+    check = Checker()
+    values: dict[str, Any] = {
+        "alert_type": check.enum("alert_type", fields.get("alert_type"), AlertType),
+        "severity": check.enum("severity", fields.get("severity"), Severity),
+        "title": check.text("title", fields.get("title"), max_length=TITLE_MAX),
+        "description": check.text(
+            "description", fields.get("description"), max_length=MESSAGE_MAX, required=False
+        ),
+        "affected_stores": check.int_list("affected_stores", fields.get("affected_stores")),
+        "affected_systems": check.name_list("affected_systems", fields.get("affected_systems")),
+        "alert_metadata": check.metadata("metadata", fields.get("metadata")),
+        "fingerprint": check.text(
+            "fingerprint", fields.get("fingerprint"), max_length=FINGERPRINT_MAX, required=False
+        ),
+    }
+    check.done()
+    if values["fingerprint"] is None:
+        values["fingerprint"] = default_fingerprint(values["alert_type"], values["title"])
+    return values
 
 
 platform_alert_service = PlatformAlertService()
 
-__all__ = ["PlatformAlertService", "default_fingerprint", "platform_alert_service"]
+__all__ = [
+    "AlertFields",
+    "PlatformAlertService",
+    "default_fingerprint",
+    "platform_alert_service",
+]

@@ -1,4 +1,4 @@
-"""The tables: admins, their notifications, and deduplicated platform alerts."""
+"""The tables: admins and their sessions, notifications, and deduplicated platform alerts."""
 
 from __future__ import annotations
 
@@ -109,11 +109,15 @@ class AdminNotification(Base):
     notification_metadata: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     store_id: Mapped[int | None] = mapped_column(Integer)
     dedup_key: Mapped[str | None] = mapped_column(String(FINGERPRINT_MAX), unique=True)
+    #: The fingerprint of the platform alert this notification was raised for, if any: the
+    #: failure recorder's cooldown looks for a recent notification of the same fingerprint.
+    alert_fingerprint: Mapped[str | None] = mapped_column(String(FINGERPRINT_MAX))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
         CheckConstraint(f"length(title) <= {TITLE_MAX}", name="title_length"),
         CheckConstraint(f"length(message) <= {MESSAGE_MAX}", name="message_length"),
+        Index("ix_admin_notifications_fingerprint_created", "alert_fingerprint", "created_at"),
         # Unread count and the header dropdown (newest unread) read only this small index.
         Index(
             "ix_admin_notifications_unread_created",
@@ -182,6 +186,23 @@ class PlatformAlert(Base):
 
     def __repr__(self) -> str:
         return f"<PlatformAlert {self.id} {self.fingerprint!r} x{self.occurrence_count}>"
+
+
+class ProcessedFailure(Base):
+    """The key of a failure report already recorded, kept so a replay is recognised.
+
+    Written in the same transaction as the report's effects (alert count, notification), so
+    a report redelivered or replayed after a crash is counted exactly once, whatever the
+    cooldown. Rows older than the retention window are pruned in bounded batches.
+    """
+
+    __tablename__ = "processed_failures"
+
+    key: Mapped[str] = mapped_column(String(FINGERPRINT_MAX), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    def __repr__(self) -> str:
+        return f"<ProcessedFailure {self.key!r}>"
 
 
 class ApiToken(Base):
@@ -298,3 +319,26 @@ class DeliveryAttempt(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[str | None] = mapped_column(String(1024))
+
+
+class AdminSession(Base):
+    """A browser login the server can end: the cookie holds a random id, stored here hashed.
+
+    Deleting the row (logout, "log out everywhere", deactivation, a password change, the
+    admin's deletion) ends the session at once; ``expires_at`` is fixed at login, so use
+    never extends it. The id in the cookie is random, never the admin's row id, so a
+    cookie cannot be mistaken for another admin who later gets the same row id.
+    """
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="CASCADE"), index=True
+    )
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+    def __repr__(self) -> str:
+        return f"<AdminSession {self.id} user={self.user_id} until {self.expires_at}>"

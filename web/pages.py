@@ -19,6 +19,7 @@ from notifier import (
     Priority,
     Severity,
     admin_notification_service,
+    get_statistics,
     platform_alert_service,
 )
 from notifier.validation import SKIP_MAX, is_safe_url
@@ -176,7 +177,7 @@ def notifications() -> str:
     return render_template(
         "notifier/notifications.html",
         tab=tab,
-        stats=platform_alert_service.get_statistics(session, tz=zone),
+        stats=get_statistics(session, tz=zone),
         chart=daily_chart(admin_notification_service.get_daily_counts(session, days=14, tz=zone)),
         filters=filters.values | {"active": filters.active},
         notices=filters.notices,

@@ -42,6 +42,6 @@ notifier_letzshop_base_url = os.environ.get("NOTIFIER_LETZSHOP_URL") or None
 notifier_letzshop_timeout = 10.0
 notifier_letzshop_retry_delay = float(os.environ.get("NOTIFIER_LETZSHOP_RETRY_DELAY") or 30)
 
-# No beat schedule: spooled events are replayed by each worker's own drainer thread, at
-# start and every few seconds while the database is unreachable.
+# No beat schedule: spooled events are replayed by each worker's own drainer (a process next
+# to a prefork worker), at start and every few seconds while the database is unreachable.
 beat_schedule: dict[str, dict[str, object]] = {}

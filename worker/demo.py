@@ -18,11 +18,8 @@ from typing import Any
 
 import click
 
-from notifier import Database, Settings
+from notifier import Database, DuplicateAdminError, Settings, create_admin, upgrade
 from notifier.cli import settings_options
-from notifier.errors import DuplicateAdminError
-from notifier.migrate import upgrade
-from notifier.users import create_admin
 
 DEMO_EMAIL = "admin@example.com"
 _PASSWORD_FILE = "demo-admin-password"  # noqa: S105 (a file name, not a password)
@@ -106,14 +103,22 @@ def _enqueue(files: dict[str, str]) -> list[str]:
         ("notifier.demo.too_slow", (4,), {}, "hard time limit -> performance alert"),
         ("notifier.demo.soft_limit", (5,), {}, "soft time limit -> performance alert"),
         ("notifier.demo.flaky", (6,), {}, "fails once, retry succeeds -> nothing"),
-        ("notifier.demo.nightly_report", ("secret-token",), {}, "generic job -> notification"),
+        (
+            "notifier.demo.nightly_report",
+            ("secret-token",),
+            {},
+            "generic job -> critical notification",
+        ),
+        ("notifier.demo.stock_check", (8,), {}, "generic job -> normal store issue"),
+        ("notifier.demo.newsletter", (), {}, "generic job -> low-priority info"),
     ]
     lines = []
-    for name, args, kwargs, what in plan:
-        app.send_task(name, args=args, kwargs=kwargs)
+    # Fixed task ids: a demo run again records nothing twice (the failure keys are known).
+    for n, (name, args, kwargs, what) in enumerate(plan):
+        app.send_task(name, args=args, kwargs=kwargs, task_id=f"notifier-demo-{n}")
         lines.append(f"  {name}{args!r}: {what}")
-    for _ in range(20):  # a storm: one notification, an alert counting 20
-        app.send_task("notifier.demo.price_feed", args=(7,))
+    for n in range(20):  # a storm: one notification, an alert counting 20
+        app.send_task("notifier.demo.price_feed", args=(7,), task_id=f"notifier-demo-storm-{n}")
     lines.append("  20 x notifier.demo.price_feed(7,): a storm -> 1 notification, alert x20")
     return lines
 

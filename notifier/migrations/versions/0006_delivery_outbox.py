@@ -1,7 +1,7 @@
 """delivery outbox: endpoints, deliveries, attempts
 
-Revision ID: 0005
-Revises: e1b0a5c3d9f2
+Revision ID: 0006
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from sqlalchemy.dialects import postgresql
 
 import notifier.types
 
-revision = '0005'
-down_revision = 'e1b0a5c3d9f2'
+revision = '0006'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
