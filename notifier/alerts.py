@@ -8,8 +8,9 @@ from typing import Any, Required, TypedDict, Unpack
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from . import outbox
 from .config import configured_timezone
-from .enums import AlertType, Severity
+from .enums import AlertType, DeliveryEvent, Severity
 from .errors import AlreadyResolvedError, ValidationError
 from .models import PlatformAlert
 from .paging import fetch_page
@@ -36,6 +37,7 @@ class PlatformAlertService:
         alert = PlatformAlert(**values, first_occurred_at=now, last_occurred_at=now)
         db.add(alert)
         db.flush()
+        outbox.on_alert(db, alert, DeliveryEvent.ALERT_OPENED)
         return alert
 
     def create_or_increment_alert(
@@ -72,11 +74,16 @@ class PlatformAlertService:
         # An existing alert already had at least one occurrence before these.
         created = alert.occurrence_count == occurrences
         if created:
-            self._link_previous(db, alert)
+            regressed = self._link_previous(db, alert)
+            event = DeliveryEvent.ALERT_REGRESSED if regressed else DeliveryEvent.ALERT_OPENED
+            outbox.on_alert(db, alert, event)
         return alert, created
 
-    def _link_previous(self, db: Session, alert: PlatformAlert) -> None:
-        """Point a newly opened alert at the last resolved alert with the same fingerprint."""
+    def _link_previous(self, db: Session, alert: PlatformAlert) -> bool:
+        """Point a newly opened alert at the last resolved alert with the same fingerprint.
+
+        Returns whether there was one: the new alert is then a regression.
+        """
         previous = db.execute(
             select(PlatformAlert.id, PlatformAlert.occurrence_count)
             .where(PlatformAlert.fingerprint == alert.fingerprint, PlatformAlert.is_resolved)
@@ -90,6 +97,7 @@ class PlatformAlertService:
                 "previous_occurrence_count": previous.occurrence_count,
             }
             db.flush()
+        return previous is not None
 
     def get_alerts(
         self,
@@ -151,6 +159,7 @@ class PlatformAlertService:
             return None
         if not getattr(result, "rowcount", 0):
             raise AlreadyResolvedError(alert_id)
+        outbox.on_alert(db, alert, DeliveryEvent.ALERT_RESOLVED)
         return alert
 
     def get_statistics(

@@ -37,6 +37,7 @@ from .errors import ConfigurationError, DeliveryRefusedError
 from .mail import MailContent, SmtpSettings, alert_root_message_id, compose, send
 from .models import AdminUser, Delivery, DeliveryAttempt, DeliveryEndpoint
 from .notifications import admin_notification_service
+from .outbox import ensure_default_email_endpoint
 from .types import utcnow
 from .webhooks import envelope, signed_headers
 
@@ -45,6 +46,7 @@ __all__ = [
     "RETRY_DELAYS",
     "DispatchReport",
     "DispatchSettings",
+    "DispatcherThread",
     "dispatch_due",
     "replay",
     "replay_failed_since",
@@ -602,6 +604,48 @@ def run_dispatcher(
         except Exception:
             log.exception("notifier: delivery dispatch failed; retrying in %.0f s", sweep_every)
         wake.wait(sweep_every)
+
+
+class DispatcherThread:
+    """``run_dispatcher`` in a daemon thread, woken after a commit that queued deliveries."""
+
+    def __init__(
+        self, database: Database, settings: DispatchSettings, *, sweep_every: float = 5.0
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.sweep_every = sweep_every
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the thread (once); with SMTP set, make sure the default email rule exists."""
+        if self._thread is not None:
+            return
+        if self.settings.smtp is not None:
+            with self.database.session_scope(immediate=True) as db:
+                ensure_default_email_endpoint(db)
+        self._thread = threading.Thread(
+            target=run_dispatcher,
+            args=(self.database, self.settings),
+            kwargs={"stop": self._stop, "wake": self._wake, "sweep_every": self.sweep_every},
+            name="notifier-dispatcher",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look for due deliveries now rather than at the next sweep."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Finish the current send and stop."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
 
 
 def replay(db: Session, delivery_id: int) -> Delivery | None:

@@ -18,7 +18,7 @@ from . import egress
 from .enums import AlertType, DeliveryChannel, DeliveryEvent, NotificationType, Priority, Severity
 from .errors import DeliveryRefusedError
 from .models import DeliveryEndpoint
-from .outbox import new_id, queue
+from .outbox import forget_endpoints, new_id, queue
 from .types import utcnow
 from .validation import ACTION_URL_MAX, Checker
 from .webhooks import generate_secret
@@ -126,6 +126,7 @@ class EndpointService:
         endpoint.secret = secret
         db.add(endpoint)
         db.flush()
+        forget_endpoints(db)
         return endpoint, secret
 
     def get(self, db: Session, endpoint_id: int) -> DeliveryEndpoint | None:
@@ -157,6 +158,7 @@ class EndpointService:
             check.fail("url", "the email endpoint has no URL")
         self._validate(check, endpoint, fields, allow_private=allow_private)
         check.done()
+        forget_endpoints(db)
         return endpoint
 
     def set_enabled(
@@ -169,6 +171,7 @@ class EndpointService:
             endpoint.failing_since = None
         else:
             endpoint.disabled_reason = "disabled by an admin"
+        forget_endpoints(db)
         return endpoint
 
     def rotate_secret(self, db: Session, endpoint: DeliveryEndpoint) -> str:
@@ -189,6 +192,7 @@ class EndpointService:
     def delete(self, db: Session, endpoint: DeliveryEndpoint) -> None:
         """Delete an endpoint and its delivery log."""
         db.delete(endpoint)
+        forget_endpoints(db)
 
 
 endpoint_service = EndpointService()

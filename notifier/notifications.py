@@ -10,6 +10,7 @@ from typing import Any, Required, TypedDict, Unpack
 from sqlalchemy import case, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from . import outbox
 from .config import configured_timezone
 from .enums import NotificationType, Priority
 from .models import AdminNotification
@@ -108,11 +109,13 @@ class AdminNotificationService:
             notification: AdminNotification = db.scalars(
                 _INSERT, values, execution_options=_FRESH
             ).one()
+            outbox.on_notification(db, notification)
             return notification, True
         created: AdminNotification | None = db.scalars(
             insert_notification_once(), values, execution_options=_FRESH
         ).first()
         if created is not None:
+            outbox.on_notification(db, created)
             return created, True
         # The key exists (or a racing transaction just committed it): return that row.
         existing = db.scalars(

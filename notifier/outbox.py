@@ -25,6 +25,7 @@ __all__ = [
     "EMAIL_ALERT_COOLDOWN",
     "alert_payload",
     "ensure_default_email_endpoint",
+    "forget_endpoints",
     "matches",
     "new_id",
     "notification_payload",
@@ -40,6 +41,7 @@ DEFAULT_EMAIL_ENDPOINT_NAME = "Admins by email"
 EMAIL_ALERT_COOLDOWN = timedelta(minutes=15)
 
 _QUEUED = "notifier_deliveries_queued"
+_ENDPOINTS = "notifier_enabled_endpoints"
 _PRIORITY_RANK = {priority: rank for rank, priority in enumerate(Priority)}
 
 
@@ -63,6 +65,7 @@ def notification_payload(notification: AdminNotification) -> dict[str, Any]:
         "notification_metadata": dict(notification.notification_metadata or {}),
         "store_id": notification.store_id,
         "dedup_key": notification.dedup_key,
+        "alert_fingerprint": notification.alert_fingerprint,
         "created_at": _iso(notification.created_at),
     }
 
@@ -125,7 +128,19 @@ def matches(
 
 
 def _enabled_endpoints(db: Session) -> list[DeliveryEndpoint]:
-    return list(db.scalars(select(DeliveryEndpoint).where(DeliveryEndpoint.is_enabled)))
+    # Read once per session: a batch of failures must not read the endpoints per row.
+    # Sessions here are short (one transaction, one request); the endpoint service drops
+    # the cached list when it changes an endpoint.
+    cached: list[DeliveryEndpoint] | None = db.info.get(_ENDPOINTS)
+    if cached is None:
+        cached = list(db.scalars(select(DeliveryEndpoint).where(DeliveryEndpoint.is_enabled)))
+        db.info[_ENDPOINTS] = cached
+    return [endpoint for endpoint in cached if endpoint.is_enabled]
+
+
+def forget_endpoints(db: Session) -> None:
+    """Drop the session's cached endpoint list (after an endpoint was changed)."""
+    db.info.pop(_ENDPOINTS, None)
 
 
 def new_id(prefix: str) -> str:
@@ -280,4 +295,5 @@ def ensure_default_email_endpoint(db: Session) -> DeliveryEndpoint:
     )
     db.add(endpoint)
     db.flush()
+    forget_endpoints(db)
     return endpoint

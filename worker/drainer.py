@@ -25,11 +25,15 @@ from sqlalchemy.engine import make_url
 
 from notifier import (
     AlertType,
+    ConfigurationError,
     Database,
+    DispatcherThread,
+    DispatchSettings,
     FailureReport,
     Severity,
     platform_alert_service,
     prune_processed,
+    queued_in,
     record_failures,
     schema_problem,
 )
@@ -61,6 +65,7 @@ class SpoolRecorder(Recorder):
         self.cooldown = cooldown
         self._database: Database | None = None
         self._pruned_at = 0.0
+        self._dispatcher: DispatcherThread | None = None
 
     @property
     def database(self) -> Database:
@@ -80,11 +85,29 @@ class SpoolRecorder(Recorder):
                 "it is done."
             )
         self.buried(spool, spool.dead_count(), at_start=True)
+        self._start_dispatcher()
+
+    def _start_dispatcher(self) -> None:
+        # Deliveries (email, webhooks, chat) queued by what this process records are sent
+        # from here too: woken right after the commit, and a sweep every few seconds for
+        # rows queued elsewhere (the web app) or waiting for a retry.
+        if self._dispatcher is not None:
+            return
+        try:
+            settings = DispatchSettings.from_env()
+        except ConfigurationError as exc:
+            logger.error("notifier: deliveries are not sent: %s", exc)
+            return
+        self._dispatcher = DispatcherThread(self.database, settings)
+        self._dispatcher.start()
 
     def record(self, events: list[FailureReport]) -> list[bool]:
         """Record a batch in one transaction (see ``notifier.record_failures``)."""
         with self.database.session_scope() as db:
             outcomes = record_failures(db, events, cooldown=self.cooldown)
+            queued = queued_in(db)
+        if queued and self._dispatcher is not None:
+            self._dispatcher.wake()
         if time.monotonic() - self._pruned_at > _PRUNE_EVERY:
             with self.database.session_scope() as db:
                 prune_processed(db)
@@ -113,7 +136,10 @@ class SpoolRecorder(Recorder):
             )
 
     def close(self) -> None:
-        """Close the engine's connections."""
+        """Stop sending deliveries and close the engine's connections."""
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
+            self._dispatcher = None
         if self._database is not None:
             self._database.dispose()
             self._database = None

@@ -27,10 +27,10 @@ from notifier.dispatch import (
     retry_delay,
 )
 from notifier.endpoints import endpoint_service
-from notifier.enums import DeliveryEvent, DeliveryStatus
+from notifier.enums import DeliveryStatus
 from notifier.mail import SmtpSettings
 from notifier.models import AdminNotification, Delivery, DeliveryAttempt, DeliveryEndpoint
-from notifier.outbox import ensure_default_email_endpoint, on_alert, on_notification
+from notifier.outbox import ensure_default_email_endpoint, queued_in
 from notifier.types import utcnow
 from notifier.users import create_admin
 from tests.notifier.conftest import MailSink, Receiver
@@ -53,7 +53,6 @@ def _notify(database: Database, **fields: Any) -> int:
             db,
             **{"type": "import_failure", "title": "Import failed", "message": "bad row"} | fields,
         )
-        on_notification(db, notification)
         return notification.id
 
 
@@ -82,7 +81,7 @@ def test_deliveries_commit_and_roll_back_with_the_notification(
         notification = admin_notification_service.create_notification(
             db, type="import_failure", title="Rolled back", message="m"
         )
-        assert on_notification(db, notification) == 1
+        assert notification.id is not None and queued_in(db) == 1
         raise RuntimeError("the caller's transaction fails")
     assert _deliveries(database) == []
     _notify(database)
@@ -270,7 +269,7 @@ def test_alert_events_and_a_flapping_alert_emails_once_per_cooldown(
         smtp=SmtpSettings.from_url(url, sender="notifier@shop.example"),
         base_url="https://admin.shop.example",
     )
-    for round_ in range(3):  # opens, resolves, regresses, ...
+    for _ in range(3):  # opens, resolves, regresses, ...
         with database.session_scope() as db:
             alert, created = platform_alert_service.create_or_increment_alert(
                 db,
@@ -280,16 +279,12 @@ def test_alert_events_and_a_flapping_alert_emails_once_per_cooldown(
                 fingerprint="letzshop-down",
             )
             assert created
-            on_alert(
-                db, alert, DeliveryEvent.ALERT_REGRESSED if round_ else DeliveryEvent.ALERT_OPENED
-            )
             alert_id = alert.id
         with database.session_scope() as db:
             resolved = platform_alert_service.resolve_alert(
                 db, alert_id, user_id=None, resolution_notes="restarted"
             )
             assert resolved is not None
-            on_alert(db, resolved, DeliveryEvent.ALERT_RESOLVED)
     dispatch_due(database, settings)
     # One email: the opening. The resolved event is not in the default rule, and the two
     # regressions fall inside the cooldown of the first email about this fingerprint.
@@ -433,3 +428,30 @@ def test_delivery_settings_from_the_environment() -> None:
     ]:
         with pytest.raises(ConfigurationError, match=says):
             DispatchSettings.from_env(env)
+
+
+def test_alert_lifecycle_events_reach_a_webhook_in_order(
+    database: Database, receiver: Receiver
+) -> None:
+    _, secret = _webhook(database, receiver)
+    for _ in range(2):
+        with database.session_scope() as db:
+            alert, _ = platform_alert_service.create_or_increment_alert(
+                db, alert_type="capacity", severity="warning", title="Disk 90%"
+            )
+            platform_alert_service.create_or_increment_alert(  # an increment: no event
+                db, alert_type="capacity", severity="warning", title="Disk 90%"
+            )
+            alert_id = alert.id
+        with database.session_scope() as db:
+            platform_alert_service.resolve_alert(db, alert_id, user_id=None, resolution_notes="ok")
+    dispatch_due(database, LOCAL)
+    events = [Webhook(secret).verify(r.body, r.headers) for r in receiver.requests]
+    assert [e["type"] for e in events] == [
+        "alert.opened",
+        "alert.resolved",
+        "alert.regressed",
+        "alert.resolved",
+    ]
+    assert events[1]["data"]["resolution_notes"] == "ok"
+    assert events[2]["data"]["alert_metadata"]["previous_alert_id"] == events[0]["data"]["id"]
