@@ -21,6 +21,8 @@ import click
 from notifier import Database, DuplicateAdminError, Settings, create_admin, upgrade
 from notifier.cli import settings_options
 
+from .demo_receivers import start_receivers
+
 DEMO_EMAIL = "admin@example.com"
 _PASSWORD_FILE = "demo-admin-password"  # noqa: S105 (a file name, not a password)
 
@@ -185,8 +187,11 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
 
     marketplace = _Marketplace(("127.0.0.1", 0), _MarketplaceHandler)
     threading.Thread(target=marketplace.serve_forever, daemon=True).start()
+    delivery_env, stop_receivers = start_receivers(settings.database_url)
     env = {
         **os.environ,
+        **delivery_env,
+        "NOTIFIER_PUBLIC_URL": f"http://{host}:{port}",
         "NOTIFIER_INSTANCE_PATH": str(settings.instance_path),
         "NOTIFIER_DATABASE_URL": settings.database_url,
         "NOTIFIER_LETZSHOP_URL": f"http://127.0.0.1:{marketplace.server_port}/api",
@@ -232,7 +237,10 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
             click.echo("Enqueued demo jobs:")
             for line in _enqueue(_demo_files(settings.instance_path)):
                 click.echo(line)
-            click.echo("Notifications appear within seconds. Press Ctrl-C to stop.")
+            click.echo(
+                "Notifications appear within seconds; deliveries to the local webhook receiver "
+                "and mail sink print below as [webhook] and [mail]. Press Ctrl-C to stop."
+            )
             deadline = None if run_seconds is None else time.monotonic() + run_seconds
             while not stopping.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
@@ -246,4 +254,5 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
         _stop(processes)
         marketplace.shutdown()
         marketplace.server_close()
+        stop_receivers()
     click.echo("Stopped.")

@@ -113,6 +113,11 @@ def test_demo_enqueues_jobs_whose_failures_become_notifications(tmp_path: Path) 
         output = _stop_demo(demo)
     assert "Login: admin@example.com / " in output
     assert "Stopped." in output
+    # Deliveries reached the demo's local receivers, signed and threaded as configured.
+    assert "[webhook] notification.created: " in output
+    assert "[webhook] alert.opened: " in output
+    assert "(signature verified)" in output and "SIGNATURE MISMATCH" not in output
+    assert "[mail] to admin@example.com: [CRITICAL] " in output
 
     # Run again on the same instance: the same jobs fail again, and nothing is recorded twice.
     demo = _start_demo(tmp_path)
