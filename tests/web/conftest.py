@@ -17,6 +17,7 @@ from notifier.db import Database
 from notifier.models import AdminUser
 from notifier.tokens import create_token
 from notifier.users import create_admin
+from tests.notifier.conftest import receiver as receiver  # the loopback HTTP receiver fixture
 
 API = "/api/v1/admin/notifications"
 PASSWORD = "correct horse battery"
