@@ -6,19 +6,24 @@ buttons call the JSON API (``channels.js``), so every rule is the API's.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import render_template, url_for
-from sqlalchemy import select
 
-from notifier import AdminUser, Priority, Severity
+from notifier import Priority, Severity
 from notifier.deliveries import delivery_log
 from notifier.endpoints import display_url, endpoint_service
 from notifier.enums import DeliveryEvent, DeliveryStatus
 
 from .api.delivery_schemas import DeliveryQuery
 from .auth import login_required
-from .pages import PER_PAGE, Filters, enum_values, listing, page_number, pages_blueprint
+from .pages import (
+    PER_PAGE,
+    Filters,
+    admin_names,
+    enum_values,
+    listing,
+    page_number,
+    pages_blueprint,
+)
 from .routing import guest_route
 from .state import db_session
 
@@ -66,15 +71,9 @@ def deliveries() -> str:
         limit=PER_PAGE,
     )
     endpoints = {endpoint.id: endpoint for endpoint in endpoint_service.list(db)}
-    recipient_ids = {d.recipient_user_id for d in items if d.recipient_user_id is not None}
-    recipients: dict[int, Any] = {
-        user_id: name or email
-        for user_id, name, email in db.execute(
-            select(AdminUser.id, AdminUser.display_name, AdminUser.email).where(
-                AdminUser.id.in_(recipient_ids)
-            )
-        ).tuples()
-    }
+    recipients = admin_names(
+        db, {d.recipient_user_id for d in items if d.recipient_user_id is not None}
+    )
     return render_template(
         "notifier/deliveries.html",
         log=listing(items, total, page, filters, view=".deliveries"),

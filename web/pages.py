@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from notifier import (
@@ -127,6 +128,18 @@ def enum_values(enum_cls: Any) -> list[str]:
     return [member.value for member in enum_cls]
 
 
+def admin_names(session: Session, user_ids: set[int]) -> dict[int, str]:
+    """Each admin's name as the header names the signed-in one: display name, else email."""
+    return {
+        user_id: name or email
+        for user_id, name, email in session.execute(
+            select(AdminUser.id, AdminUser.display_name, AdminUser.email).where(
+                AdminUser.id.in_(user_ids)
+            )
+        ).tuples()
+    }
+
+
 @guest_route(pages_blueprint, "/")
 @login_required
 def index() -> Response:
@@ -169,15 +182,7 @@ def notifications() -> str:
         )
         alerts = listing(items, total, page, filters)
         user_ids = {a.resolved_by_user_id for a in items if a.resolved_by_user_id is not None}
-    # Named as the header names the signed-in admin: display name, else email.
-    users = {
-        user_id: name or email
-        for user_id, name, email in session.execute(
-            select(AdminUser.id, AdminUser.display_name, AdminUser.email).where(
-                AdminUser.id.in_(user_ids)
-            )
-        ).tuples()
-    }
+    users = admin_names(session, user_ids)
     return render_template(
         "notifier/notifications.html",
         tab=tab,

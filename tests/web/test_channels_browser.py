@@ -4,10 +4,9 @@ with a real webhook receiver on loopback and the real dispatcher run in between.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from notifier.web import create_app
 from playwright.sync_api import Page, expect
 from standardwebhooks.webhooks import Webhook
 
@@ -19,6 +18,7 @@ from tests.web.test_pages_browser import (  # the browser fixtures, shared
     LiveServer,
     chromium,  # noqa: F401
     context,  # noqa: F401
+    live,  # noqa: F401
     page,  # noqa: F401
     playwright,  # noqa: F401
     shoot,
@@ -36,21 +36,14 @@ def database_url(sqlite_url: str) -> str:
 
 
 @pytest.fixture
-def live(database: Database) -> Iterator[LiveServer]:
-    """The app on localhost, allowed to deliver to loopback (a development setting)."""
-    app = create_app(
-        {
-            "SECRET_KEY": "browser-test",
-            "NOTIFIER_DATABASE_URL": database.url,
-            "NOTIFIER_TIMEZONE": "UTC",
-            "NOTIFIER_DELIVERY_ALLOW_PRIVATE": True,
-        }
-    )
-    server = LiveServer(app)
-    server.start()
-    yield server
-    server.stop()
-    app.extensions["notifier"].state(app).database.dispose()
+def live_config(database: Database) -> dict[str, Any]:
+    """The served app, allowed to deliver to loopback (a development and test setting)."""
+    return {
+        "SECRET_KEY": "browser-test",
+        "NOTIFIER_DATABASE_URL": database.url,
+        "NOTIFIER_TIMEZONE": "UTC",
+        "NOTIFIER_DELIVERY_ALLOW_PRIVATE": True,
+    }
 
 
 def _nav(page: Page, name: str) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from notifier import Database
 from notifier.dispatch import DispatchSettings, dispatch_due
@@ -14,6 +16,7 @@ from notifier.endpoints import endpoint_service
 from notifier.models import DeliveryEndpoint
 from tests.notifier.conftest import Receiver
 from tests.web.conftest import API, Admin, login
+from tests.web.test_pages_fuzz import VALUES
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 SLACK_URL = "https://hooks.slack.com/services/T0SHOP/B0OPS/s3cr3tS3cr3tS3cr3tXyZw"
@@ -94,3 +97,23 @@ def test_the_log_shows_attempts_and_explains_refused_filters(
     assert "Ignored unknown status" in refused and "Ignored endpoint id" in refused
     assert refused.count("data-delivery-id") == 1
     assert f'data-deliveries-api="{API}/deliveries"' in html
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    query=st.dictionaries(
+        st.one_of(st.sampled_from(["status", "endpoint_id", "event_type", "page"]), st.text()),
+        st.one_of(VALUES, st.sampled_from(["failed", "alert.opened", "endpoint.test"])),
+    )
+)
+def test_no_query_string_gives_the_log_a_5xx(
+    browser: tuple[FlaskClient, str], database: Database, query: dict[str, str]
+) -> None:
+    client, _ = browser
+    for path in ("/admin/deliveries", "/admin/channels"):
+        response = client.get(path, query_string=query)
+        assert response.status_code == 200, (query, response.get_data(as_text=True)[-500:])
