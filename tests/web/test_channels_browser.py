@@ -108,6 +108,7 @@ def test_add_a_webhook_see_the_secret_once_send_a_test_and_see_it_delivered(
 
     _nav(page, "Channels")
     expect(page.locator("[data-health]")).not_to_contain_text("last success never")
+    shoot(page, "channels")
 
 
 def test_a_failing_receiver_shows_a_failed_delivery_that_replays(
