@@ -207,8 +207,16 @@ def _measure(port: int, token: str, paths: dict[str, str], requests: int) -> dic
 
     def call(path: str) -> float:
         start = time.perf_counter()
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
+        try:
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server may close an idle keep-alive connection (its --keepalive, a worker
+            # restart); a GET is safe to send again on a fresh one, as browsers do.
+            conn.close()
+            start = time.perf_counter()
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
         response.read()
         elapsed = (time.perf_counter() - start) * 1000
         if response.status != 200:

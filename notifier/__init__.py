@@ -15,6 +15,7 @@ from .errors import ConfigurationError as ConfigurationError
 from .errors import NotifierError as NotifierError
 from .errors import ValidationError as ValidationError
 from .models import AdminNotification as AdminNotification
+from .models import AdminSession as AdminSession
 from .models import AdminUser as AdminUser
 from .models import ApiToken as ApiToken
 from .models import PlatformAlert as PlatformAlert
@@ -24,6 +25,7 @@ from .notifications import admin_notification_service as admin_notification_serv
 __all__ = [
     "AdminNotification",
     "AdminNotificationService",
+    "AdminSession",
     "AdminUser",
     "AlertType",
     "AlreadyResolvedError",

@@ -13,17 +13,27 @@ import functools
 import importlib
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.orm import Session
 
 from .config import Settings
 from .db import Database
 from .errors import ConfigurationError, DuplicateAdminError, ValidationError
 from .migrate import upgrade
-from .users import create_admin
+from .models import AdminUser
+from .users import (
+    create_admin,
+    deactivate_admin,
+    delete_admin,
+    find_admin,
+    reactivate_admin,
+    set_password,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -153,6 +163,91 @@ def create_admin_command(
         raise click.ClickException(_sentence(exc)) from exc
     finally:
         database.dispose()
+
+
+@contextmanager
+def existing_admin(settings: Settings, email: str) -> Iterator[tuple[Session, AdminUser]]:
+    """The admin with ``email`` in a transaction that commits when the block ends.
+
+    For commands: an unknown email, or a ValidationError raised in the block, becomes a
+    ClickException that says what to do.
+    """
+    database = Database(settings.database_url)
+    try:
+        with database.session_scope() as db:
+            user = find_admin(db, email)
+            if user is None:
+                raise click.ClickException(
+                    f"no admin with email {email!r}; check the spelling, "
+                    "or create one with `notifier create-admin EMAIL`"
+                )
+            yield db, user
+    except ValidationError as exc:
+        raise click.ClickException(_sentence(exc)) from exc
+    finally:
+        database.dispose()
+
+
+def _ended(count: int) -> str:
+    return f"{count} browser session{'s' if count != 1 else ''} ended"
+
+
+@cli.command("set-password")
+@settings_options()
+@click.argument("email")
+@click.option("--password", help="New password; prompted for (hidden, twice) when omitted.")
+def set_password_command(settings: Settings, email: str, password: str | None) -> None:
+    """Change an admin's password; every browser they are logged in on is logged out."""
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with existing_admin(settings, email) as (db, user):
+        ended = set_password(db, user, password)
+    click.echo(f"Changed the password of {user.email} ({_ended(ended)}).")
+
+
+def _state_command(
+    name: str, change: Callable[[Session, AdminUser], int | None], done: str, help_text: str
+) -> None:
+    @cli.command(name, help=help_text)
+    @settings_options()
+    @click.argument("email")
+    def command(settings: Settings, email: str) -> None:
+        with existing_admin(settings, email) as (db, user):
+            ended = change(db, user)
+        click.echo(done.format(email=user.email) + (f" ({_ended(ended)})." if ended else "."))
+
+
+_state_command(
+    "deactivate-admin",
+    deactivate_admin,
+    "Deactivated {email}: they can no longer log in or use API tokens "
+    "(undo with `notifier reactivate-admin`)",
+    "Stop an admin from logging in or using API tokens; ends their sessions at once.",
+)
+_state_command(
+    "reactivate-admin",
+    reactivate_admin,
+    "Reactivated {email}: they can log in again with their password",
+    "Let a deactivated admin log in again (their API tokens work again too).",
+)
+
+
+@cli.command("delete-admin")
+@settings_options()
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_admin_command(settings: Settings, email: str, yes: bool) -> None:
+    """Delete an admin, their sessions and API tokens (notifications they read stay)."""
+    if not yes:
+        click.confirm(
+            f"Delete admin {email} with their sessions and API tokens? "
+            "(`notifier deactivate-admin` keeps the account instead)",
+            abort=True,
+        )
+    with existing_admin(settings, email) as (db, user):
+        address = user.email
+        delete_admin(db, user)
+    click.echo(f"Deleted admin {address}.")
 
 
 def _sentence(exc: Exception) -> str:

@@ -27,6 +27,7 @@ class Settings:
     | NOTIFIER_INSTANCE_PATH   | ./instance                                        |
     | NOTIFIER_COOKIE_SECURE   | false (true: session cookie only sent over HTTPS)  |
     | NOTIFIER_TRUSTED_PROXIES | 0 (reverse proxies whose X-Forwarded-For to trust) |
+    | NOTIFIER_RATELIMIT_STORAGE_URL | the broker if it is Redis, else memory://     |
     """
 
     database_url: str
@@ -36,6 +37,7 @@ class Settings:
     instance_path: Path
     cookie_secure: bool = False
     trusted_proxies: int = 0
+    ratelimit_storage_url: str = "memory://"
 
     @property
     def tz(self) -> ZoneInfo:
@@ -69,8 +71,27 @@ class Settings:
                 f"NOTIFIER_TRUSTED_PROXIES={proxies!r} is not a whole number; set it to how "
                 "many reverse proxies stand in front of the app (0 when none)"
             )
+        # Throttle counts must be shared by every server process to mean anything; a Redis
+        # broker is a Redis everyone already reaches.
+        ratelimit_storage_url = env.get("NOTIFIER_RATELIMIT_STORAGE_URL") or (
+            broker_url if broker_url.startswith(("redis://", "rediss://")) else "memory://"
+        )
+        scheme = ratelimit_storage_url.partition("://")[0]
+        if scheme not in ("memory", "redis", "rediss", "redis+sentinel", "redis+cluster"):
+            raise ConfigurationError(
+                f"NOTIFIER_RATELIMIT_STORAGE_URL={ratelimit_storage_url!r} is not a storage "
+                "the login and token throttles can use; set memory:// (one process) or a "
+                "redis://host:6379/0 URL (shared by every server process)"
+            )
         return cls(
-            database_url, broker_url, secret_key, timezone, instance, cookie_secure, int(proxies)
+            database_url,
+            broker_url,
+            secret_key,
+            timezone,
+            instance,
+            cookie_secure,
+            int(proxies),
+            ratelimit_storage_url,
         )
 
 

@@ -28,9 +28,33 @@ CONNECT_TIMEOUT = 5
 PING_AFTER_IDLE_SECONDS = 2.0
 STATEMENT_TIMEOUT_MS = 15_000
 SQLITE_BUSY_TIMEOUT = 15
+#: Seconds after which a PostgreSQL connection whose peer went silent fails. Without it,
+#: a connection whose packets are dropped (a NAT or firewall that forgot the flow) blocks
+#: its thread for the kernel's default of about two hours; with it the query raises, the
+#: pool discards the connection and the next checkout opens a fresh one.
+NETWORK_TIMEOUT = 30
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def _network_timeouts(seconds: float) -> dict[str, int]:
+    """libpq settings that make a silent peer fail a connection within ``seconds``.
+
+    ``tcp_user_timeout`` bounds how long sent data may stay unacknowledged (a query into
+    a black hole); keepalive probes find a dead peer while the client only waits for an
+    answer (idle, then ``count`` probes ``interval`` apart: ``seconds`` in all).
+    """
+    idle = max(1, round(seconds / 3))
+    count = 4
+    interval = max(1, round((seconds - idle) / count))
+    return {
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": interval,
+        "keepalives_count": count,
+        "tcp_user_timeout": max(1000, round(seconds * 1000)),
+    }
+
+
+def make_engine(url: str, *, network_timeout: float = NETWORK_TIMEOUT, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` with the notifier's safety settings.
 
     - a ping before use of any pooled connection that sat idle for more than
@@ -41,7 +65,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
       inside that window, the first statement fails, SQLAlchemy recognises the
       disconnect and refreshes the whole pool;
     - PostgreSQL: a connect timeout and a statement timeout, so an unreachable or stuck
-      database cannot hang a worker;
+      database cannot hang a worker; TCP keepalives and ``tcp_user_timeout``, so a
+      connection whose packets vanish fails within ``network_timeout`` seconds (libpq
+      parameters given in the URL's query string win over these defaults);
     - SQLite: WAL journal, a busy timeout, foreign keys, and transactions that begin with
       a real ``BEGIN`` (pysqlite's own handling defers it), so a web process and a worker
       can share one file;
@@ -52,10 +78,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     options: dict[str, Any] = {"future": True}
     if parsed.get_backend_name() == "postgresql":
+        network = {
+            key: value
+            for key, value in _network_timeouts(network_timeout).items()
+            if key not in parsed.query
+        }
         options["connect_args"] = {
             "connect_timeout": CONNECT_TIMEOUT,
             "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} "
             f"-c lock_timeout={STATEMENT_TIMEOUT_MS}",
+            **network,
         }
         options["pool_timeout"] = CONNECT_TIMEOUT
     else:

@@ -1,4 +1,4 @@
-"""The tables: admins, their notifications, and deduplicated platform alerts."""
+"""The tables: admins and their sessions, notifications, and deduplicated platform alerts."""
 
 from __future__ import annotations
 
@@ -298,3 +298,26 @@ class DeliveryAttempt(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[str | None] = mapped_column(String(1024))
+
+
+class AdminSession(Base):
+    """A browser login the server can end: the cookie holds a random id, stored here hashed.
+
+    Deleting the row (logout, "log out everywhere", deactivation, a password change, the
+    admin's deletion) ends the session at once; ``expires_at`` is fixed at login, so use
+    never extends it. The id in the cookie is random, never the admin's row id, so a
+    cookie cannot be mistaken for another admin who later gets the same row id.
+    """
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="CASCADE"), index=True
+    )
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+    def __repr__(self) -> str:
+        return f"<AdminSession {self.id} user={self.user_id} until {self.expires_at}>"

@@ -1,15 +1,20 @@
-"""Admin accounts: creation with a hashed password, and credential checks."""
+"""Admin accounts: creation, password changes, deactivation and deletion, credential checks.
+
+Every change that takes access away (deactivation, deletion, a new password) ends the
+admin's sessions in the same transaction, so no browser stays logged in after it.
+"""
 
 from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .errors import DuplicateAdminError
-from .models import AdminUser
+from .models import AdminUser, ApiToken
+from .sessions import end_admin_sessions
 from .validation import Checker
 
 PASSWORD_MIN = 8
@@ -33,10 +38,7 @@ def create_admin(
     address = check.text("email", email, max_length=320) or ""
     if address and ("@" not in address or address.strip() != address):
         check.fail("email", "must be an email address such as admin@example.com")
-    if not isinstance(password, str) or not password.strip():
-        check.fail("password", "must not be empty")
-    elif len(password) < PASSWORD_MIN:
-        check.fail("password", f"must be at least {PASSWORD_MIN} characters")
+    _check_password(check, password)
     check.done()
     if find_admin(db, address) is not None:
         raise DuplicateAdminError(f"an admin with email {address!r} already exists")
@@ -49,6 +51,53 @@ def create_admin(
     db.add(user)
     db.flush()
     return user
+
+
+def _check_password(check: Checker, password: str) -> None:
+    if not isinstance(password, str) or not password.strip():
+        check.fail("password", "must not be empty")
+    elif len(password) < PASSWORD_MIN:
+        check.fail("password", f"must be at least {PASSWORD_MIN} characters")
+
+
+def set_password(db: Session, user: AdminUser, password: str) -> int:
+    """Give ``user`` a new password and end all their sessions; returns how many ended."""
+    check = Checker()
+    _check_password(check, password)
+    check.done()
+    user.password_hash = generate_password_hash(password)
+    db.flush()
+    return end_admin_sessions(db, user.id)
+
+
+def deactivate_admin(db: Session, user: AdminUser) -> int:
+    """Stop ``user`` from logging in or using tokens; ends their sessions (how many returned)."""
+    user.is_active = False
+    db.flush()
+    return end_admin_sessions(db, user.id)
+
+
+def reactivate_admin(db: Session, user: AdminUser) -> None:
+    """Let a deactivated admin log in again (their old sessions stay ended)."""
+    user.is_active = True
+    db.flush()
+
+
+def delete_admin(db: Session, user: AdminUser) -> None:
+    """Delete ``user`` with their sessions and API tokens; what they read or resolved stays.
+
+    The foreign keys cascade too; deleting explicitly keeps that true on a SQLite
+    connection opened without ``PRAGMA foreign_keys``, so nothing of theirs can ever
+    match an admin created later with the same row id.
+    """
+    end_admin_sessions(db, user.id)
+    db.execute(
+        delete(ApiToken)
+        .where(ApiToken.user_id == user.id)
+        .execution_options(synchronize_session=False)
+    )
+    db.delete(user)
+    db.flush()
 
 
 def authenticate(db: Session, email: str, password: str) -> AdminUser | None:

@@ -6,13 +6,19 @@ the reason, so a laptop without PostgreSQL can still run the SQLite half.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import select
 import socket
+import struct
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -40,6 +46,17 @@ def require_service(name: str, url: str) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """This run's Redis db (``NOTIFIER_TEST_REDIS_URL``), flushed before and after the test."""
+    require_service("Redis", REDIS_URL)
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+    client.close()
 
 
 @pytest.fixture(scope="session")
@@ -120,3 +137,105 @@ def pg_database(postgres_url: str) -> Iterator[Database]:
     yield db
     _empty_tables(db)
     db.dispose()
+
+
+# -- a TCP proxy the test can cut or strand ------------------------------------------------
+
+# A classic BPF socket filter that drops every packet (BPF_RET|BPF_K 0). Attached to a TCP
+# socket it discards segments before TCP sees them, so nothing is acknowledged: to the
+# peer the flow has vanished, as when a NAT or firewall forgets it. Linux only.
+_SO_ATTACH_FILTER = 26
+_DROP_ALL = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0))
+_DROP_ALL_PROGRAM = struct.pack("HL", 1, ctypes.addressof(_DROP_ALL))
+
+
+class TcpProxy:
+    """Forwards a local port to a server; ``cut()`` refuses and drops connections,
+    ``strand()`` makes every open connection a black hole (packets dropped, never
+    acknowledged, nothing closed) while new connections are forwarded as usual."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self._lock:
+            for conn in self._conns:
+                with suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            self._conns.clear()
+
+    def strand(self) -> None:
+        """Drop every packet of the open connections, both ways, without closing them."""
+        with self._lock:
+            stranded, self._conns = self._conns, []
+        for conn in stranded:
+            with suppress(OSError):
+                conn.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, _DROP_ALL_PROGRAM)
+        self._stranded = [*getattr(self, "_stranded", []), *stranded]  # closed by nothing
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while True:
+                ready, _, _ = select.select([a, b], [], [], 1)
+                for src in ready:
+                    data = src.recv(65536)
+                    if not data:
+                        return
+                    (b if src is a else a).sendall(data)
+        except OSError:
+            return
+        finally:
+            a.close()
+            b.close()
+
+
+@contextmanager
+def proxied(url: str) -> Iterator[tuple[TcpProxy, str]]:
+    """A TcpProxy in front of the database of ``url``, and the URL that goes through it."""
+    parsed = make_url(url)
+    proxy = TcpProxy((parsed.host or "127.0.0.1", parsed.port or 5432))
+    try:
+        yield (
+            proxy,
+            parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+        )
+    finally:
+        proxy.cut()

@@ -55,6 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             NOTIFIER_TIMEZONE=settings.timezone,
             SESSION_COOKIE_SECURE=settings.cookie_secure,
             NOTIFIER_TRUSTED_PROXIES=settings.trusted_proxies,
+            NOTIFIER_RATELIMIT_STORAGE_URL=settings.ratelimit_storage_url,
         )
     # The cookie flags README recommends to a host; here the notifier is the whole app.
     app.config.update(

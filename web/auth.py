@@ -1,10 +1,17 @@
-"""Who is calling: session login for browsers (with CSRF), bearer tokens for API clients."""
+"""Who is calling: session login for browsers (with CSRF), bearer tokens for API clients.
+
+The browser's cookie holds only a random id of a session kept in the database
+(``notifier.sessions``), so logging out, "log out everywhere", deactivation and a new
+password end it at once, and its lifetime is fixed at login. The notifier may share the
+cookie with a host app, so it only ever adds or removes its own ``notifier_*`` keys.
+"""
 
 from __future__ import annotations
 
 import hmac
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -25,6 +32,14 @@ from flask import (
 from werkzeug.wrappers import Response as BaseResponse
 
 from notifier.models import AdminUser
+from notifier.sessions import (
+    SESSION_LIFETIME,
+    end_admin_sessions,
+    end_session,
+    prune_expired_sessions,
+    session_admin,
+    start_session,
+)
 from notifier.tokens import verify_token
 from notifier.users import authenticate
 from notifier.validation import is_app_path
@@ -33,8 +48,11 @@ from .host_login import host_admin, host_login, is_signed_in_elsewhere, sign_in_
 from .routing import guest_route
 from .state import ADMIN_PREFIX, app_state, db_session
 
-SESSION_ADMIN_KEY = "notifier_admin_id"
+SESSION_ID_KEY = "notifier_sid"
 SESSION_CSRF_KEY = "notifier_csrf"
+# Every key the notifier puts in the (possibly shared) cookie; the first one is the
+# pre-0.2 login, dropped when seen so an old cookie leaves nothing behind.
+_SESSION_KEYS = ("notifier_admin_id", SESSION_ID_KEY, SESSION_CSRF_KEY)
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FORM_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -98,12 +116,9 @@ def identify() -> _Caller:
         admin = host_admin(login)  # the host signs users in: see host_login.py
         caller = _Caller(admin, "session") if admin is not None else _Caller(None, "none")
     else:
-        admin_id = session.get(SESSION_ADMIN_KEY)
-        admin = db_session().get(AdminUser, admin_id) if isinstance(admin_id, int) else None
-        if admin is not None and admin.is_active:
-            caller = _Caller(admin, "session")
-        else:
-            caller = _Caller(None, "none")
+        session_id = session.get(SESSION_ID_KEY)
+        admin = session_admin(db_session(), session_id) if isinstance(session_id, str) else None
+        caller = _Caller(admin, "session") if admin is not None else _Caller(None, "none")
     g._notifier_caller = caller
     return caller
 
@@ -133,6 +148,18 @@ def safe_next(target: str | None) -> str:
     if target and is_app_path(target):
         return target
     return url_for("notifier_pages.notifications")
+
+
+def _session_lifetime() -> timedelta:
+    """``NOTIFIER_SESSION_LIFETIME`` (seconds or a timedelta) from the app config."""
+    value = current_app.config.get("NOTIFIER_SESSION_LIFETIME", SESSION_LIFETIME)
+    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+
+
+def _forget_login() -> None:
+    """Remove the notifier's keys from the cookie, leaving any host app's keys alone."""
+    for key in _SESSION_KEYS:
+        session.pop(key, None)
 
 
 def _client_ip() -> str:
@@ -174,8 +201,17 @@ def login() -> Response | BaseResponse | tuple[str, int, dict[str, str]] | str:
         admin = authenticate(db_session(), email, request.form.get("password", ""))
         if admin is not None:
             state.login_throttle.reset(account_key)
-            session.clear()  # nothing from before the login survives it, the CSRF token included
-            session[SESSION_ADMIN_KEY] = admin.id
+            db = db_session()
+            old_id = session.get(SESSION_ID_KEY)
+            if isinstance(old_id, str):
+                end_session(db, old_id)  # a login over a live one replaces it
+            prune_expired_sessions(db)
+            session_id = start_session(db, admin, _session_lifetime())
+            db.commit()
+            # Nothing of ours from before the login survives it, the CSRF token included;
+            # a host app's keys in the same cookie are not ours to touch.
+            _forget_login()
+            session[SESSION_ID_KEY] = session_id
             session.permanent = True
             csrf_token()
             return redirect(next_url)
@@ -192,5 +228,23 @@ def logout() -> BaseResponse | tuple[str, int]:
     """End the session (POST with the CSRF token, so no other site can log an admin out)."""
     if not csrf_valid(request.form.get(CSRF_FORM_FIELD) or request.headers.get(CSRF_HEADER)):
         return "CSRF token missing or wrong; reload the page and try again.", 403
-    session.clear()
+    session_id = session.get(SESSION_ID_KEY)
+    if isinstance(session_id, str):
+        end_session(db_session(), session_id)
+        db_session().commit()
+    _forget_login()
+    return redirect(url_for("notifier_auth.login"))
+
+
+@guest_route(auth_blueprint, "/logout-everywhere", methods=["POST"])
+def logout_everywhere() -> BaseResponse | tuple[str, int]:
+    """End every session of the logged-in admin, on every browser (POST with CSRF token)."""
+    if not csrf_valid(request.form.get(CSRF_FORM_FIELD) or request.headers.get(CSRF_HEADER)):
+        return "CSRF token missing or wrong; reload the page and try again.", 403
+    session_id = session.get(SESSION_ID_KEY)
+    admin = session_admin(db_session(), session_id) if isinstance(session_id, str) else None
+    if admin is not None:  # the notifier's own login; a host's sessions are the host's
+        end_admin_sessions(db_session(), admin.id)
+        db_session().commit()
+    _forget_login()
     return redirect(url_for("notifier_auth.login"))

@@ -11,12 +11,31 @@ from typing import Any
 import click
 from gunicorn.app.base import BaseApplication
 
-from notifier.cli import settings_options
+from notifier.cli import existing_admin, settings_options
 from notifier.config import Settings
 from notifier.db import Database
-from notifier.errors import ValidationError
 from notifier.tokens import TokenNotFoundError, create_token, find_token, revoke_token
-from notifier.users import find_admin
+
+#: Seconds an idle keep-alive connection stays open. Longer than the idle timeout of common
+#: proxies and load balancers in front of it (nginx and AWS ALB: 60 s), so the proxy always
+#: closes first; the other way round, a proxy reusing a connection the server just closed
+#: answers its client 502.
+KEEPALIVE_DEFAULT = 75
+# After the response, gunicorn discards an unread request body of up to 64 KiB so the
+# connection can serve another request; it gives up on a larger one and closes the
+# connection, after having answered "Connection: keep-alive". A client that believed it
+# sends its next request into a closed socket. Such requests are told "close" up front.
+_DRAINED_BODY_MAX = 64 * 1024
+
+
+def _close_after_large_body(_worker: Any, req: Any) -> None:
+    """gunicorn ``pre_request`` hook: answer ``Connection: close`` if the body may go unread."""
+    for name, value in req.headers:
+        if (name == "CONTENT-LENGTH" and value.isdigit() and int(value) > _DRAINED_BODY_MAX) or (
+            name == "TRANSFER-ENCODING" and "chunked" in value.lower()
+        ):
+            req.force_close()
+            return
 
 
 class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
@@ -68,6 +87,41 @@ def _import_factory(spec: str) -> Callable[[], Any]:
     help="Threads per worker: requests served at once by each process.",
 )
 @click.option(
+    "--keepalive",
+    default=KEEPALIVE_DEFAULT,
+    show_default=True,
+    type=click.IntRange(0, 3600),
+    help="Seconds an idle keep-alive connection is kept; keep it above your proxy's idle "
+    "timeout (0 closes after every response).",
+)
+@click.option(
+    "--timeout",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, 3600),
+    help="Seconds a worker may go silent (a request stuck that long) before it is restarted.",
+)
+@click.option(
+    "--graceful-timeout",
+    default=10,
+    show_default=True,
+    type=click.IntRange(0, 3600),
+    help="Seconds running requests get to finish on a restart or stop.",
+)
+@click.option(
+    "--max-requests",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Restart each worker after about this many requests (0: never), to cap slow leaks.",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="Log each request to stderr.",
+)
+@click.option(
     "--app",
     "app_spec",
     default="notifier.web:create_app",
@@ -75,7 +129,17 @@ def _import_factory(spec: str) -> Callable[[], Any]:
     help="App factory MODULE:CALLABLE, for a host app that mounts NotifierWeb itself.",
 )
 def serve(
-    settings: Settings, host: str, port: int, workers: int, threads: int, app_spec: str
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    keepalive: int,
+    timeout: int,
+    graceful_timeout: int,
+    max_requests: int,
+    access_log: bool,
+    app_spec: str,
 ) -> None:
     """Serve the admin API and pages with gunicorn (threaded workers)."""
     # Settings were read (and checked) here, so a mistake stops with a sentence, not in each
@@ -90,10 +154,16 @@ def serve(
             "workers": workers,
             "worker_class": "gthread",
             "threads": threads,
-            "timeout": 30,
-            "graceful_timeout": 10,
-            "keepalive": 5,
-            "accesslog": "-",
+            "timeout": timeout,
+            "graceful_timeout": graceful_timeout,
+            "keepalive": keepalive,
+            "max_requests": max_requests,
+            "max_requests_jitter": max_requests // 10,
+            "pre_request": _close_after_large_body,
+            # gunicorn's control socket defaults to one path per user ($HOME/.gunicorn), which
+            # two servers (or a test run next to a demo) would fight over; nothing uses it.
+            "control_socket_disable": True,
+            "accesslog": "-" if access_log else None,
             "errorlog": "-",
             "loglevel": "info",
         },
@@ -106,20 +176,9 @@ def serve(
 @click.option("--name", default="", help="A label to recognise the token by (e.g. 'ci').")
 def create_token_command(settings: Settings, email: str, name: str) -> None:
     """Create an API token for an admin; it is printed once, alone on the last line."""
-    database = Database(settings.database_url)
-    try:
-        with database.session_scope() as db:
-            admin = find_admin(db, email)
-            if admin is None:
-                raise click.ClickException(
-                    f"no admin with email {email!r}; create one with `notifier create-admin`"
-                )
-            token, plaintext = create_token(db, user=admin, name=name)
-            token_id, prefix = token.id, token.prefix
-    except ValidationError as exc:
-        raise click.ClickException("; ".join(f"{k} {v}" for k, v in exc.errors.items())) from exc
-    finally:
-        database.dispose()
+    with existing_admin(settings, email) as (db, admin):
+        token, plaintext = create_token(db, user=admin, name=name)
+        token_id, prefix = token.id, token.prefix
     click.echo(f"Created API token {token_id} ({prefix}...) for {email}.")
     click.echo(
         "It is stored hashed and shown only now; send it as 'Authorization: Bearer <token>':"

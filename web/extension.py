@@ -34,7 +34,7 @@ from .state import (
     close_session,
     db_session,
 )
-from .throttle import FailureThrottle
+from .throttle import FailureThrottle, throttle_storage
 
 #: Re-exported for code that imported them from here before they moved to ``state``.
 __all__ = [
@@ -90,6 +90,7 @@ class NotifierWeb:
         app.config.setdefault("NOTIFIER_LOGIN_ATTEMPTS", 5)
         app.config.setdefault("NOTIFIER_LOGIN_WINDOW_SECONDS", 15 * 60)
         app.config.setdefault("NOTIFIER_AUTH_FAILURES_PER_IP", 100)
+        app.config.setdefault("NOTIFIER_RATELIMIT_STORAGE_URL", "memory://")
         app.config.setdefault("NOTIFIER_CONTENT_SECURITY_POLICY", _DEFAULT_CSP)
         app.config.setdefault("NOTIFIER_ENGINE_OPTIONS", {})
         app.config.setdefault("NOTIFIER_POLL_INTERVAL_MS", 60_000)
@@ -103,11 +104,14 @@ class NotifierWeb:
         window = float(app.config["NOTIFIER_LOGIN_WINDOW_SECONDS"])
         attempts = int(app.config["NOTIFIER_LOGIN_ATTEMPTS"])
         database, host_session = self._database(app)
+        counts = throttle_storage(app.config["NOTIFIER_RATELIMIT_STORAGE_URL"])
         self._state[app] = AppState(
             database=database,
-            login_throttle=FailureThrottle(attempts, window),
-            login_ip_throttle=FailureThrottle(4 * attempts, window),
-            auth_throttle=FailureThrottle(int(app.config["NOTIFIER_AUTH_FAILURES_PER_IP"]), window),
+            login_throttle=FailureThrottle(attempts, window, counts, "login"),
+            login_ip_throttle=FailureThrottle(4 * attempts, window, counts, "login-ip"),
+            auth_throttle=FailureThrottle(
+                int(app.config["NOTIFIER_AUTH_FAILURES_PER_IP"]), window, counts, "bad-token"
+            ),
             host_login=self._host_login,
             host_session=host_session,
         )

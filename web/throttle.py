@@ -1,50 +1,86 @@
-"""A small in-process sliding-window counter of failures, for login and token throttling."""
+"""Failure throttles (failed logins, bad tokens) on the ``limits`` library.
+
+Counts live in the storage named by ``NOTIFIER_RATELIMIT_STORAGE_URL``: Redis when one is
+configured, so every server process and host shares one count (with two gunicorn
+workers, "5 failed logins" stays 5, not 10); ``memory://`` (per process) is the embedded
+default. The window is a moving window: a failure counts for exactly ``window`` seconds.
+"""
 
 from __future__ import annotations
 
-import threading
+import logging
+import math
 import time
-from collections import deque
+
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+log = logging.getLogger(__name__)
+
+# A Redis that stops answering must cost a login a second, not a hung thread.
+_REDIS_TIMEOUTS = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
+
+
+def throttle_storage(url: str) -> Storage:
+    """The ``limits`` storage for ``url`` (``memory://``, ``redis://...``, ``rediss://...``)."""
+    problem = "it is an asyncio storage"
+    try:
+        if url.startswith(("redis://", "rediss://", "redis+sentinel://", "redis+cluster://")):
+            storage = storage_from_string(url, key_prefix="notifier", **_REDIS_TIMEOUTS)
+        else:
+            storage = storage_from_string(url)
+    except Exception as exc:  # the library's message names the scheme it does not know
+        storage, problem = None, str(exc)
+    if not isinstance(storage, Storage):
+        raise ValueError(
+            f"NOTIFIER_RATELIMIT_STORAGE_URL={url!r} is not a storage the throttles can use "
+            f"({problem}); use memory:// or a redis:// URL"
+        )
+    return storage
 
 
 class FailureThrottle:
     """Counts failures per key; once ``limit`` happen within ``window`` seconds, the key waits.
 
-    State lives in the process: with several server workers each keeps its own count, so
-    the effective limit is ``limit`` times the number of workers. That still turns an
-    online password guess from thousands per second into a handful per window.
+    Checking and counting are separate (check before the work, count only when it
+    failed), so a success never uses up the allowance; concurrent attempts that all pass
+    the check before any of them fails can overshoot the limit by the number in flight.
+    If the storage cannot be reached, the throttle lets the request through and logs it:
+    an outage of the counter store must not lock every admin out.
     """
 
-    def __init__(self, limit: int, window: float) -> None:
+    def __init__(
+        self, limit: int, window: float, storage: Storage | None = None, name: str = "failures"
+    ) -> None:
         self.limit = limit
         self.window = window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        self._item = RateLimitItemPerSecond(
+            max(1, limit), max(1, math.ceil(window)), namespace=name
+        )
+        self._limiter = MovingWindowRateLimiter(storage if storage is not None else MemoryStorage())
 
     def retry_after(self, key: str) -> int:
         """Seconds until ``key`` may try again; 0 when it is not throttled."""
-        now = time.monotonic()
-        with self._lock:
-            failures = self._prune(key, now)
-            if len(failures) < self.limit:
+        try:
+            if self._limiter.test(self._item, key):
                 return 0
-            return max(1, int(failures[0] + self.window - now) + 1)
+            reset_at = self._limiter.get_window_stats(self._item, key).reset_time
+        except Exception:
+            log.exception("the throttle's storage failed; letting the request through")
+            return 0
+        return max(1, math.ceil(reset_at - time.time()))
 
     def fail(self, key: str) -> None:
         """Record one failure for ``key``."""
-        now = time.monotonic()
-        with self._lock:
-            self._prune(key, now).append(now)
-            if len(self._failures) > 100_000:  # bound memory under a spray of distinct keys
-                self._failures = {k: v for k, v in self._failures.items() if v}
+        try:
+            self._limiter.hit(self._item, key)
+        except Exception:
+            log.exception("the throttle's storage failed; this failure was not counted")
 
     def reset(self, key: str) -> None:
         """Forget the failures of ``key`` (after a success)."""
-        with self._lock:
-            self._failures.pop(key, None)
-
-    def _prune(self, key: str, now: float) -> deque[float]:
-        failures = self._failures.setdefault(key, deque())
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        return failures
+        try:
+            self._limiter.clear(self._item, key)
+        except Exception:
+            log.exception("the throttle's storage failed; old failures were not cleared")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from notifier import AdminUser, Database
+from notifier import AdminSession, AdminUser, Database
+from notifier.sessions import session_admin, start_session
 from notifier.users import authenticate
 
 
@@ -99,6 +100,81 @@ def test_bad_database_url_is_explained(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "supports 'sqlite' and 'postgresql'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _admin_with_session(cli_db: Database, tmp_path: Path, email: str = "a@example.com") -> str:
+    """Create an admin through the CLI and open a browser session for them."""
+    result = _notifier(tmp_path, "create-admin", email, "--password", "first-password")
+    assert result.returncode == 0, result.stderr
+    with cli_db.session_scope() as db:
+        user = db.scalars(select(AdminUser).where(AdminUser.email == email)).one()
+        return start_session(db, user)
+
+
+def test_set_password_prompts_and_logs_the_admin_out(tmp_path: Path, cli_db: Database) -> None:
+    session_id = _admin_with_session(cli_db, tmp_path)
+    result = _notifier(
+        tmp_path, "set-password", "A@example.com", stdin="second-password\nsecond-password\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1 browser session ended" in result.stdout
+    with cli_db.session_scope() as db:
+        assert authenticate(db, "a@example.com", "second-password") is not None
+        assert authenticate(db, "a@example.com", "first-password") is None
+        assert session_admin(db, session_id) is None
+
+
+def test_set_password_refuses_a_short_one_and_changes_nothing(
+    tmp_path: Path, cli_db: Database
+) -> None:
+    session_id = _admin_with_session(cli_db, tmp_path)
+    result = _notifier(tmp_path, "set-password", "a@example.com", "--password", "short")
+    assert result.returncode != 0
+    assert "password must be at least 8 characters" in result.stderr
+    assert "Traceback" not in result.stderr
+    with cli_db.session_scope() as db:
+        assert authenticate(db, "a@example.com", "first-password") is not None
+        assert session_admin(db, session_id) is not None
+
+
+def test_deactivate_and_reactivate_an_admin(tmp_path: Path, cli_db: Database) -> None:
+    session_id = _admin_with_session(cli_db, tmp_path)
+    result = _notifier(tmp_path, "deactivate-admin", "a@example.com")
+    assert result.returncode == 0, result.stderr
+    assert "reactivate-admin" in result.stdout  # says how to undo it
+    with cli_db.session_scope() as db:
+        assert authenticate(db, "a@example.com", "first-password") is None
+        assert session_admin(db, session_id) is None
+    result = _notifier(tmp_path, "reactivate-admin", "a@example.com")
+    assert result.returncode == 0, result.stderr
+    with cli_db.session_scope() as db:
+        assert authenticate(db, "a@example.com", "first-password") is not None
+        assert session_admin(db, session_id) is None  # the old login stays ended
+
+
+def test_delete_admin_asks_first_then_deletes(tmp_path: Path, cli_db: Database) -> None:
+    _admin_with_session(cli_db, tmp_path)
+    result = _notifier(tmp_path, "delete-admin", "a@example.com", stdin="n\n")
+    assert result.returncode != 0 and "Aborted" in result.stderr
+    with cli_db.session_scope() as db:
+        assert db.scalars(select(AdminUser)).all() != []
+    result = _notifier(tmp_path, "delete-admin", "a@example.com", stdin="y\n")
+    assert result.returncode == 0, result.stderr
+    with cli_db.session_scope() as db:
+        assert db.scalars(select(AdminUser)).all() == []
+        assert db.scalars(select(AdminSession)).all() == []
+
+
+@pytest.mark.parametrize(
+    "command", ["set-password", "deactivate-admin", "reactivate-admin", "delete-admin"]
+)
+def test_an_unknown_admin_is_explained(tmp_path: Path, cli_db: Database, command: str) -> None:
+    extra = ["--password", "long-enough"] if command == "set-password" else []
+    extra += ["--yes"] if command == "delete-admin" else []
+    result = _notifier(tmp_path, command, "nobody@example.com", *extra)
+    assert result.returncode != 0
+    assert "no admin with email 'nobody@example.com'" in result.stderr
+    assert "notifier create-admin" in result.stderr
 
 
 def test_version(tmp_path: Path) -> None:

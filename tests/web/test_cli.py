@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -11,9 +13,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
+import psutil
 import pytest
+import requests
 from click.testing import CliRunner
 
 from notifier.cli import _load_plugins, cli
@@ -21,7 +27,7 @@ from notifier.db import Database
 from notifier.migrate import upgrade
 from notifier.models import ApiToken
 from notifier.tokens import hash_token
-from tests.web.conftest import API, Admin, make_admin
+from tests.web.conftest import API, Admin, make_admin, make_token
 
 
 @pytest.fixture
@@ -76,6 +82,42 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextmanager
+def notifier_serve(
+    tmp_path: Path, database_url: str, *args: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``notifier serve`` subprocess on ``args``; its log goes to ``tmp_path``."""
+    environment = {
+        **os.environ,
+        "NOTIFIER_DATABASE_URL": database_url,
+        "NOTIFIER_SECRET_KEY": "x",
+        "NOTIFIER_INSTANCE_PATH": str(tmp_path / "instance"),
+        **(env or {}),
+    }
+    port = args[args.index("--port") + 1]
+    log = (tmp_path / f"serve-{port}.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from notifier.cli import main; main()", "serve", *args],
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(150):
+            if process.poll() is not None:
+                raise AssertionError((tmp_path / f"serve-{port}.log").read_text()[-3000:])
+            try:
+                socket.create_connection(("127.0.0.1", int(port)), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """``notifier serve`` on a free port (1 worker, 2 threads) over a SQLite file."""
@@ -96,36 +138,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
         .stdout.strip()
         .splitlines()[-1]
     )
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from notifier.cli import main; main()",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--threads",
-            "2",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield base, token
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    port = str(_free_port())
+    with notifier_serve(tmp_path, url, "--port", port, "--workers", "1", "--threads", "2"):
+        yield f"http://127.0.0.1:{port}", token
 
 
 def _get(url: str, token: str) -> int:
@@ -150,6 +165,133 @@ def test_serve_answers_concurrent_requests(served: tuple[str, str]) -> None:
         assert statuses == [200] * 40
     finally:
         stuck.close()
+
+
+# -- serving: throttles across workers, keep-alive, oversized bodies, control socket ------
+
+# Tests of the server itself, whatever the database: SQLite alone is enough.
+SERVER_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def _worker_holding(server: subprocess.Popen[bytes], conn: http.client.HTTPConnection) -> int:
+    """The pid of the gunicorn worker that holds the server side of ``conn``."""
+    assert conn.sock is not None
+    local_port = conn.sock.getsockname()[1]
+    for child in psutil.Process(server.pid).children():
+        if any(c.raddr and c.raddr.port == local_port for c in child.net_connections("tcp")):
+            return int(child.pid)
+    raise AssertionError("no worker holds the connection")
+
+
+def _login_form(conn: http.client.HTTPConnection, cookie: str | None) -> tuple[str, str]:
+    """GET the login page on ``conn``; returns the session cookie and the form's CSRF token."""
+    conn.request("GET", "/admin/login", headers={"Cookie": cookie} if cookie else {})
+    response = conn.getresponse()
+    html = response.read().decode()
+    cookie = cookie or response.getheader("Set-Cookie", "").split(";", 1)[0]
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match and cookie, html
+    return cookie, match.group(1)
+
+
+@pytest.mark.slow
+def test_the_login_limit_holds_across_two_workers(
+    tmp_path: Path, pg_database: Database, redis_url: str
+) -> None:
+    port = str(_free_port())
+    env = {"NOTIFIER_RATELIMIT_STORAGE_URL": redis_url}
+    args = ("--port", port, "--workers", "2", "--threads", "2")
+    with notifier_serve(tmp_path, pg_database.url, *args, env=env) as server:
+        # Keep-alive connections stay with the worker that accepted them: open connections
+        # until two are held by different workers, then alternate failed logins between them.
+        conns: dict[int, http.client.HTTPConnection] = {}
+        cookie: str | None = None
+        csrf = ""
+        for _ in range(50):
+            conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
+            cookie, csrf = _login_form(conn, cookie)
+            conns.setdefault(_worker_holding(server, conn), conn)
+            if len(conns) == 2:
+                break
+        assert len(conns) == 2, "the kernel gave every connection to one worker"
+        body = urlencode({"email": "a@example.com", "password": "wrong", "csrf_token": csrf})
+        headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+        statuses = []
+        for attempt in range(8):
+            conn = list(conns.values())[attempt % 2]
+            conn.request("POST", "/admin/login", body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            statuses.append(response.status)
+        for conn in conns.values():
+            conn.close()
+    # 5 failed logins per address and email in all, not 5 per worker
+    assert statuses == [401] * 5 + [429] * 3
+
+
+@SERVER_ONLY
+@pytest.mark.slow
+def test_oversized_bodies_leave_the_connection_usable(tmp_path: Path, database: Database) -> None:
+    token = make_token(database, make_admin(database))
+    port = str(_free_port())
+    with notifier_serve(tmp_path, database.url, "--port", port, "--workers", "1"):
+        base = f"http://127.0.0.1:{port}{API}"
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {token}"
+        statuses: list[int] = []
+        errors: list[str] = []
+        for i in range(30):
+            # 64 KiB + 1 up to ~1 MiB: every one over the limit, most beyond what gunicorn drains
+            oversized = {
+                "type": "system_info",
+                "title": "t",
+                "message": "x" * (65_537 + i * 33_000),
+            }
+            for method, url, body in (
+                ("POST", base, oversized),
+                ("GET", f"{base}/unread-count", None),
+            ):
+                try:
+                    statuses.append(session.request(method, url, json=body, timeout=10).status_code)
+                except requests.ConnectionError as exc:
+                    errors.append(repr(exc))
+        session.close()
+    assert errors == []
+    assert statuses == [413, 200] * 30
+
+
+@SERVER_ONLY
+@pytest.mark.slow
+def test_a_connection_idle_longer_than_five_seconds_is_still_served(
+    tmp_path: Path, database: Database
+) -> None:
+    port = str(_free_port())
+    with notifier_serve(tmp_path, database.url, "--port", port, "--workers", "1"):
+        conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
+        conn.request("GET", "/admin/login")
+        conn.getresponse().read()
+        assert conn.sock is not None
+        first_socket = conn.sock.getsockname()
+        time.sleep(6.5)  # gunicorn's own default keep-alive is 2 s; this server's was 5 s
+        conn.request("GET", "/admin/login")  # raises RemoteDisconnected if the server closed
+        assert conn.getresponse().status == 200
+        assert conn.sock is not None and conn.sock.getsockname() == first_socket
+        conn.close()
+
+
+@SERVER_ONLY
+def test_two_servers_share_no_control_socket(tmp_path: Path, database: Database) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "XDG_RUNTIME_DIR": ""}
+    ports = [str(_free_port()), str(_free_port())]
+    with (
+        notifier_serve(tmp_path, database.url, "--port", ports[0], "--workers", "1", env=env),
+        notifier_serve(tmp_path, database.url, "--port", ports[1], "--workers", "1", env=env),
+    ):
+        for port in ports:
+            assert requests.get(f"http://127.0.0.1:{port}/admin/login", timeout=10).ok
+        assert not (home / ".gunicorn").exists()
 
 
 @pytest.mark.slow

@@ -4,27 +4,21 @@ worker, subprocess prefork workers, and a TCP proxy that can cut the database of
 from __future__ import annotations
 
 import os
-import select
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import notifier.worker.jobs  # noqa: F401  (registers the bundled jobs on every app)
 import pytest
-import redis
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from notifier.worker import install, uninstall
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
-from sqlalchemy.engine import make_url
 
 from notifier import AdminNotification, Database, PlatformAlert
 
@@ -33,18 +27,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 import worker_test_tasks  # noqa: E402
 
-from tests.conftest import REDIS_URL, require_service  # noqa: E402
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """Redis db 15, flushed before and after the test."""
-    require_service("Redis", REDIS_URL)
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
+from tests.conftest import REDIS_URL, TcpProxy, proxied, require_service  # noqa: E402, F401
 
 
 @pytest.fixture
@@ -223,86 +206,3 @@ def client_app(
     app = make_app(worker_env["NOTIFIER_TEST_BROKER"], worker_database.url, spool_dir)
     yield app
     app.close()
-
-
-# -- a TCP proxy the test can cut ----------------------------------------------------------
-
-
-class TcpProxy:
-    """Forwards a local port to a server; ``cut()`` refuses and drops connections."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
-        self._listener: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self.restore()
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            with suppress(OSError):
-                listener.shutdown(socket.SHUT_RDWR)
-            listener.close()
-        with self._lock:
-            for conn in self._conns:
-                with suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-                conn.close()
-            self._conns.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._conns += [client, upstream]
-            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while True:
-                ready, _, _ = select.select([a, b], [], [], 1)
-                for src in ready:
-                    data = src.recv(65536)
-                    if not data:
-                        return
-                    (b if src is a else a).sendall(data)
-        except OSError:
-            return
-        finally:
-            a.close()
-            b.close()
-
-
-@contextmanager
-def proxied(url: str) -> Iterator[tuple[TcpProxy, str]]:
-    parsed = make_url(url)
-    proxy = TcpProxy((parsed.host or "127.0.0.1", parsed.port or 5432))
-    try:
-        yield (
-            proxy,
-            parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
-        )
-    finally:
-        proxy.cut()

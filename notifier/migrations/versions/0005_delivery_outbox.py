@@ -1,7 +1,7 @@
 """delivery outbox: endpoints, deliveries, attempts
 
 Revision ID: 0005
-Revises: e1b0a5c3d9f2
+Revises: 0004 (admin sessions)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import notifier.types
 
 revision = '0005'
-down_revision = 'e1b0a5c3d9f2'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
