@@ -4,6 +4,7 @@ with a real webhook receiver on loopback and the real dispatcher run in between.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -46,12 +47,29 @@ def live_config(database: Database) -> dict[str, Any]:
     }
 
 
+def _ready(page: Page) -> None:
+    """Wait until the page's script is wired up (it marks its main element)."""
+    page.wait_for_function("() => document.querySelector('main[data-ready]') !== null")
+
+
+def _reloading(page: Page, action: Callable[[], object]) -> None:
+    """Run ``action``, which loads a page (a link, or the script's reload), and wait for
+    the new page to be ready, never mistaking the old one for it."""
+    page.evaluate("window.__old_page = true")
+    action()
+    page.wait_for_function(
+        "() => !window.__old_page && document.querySelector('main[data-ready]') !== null"
+    )
+
+
 def _nav(page: Page, name: str) -> None:
-    page.get_by_role("navigation", name="Admin").get_by_role("link", name=name).click()
+    link = page.get_by_role("navigation", name="Admin").get_by_role("link", name=name)
+    _reloading(page, link.click)
 
 
 def _add_webhook(page: Page, name: str, url: str) -> str:
     """Fill the form, submit, and return the secret the dialog shows once."""
+    _ready(page)
     form = page.locator("form[data-create-endpoint]")
     form.get_by_label("Name").fill(name)
     form.get_by_label("URL").fill(url)
@@ -79,7 +97,7 @@ def test_add_a_webhook_see_the_secret_once_send_a_test_and_see_it_delivered(
     page.get_by_role("button", name="Copy").click()
     expect(page.locator("[data-copied]")).to_have_text("Copied to the clipboard.")
     assert page.evaluate("navigator.clipboard.readText()") == secret
-    page.get_by_role("button", name="I saved it").click()
+    _reloading(page, page.get_by_role("button", name="I saved it").click)
 
     row = page.locator("[data-endpoint-id]")
     expect(row).to_have_count(1)
@@ -94,7 +112,7 @@ def test_add_a_webhook_see_the_secret_once_send_a_test_and_see_it_delivered(
     [request] = receiver.requests
     assert Webhook(secret).verify(request.body, request.headers)["type"] == "endpoint.test"
 
-    page.get_by_role("link", name="See it in the delivery log").click()
+    _reloading(page, page.get_by_role("link", name="See it in the delivery log").click)
     delivery = page.locator("[data-delivery-id]")
     expect(delivery).to_have_count(1)
     expect(delivery.locator("[data-delivery-status]")).to_have_text("succeeded")
@@ -116,15 +134,16 @@ def test_a_failing_receiver_shows_a_failed_delivery_that_replays(
 ) -> None:
     sign_in(page, live, admin, "/admin/channels")
     _add_webhook(page, "flaky", receiver.url())
-    page.get_by_role("button", name="I saved it").click()
+    _reloading(page, page.get_by_role("button", name="I saved it").click)
     receiver.then(422, body=b'{"error": "unknown event type"}')
     page.get_by_role("button", name="Send test").click()
     expect(page.locator("[data-page-status]")).to_contain_text("Test event queued")
     dispatch_due(database, LOCAL)
 
     page.reload()
+    _ready(page)
     expect(page.locator("[data-failed]")).to_have_text("1 failed")
-    page.locator("[data-failed]").click()
+    _reloading(page, page.locator("[data-failed]").click)
     delivery = page.locator("[data-delivery-id]")
     expect(delivery).to_have_count(1)
     expect(delivery.locator("[data-delivery-status]")).to_have_text("failed")
@@ -134,11 +153,11 @@ def test_a_failing_receiver_shows_a_failed_delivery_that_replays(
     expect(delivery.locator("[data-response-body]")).to_have_text('{"error": "unknown event type"}')
     shoot(page, "delivery-log-failed")
 
-    delivery.get_by_role("button", name="Replay").click()
+    _reloading(page, delivery.get_by_role("button", name="Replay").click)
     # The page reloads with the filter still on "failed": the replayed row has left it.
     expect(page.locator("main [data-empty]")).to_contain_text("No deliveries match")
     dispatch_due(database, LOCAL)
-    page.get_by_label("Status").select_option("")
+    _reloading(page, lambda: page.get_by_label("Status").select_option(""))
     row = page.locator("[data-delivery-id]")
     expect(row.locator("[data-delivery-status]")).to_have_text("succeeded")
     expect(row.get_by_text("Attempts (2)")).to_be_visible()
@@ -150,7 +169,7 @@ def test_replay_all_failed_since_disable_and_delete(
 ) -> None:
     sign_in(page, live, admin, "/admin/channels")
     _add_webhook(page, "gone soon", receiver.url())
-    page.get_by_role("button", name="I saved it").click()
+    _reloading(page, page.get_by_role("button", name="I saved it").click)
     for _ in range(2):
         receiver.then(400)
         page.get_by_role("button", name="Send test").click()
@@ -164,10 +183,10 @@ def test_replay_all_failed_since_disable_and_delete(
     expect(page.locator('[data-status="pending"]')).to_have_count(2)
 
     _nav(page, "Channels")
-    page.get_by_role("button", name="Disable").click()
+    _reloading(page, page.get_by_role("button", name="Disable").click)
     expect(page.locator("[data-disabled]")).to_have_text("Disabled: disabled by an admin")
     expect(page.get_by_role("button", name="Send test")).to_be_disabled()
-    page.get_by_role("button", name="Enable").click()
+    _reloading(page, page.get_by_role("button", name="Enable").click)
     expect(page.locator("[data-health]")).to_contain_text("Enabled")
 
     page.get_by_role("button", name="Delete").click()
@@ -176,12 +195,13 @@ def test_replay_all_failed_since_disable_and_delete(
     dialog.get_by_role("button", name="Cancel").click()
     expect(page.locator("[data-endpoint-id]")).to_have_count(1)
     page.get_by_role("button", name="Delete").click()
-    dialog.get_by_role("button", name="Delete").click()
+    _reloading(page, dialog.get_by_role("button", name="Delete").click)
     expect(page.locator("main [data-empty]")).to_contain_text("No channels yet")
 
 
 def test_a_refused_url_is_explained_in_the_form(page: Page, live: LiveServer, admin: Admin) -> None:
     sign_in(page, live, admin, "/admin/channels")
+    _ready(page)
     form = page.locator("form[data-create-endpoint]")
     form.get_by_label("Name").fill("bad")
     form.get_by_label("URL").fill("ftp://hooks.example/in")
@@ -189,6 +209,6 @@ def test_a_refused_url_is_explained_in_the_form(page: Page, live: LiveServer, ad
     expect(form.locator("[data-form-error]")).to_contain_text("url: must be an absolute http(s)")
     form.get_by_label("URL").fill("https://hooks.slack.com/services/T0/B0/abcdefghijklmnopWXYZ")
     form.get_by_label("Channel").select_option("slack")
-    form.get_by_role("button", name="Add channel").click()
+    _reloading(page, form.get_by_role("button", name="Add channel").click)
     expect(page.locator("[data-display-url]")).to_have_text("https://hooks.slack.com/…WXYZ")
     expect(page.locator("#nt-secret")).to_be_hidden()  # Slack has no signing secret

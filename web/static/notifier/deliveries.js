@@ -72,4 +72,5 @@ if (page) {
 
   refreshTimes(page);
   setInterval(() => refreshTimes(page), 30000);
+  page.dataset.ready = "true"; // the buttons work from here on (tests wait for it)
 }
