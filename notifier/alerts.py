@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime, time, tzinfo
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from . import outbox
 from .config import configured_timezone
-from .enums import AlertType, Severity
+from .enums import AlertType, DeliveryEvent, Severity
 from .errors import AlreadyResolvedError, ValidationError
 from .keyset import Page, SortKey, keyset_page
 from .metrics import inc_on_commit
-from .models import AdminNotification, PlatformAlert
-from .notifications import page_bounds
+from .models import PlatformAlert
+from .paging import fetch_page, page_bounds
 from .types import utcnow
 from .upserts import upsert_alert
 from .validation import FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX, Checker
@@ -34,74 +35,36 @@ def default_fingerprint(alert_type: AlertType | str, title: str) -> str:
 class PlatformAlertService:
     """Platform alerts. Every method takes the session first and never commits."""
 
-    def create_alert(
-        self,
-        db: Session,
-        *,
-        alert_type: AlertType | str,
-        severity: Severity | str,
-        title: str,
-        description: str | None = None,
-        affected_stores: list[int] | None = None,
-        affected_systems: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        fingerprint: str | None = None,
-    ) -> PlatformAlert:
+    def create_alert(self, db: Session, **fields: Unpack[AlertFields]) -> PlatformAlert:
         """Create a new open alert (fails on the unique index if one is open for the fingerprint).
 
         Use ``create_or_increment_alert`` for anything that may recur.
         """
-        values = self._validate(
-            alert_type=alert_type,
-            severity=severity,
-            title=title,
-            description=description,
-            affected_stores=affected_stores,
-            affected_systems=affected_systems,
-            metadata=metadata,
-            fingerprint=fingerprint,
-        )
+        values = _validated(fields)
         now = utcnow()
         alert = PlatformAlert(**values, first_occurred_at=now, last_occurred_at=now)
         db.add(alert)
         db.flush()
+        outbox.on_alert(db, alert, DeliveryEvent.ALERT_OPENED)
         return alert
 
     def create_or_increment_alert(
-        self,
-        db: Session,
-        *,
-        alert_type: AlertType | str,
-        severity: Severity | str,
-        title: str,
-        fingerprint: str | None = None,
-        description: str | None = None,
-        affected_stores: list[int] | None = None,
-        affected_systems: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        occurrences: int = 1,
+        self, db: Session, *, occurrences: int = 1, **fields: Unpack[AlertFields]
     ) -> tuple[PlatformAlert, bool]:
         """Count one more occurrence of the open alert with this fingerprint, or open one.
 
-        Returns ``(alert, created)``. An existing open alert gets ``occurrence_count + 1``
-        (``+ occurrences``, for a caller that batched several occurrences into one call),
-        a new ``last_occurred_at``, the higher of the two severities, the union of affected
-        stores and systems, and the newest description; its title and metadata stay.
-        This is a single ``INSERT ... ON CONFLICT DO UPDATE`` against the partial unique
-        index, so concurrent callers never lose a count nor open a second alert.
-        A new alert for a fingerprint whose last alert was resolved records that alert's id
-        as ``previous_alert_id`` in its metadata.
+        Fields: ``alert_type``, ``severity``, ``title`` (required), ``fingerprint`` (default:
+        type and title), ``description``, ``affected_stores``, ``affected_systems``,
+        ``metadata``. Returns ``(alert, created)``. An existing open alert gets
+        ``occurrence_count + 1`` (``+ occurrences``, for a caller that batched several
+        occurrences into one call), a new ``last_occurred_at``, the higher of the two
+        severities, the union of affected stores and systems, and the newest description;
+        its title and metadata stay. This is a single ``INSERT ... ON CONFLICT DO UPDATE``
+        against the partial unique index, so concurrent callers never lose a count nor open
+        a second alert. A new alert for a fingerprint whose last alert was resolved records
+        that alert's id as ``previous_alert_id`` in its metadata.
         """
-        values = self._validate(
-            alert_type=alert_type,
-            severity=severity,
-            title=title,
-            description=description,
-            affected_stores=affected_stores,
-            affected_systems=affected_systems,
-            metadata=metadata,
-            fingerprint=fingerprint,
-        )
+        values = _validated(fields)
         if isinstance(occurrences, bool) or not isinstance(occurrences, int) or occurrences < 1:
             raise ValidationError({"occurrences": "must be a positive integer"})
         now = utcnow()
@@ -119,7 +82,9 @@ class PlatformAlertService:
         # An existing alert already had at least one occurrence before these.
         created = alert.occurrence_count == occurrences
         if created:
-            self._link_previous(db, alert)
+            regressed = self._link_previous(db, alert)
+            event = DeliveryEvent.ALERT_REGRESSED if regressed else DeliveryEvent.ALERT_OPENED
+            outbox.on_alert(db, alert, event)
         labels = (alert.alert_type.value, alert.severity.value)
         if created:
             inc_on_commit(db, "notifier_alerts_opened_total", labels)
@@ -127,8 +92,11 @@ class PlatformAlertService:
             inc_on_commit(db, "notifier_alerts_incremented_total", labels, occurrences)
         return alert, created
 
-    def _link_previous(self, db: Session, alert: PlatformAlert) -> None:
-        """Point a newly opened alert at the last resolved alert with the same fingerprint."""
+    def _link_previous(self, db: Session, alert: PlatformAlert) -> bool:
+        """Point a newly opened alert at the last resolved alert with the same fingerprint.
+
+        Returns whether there was one: the new alert is then a regression.
+        """
         previous = db.execute(
             select(PlatformAlert.id, PlatformAlert.occurrence_count)
             .where(PlatformAlert.fingerprint == alert.fingerprint, PlatformAlert.is_resolved)
@@ -142,6 +110,7 @@ class PlatformAlertService:
                 "previous_occurrence_count": previous.occurrence_count,
             }
             db.flush()
+        return previous is not None
 
     def get_alerts(
         self,
@@ -155,16 +124,8 @@ class PlatformAlertService:
     ) -> tuple[list[PlatformAlert], int]:
         """A page of alerts, unresolved first, then by latest occurrence; and the total."""
         conditions = self._filters(alert_type, severity, is_resolved)
-        skip, limit = page_bounds(skip, limit)
-        total = db.scalar(select(func.count()).select_from(PlatformAlert).where(*conditions))
-        items = db.scalars(
-            select(PlatformAlert)
-            .where(*conditions)
-            .order_by(*ALERT_ORDER.order_by())
-            .offset(skip)
-            .limit(limit)
-        ).all()
-        return list(items), int(total or 0)
+        order = ALERT_ORDER.order_by()
+        return fetch_page(db, PlatformAlert, conditions, order, skip=skip, limit=limit)
 
     def page_alerts(
         self,
@@ -236,14 +197,15 @@ class PlatformAlertService:
             raise AlreadyResolvedError(alert_id)
         labels = (alert.alert_type.value, alert.severity.value)
         inc_on_commit(db, "notifier_alerts_resolved_total", labels)
+        outbox.on_alert(db, alert, DeliveryEvent.ALERT_RESOLVED)
         return alert
 
     def get_statistics(
         self, db: Session, *, tz: tzinfo | None = None, now: datetime | None = None
     ) -> dict[str, Any]:
-        """Counts for the statistics cards and the alert breakdowns.
+        """Counts of alerts for the statistics cards and the alert breakdowns.
 
-        Keys: unread_notifications, active_alerts, critical_alerts (active and critical),
+        Keys: active_alerts, critical_alerts (active and critical),
         resolved_today (since midnight in ``NOTIFIER_TIMEZONE``), total_alerts, and
         by_severity / by_type over active alerts with every enum value present.
         """
@@ -271,16 +233,7 @@ class PlatformAlertService:
             )
             or 0
         )
-        unread = (
-            db.scalar(
-                select(func.count())
-                .select_from(AdminNotification)
-                .where(AdminNotification.is_read.is_(False))
-            )
-            or 0
-        )
         return {
-            "unread_notifications": int(unread),
             "active_alerts": sum(by_severity.values()),
             "critical_alerts": by_severity[Severity.CRITICAL.value],
             "resolved_today": int(resolved_today),
@@ -289,39 +242,48 @@ class PlatformAlertService:
             "by_type": by_type,
         }
 
-    @staticmethod
-    def _validate(
-        *,
-        alert_type: Any,
-        severity: Any,
-        title: Any,
-        description: Any,
-        affected_stores: Any,
-        affected_systems: Any,
-        metadata: Any,
-        fingerprint: Any,
-    ) -> dict[str, Any]:
-        check = Checker()
-        values: dict[str, Any] = {
-            "alert_type": check.enum("alert_type", alert_type, AlertType),
-            "severity": check.enum("severity", severity, Severity),
-            "title": check.text("title", title, max_length=TITLE_MAX),
-            "description": check.text(
-                "description", description, max_length=MESSAGE_MAX, required=False
-            ),
-            "affected_stores": check.int_list("affected_stores", affected_stores),
-            "affected_systems": check.name_list("affected_systems", affected_systems),
-            "alert_metadata": check.metadata("metadata", metadata),
-            "fingerprint": check.text(
-                "fingerprint", fingerprint, max_length=FINGERPRINT_MAX, required=False
-            ),
-        }
-        check.done()
-        if values["fingerprint"] is None:
-            values["fingerprint"] = default_fingerprint(values["alert_type"], values["title"])
-        return values
+
+class AlertFields(TypedDict, total=False):
+    """The fields an alert is opened or counted with (``create_or_increment_alert``)."""
+
+    alert_type: Required[AlertType | str]
+    severity: Required[Severity | str]
+    title: Required[str]
+    fingerprint: str | None
+    description: str | None
+    affected_stores: list[int] | None
+    affected_systems: list[str] | None
+    metadata: dict[str, Any] | None
+
+
+def _validated(fields: AlertFields) -> dict[str, Any]:
+    """The row values for ``fields``, or a ValidationError naming every bad field."""
+    check = Checker()
+    values: dict[str, Any] = {
+        "alert_type": check.enum("alert_type", fields.get("alert_type"), AlertType),
+        "severity": check.enum("severity", fields.get("severity"), Severity),
+        "title": check.text("title", fields.get("title"), max_length=TITLE_MAX),
+        "description": check.text(
+            "description", fields.get("description"), max_length=MESSAGE_MAX, required=False
+        ),
+        "affected_stores": check.int_list("affected_stores", fields.get("affected_stores")),
+        "affected_systems": check.name_list("affected_systems", fields.get("affected_systems")),
+        "alert_metadata": check.metadata("metadata", fields.get("metadata")),
+        "fingerprint": check.text(
+            "fingerprint", fields.get("fingerprint"), max_length=FINGERPRINT_MAX, required=False
+        ),
+    }
+    check.done()
+    if values["fingerprint"] is None:
+        values["fingerprint"] = default_fingerprint(values["alert_type"], values["title"])
+    return values
 
 
 platform_alert_service = PlatformAlertService()
 
-__all__ = ["PlatformAlertService", "default_fingerprint", "platform_alert_service"]
+__all__ = [
+    "AlertFields",
+    "PlatformAlertService",
+    "default_fingerprint",
+    "platform_alert_service",
+]

@@ -199,6 +199,46 @@ def create_admin_command(
         database.dispose()
 
 
+@cli.command("dispatch")
+@settings_options()
+@click.option("--once", is_flag=True, help="Send what is due now, then exit.")
+@click.option(
+    "--sweep-every", default=5.0, show_default=True, help="Seconds between two looks for due rows."
+)
+def dispatch_command(settings: Settings, once: bool, sweep_every: float) -> None:
+    """Send queued deliveries (email, webhooks, Slack, Teams); runs until Ctrl-C.
+
+    Workers with the plugin installed already do this next to their drainer; run this
+    where no such worker runs (a web-only install) or to flush the outbox by hand.
+    """
+    import signal
+    import threading
+
+    from .dispatch import DispatchSettings, dispatch_due, run_dispatcher
+
+    try:
+        delivery = DispatchSettings.from_env()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    database = Database(settings.database_url)
+    try:
+        if once:
+            total = 0
+            while (report := dispatch_due(database, delivery)).total:
+                total += report.total
+            click.echo(f"Dispatched {total} deliveries")
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        click.echo(f"Dispatching from {redacted(settings.database_url)}; Ctrl-C stops")
+        try:
+            run_dispatcher(database, delivery, stop=stop, sweep_every=sweep_every)
+        except KeyboardInterrupt:
+            stop.set()
+    finally:
+        database.dispose()
+
+
 @contextmanager
 def existing_admin(settings: Settings, email: str) -> Iterator[tuple[Session, AdminUser]]:
     """The admin with ``email`` in a transaction that commits when the block ends.

@@ -64,7 +64,7 @@ class Settings:
         timezone = str(configured_timezone(env))
 
         secret_key = env.get("NOTIFIER_SECRET_KEY") or None
-        cookie_secure = _flag(env, "NOTIFIER_COOKIE_SECURE")
+        cookie_secure = flag(env, "NOTIFIER_COOKIE_SECURE")
         proxies = (env.get("NOTIFIER_TRUSTED_PROXIES") or "0").strip()
         if not proxies.isdigit():
             raise ConfigurationError(
@@ -95,7 +95,7 @@ class Settings:
         )
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def flag(env: Mapping[str, str], name: str) -> bool:
     """A boolean variable: 1/true/yes/on or 0/false/no/off (empty or unset is false)."""
     value = (env.get(name) or "").strip().lower()
     if value in ("", "0", "false", "no", "off"):

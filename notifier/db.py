@@ -139,7 +139,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # A deferred transaction that reads and then writes fails at once ("database is
+        # locked") if another connection committed in between; IMMEDIATE waits instead.
+        immediate = connection.get_execution_options().get("notifier_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _dispose_after_fork(engine: Engine) -> None:
@@ -174,9 +177,16 @@ class Database:
         return database
 
     @contextmanager
-    def session_scope(self) -> Iterator[Session]:
-        """A session that commits when the block ends and rolls back if it raises."""
+    def session_scope(self, *, immediate: bool = False) -> Iterator[Session]:
+        """A session that commits when the block ends and rolls back if it raises.
+
+        ``immediate`` is for transactions that read rows and then change them while other
+        processes may do the same: on SQLite it takes the write lock at BEGIN (waiting for
+        it), so the change cannot fail for having read an older snapshot.
+        """
         with self.sessionmaker() as session, session.begin():
+            if immediate:
+                session.connection(execution_options={"notifier_immediate": True})
             yield session
 
     def dispose(self) -> None:

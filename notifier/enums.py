@@ -49,3 +49,30 @@ class Severity(StrEnum):
     def rank(self) -> int:
         """Position in the info < warning < error < critical order."""
         return list(Severity).index(self)
+
+
+class DeliveryChannel(StrEnum):
+    """How a delivery leaves: a signed webhook, a chat webhook, or an email to an admin."""
+
+    WEBHOOK = "webhook"
+    SLACK = "slack"
+    TEAMS = "teams"
+    EMAIL = "email"
+
+
+class DeliveryEvent(StrEnum):
+    """What happened, as a webhook's ``type`` names it."""
+
+    NOTIFICATION_CREATED = "notification.created"
+    ALERT_OPENED = "alert.opened"
+    ALERT_REGRESSED = "alert.regressed"
+    ALERT_RESOLVED = "alert.resolved"
+    ENDPOINT_TEST = "endpoint.test"
+
+
+class DeliveryStatus(StrEnum):
+    """Where a delivery is: waiting for its next attempt, delivered, or given up on."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"

@@ -33,3 +33,7 @@ class ConfigurationError(NotifierError):
 
 class DuplicateAdminError(NotifierError):
     """An admin with this email (compared case-insensitively) already exists."""
+
+
+class DeliveryRefusedError(NotifierError):
+    """A delivery URL may not be used (scheme, credentials, or a non-public address)."""

@@ -20,8 +20,9 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, MetaData, Table, inspect, select
+from sqlalchemy import Connection, MetaData, Table, inspect, select, text
 
+from .db import make_engine
 from .models import Base
 
 #: The notifier's own Alembic version table (Alembic's default is ``alembic_version``).
@@ -96,3 +97,29 @@ def adopt_legacy_version(connection: Connection, revisions: set[str]) -> str | N
 def notifier_revisions(config: Config) -> set[str]:
     """Every revision id the notifier ships."""
     return {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+
+
+def schema_problem(database_url: str) -> str | None:
+    """None when the schema at ``database_url`` is at the newest revision, else what is wrong.
+
+    Raises the driver's error when the database cannot be reached.
+    """
+    script = ScriptDirectory.from_config(alembic_config(database_url))
+    heads = set(script.get_heads())
+    engine = make_engine(database_url)
+    try:
+        # Read directly, not through a MigrationContext: that logs a line per call, and the
+        # worker asks every few seconds while it waits for `notifier init-db`.
+        with engine.connect() as connection:
+            current: set[str] = set()
+            if inspect(connection).has_table(VERSION_TABLE):
+                query = text(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608
+                current = set(connection.scalars(query))
+    finally:
+        engine.dispose()
+    if current == heads:
+        return None
+    if not current:
+        return "the notifier schema is missing"
+    found, wanted = ", ".join(sorted(current)), ", ".join(sorted(heads))
+    return f"the notifier schema is at revision {found}, not {wanted}"

@@ -23,7 +23,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from .enums import AlertType, NotificationType, Priority, Severity
+from .enums import (
+    AlertType,
+    DeliveryChannel,
+    DeliveryEvent,
+    DeliveryStatus,
+    NotificationType,
+    Priority,
+    Severity,
+)
 from .types import JSONType, UTCDateTime, utcnow
 from .validation import ACTION_URL_MAX, FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX
 
@@ -101,11 +109,15 @@ class AdminNotification(Base):
     notification_metadata: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     store_id: Mapped[int | None] = mapped_column(Integer)
     dedup_key: Mapped[str | None] = mapped_column(String(FINGERPRINT_MAX), unique=True)
+    #: The fingerprint of the platform alert this notification was raised for, if any: the
+    #: failure recorder's cooldown looks for a recent notification of the same fingerprint.
+    alert_fingerprint: Mapped[str | None] = mapped_column(String(FINGERPRINT_MAX))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
         CheckConstraint(f"length(title) <= {TITLE_MAX}", name="title_length"),
         CheckConstraint(f"length(message) <= {MESSAGE_MAX}", name="message_length"),
+        Index("ix_admin_notifications_fingerprint_created", "alert_fingerprint", "created_at"),
         # Unread count and the header dropdown (newest unread) read only this small index.
         Index(
             "ix_admin_notifications_unread_created",
@@ -186,6 +198,23 @@ Index(
 )
 
 
+class ProcessedFailure(Base):
+    """The key of a failure report already recorded, kept so a replay is recognised.
+
+    Written in the same transaction as the report's effects (alert count, notification), so
+    a report redelivered or replayed after a crash is counted exactly once, whatever the
+    cooldown. Rows older than the retention window are pruned in bounded batches.
+    """
+
+    __tablename__ = "processed_failures"
+
+    key: Mapped[str] = mapped_column(String(FINGERPRINT_MAX), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    def __repr__(self) -> str:
+        return f"<ProcessedFailure {self.key!r}>"
+
+
 class ApiToken(Base):
     """A bearer token for API clients; only its SHA-256 is stored, the token is shown once."""
 
@@ -204,6 +233,102 @@ class ApiToken(Base):
 
     def __repr__(self) -> str:
         return f"<ApiToken {self.id} {self.prefix!r} user={self.user_id}>"
+
+
+class DeliveryEndpoint(Base):
+    """Somewhere events are sent: a webhook, Slack or Teams URL, with a filter."""
+
+    __tablename__ = "delivery_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[DeliveryChannel] = mapped_column(_str_enum(DeliveryChannel, "channel"))
+    # Slack and Teams URLs carry their own credential, so the URL is a secret too.
+    url: Mapped[str] = mapped_column(String(ACTION_URL_MAX))
+    secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The filter; an empty list means "any".
+    event_types: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    notification_types: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    alert_types: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    store_ids: Mapped[list[int]] = mapped_column(JSONType, default=list)
+    min_priority: Mapped[Priority | None] = mapped_column(_str_enum(Priority, "min_priority"))
+    min_severity: Mapped[Severity | None] = mapped_column(_str_enum(Severity, "min_severity"))
+    is_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<DeliveryEndpoint {self.id} {self.channel} {self.name!r}>"
+
+
+class Delivery(Base):
+    """One event for one endpoint or one admin's mailbox: the outbox row."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The Standard Webhooks ``webhook-id``: the same on every attempt, so receivers dedup.
+    message_id: Mapped[str] = mapped_column(String(40), unique=True)
+    event_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[DeliveryEvent] = mapped_column(_str_enum(DeliveryEvent, "event_type"))
+    channel: Mapped[DeliveryChannel] = mapped_column(_str_enum(DeliveryChannel, "channel"))
+    endpoint_id: Mapped[int | None] = mapped_column(
+        ForeignKey("delivery_endpoints.id", ondelete="CASCADE")
+    )
+    recipient_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="CASCADE")
+    )
+    notification_id: Mapped[int | None] = mapped_column(Integer)
+    alert_id: Mapped[int | None] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        _str_enum(DeliveryStatus, "delivery_status"), default=DeliveryStatus.PENDING
+    )
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A dispatcher's claim: until then nobody else sends it; a dead dispatcher's claim lapses.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index(
+            "ix_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_deliveries_status_created", "status", "created_at"),
+        Index("ix_deliveries_endpoint_created", "endpoint_id", "created_at"),
+        Index("ix_deliveries_recipient_created", "recipient_user_id", "created_at"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Delivery {self.id} {self.event_type} {self.status}>"
+
+
+class DeliveryAttempt(Base):
+    """One try at sending a delivery, with what came back."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))  # succeeded, retry, failed
+    error_class: Mapped[str | None] = mapped_column(String(100))
+    error: Mapped[str | None] = mapped_column(String(500))
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(String(1024))
 
 
 class AdminSession(Base):

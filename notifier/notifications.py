@@ -5,21 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import case, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from . import outbox
 from .config import configured_timezone
 from .enums import NotificationType, Priority
 from .keyset import Page, SortKey, keyset_page
 from .metrics import inc_on_commit
 from .models import AdminNotification
+from .paging import MAX_PAGE, fetch_page, page_bounds
 from .types import utcnow
 from .upserts import insert_notification_once
-from .validation import FINGERPRINT_MAX, MESSAGE_MAX, PAGE_MAX, TITLE_MAX, Checker
+from .validation import FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX, Checker
 
-MAX_PAGE = PAGE_MAX  # the old name; the limit lives with the others in validation.py
 # A plain INSERT ... RETURNING loaded as the ORM object: one cached statement, no flush.
 _TABLE = AdminNotification.__table__
 _INSERT = select(AdminNotification).from_statement(insert(_TABLE).returning(*_TABLE.c))  # type: ignore[arg-type]
@@ -41,93 +42,87 @@ class DailyCount:
         return sum(self.counts.values())
 
 
-def page_bounds(skip: int, limit: int) -> tuple[int, int]:
-    """Clamp paging to ``skip >= 0`` and ``1 <= limit <= 200``."""
-    return max(0, int(skip)), max(1, min(int(limit), MAX_PAGE))
+class NotificationFields(TypedDict, total=False):
+    """The fields a notification is created with (``create_notification`` and friends)."""
+
+    type: Required[NotificationType | str]
+    title: Required[str]
+    message: Required[str]
+    priority: Priority | str
+    action_required: bool
+    action_url: str | None
+    metadata: dict[str, Any] | None
+    store_id: int | None
+    dedup_key: str | None
+    alert_fingerprint: str | None
+
+
+def _validated(fields: NotificationFields) -> dict[str, Any]:
+    """The row values for ``fields``, or a ValidationError naming every bad field."""
+    check = Checker()
+    action_required = fields.get("action_required", False)
+    values: dict[str, Any] = {
+        "type": check.enum("type", fields.get("type"), NotificationType),
+        "priority": check.enum("priority", fields.get("priority", Priority.NORMAL), Priority),
+        "title": check.text("title", fields.get("title"), max_length=TITLE_MAX),
+        "message": check.text("message", fields.get("message"), max_length=MESSAGE_MAX),
+        "action_url": check.action_url("action_url", fields.get("action_url")),
+        "notification_metadata": check.metadata("metadata", fields.get("metadata")),
+        "store_id": check.optional_int("store_id", fields.get("store_id")),
+        "dedup_key": check.text(
+            "dedup_key", fields.get("dedup_key"), max_length=FINGERPRINT_MAX, required=False
+        ),
+        "alert_fingerprint": check.text(
+            "alert_fingerprint",
+            fields.get("alert_fingerprint"),
+            max_length=FINGERPRINT_MAX,
+            required=False,
+        ),
+        "action_required": action_required,
+        "is_read": False,
+        "created_at": utcnow(),
+    }
+    if not isinstance(action_required, bool):
+        check.fail("action_required", "must be true or false")
+    check.done()
+    return values
 
 
 class AdminNotificationService:
     """Admin notifications. Every method takes the session first and never commits."""
 
     def create_notification(
-        self,
-        db: Session,
-        *,
-        type: NotificationType | str,
-        title: str,
-        message: str,
-        priority: Priority | str = Priority.NORMAL,
-        action_required: bool = False,
-        action_url: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        store_id: int | None = None,
-        dedup_key: str | None = None,
+        self, db: Session, **fields: Unpack[NotificationFields]
     ) -> AdminNotification:
         """Create a notification; with a ``dedup_key`` that exists, return that row instead."""
-        notification, _ = self.create_or_get_notification(
-            db,
-            type=type,
-            title=title,
-            message=message,
-            priority=priority,
-            action_required=action_required,
-            action_url=action_url,
-            metadata=metadata,
-            store_id=store_id,
-            dedup_key=dedup_key,
-        )
-        return notification
+        return self.create_or_get_notification(db, **fields)[0]
 
     def create_or_get_notification(
-        self,
-        db: Session,
-        *,
-        type: NotificationType | str,
-        title: str,
-        message: str,
-        priority: Priority | str = Priority.NORMAL,
-        action_required: bool = False,
-        action_url: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        store_id: int | None = None,
-        dedup_key: str | None = None,
+        self, db: Session, **fields: Unpack[NotificationFields]
     ) -> tuple[AdminNotification, bool]:
         """Create a notification, or find the one with this ``dedup_key``; ``(row, created)``.
 
+        Fields: ``type``, ``title``, ``message`` (required), ``priority`` (normal),
+        ``action_required`` (False), ``action_url``, ``metadata``, ``store_id``,
+        ``dedup_key`` and ``alert_fingerprint`` (the platform alert it was raised for).
         The dedup path is one ``INSERT ... ON CONFLICT DO NOTHING``: two processes racing on
         the same key create one row, and the loser gets the winner's row with ``False``.
         """
-        check = Checker()
-        values: dict[str, Any] = {
-            "type": check.enum("type", type, NotificationType),
-            "priority": check.enum("priority", priority, Priority),
-            "title": check.text("title", title, max_length=TITLE_MAX),
-            "message": check.text("message", message, max_length=MESSAGE_MAX),
-            "action_url": check.action_url("action_url", action_url),
-            "notification_metadata": check.metadata("metadata", metadata),
-            "store_id": check.optional_int("store_id", store_id),
-            "dedup_key": check.text(
-                "dedup_key", dedup_key, max_length=FINGERPRINT_MAX, required=False
-            ),
-        }
-        if not isinstance(action_required, bool):
-            check.fail("action_required", "must be true or false")
-        check.done()
-        values["action_required"] = action_required
-
-        values.update(is_read=False, created_at=utcnow())
+        values = _validated(fields)
         labels = (values["type"].value, values["priority"].value)
         if values["dedup_key"] is None:
             notification: AdminNotification = db.scalars(
                 _INSERT, values, execution_options=_FRESH
             ).one()
             inc_on_commit(db, "notifier_notifications_created_total", labels)
+            outbox.on_notification(db, notification)
             return notification, True
         created: AdminNotification | None = db.scalars(
             insert_notification_once(), values, execution_options=_FRESH
         ).first()
         if created is not None:
             inc_on_commit(db, "notifier_notifications_created_total", labels)
+            outbox.on_notification(db, created)
             return created, True
         # The key exists (or a racing transaction just committed it): return that row.
         existing = db.scalars(
@@ -148,16 +143,8 @@ class AdminNotificationService:
     ) -> tuple[list[AdminNotification], int]:
         """A page of notifications, newest first, and the total matching the filters."""
         conditions = self._filters(priority=priority, type=type, is_read=is_read, store_id=store_id)
-        skip, limit = page_bounds(skip, limit)
-        total = db.scalar(select(func.count()).select_from(AdminNotification).where(*conditions))
-        items = db.scalars(
-            select(AdminNotification)
-            .where(*conditions)
-            .order_by(*NOTIFICATION_ORDER.order_by())
-            .offset(skip)
-            .limit(limit)
-        ).all()
-        return list(items), int(total or 0)
+        order = NOTIFICATION_ORDER.order_by()
+        return fetch_page(db, AdminNotification, conditions, order, skip=skip, limit=limit)
 
     def page_notifications(
         self,
@@ -314,6 +301,7 @@ class AdminNotificationService:
         error_count: int | None = None,
         dedup_key: str | None = None,
         extra: dict[str, Any] | None = None,
+        alert_fingerprint: str | None = None,
     ) -> AdminNotification:
         """A product or order import failed, or finished with too many row errors (high)."""
         if error_count:
@@ -327,7 +315,6 @@ class AdminNotificationService:
             title=_clip(title, TITLE_MAX),
             message=_clip(f"Import job {job_id}: {error_message}", MESSAGE_MAX),
             action_required=True,
-            action_url=_store_url(store_id),
             metadata={
                 **(extra or {}),
                 "store_name": store_name,
@@ -337,6 +324,7 @@ class AdminNotificationService:
             },
             store_id=store_id,
             dedup_key=dedup_key,
+            alert_fingerprint=alert_fingerprint,
         )
 
     def notify_order_sync_failure(
@@ -348,6 +336,7 @@ class AdminNotificationService:
         store_id: int | None = None,
         dedup_key: str | None = None,
         extra: dict[str, Any] | None = None,
+        alert_fingerprint: str | None = None,
     ) -> AdminNotification:
         """An order sync with a marketplace failed (high)."""
         return self.create_notification(
@@ -357,7 +346,6 @@ class AdminNotificationService:
             title=_clip(f"Order sync failed for {store_name}", TITLE_MAX),
             message=_clip(error_message, MESSAGE_MAX),
             action_required=True,
-            action_url=_store_url(store_id),
             metadata={
                 **(extra or {}),
                 "store_name": store_name,
@@ -365,6 +353,7 @@ class AdminNotificationService:
             },
             store_id=store_id,
             dedup_key=dedup_key,
+            alert_fingerprint=alert_fingerprint,
         )
 
     def notify_order_exception(
@@ -377,6 +366,7 @@ class AdminNotificationService:
         store_id: int | None = None,
         dedup_key: str | None = None,
         extra: dict[str, Any] | None = None,
+        alert_fingerprint: str | None = None,
     ) -> AdminNotification:
         """An order references products the store does not have (high)."""
         products = [str(p) for p in unmatched_products]
@@ -396,7 +386,6 @@ class AdminNotificationService:
                 MESSAGE_MAX,
             ),
             action_required=True,
-            action_url=_store_url(store_id),
             metadata={
                 **(extra or {}),
                 "store_name": store_name,
@@ -405,6 +394,7 @@ class AdminNotificationService:
             },
             store_id=store_id,
             dedup_key=dedup_key,
+            alert_fingerprint=alert_fingerprint,
         )
 
     def notify_critical_error(
@@ -415,6 +405,7 @@ class AdminNotificationService:
         error_message: str,
         details: dict[str, Any] | None = None,
         dedup_key: str | None = None,
+        alert_fingerprint: str | None = None,
     ) -> AdminNotification:
         """A system-level error that needs an admin now (critical)."""
         return self.create_notification(
@@ -426,6 +417,7 @@ class AdminNotificationService:
             action_required=True,
             metadata={"error_type": error_type, "details": details or {}},
             dedup_key=dedup_key,
+            alert_fingerprint=alert_fingerprint,
         )
 
     def notify_store_issue(
@@ -444,7 +436,6 @@ class AdminNotificationService:
             priority=priority,
             title=_clip(f"Store issue: {store_name}", TITLE_MAX),
             message=_clip(issue, MESSAGE_MAX),
-            action_url=_store_url(store_id),
             metadata={"store_name": store_name},
             store_id=store_id,
         )
@@ -464,11 +455,6 @@ class AdminNotificationService:
         )
 
 
-def _store_url(store_id: int | None) -> str | None:
-    """The admin page listing everything about one store, when the store is known."""
-    return None if store_id is None else f"/admin/notifications?store_id={int(store_id)}"
-
-
 def _clip(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, marking the cut with an ellipsis."""
     text = str(text)
@@ -477,4 +463,10 @@ def _clip(text: str, limit: int) -> str:
 
 admin_notification_service = AdminNotificationService()
 
-__all__ = ["AdminNotificationService", "DailyCount", "admin_notification_service"]
+__all__ = [
+    "MAX_PAGE",
+    "AdminNotificationService",
+    "DailyCount",
+    "NotificationFields",
+    "admin_notification_service",
+]

@@ -28,6 +28,7 @@ _NOTIFICATION_COLUMNS = (
     "notification_metadata",
     "store_id",
     "dedup_key",
+    "alert_fingerprint",
     "created_at",
 )
 _ALERT_COLUMNS = (

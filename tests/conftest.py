@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from notifier.db import Database
 from notifier.migrate import upgrade
 from notifier.models import Base
+from tests.receivers import MailSink, Receiver, serve_receiver, serve_smtp
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "NOTIFIER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -239,3 +240,15 @@ def proxied(url: str) -> Iterator[tuple[TcpProxy, str]]:
         )
     finally:
         proxy.cut()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A loopback HTTP receiver that answers from a script (then 204) and keeps requests."""
+    yield from serve_receiver()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[str, MailSink]]:
+    """A real SMTP server (aiosmtpd) on loopback: its smtp:// URL and what it received."""
+    yield from serve_smtp()

@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from notifier import (
@@ -19,9 +20,9 @@ from notifier import (
     Priority,
     Severity,
     admin_notification_service,
+    get_statistics,
     platform_alert_service,
 )
-from notifier.keyset import Page as KeysetPage
 from notifier.types import utcnow
 from notifier.validation import SKIP_MAX, is_safe_url
 
@@ -103,7 +104,8 @@ class PageQuery(BaseModel):
     page: Annotated[int, Field(ge=1, le=SKIP_MAX // PER_PAGE + 1)] = 1
 
 
-def _page_number() -> int:
+def page_number() -> int:
+    """The ``page`` query parameter, 1 when absent or out of range."""
     raw = request.args.get("page", "").strip()
     try:
         return PageQuery.model_validate({"page": raw or 1}).page
@@ -111,24 +113,50 @@ def _page_number() -> int:
         return 1
 
 
-def _listing(found: KeysetPage[Any], page: int, filters: Filters) -> Listing:
-    items, total = found.items, found.total
-    pages = max(1, math.ceil(total / PER_PAGE)) if found.total_exact else None
+def listing(
+    items: list[Any],
+    total: int,
+    page: int,
+    filters: Filters,
+    view: str = ".notifications",
+    *,
+    exact: bool = True,
+    more: bool | None = None,
+) -> Listing:
+    """A page of ``items`` with pager links to ``view`` that keep the accepted filters.
+
+    ``exact=False``: ``total`` is a lower bound ("10,000+"), so there is no last page and
+    ``more`` (a next cursor exists) says whether an older page follows.
+    """
+    pages = max(1, math.ceil(total / PER_PAGE)) if exact else None
     # The pager links carry only the filters that were accepted (and the tab): url_for treats
     # "_external", "_method"... as instructions, and a refused value would be refused again.
     args: dict[str, Any] = {k: v for k, v in filters.values.items() if v is not None}
     if request.args.get("tab") == "alerts":
         args["tab"] = "alerts"
-    listing = Listing(items, total, page, pages, total_exact=found.total_exact)
+    result = Listing(items, total, page, pages, total_exact=exact)
     if page > 1:
-        listing.prev_url = url_for(".notifications", **(args | {"page": page - 1}))
-    if found.next_cursor is not None:
-        listing.next_url = url_for(".notifications", **(args | {"page": page + 1}))
-    return listing
+        result.prev_url = url_for(view, **(args | {"page": page - 1}))
+    if more if more is not None else (pages is not None and page < pages):
+        result.next_url = url_for(view, **(args | {"page": page + 1}))
+    return result
 
 
-def _enum_values(enum_cls: Any) -> list[str]:
+def enum_values(enum_cls: Any) -> list[str]:
+    """The values of an enum, in order, for a select's options."""
     return [member.value for member in enum_cls]
+
+
+def admin_names(session: Session, user_ids: set[int]) -> dict[int, str]:
+    """Each admin's name as the header names the signed-in one: display name, else email."""
+    return {
+        user_id: name or email
+        for user_id, name, email in session.execute(
+            select(AdminUser.id, AdminUser.display_name, AdminUser.email).where(
+                AdminUser.id.in_(user_ids)
+            )
+        ).tuples()
+    }
 
 
 @guest_route(pages_blueprint, "/")
@@ -146,7 +174,7 @@ def notifications() -> str:
     zone = app_timezone()
     tab = "alerts" if request.args.get("tab") == "alerts" else "notifications"
     filters = Filters(NotificationQuery if tab == "notifications" else AlertQuery)
-    page = _page_number()
+    page = page_number()
     skip = (page - 1) * PER_PAGE
     notifications = alerts = None
     user_ids: set[int] = set()
@@ -160,7 +188,14 @@ def notifications() -> str:
             skip=skip,
             limit=PER_PAGE,
         )
-        notifications = _listing(found, page, filters)
+        notifications = listing(
+            found.items,
+            found.total,
+            page,
+            filters,
+            exact=found.total_exact,
+            more=found.next_cursor is not None,
+        )
         user_ids = {n.read_by_user_id for n in found.items if n.read_by_user_id is not None}
     else:
         listed = platform_alert_service.page_alerts(
@@ -171,31 +206,30 @@ def notifications() -> str:
             skip=skip,
             limit=PER_PAGE,
         )
-        alerts = _listing(listed, page, filters)
+        alerts = listing(
+            listed.items,
+            listed.total,
+            page,
+            filters,
+            exact=listed.total_exact,
+            more=listed.next_cursor is not None,
+        )
         resolvers = (a.resolved_by_user_id for a in listed.items)
         user_ids = {user_id for user_id in resolvers if user_id is not None}
-    # Named as the header names the signed-in admin: display name, else email.
-    users = {
-        user_id: name or email
-        for user_id, name, email in session.execute(
-            select(AdminUser.id, AdminUser.display_name, AdminUser.email).where(
-                AdminUser.id.in_(user_ids)
-            )
-        ).tuples()
-    }
+    users = admin_names(session, user_ids)
     return render_template(
         "notifier/notifications.html",
         tab=tab,
         rendered_at=utcnow().isoformat(),
-        stats=platform_alert_service.get_statistics(session, tz=zone),
+        stats=get_statistics(session, tz=zone),
         chart=daily_chart(admin_notification_service.get_daily_counts(session, days=14, tz=zone)),
         filters=filters.values | {"active": filters.active},
         notices=filters.notices,
         options={
-            "priority": _enum_values(Priority),
-            "type": _enum_values(NotificationType),
-            "severity": _enum_values(Severity),
-            "alert_type": _enum_values(AlertType),
+            "priority": enum_values(Priority),
+            "type": enum_values(NotificationType),
+            "severity": enum_values(Severity),
+            "alert_type": enum_values(AlertType),
         },
         notifications=notifications,
         alerts=alerts,

@@ -42,7 +42,8 @@ notifier_letzshop_base_url = os.environ.get("NOTIFIER_LETZSHOP_URL") or None
 notifier_letzshop_timeout = 10.0
 notifier_letzshop_retry_delay = float(os.environ.get("NOTIFIER_LETZSHOP_RETRY_DELAY") or 30)
 
-# Spooled events need no schedule (each worker's drainer replays them). Retention does:
+# Spooled events need no schedule (each worker's drainer, a process next to a prefork
+# worker, replays them). Retention does:
 # `celery -A notifier.worker.app beat` removes read notifications and resolved alerts older
 # than NOTIFIER_RETENTION (default 90d) once a day, in bounded batches.
 beat_schedule: dict[str, dict[str, object]] = {

@@ -8,12 +8,13 @@ and Celery's ``@app.task`` / ``@shared_task`` (with ``bind``, ``autoretry_for``,
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, ClassVar, TypeVar, overload
 
-from notifier import NotificationType, Priority
+from notifier import AlertType, FailureKind, FailureReport, JobKind, NotificationType, Priority
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,17 +26,43 @@ SPEC_ATTRIBUTE = "__notifier_job__"
 
 
 @dataclass(frozen=True)
-class JobSpec:
-    """What a decorated task's failure means, and where its store and job ids are."""
+class Failure:
+    """The Celery facts of one failed run, already redacted, that a spec turns into a report."""
 
-    kind: Literal["import", "sync", "generic"]
+    key: str
+    event: str
+    kind: FailureKind
+    task_name: str
+    task_id: str
+    arguments: Mapping[str, Any]
+    safe_arguments: Any
+    attempts: int
+    exception_class: str
+    short_exception: str
+    message: str
+    traceback: str
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a decorated task's failure means, and where its store and job ids are.
+
+    One subclass per kind of job; each knows which notification its failure makes
+    (``job``), which platform alert it counts (``alert_type``, ``fingerprint``) and what
+    a returned run can report.
+    """
+
     store_id: ArgumentRef = "store_id"
     store_name: ArgumentRef = None
     job_id: ArgumentRef = None
-    error_threshold: int | None = None
-    notification_type: NotificationType = NotificationType.CRITICAL_ERROR
-    priority: Priority = Priority.HIGH
-    title: str | None = None
+
+    job: ClassVar[JobKind] = JobKind.GENERIC
+    alert_type: ClassVar[AlertType] = AlertType.SYSTEM
+
+    @property
+    def kind(self) -> str:
+        """``"import"``, ``"sync"`` or ``"generic"``."""
+        return self.job.value
 
     def resolve(self, ref: ArgumentRef, arguments: Mapping[str, Any]) -> Any:
         """The value ``ref`` points at among the task's ``arguments`` (None when absent)."""
@@ -44,6 +71,117 @@ class JobSpec:
         if callable(ref):
             return ref(arguments)
         return arguments.get(ref)
+
+    def locate(self, arguments: Mapping[str, Any], task_id: str) -> dict[str, Any]:
+        """The run's store id, store name and job id, as report fields."""
+        raw_store = self.resolve(self.store_id, arguments)
+        store_name = self.resolve(self.store_name, arguments)
+        if not store_name:
+            store_name = f"store {raw_store}" if raw_store is not None else "unknown store"
+        job_id = self.resolve(self.job_id, arguments) or task_id
+        return {
+            "store_id": _as_int(raw_store),
+            "store_name": str(store_name),
+            "job_id": str(job_id),
+        }
+
+    def fingerprint(self, failure: Failure, store_id: int | None) -> str:
+        """The platform alert a failure counts: one per task and exception class."""
+        return f"celery:{failure.task_name}:{failure.exception_class}"
+
+    def notification_fields(self, failure: Failure) -> dict[str, Any]:
+        """Report fields that pick and fill this kind's notification."""
+        return {}
+
+    def failure_report(self, failure: Failure) -> FailureReport:
+        """The report of a final failure of a task with this spec."""
+        located = self.locate(failure.arguments, failure.task_id)
+        return FailureReport(
+            key=failure.key,
+            job=self.job,
+            kind=failure.kind,
+            event=failure.event,
+            task_name=failure.task_name,
+            task_id=failure.task_id,
+            attempts=failure.attempts,
+            exception_class=failure.exception_class,
+            message=failure.message,
+            arguments=failure.safe_arguments,
+            traceback=failure.traceback,
+            fingerprint=self.fingerprint(failure, located["store_id"]),
+            alert_type=self.alert_type,
+            **located,
+            **self.notification_fields(failure),
+        )
+
+    def wants_result(self, result: Any, default_threshold: Callable[[], int]) -> bool:
+        """Whether a returned ``result`` has anything to report (cheap: every success asks)."""
+        return False
+
+
+@dataclass(frozen=True)
+class ImportJob(JobSpec):
+    """A store's data import: failures and runs with too many row errors notify."""
+
+    error_threshold: int | None = None
+
+    job: ClassVar[JobKind] = JobKind.IMPORT
+
+    def wants_result(self, result: Any, default_threshold: Callable[[], int]) -> bool:
+        """True when the run returned at least the threshold of row errors."""
+        count, _ = error_count(result)
+        if count is None:
+            return False
+        threshold = self.error_threshold
+        return count >= (default_threshold() if threshold is None else threshold)
+
+
+@dataclass(frozen=True)
+class SyncJob(JobSpec):
+    """A sync with a marketplace: an ``integration`` alert per store; order exceptions."""
+
+    alert_type: ClassVar[AlertType] = AlertType.INTEGRATION
+    job: ClassVar[JobKind] = JobKind.SYNC
+
+    def fingerprint(self, failure: Failure, store_id: int | None) -> str:
+        """One alert per task, exception class and store."""
+        return f"{super().fingerprint(failure, store_id)}:store={store_id}"
+
+    def wants_result(self, result: Any, default_threshold: Callable[[], int]) -> bool:
+        """True when the run returned order exceptions."""
+        return bool(order_exceptions(result))
+
+
+@dataclass(frozen=True)
+class GenericJob(JobSpec):
+    """Any other job: one notification of the given type and priority (critical error when
+    no type is given, as for ``install(app, all_tasks=True)``)."""
+
+    store_id: ArgumentRef = None
+    notification_type: NotificationType | None = NotificationType.CRITICAL_ERROR
+    priority: Priority = Priority.HIGH
+    title: str | None = None
+
+    def notification_fields(self, failure: Failure) -> dict[str, Any]:
+        """Type, priority and the title with ``{task_name}``/``{exception_class}`` filled."""
+        if self.notification_type is None:
+            return {}
+        template = self.title or "Task {task_name} failed: {exception_class}"
+        try:
+            title = template.format(
+                task_name=failure.task_name, exception_class=failure.short_exception
+            )
+        except (KeyError, IndexError, ValueError):
+            title = template
+        return {
+            "notification_type": self.notification_type,
+            "priority": self.priority,
+            "title": title,
+        }
+
+
+#: The spec of an undecorated task when the plugin notifies for all tasks.
+ANY_TASK = GenericJob(notification_type=None)
 
 
 def _mark(fn: F, spec: JobSpec, decorator: str) -> F:
@@ -81,8 +219,7 @@ def import_job(
     ``error_threshold`` row errors (default: the app's ``notifier_error_threshold``, 5).
     ``job_id`` defaults to the Celery task id, ``store_name`` to ``"store <id>"``.
     """
-    spec = JobSpec(
-        kind="import",
+    spec = ImportJob(
         store_id=store_id,
         store_name=store_name,
         job_id=job_id,
@@ -112,7 +249,7 @@ def sync_job(
     alert for that store; a returned run listing ``order_exceptions`` calls
     ``notify_order_exception`` once per order.
     """
-    spec = JobSpec(kind="sync", store_id=store_id, store_name=store_name)
+    spec = SyncJob(store_id=store_id, store_name=store_name)
     if fn is not None:
         return _mark(fn, spec, "sync_job")
     return lambda f: _mark(f, spec, "sync_job")
@@ -130,8 +267,7 @@ def notify_on_failure(
     ``title`` may use ``{task_name}`` and ``{exception_class}``; the default is
     ``"Task <name> failed: <ExceptionClass>"``.
     """
-    spec = JobSpec(
-        kind="generic",
+    spec = GenericJob(
         store_id=store_id,
         notification_type=NotificationType(type),
         priority=Priority(priority),
@@ -147,12 +283,61 @@ def spec_of(task: Any) -> JobSpec | None:
     return spec if isinstance(spec, JobSpec) else None
 
 
+@functools.lru_cache(maxsize=1024)
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """A task function's signature, computed once (task functions live as long as the app)."""
+    return inspect.signature(fn)
+
+
 def task_arguments(task: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     """The task's call arguments by parameter name (``args``/``kwargs`` if they do not bind)."""
     args = list(args or ())
     kwargs = dict(kwargs or {})
     try:
-        bound = inspect.signature(task.run).bind_partial(*args, **kwargs)
+        bound = _signature(task.run).bind_partial(*args, **kwargs)
     except (TypeError, ValueError, AttributeError):
         return {"args": args, "kwargs": kwargs}
     return dict(bound.arguments)
+
+
+def error_count(result: Any) -> tuple[int | None, Sequence[Any]]:
+    """Row errors reported by a returned value: ``errors`` (a sequence) or ``error_count``."""
+    errors = _field(result, "errors")
+    reasons: Sequence[Any] = (
+        errors if isinstance(errors, Sequence) and not isinstance(errors, str | bytes) else ()
+    )
+    count = _field(result, "error_count")
+    if isinstance(count, int) and not isinstance(count, bool):
+        return count, reasons
+    if isinstance(errors, Sequence) and not isinstance(errors, str | bytes):
+        return len(reasons), reasons
+    return None, ()
+
+
+def order_exceptions(result: Any) -> list[Mapping[str, Any]]:
+    """Orders a sync run reported as referencing unknown products (``order_exceptions``)."""
+    items = _field(result, "order_exceptions")
+    if not isinstance(items, Sequence) or isinstance(items, str | bytes):
+        return []
+    return [item for item in items if isinstance(item, Mapping)]
+
+
+def _field(result: Any, name: str) -> Any:
+    if type(result) is dict:  # the usual case, without the abstract-class check
+        return result.get(name)
+    if isinstance(result, Mapping):
+        return result.get(name)
+    return getattr(result, name, None)
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:  # int() alone: str.isdigit() accepts "²", which int() refuses
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None

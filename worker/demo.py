@@ -18,11 +18,10 @@ from typing import Any
 
 import click
 
-from notifier import Database, Settings
+from notifier import Database, DuplicateAdminError, Settings, create_admin, upgrade
 from notifier.cli import settings_options
-from notifier.errors import DuplicateAdminError
-from notifier.migrate import upgrade
-from notifier.users import create_admin
+
+from .demo_receivers import start_receivers
 
 DEMO_EMAIL = "admin@example.com"
 _PASSWORD_FILE = "demo-admin-password"  # noqa: S105 (a file name, not a password)
@@ -106,14 +105,22 @@ def _enqueue(files: dict[str, str]) -> list[str]:
         ("notifier.demo.too_slow", (4,), {}, "hard time limit -> performance alert"),
         ("notifier.demo.soft_limit", (5,), {}, "soft time limit -> performance alert"),
         ("notifier.demo.flaky", (6,), {}, "fails once, retry succeeds -> nothing"),
-        ("notifier.demo.nightly_report", ("secret-token",), {}, "generic job -> notification"),
+        (
+            "notifier.demo.nightly_report",
+            ("secret-token",),
+            {},
+            "generic job -> critical notification",
+        ),
+        ("notifier.demo.stock_check", (8,), {}, "generic job -> normal store issue"),
+        ("notifier.demo.newsletter", (), {}, "generic job -> low-priority info"),
     ]
     lines = []
-    for name, args, kwargs, what in plan:
-        app.send_task(name, args=args, kwargs=kwargs)
+    # Fixed task ids: a demo run again records nothing twice (the failure keys are known).
+    for n, (name, args, kwargs, what) in enumerate(plan):
+        app.send_task(name, args=args, kwargs=kwargs, task_id=f"notifier-demo-{n}")
         lines.append(f"  {name}{args!r}: {what}")
-    for _ in range(20):  # a storm: one notification, an alert counting 20
-        app.send_task("notifier.demo.price_feed", args=(7,))
+    for n in range(20):  # a storm: one notification, an alert counting 20
+        app.send_task("notifier.demo.price_feed", args=(7,), task_id=f"notifier-demo-storm-{n}")
     lines.append("  20 x notifier.demo.price_feed(7,): a storm -> 1 notification, alert x20")
     return lines
 
@@ -180,8 +187,11 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
 
     marketplace = _Marketplace(("127.0.0.1", 0), _MarketplaceHandler)
     threading.Thread(target=marketplace.serve_forever, daemon=True).start()
+    delivery_env, stop_receivers = start_receivers(settings.database_url)
     env = {
         **os.environ,
+        **delivery_env,
+        "NOTIFIER_PUBLIC_URL": f"http://{host}:{port}",
         "NOTIFIER_INSTANCE_PATH": str(settings.instance_path),
         "NOTIFIER_DATABASE_URL": settings.database_url,
         "NOTIFIER_LETZSHOP_URL": f"http://127.0.0.1:{marketplace.server_port}/api",
@@ -227,7 +237,10 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
             click.echo("Enqueued demo jobs:")
             for line in _enqueue(_demo_files(settings.instance_path)):
                 click.echo(line)
-            click.echo("Notifications appear within seconds. Press Ctrl-C to stop.")
+            click.echo(
+                "Notifications appear within seconds; deliveries to the local webhook receiver "
+                "and mail sink print below as [webhook] and [mail]. Press Ctrl-C to stop."
+            )
             deadline = None if run_seconds is None else time.monotonic() + run_seconds
             while not stopping.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
@@ -241,4 +254,5 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
         _stop(processes)
         marketplace.shutdown()
         marketplace.server_close()
+        stop_receivers()
     click.echo("Stopped.")

@@ -48,7 +48,7 @@ def flaky(self: Any, store_id: int) -> str:
 
 
 @shared_task(name="notifier.demo.nightly_report")  # type: ignore[untyped-decorator]
-@notify_on_failure(priority="high", title="Nightly report failed")
+@notify_on_failure(priority="critical", title="Nightly report failed")
 def nightly_report(api_token: str) -> None:
     """A generic job whose failure notifies (its token argument is redacted)."""
     raise RuntimeError("report template missing")
@@ -59,3 +59,19 @@ def nightly_report(api_token: str) -> None:
 def price_feed(store_id: int) -> None:
     """Fail the same way every time: a storm of these is one notification."""
     raise TimeoutError("price feed did not answer")
+
+
+@shared_task(name="notifier.demo.stock_check")  # type: ignore[untyped-decorator]
+@notify_on_failure(
+    type="store_issue", priority="normal", store_id="store_id", title="Stock check failed"
+)
+def stock_check(store_id: int) -> None:
+    """A generic job about one store whose failure is worth a normal notification."""
+    raise LookupError("warehouse feed has no rows for this store today")
+
+
+@shared_task(name="notifier.demo.newsletter")  # type: ignore[untyped-decorator]
+@notify_on_failure(type="system_info", priority="low", title="Newsletter not sent")
+def newsletter() -> None:
+    """A generic job whose failure can wait: a low-priority notification."""
+    raise RuntimeError("no subscribers opted in this week")

@@ -1,10 +1,11 @@
-"""The drainer process: records spooled events for a prefork worker.
+"""Recording spooled failure reports: the recorder, and the drainer process of a prefork worker.
 
 A prefork worker's main process dispatches every message to its pool; a drainer thread
 there would compete with it for the GIL and slow every task down. So on ``worker_ready``
-a prefork worker starts this module as its own process (``python -m notifier.worker.drainer``),
-configured through the environment, and stops it on shutdown. It also exits when its
-parent is gone; whatever it could not record stays in the spool for the next worker.
+a prefork worker starts a drainer as its own process, configured through the environment,
+restarts it if it dies (the OOM killer, a crash) and stops it on shutdown. The process
+also exits when its parent is gone; whatever it could not record stays in the spool for
+the next worker. Solo and threads pools drain in a thread with the same recorder.
 """
 
 from __future__ import annotations
@@ -14,14 +15,31 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from notifier import Database, metrics
+from sqlalchemy.engine import make_url
 
-from .recorder import record_batch
-from .spool import Drainer, Spool
+from notifier import (
+    AlertType,
+    ConfigurationError,
+    Database,
+    DispatcherThread,
+    DispatchSettings,
+    FailureReport,
+    Severity,
+    metrics,
+    platform_alert_service,
+    prune_processed,
+    queued_in,
+    record_failures,
+    schema_problem,
+)
+
+from .spool import Drainer, NotReady, Recorder, Spool
 
 logger = logging.getLogger("notifier.worker")
 
@@ -29,23 +47,184 @@ _ENV_SPOOL = "NOTIFIER_DRAIN_SPOOL"
 _ENV_DATABASE = "NOTIFIER_DRAIN_DATABASE_URL"
 _ENV_COOLDOWN = "NOTIFIER_DRAIN_COOLDOWN"
 _ENV_PARENT = "NOTIFIER_DRAIN_PARENT"
+# Started with -c, not -m: `python -m` of a module the package already imported warns
+# (RuntimeWarning: found in sys.modules) on every worker start.
+_MAIN = "from notifier.worker.drainer import main; main()"
+_RESTART_DELAY = 1.0  # seconds, so a drainer that dies at once cannot spin
+_PRUNE_EVERY = 600.0  # seconds between two prunings of processed keys
 
 
-def start_process(spool: Path, database_url: str, cooldown: timedelta) -> subprocess.Popen[bytes]:
-    """Start a drainer process for ``spool``; the URL travels in its environment, not argv."""
-    env = {
-        **os.environ,
-        _ENV_SPOOL: str(spool),
-        _ENV_DATABASE: database_url,
-        _ENV_COOLDOWN: str(cooldown.total_seconds()),
-        _ENV_PARENT: str(os.getpid()),
-        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-    }
-    return subprocess.Popen([sys.executable, "-m", "notifier.worker.drainer"], env=env)
+class SpoolRecorder(Recorder):
+    """Records spooled reports in the notifier store at ``database_url``.
+
+    Before the first batch it checks the schema: while it is missing or out of date, the
+    drainer logs one line saying what to run and keeps every report in the spool.
+    """
+
+    def __init__(self, database_url: str, cooldown: timedelta) -> None:
+        self.database_url = database_url
+        self.cooldown = cooldown
+        self._database: Database | None = None
+        self._pruned_at = 0.0
+        self._dispatcher: DispatcherThread | None = None
+
+    @property
+    def database(self) -> Database:
+        """The engine, created on first use (never in a process that only spools)."""
+        if self._database is None:
+            self._database = Database(self.database_url)
+        return self._database
+
+    def prepare(self, spool: Spool) -> None:
+        """Raise NotReady while the schema is missing or old; then report dead letters."""
+        problem = schema_problem(self.database_url)
+        if problem is not None:
+            shown = make_url(self.database_url).render_as_string(hide_password=True)
+            raise NotReady(
+                f"notifier: {problem} at {shown}; run `notifier init-db --database-url URL` "
+                f"against that URL. Failures stay in {spool.directory} and are recorded once "
+                "it is done."
+            )
+        self.buried(spool, spool.dead_count(), at_start=True)
+        self._start_dispatcher()
+
+    def _start_dispatcher(self) -> None:
+        # Deliveries (email, webhooks, chat) queued by what this process records are sent
+        # from here too: woken right after the commit, and a sweep every few seconds for
+        # rows queued elsewhere (the web app) or waiting for a retry.
+        if self._dispatcher is not None:
+            return
+        try:
+            settings = DispatchSettings.from_env()
+        except ConfigurationError as exc:
+            logger.error("notifier: deliveries are not sent: %s", exc)
+            return
+        self._dispatcher = DispatcherThread(self.database, settings)
+        self._dispatcher.start()
+
+    def record(self, events: list[FailureReport]) -> list[bool]:
+        """Record a batch in one transaction (see ``notifier.record_failures``)."""
+        with self.database.session_scope() as db:
+            outcomes = record_failures(db, events, cooldown=self.cooldown)
+            queued = queued_in(db)
+        if queued and self._dispatcher is not None:
+            self._dispatcher.wake()
+        if time.monotonic() - self._pruned_at > _PRUNE_EVERY:
+            with self.database.session_scope() as db:
+                prune_processed(db)
+            self._pruned_at = time.monotonic()
+        return outcomes
+
+    def buried(self, spool: Spool, count: int, *, at_start: bool = False) -> None:
+        """Count a platform alert for events that can never be recorded."""
+        if count <= 0:
+            return
+        what = "wait" if at_start else "were moved"
+        with self.database.session_scope() as db:
+            platform_alert_service.create_or_increment_alert(
+                db,
+                alert_type=AlertType.SYSTEM,
+                severity=Severity.ERROR,
+                title="Failure reports could not be recorded",
+                fingerprint=f"notifier:dead-letter:{spool.dead}"[:255],
+                description=(
+                    f"{count} failure report(s) {what} in {spool.dead}: they can never be "
+                    "recorded as they are. Look at them, then `notifier spool retry` moves "
+                    "them back to the spool."
+                ),
+                affected_systems=["notifier"],
+                occurrences=count,
+            )
+
+    def close(self) -> None:
+        """Stop sending deliveries and close the engine's connections."""
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
+            self._dispatcher = None
+        if self._database is not None:
+            self._database.dispose()
+            self._database = None
+
+
+class DrainerProcess:
+    """The drainer process of one prefork worker, restarted if it dies while the worker runs."""
+
+    def __init__(self, spool: Spool, database_url: str, cooldown: timedelta) -> None:
+        self.spool = spool
+        self.database_url = database_url
+        self.cooldown = cooldown
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def running(self) -> bool:
+        """Whether a drainer process is alive."""
+        process = self._process
+        return process is not None and process.poll() is None
+
+    def start(self) -> None:
+        """Start the process (and the thread that restarts it), unless it runs."""
+        with self._lock:
+            if self._process is not None and self._process.poll() is None:
+                return
+            self.spool.ensure()
+            self._process = self._spawn()
+            threading.Thread(
+                target=self._watch,
+                args=(self._process,),
+                name="notifier-drainer-watch",
+                daemon=True,
+            ).start()
+
+    def stop(self) -> bool:
+        """Ask the process to finish its batch and exit; kill it if it does not.
+
+        Returns False when it did not exit by itself (it was killed, or a signal reached it
+        while it was still starting, before it could drain once more): the caller may
+        have events left in the spool to record.
+        """
+        with self._lock:
+            process, self._process = self._process, None
+        if process is None:
+            return True
+        stop_process(process)
+        return process.returncode == 0
+
+    def forget(self) -> None:
+        """In a forked child: the parent's process is not ours to manage."""
+        self._process = None
+        self._lock = threading.Lock()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        # The URL travels in the environment, not argv (ps shows argv to every user).
+        env = {
+            **os.environ,
+            _ENV_SPOOL: str(self.spool.directory),
+            _ENV_DATABASE: self.database_url,
+            _ENV_COOLDOWN: str(self.cooldown.total_seconds()),
+            _ENV_PARENT: str(os.getpid()),
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        }
+        return subprocess.Popen([sys.executable, "-c", _MAIN], env=env)
+
+    def _watch(self, process: subprocess.Popen[bytes]) -> None:
+        """Restart the process when it exits unasked.
+
+        Its events are safe in the spool meanwhile; without a restart they would wait there
+        until the worker itself restarts. Blocked in ``wait()``, this thread holds no GIL.
+        """
+        while True:
+            code = process.wait()
+            time.sleep(_RESTART_DELAY)
+            with self._lock:
+                if self._process is not process:  # stopped or replaced on purpose
+                    return
+                logger.warning("notifier: drainer process exited (%s); restarting it", code)
+                process = self._spawn()
+                self._process = process
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    """Ask the drainer to finish its batch and exit; kill it if it does not."""
+    """Ask a drainer process to finish its batch and exit; kill it if it does not."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -60,13 +239,12 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="[%(asctime)s: %(levelname)s/drainer] %(message)s"
     )
-    database = Database(os.environ[_ENV_DATABASE])
-    cooldown = timedelta(seconds=float(os.environ.get(_ENV_COOLDOWN) or 0))
-    parent = int(os.environ.get(_ENV_PARENT) or os.getppid())
-    drainer = Drainer(
-        Spool(Path(os.environ[_ENV_SPOOL])),
-        lambda events: record_batch(database, events, cooldown=cooldown),
+    recorder = SpoolRecorder(
+        os.environ[_ENV_DATABASE],
+        timedelta(seconds=float(os.environ.get(_ENV_COOLDOWN) or 0)),
     )
+    parent = int(os.environ.get(_ENV_PARENT) or os.getppid())
+    drainer = Drainer(Spool(Path(os.environ[_ENV_SPOOL])), recorder)
 
     def _stop(_signum: int, _frame: Any) -> None:
         drainer.request_stop()
@@ -76,9 +254,5 @@ def main() -> None:
     try:
         drainer.run(alive=lambda: os.getppid() == parent)
     finally:
-        database.dispose()
+        recorder.close()
         metrics.process_exiting()
-
-
-if __name__ == "__main__":
-    main()

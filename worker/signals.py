@@ -19,26 +19,26 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import threading
-import time
 import traceback as traceback_module
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from billiard.process import current_process
 from celery import Celery, signals
+from celery.concurrency import get_implementation
 
-from notifier import Database, Settings
+from notifier import FailureReport, Settings
 
 from .decorators import spec_of
-from .drainer import start_process, stop_process
-from .events import Event, failure_event, returned_events
-from .recorder import record_batch
+from .drainer import DrainerProcess, SpoolRecorder
+from .events import failure_report, returned_reports
 from .spool import Drainer, Spool
 
 logger = logging.getLogger("notifier.worker")
@@ -46,7 +46,6 @@ logger = logging.getLogger("notifier.worker")
 DEFAULT_ERROR_THRESHOLD = 5
 DEFAULT_COOLDOWN_SECONDS = 15 * 60
 _RECENT_KEYS = 10_000
-_DRAINER_RESTART_DELAY = 1.0  # seconds, so a drainer that dies at once cannot spin
 
 
 @contextmanager
@@ -58,130 +57,129 @@ def guard(what: str, **context: Any) -> Iterator[None]:
         logger.exception("notifier: %s failed (%r); the task itself is unaffected", what, context)
 
 
+@dataclass
+class _Parts:
+    """The spool and its recording machinery of one installation, built on first use."""
+
+    spool: Spool
+    recorder: SpoolRecorder
+    drainer: Drainer
+    process: DrainerProcess
+
+
 class _Installation:
-    """What ``install(app)`` set up for one Celery app: its spool, drainer and database."""
+    """What ``install(app)`` set up for one Celery app: its spool, recorder and drainer.
+
+    Settings are read from ``app.conf`` once, when first needed (never per task), so an
+    app configured after ``install(app)`` is read as configured.
+    """
 
     def __init__(self, app: Celery, *, all_tasks: bool) -> None:
-        self.app = app
         self.all_tasks = all_tasks
-        self.spool = Spool(self.spool_dir())
-        self.drainer = Drainer(self.spool, self.record_batch)
-        self._database: Database | None = None
+        self._app = weakref.ref(app)  # the registry is weak-keyed by the app: no cycle
+        self._parts: _Parts | None = None
+        self._threshold: int | None = None
         self._recent: OrderedDict[str, None] = OrderedDict()
-        self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
-        # Guards the drainer process handle; never held across a fork by emit()'s callers.
-        self._process_lock = threading.Lock()
 
-    # -- configuration, read from app.conf when first needed ----------------------------
-
-    def setting(self, name: str, default: Any) -> Any:
-        value = self.app.conf.get(name)
+    def _setting(self, name: str, default: Any) -> Any:
+        app = self._app()
+        value = app.conf.get(name) if app is not None else None
         return default if value is None else value
 
-    def spool_dir(self) -> Path:
-        configured = self.setting("notifier_spool_dir", None)
+    @property
+    def parts(self) -> _Parts:
+        """The spool, recorder, drainer thread and drainer process, built once."""
+        parts = self._parts
+        if parts is None:
+            with self._lock:
+                if self._parts is None:
+                    spool = Spool(self._spool_dir())
+                    recorder = SpoolRecorder(self._database_url(), self._cooldown())
+                    process = DrainerProcess(spool, recorder.database_url, recorder.cooldown)
+                    self._parts = _Parts(spool, recorder, Drainer(spool, recorder), process)
+                parts = self._parts
+        return parts
+
+    def _spool_dir(self) -> Path:
+        configured = self._setting("notifier_spool_dir", None)
         if configured:
             return Path(configured)
         return Settings.from_env().instance_path / "spool"
 
-    def cooldown(self) -> timedelta:
-        value = self.setting("notifier_notification_cooldown", DEFAULT_COOLDOWN_SECONDS)
+    def _cooldown(self) -> timedelta:
+        value = self._setting("notifier_notification_cooldown", DEFAULT_COOLDOWN_SECONDS)
         return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
 
-    def error_threshold(self) -> int:
-        return int(self.setting("notifier_error_threshold", DEFAULT_ERROR_THRESHOLD))
-
-    def database_url(self) -> str:
-        url = self.setting("notifier_database_url", None)
+    def _database_url(self) -> str:
+        url = self._setting("notifier_database_url", None)
         return str(url) if url else Settings.from_env().database_url
 
-    def database(self) -> Database:
-        if self._database is None:
-            self._database = Database(self.database_url())
-        return self._database
+    def error_threshold(self) -> int:
+        """The app's ``notifier_error_threshold``, read once."""
+        if self._threshold is None:
+            value = self._setting("notifier_error_threshold", DEFAULT_ERROR_THRESHOLD)
+            self._threshold = int(value)
+        return self._threshold
 
     # -- the two halves: emit (any process) and record (the drainer) ---------------------
 
-    def emit(self, event: Event) -> None:
-        """Keep ``event`` durably, once per process, and have it recorded soon."""
+    def emit(self, report: FailureReport) -> None:
+        """Keep ``report`` durably, once per process, and have it recorded soon."""
+        parts = self.parts
         with self._lock:
-            if event.key in self._recent:  # Celery reported this very event twice
+            if report.key in self._recent:  # Celery reported this very event twice
                 return
-            self._recent[event.key] = None
+            self._recent[report.key] = None
             if len(self._recent) > _RECENT_KEYS:
                 self._recent.popitem(last=False)
-        self.spool.put(event)
-        if not _in_pool_child() and self._process is None:
-            self.drainer.start()
-            self.drainer.wake()
-
-    def record_batch(self, events: list[Event]) -> list[bool]:
-        """Record ``events`` in this process (solo/threads pools, tests)."""
-        return record_batch(self.database(), events, cooldown=self.cooldown())
+        parts.spool.put(report)
+        if not _in_pool_child() and not parts.process.running():
+            parts.drainer.start()
+            parts.drainer.wake()
 
     def start_draining(self, prefork: bool) -> None:
         """At worker start: a drainer process for a prefork worker, else a thread.
 
         Either one first replays what a previous run left in the spool.
         """
+        parts = self.parts
         if prefork:
-            if self._process is None or self._process.poll() is not None:
-                self.spool.ensure()
-                self._process = start_process(
-                    self.spool.directory, self.database_url(), self.cooldown()
-                )
-                threading.Thread(
-                    target=self._keep_drainer_alive,
-                    args=(self._process,),
-                    name="notifier-drainer-watch",
-                    daemon=True,
-                ).start()
+            parts.process.start()
             return
-        self.drainer.start()
-        self.drainer.wake()
-
-    def _keep_drainer_alive(self, process: subprocess.Popen[bytes]) -> None:
-        """Restart the drainer process if it dies (OOM killer, crash) while the worker runs.
-
-        Its events are safe in the spool meanwhile; without a restart they would wait there
-        until the worker itself restarts. Blocked in ``wait()``, this thread holds no GIL.
-        """
-        while True:
-            code = process.wait()
-            time.sleep(_DRAINER_RESTART_DELAY)
-            with self._process_lock:
-                if self._process is not process:  # stopped or replaced on purpose
-                    return
-                logger.warning("notifier: drainer process exited (%s); restarting it", code)
-                process = start_process(self.spool.directory, self.database_url(), self.cooldown())
-                self._process = process
+        parts.drainer.start()
+        parts.drainer.wake()
 
     def stop_draining(self) -> None:
-        with self._process_lock:
-            process, self._process = self._process, None
-        if process is not None:
-            stop_process(process)
-        self.drainer.stop()
+        """Stop the drainer process or thread, recording what it can first."""
+        parts = self._parts
+        if parts is None:
+            return
+        if not parts.process.stop():
+            # The drainer process never had its last drain (a shutdown right after start):
+            # record what it left here, once, rather than at the next start.
+            with guard("final drain", spool=str(parts.spool.directory)):
+                parts.drainer.drain()
+        parts.drainer.stop()
 
     def after_fork(self) -> None:
         """In a new pool child: drop the parent's engine and drainer, keep the spool."""
-        if self._database is not None:
-            # The parent's pooled connections belong to the parent: drop, never close them.
-            self._database.engine.dispose(close=False)
-            self._database = None
-        self._process = None
-        self._process_lock = threading.Lock()
-        self.drainer = Drainer(self.spool, self.record_batch)
+        self._lock = threading.Lock()  # a thread of the parent may have held it at fork
+        parts = self._parts
+        if parts is not None:
+            parts.recorder = SpoolRecorder(parts.recorder.database_url, parts.recorder.cooldown)
+            parts.process.forget()
+            parts.drainer = Drainer(parts.spool, parts.recorder)
 
     def close(self) -> None:
+        """Stop draining and close the database connections."""
         self.stop_draining()
-        if self._database is not None:
-            self._database.dispose()
-            self._database = None
+        if self._parts is not None:
+            self._parts.recorder.close()
 
 
-_installations: dict[int, _Installation] = {}
+# Weak-keyed like the web's per-app state: an app that is garbage collected leaves no entry.
+_installations: weakref.WeakKeyDictionary[Celery, _Installation] = weakref.WeakKeyDictionary()
 _installations_lock = threading.Lock()
 
 
@@ -191,7 +189,7 @@ def _in_pool_child() -> bool:
 
 
 def _for(app: Any) -> _Installation | None:
-    return _installations.get(id(app)) if app is not None else None
+    return _installations.get(app) if app is not None else None
 
 
 def install(celery_app: Celery, *, all_tasks: bool = False) -> None:
@@ -201,11 +199,11 @@ def install(celery_app: Celery, *, all_tasks: bool = False) -> None:
     only tasks decorated with ``@import_job``, ``@sync_job`` or ``@notify_on_failure``.
     """
     with _installations_lock:
-        current = _installations.get(id(celery_app))
+        current = _installations.get(celery_app)
         if current is not None:
             current.all_tasks = current.all_tasks or all_tasks
             return
-        _installations[id(celery_app)] = _Installation(celery_app, all_tasks=all_tasks)
+        _installations[celery_app] = _Installation(celery_app, all_tasks=all_tasks)
         signals.task_failure.connect(_on_task_failure, dispatch_uid="notifier.task_failure")
         signals.task_success.connect(_on_task_success, dispatch_uid="notifier.task_success")
         signals.task_internal_error.connect(
@@ -223,7 +221,7 @@ def install(celery_app: Celery, *, all_tasks: bool = False) -> None:
 def uninstall(celery_app: Celery) -> None:
     """Disconnect the notifier from ``celery_app``, recording what is spooled first."""
     with _installations_lock:
-        installation = _installations.pop(id(celery_app), None)
+        installation = _installations.pop(celery_app, None)
         if not _installations:
             signals.task_failure.disconnect(dispatch_uid="notifier.task_failure")
             signals.task_success.disconnect(dispatch_uid="notifier.task_success")
@@ -234,11 +232,6 @@ def uninstall(celery_app: Celery) -> None:
     if installation is not None:
         with guard("uninstall"):
             installation.close()
-
-
-def is_installed(celery_app: Celery) -> bool:
-    """Whether ``install`` was called for ``celery_app`` (and not undone)."""
-    return id(celery_app) in _installations
 
 
 # -- handlers ---------------------------------------------------------------------------
@@ -286,7 +279,7 @@ def _emit_failure(
         installation = _for(getattr(sender, "app", None))
         if installation is None or exception is None:
             return
-        event = failure_event(
+        report = failure_report(
             sender,
             task_id=str(task_id),
             exc=exception,
@@ -297,30 +290,37 @@ def _emit_failure(
             all_tasks=installation.all_tasks,
             kind=kind,
         )
-        if event is not None:
-            installation.emit(event)
+        if report is not None:
+            installation.emit(report)
 
 
 def _on_task_success(sender: Any = None, result: Any = None, **_: Any) -> None:
-    request = getattr(sender, "request", None)
-    task_id = getattr(request, "id", None)
-    with guard("task_success", task=getattr(sender, "name", None), task_id=task_id):
-        # The success path of every task passes here: leave before reading any setting
-        # unless the task is one of ours.
-        if task_id is None or spec_of(sender) is None:
+    # Every task's success passes here: a task without a spec, or a result with nothing to
+    # report (the common case), must cost next to nothing, so those checks come first.
+    try:
+        spec = spec_of(sender)
+        if spec is None:
             return
-        installation = _for(getattr(sender, "app", None))
-        if installation is None:
+        installation = _for(sender.app)
+        if installation is None or not spec.wants_result(result, installation.error_threshold):
             return
-        for event in returned_events(
+        request = sender.request
+        if request.id is None:  # called directly, not run by a worker: nothing to key it by
+            return
+    except Exception:
+        logger.exception("notifier: task_success failed; the task itself is unaffected")
+        return
+    with guard("task_success", task=getattr(sender, "name", None), task_id=request.id):
+        for report in returned_reports(
             sender,
-            task_id=str(task_id),
+            task_id=str(request.id),
             result=result,
-            args=getattr(request, "args", None),
-            kwargs=getattr(request, "kwargs", None),
-            default_threshold=installation.error_threshold(),
+            args=request.args,
+            kwargs=request.kwargs,
+            default_threshold=installation.error_threshold,
+            spec=spec,
         ):
-            installation.emit(event)
+            installation.emit(report)
 
 
 def _on_worker_process_init(**_: Any) -> None:
@@ -336,8 +336,9 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     with guard("worker_ready"):
         installation = _for(getattr(sender, "app", None))
         if installation is not None:
-            pool = getattr(sender, "pool", None)
-            installation.start_draining(prefork="prefork" in type(pool).__module__)
+            # Celery's own prefork pool class, not a guess from a module name.
+            prefork = isinstance(getattr(sender, "pool", None), get_implementation("prefork"))
+            installation.start_draining(prefork=prefork)
 
 
 def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:

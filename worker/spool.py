@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import itertools
+import json
 import logging
 import os
 import threading
@@ -20,11 +21,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from notifier import metrics
-
-from .events import Event
+from notifier import AlertType, FailureKind, FailureReport, JobKind, metrics
 
 logger = logging.getLogger("notifier.worker")
 
@@ -37,7 +37,7 @@ class Claim:
 
     path: Path
     fd: int
-    event: Event | None
+    event: FailureReport | None
 
 
 class Spool:
@@ -53,7 +53,7 @@ class Spool:
         self.dead.mkdir(parents=True, exist_ok=True)
         self._ensured = True
 
-    def put(self, event: Event) -> Path:
+    def put(self, event: FailureReport) -> Path:
         """Write ``event`` to a new file, visible to drainers only once complete."""
         try:
             path = self._put(event)
@@ -64,10 +64,11 @@ class Spool:
         metrics.inc("notifier_failures_captured_total", event.key.rsplit(":", 1)[-1])
         return path
 
-    def _put(self, event: Event) -> Path:
+    def _put(self, event: FailureReport) -> Path:
         if not self._ensured:
             self.ensure()
-        name = f"{int(event.occurred_at * 1e9):020d}-{os.getpid()}-{next(_counter):08d}.json"
+        stamp = int(event.occurred_at.timestamp() * 1e9)
+        name = f"{stamp:020d}-{os.getpid()}-{next(_counter):08d}.json"
         folder = str(self.directory)
         tmp = f"{folder}/.{name}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -128,8 +129,8 @@ class Spool:
             os.close(fd)
             return None
         try:
-            event: Event | None = Event.from_json(text)
-        except (ValueError, KeyError, TypeError):
+            event: FailureReport | None = read_report(text)
+        except (ValueError, KeyError, TypeError, AttributeError):
             event = None
         return Claim(path, fd, event)
 
@@ -150,10 +151,94 @@ class Spool:
             os.replace(claim.path, self.dead / claim.path.name)
         os.close(claim.fd)
 
+    def dead_count(self) -> int:
+        """How many events wait in the dead-letter folder."""
+        try:
+            return sum(1 for n in os.listdir(self.dead) if n.endswith(".json"))
+        except FileNotFoundError:
+            return 0
+
+
+def read_report(text: str) -> FailureReport:
+    """A spooled report, also from a spool written by a version before failure reports.
+
+    Those files named a service method and its arguments; a worker upgraded with such
+    files pending records them rather than burying them.
+    """
+    data = json.loads(text)
+    if not isinstance(data, dict) or "action" not in data:
+        return FailureReport.from_json(text)
+    action, params, alert = data["action"], dict(data["params"]), data.get("alert") or {}
+    meta = dict(params.get("extra") or params.get("details") or params.get("metadata") or {})
+    kinds = {"capacity": FailureKind.WORKER_LOST, "performance": FailureKind.TIME_LIMIT}
+    kind = kinds.get(str(alert.get("alert_type")), FailureKind.EXCEPTION)
+    if action == "notify_order_exception":
+        kind = FailureKind.ORDER_EXCEPTION
+    elif params.get("error_count"):
+        kind = FailureKind.ROW_ERRORS
+    jobs = {"notify_import_failure": JobKind.IMPORT, "notify_critical_error": JobKind.GENERIC}
+    generic = action == "create_notification"
+    return FailureReport(
+        key=str(data["key"]),
+        job=jobs.get(action, JobKind.GENERIC if generic else JobKind.SYNC),
+        kind=kind,
+        event=str(meta.get("event") or "failure"),
+        task_name=str(meta.get("task_name") or "unknown"),
+        task_id=str(meta.get("task_id") or ""),
+        occurred_at=datetime.fromtimestamp(float(data["occurred_at"]), UTC),
+        store_id=params.get("store_id"),
+        store_name=str(params.get("store_name") or ""),
+        job_id=str(params.get("job_id") or ""),
+        attempts=int(meta.get("attempts") or 1),
+        exception_class=meta.get("exception_class"),
+        message=str(params.get("error_message") or params.get("message") or ""),
+        arguments=meta.get("arguments"),
+        traceback=str(meta.get("traceback") or ""),
+        fingerprint=alert.get("fingerprint"),
+        alert_type=AlertType(alert.get("alert_type") or AlertType.SYSTEM),
+        error_count=params.get("error_count"),
+        errors=meta.get("errors"),
+        order_number=str(params.get("order_number") or ""),
+        unmatched_products=list(params.get("unmatched_products") or []),
+        notification_type=params.get("type") if generic else None,
+        priority=params.get("priority") if generic else None,
+        title=params.get("title") if generic else None,
+    )
+
 
 #: Records a batch of events in one transaction; for each event, True when it is recorded
 #: and False when it can never be (bad data). Raises when the database is unreachable.
-BatchRecorder = Callable[[list[Event]], list[bool]]
+BatchRecorder = Callable[[list[FailureReport]], list[bool]]
+
+
+class NotReady(Exception):
+    """The database cannot take events yet; the message says what to do, in one line."""
+
+
+class Recorder:
+    """What a drainer records with: a batch recorder, and what to do before and after.
+
+    ``prepare`` runs before the first batch (and again until it succeeds): it raises while
+    the database cannot take events. ``buried`` is told how many events went to ``dead/``.
+    """
+
+    def prepare(self, spool: Spool) -> None:
+        """Check that events can be recorded now; raise (NotReady, a driver error) if not."""
+
+    def record(self, events: list[FailureReport]) -> list[bool]:
+        """Record ``events``; True for each recorded one (see :data:`BatchRecorder`)."""
+        raise NotImplementedError
+
+    def buried(self, spool: Spool, count: int) -> None:
+        """``count`` events were moved to the dead-letter folder."""
+
+
+class _Plain(Recorder):
+    def __init__(self, record: BatchRecorder) -> None:
+        self._record = record
+
+    def record(self, events: list[FailureReport]) -> list[bool]:
+        return self._record(events)
 
 
 class Drainer:
@@ -163,9 +248,10 @@ class Drainer:
     POLL_SECONDS = 0.1
     MAX_BACKOFF_SECONDS = 5.0
 
-    def __init__(self, spool: Spool, record_batch: BatchRecorder) -> None:
+    def __init__(self, spool: Spool, recorder: Recorder | BatchRecorder) -> None:
         self.spool = spool
-        self.record_batch = record_batch
+        self.recorder = recorder if isinstance(recorder, Recorder) else _Plain(recorder)
+        self._prepared = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -215,6 +301,9 @@ class Drainer:
     def drain(self) -> int:
         """Record every pending event now; returns how many files were handled."""
         self.report()
+        if not self._prepared:
+            self.recorder.prepare(self.spool)
+            self._prepared = True
         handled = 0
         for batch in self._batches():
             readable = [claim for claim in batch if claim.event is not None]
@@ -223,16 +312,20 @@ class Drainer:
                     logger.error("notifier: unreadable spool file moved to %s", self.spool.dead)
                     self.spool.bury(claim)
             try:
-                recorded = self.record_batch([c.event for c in readable if c.event is not None])
+                recorded = self.recorder.record([c.event for c in readable if c.event is not None])
             except BaseException:
                 for claim in readable:
                     self.spool.release(claim)
                 raise
+            buried = len(batch) - len(readable)
             for claim, ok in zip(readable, recorded, strict=True):
                 if ok:
                     self.spool.done(claim)
                 else:
                     self.spool.bury(claim)
+                    buried += 1
+            if buried:
+                self.recorder.buried(self.spool, buried)
             handled += len(batch)
         return handled
 
@@ -259,7 +352,9 @@ class Drainer:
                 self.drain()
             except Exception as exc:  # the database is down or unreachable: keep the files
                 backoff = min(max(backoff * 2, 0.25), self.MAX_BACKOFF_SECONDS)
-                if not failing:
+                if not failing and isinstance(exc, NotReady):
+                    logger.warning("%s", exc)
+                elif not failing:
                     logger.warning(
                         "notifier: cannot record events yet, keeping them in %s and retrying "
                         "(%s: %s)",

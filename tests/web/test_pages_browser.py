@@ -91,27 +91,27 @@ def chromium(playwright: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
-def serve(database: Database, poll_ms: int) -> LiveServer:
-    """The app on localhost. Streams end after 2 s (and the browser reconnects), so stopping
-    the server cuts them as a real outage would: werkzeug's shutdown leaves open requests."""
-    app = create_app(
-        {
-            "SECRET_KEY": "browser-test",
-            "NOTIFIER_DATABASE_URL": database.url,
-            "NOTIFIER_TIMEZONE": "UTC",
-            "NOTIFIER_POLL_INTERVAL_MS": poll_ms,
-            "NOTIFIER_STREAM_MAX_SECONDS": 2,
-            "NOTIFIER_STREAM_RETRY_MS": 500,
-            "NOTIFIER_LIVE_POLL_SECONDS": 0.1,
-        }
-    )
-    return LiveServer(app)
+@pytest.fixture
+def live_config(database: Database) -> dict[str, Any]:
+    """The served app's configuration (a test module may override this fixture)."""
+    return {
+        "SECRET_KEY": "browser-test",
+        "NOTIFIER_DATABASE_URL": database.url,
+        "NOTIFIER_TIMEZONE": "UTC",
+        "NOTIFIER_POLL_INTERVAL_MS": POLL_MS,
+        # Streams end after 2 s (and the browser reconnects), so stopping the server cuts
+        # them as a real outage would: werkzeug's shutdown leaves open requests running.
+        "NOTIFIER_STREAM_MAX_SECONDS": 2,
+        "NOTIFIER_STREAM_RETRY_MS": 500,
+        "NOTIFIER_LIVE_POLL_SECONDS": 0.1,
+    }
 
 
 @pytest.fixture
-def live(database: Database) -> Iterator[LiveServer]:
+def live(live_config: dict[str, Any]) -> Iterator[LiveServer]:
     """The app served on localhost for one test."""
-    server = serve(database, POLL_MS)
+    app = create_app(live_config)
+    server = LiveServer(app)
     server.start()
     yield server
     server.stop()
@@ -426,9 +426,9 @@ def test_no_console_errors_on_the_pages(
 
 
 @pytest.fixture
-def live_no_poll(database: Database) -> Iterator[LiveServer]:
+def live_no_poll(live_config: dict[str, Any]) -> Iterator[LiveServer]:
     """The app with the bell's poll at 10 minutes: only the stream can bring news in time."""
-    server = serve(database, 600_000)
+    server = LiveServer(create_app({**live_config, "NOTIFIER_POLL_INTERVAL_MS": 600_000}))
     server.start()
     yield server
     server.stop()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,19 +27,58 @@ def _count(database: Database, fingerprint: str) -> int:
         return sum(a.occurrence_count for a in alert)
 
 
-def test_demo_enqueues_jobs_whose_failures_become_notifications(tmp_path: Path) -> None:
+def _start_demo(tmp_path: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
     env["NOTIFIER_INSTANCE_PATH"] = str(tmp_path / "instance")
     notifier = str(Path(sys.executable).with_name("notifier"))
-    demo = subprocess.Popen(
+    return subprocess.Popen(
         [notifier, "demo", "--no-web", "--run-seconds", "120"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+
+
+def _stop_demo(demo: subprocess.Popen[bytes]) -> str:
+    demo.send_signal(signal.SIGINT)
+    output = demo.communicate(timeout=60)[0].decode()
+    assert demo.returncode == 0, output
+    return output
+
+
+def _storm_runs(tmp_path: Path) -> int:
+    """How many storm tasks the demo workers have finished, over every run so far."""
+    log = tmp_path / "instance" / "demo-worker.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return len(re.findall(r"price_feed\[notifier-demo-storm-\d+\] raised", text))
+
+
+def _snapshot(database: Database) -> tuple[int, int]:
+    with database.session_scope() as db:
+        notes = len(db.scalars(select(AdminNotification.id)).all())
+        counted = sum(db.scalars(select(PlatformAlert.occurrence_count)).all())
+    return notes, counted
+
+
+def _settled(database: Database, quiet: float = 8.0) -> tuple[int, int]:
+    """The snapshot once it stopped changing for ``quiet`` seconds (retries are done)."""
+    last, since = _snapshot(database), time.monotonic()
+    deadline = since + 90
+    while time.monotonic() - since < quiet:
+        assert time.monotonic() < deadline, "the demo's notifications never settled"
+        time.sleep(0.5)
+        now = _snapshot(database)
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
+def test_demo_enqueues_jobs_whose_failures_become_notifications(tmp_path: Path) -> None:
+    demo = _start_demo(tmp_path)
     database = Database(f"sqlite:///{tmp_path / 'instance' / 'notifier.db'}")
     expected = {"import_failure", "order_exception", "order_sync_failure", "critical_error"}
+    expected |= {"store_issue", "system_info"}
 
     def types() -> set[str]:
         try:
@@ -57,13 +98,38 @@ def test_demo_enqueues_jobs_whose_failures_become_notifications(tmp_path: Path) 
                 select(AdminNotification).where(AdminNotification.title.contains("storm store"))
             ).all()
         assert len(storm) == 1
+        with database.session_scope() as db:
+            priorities = {str(p) for p in db.scalars(select(AdminNotification.priority))}
+            lost = db.scalars(
+                select(AdminNotification.message).where(
+                    AdminNotification.title.contains("crash store")
+                )
+            ).one()
+        # every colour of the legend appears
+        assert priorities == {"critical", "high", "normal", "low"}
+        assert "killed" in lost and "died before the task finished" in lost
+        before = _settled(database)
     finally:
-        demo.send_signal(signal.SIGINT)
-        output = demo.communicate(timeout=60)[0].decode()
-        database.dispose()
-    assert demo.returncode == 0, output
+        output = _stop_demo(demo)
     assert "Login: admin@example.com / " in output
     assert "Stopped." in output
+    # Deliveries reached the demo's local receivers, signed and threaded as configured.
+    assert "[webhook] notification.created: " in output
+    assert "[webhook] alert.opened: " in output
+    assert "(signature verified)" in output and "SIGNATURE MISMATCH" not in output
+    assert "[mail] to admin@example.com: [CRITICAL] " in output
+
+    # Run again on the same instance: the same jobs fail again, and nothing is recorded twice.
+    demo = _start_demo(tmp_path)
+    try:
+        wait_for(lambda: _storm_runs(tmp_path) >= 40, timeout=90, interval=1)
+        spool = tmp_path / "instance" / "spool"
+        wait_for(lambda: not list(spool.glob("*.json")), timeout=30, interval=0.5)
+        time.sleep(2)  # the last batch commits
+        assert _snapshot(database) == before
+    finally:
+        _stop_demo(demo)
+        database.dispose()
 
 
 def test_demo_stops_when_the_port_is_taken(tmp_path: Path) -> None:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from notifier.worker.decorators import import_job, sync_job
-from notifier.worker.events import failure_event, returned_events
-from notifier.worker.recorder import record_batch
+from notifier.worker.events import failure_report, returned_reports
 from notifier.worker.redaction import redact_text
 from notifier.worker.spool import Spool
 from sqlalchemy import select
 
-from notifier import AdminNotification, Database, PlatformAlert
+from notifier import AdminNotification, Database, FailureReport, PlatformAlert, record_failures
 
 
 def _task(decorator: Any, name: str) -> Any:
@@ -28,7 +28,7 @@ def _task(decorator: Any, name: str) -> Any:
 def test_long_non_ascii_failure_is_recorded_not_dropped(database: Database) -> None:
     task = _task(import_job(store_id="store_id"), "shop.import")
     message = "Ошибка разбора строки " * 120  # about 2,600 Cyrillic characters
-    event = failure_event(
+    event = failure_report(
         task,
         task_id="t-1",
         exc=ValueError(message),
@@ -56,8 +56,8 @@ def test_order_exceptions_with_the_same_or_no_number_each_notify(database: Datab
             {"order_number": "LS-1", "unmatched_products": ["D"]},
         ]
     }
-    events = returned_events(
-        task, task_id="t-2", result=result, args=(3,), kwargs={}, default_threshold=5
+    events = returned_reports(
+        task, task_id="t-2", result=result, args=(3,), kwargs={}, default_threshold=lambda: 5
     )
     assert len({e.key for e in events}) == 4
     record_batch(database, events, cooldown=timedelta(minutes=15))
@@ -81,7 +81,7 @@ def test_secrets_in_messages_and_urls_are_redacted() -> None:
     assert redact_text("X-Auth-Token=zz; user=bob") == "X-Auth-Token=[redacted]; user=bob"
     assert redact_text("3 tokens left") == "3 tokens left"
     task = _task(import_job(store_id="store_id"), "shop.import")
-    event = failure_event(
+    event = failure_report(
         task,
         task_id="t-3",
         exc=RuntimeError("GET https://u:pw@api.example/x?token=T0K failed"),
@@ -98,7 +98,7 @@ def test_secrets_in_messages_and_urls_are_redacted() -> None:
 
 def test_spool_survives_its_folder_being_removed(tmp_path: Path) -> None:
     task = _task(import_job(store_id="store_id"), "shop.import")
-    event = failure_event(
+    event = failure_report(
         task,
         task_id="t-4",
         exc=ValueError("x"),
@@ -116,3 +116,77 @@ def test_spool_survives_its_folder_being_removed(tmp_path: Path) -> None:
     (tmp_path / "spool").rmdir()
     spool.put(event)
     assert len(spool.pending()) == 1
+
+
+def record_batch(database: Database, reports: list[FailureReport], **kwargs: Any) -> list[bool]:
+    """Record ``reports`` in one transaction, as the drainer does."""
+    with database.session_scope() as db:
+        return record_failures(db, reports, **kwargs)
+
+
+def test_spool_files_of_the_previous_format_are_recorded(
+    database: Database, tmp_path: Path
+) -> None:
+    """A worker upgraded with files pending from the version before failure reports."""
+    meta = {
+        "event": "failure",
+        "task_name": "shop.import",
+        "task_id": "t1",
+        "exception_class": "ValueError",
+        "attempts": 2,
+        "arguments": {"store_id": 5},
+        "traceback": "tb",
+        "alert_fingerprint": "celery:shop.import:ValueError",
+    }
+    alert = {
+        "alert_type": "system",
+        "severity": "error",
+        "title": "shop.import failed: ValueError",
+        "fingerprint": "celery:shop.import:ValueError",
+        "description": "ValueError: x",
+        "affected_stores": [5],
+        "affected_systems": ["celery"],
+        "metadata": {},
+    }
+    old = [
+        {
+            "key": "celery:t1:failure",
+            "action": "notify_import_failure",
+            "params": {
+                "store_name": "Acme",
+                "job_id": "t1",
+                "error_message": "ValueError: x",
+                "store_id": 5,
+                "extra": meta,
+            },
+            "alert": alert,
+            "occurred_at": 1764000000.5,
+        },
+        {
+            "key": "celery:t2:failure",
+            "action": "notify_critical_error",
+            "params": {
+                "error_type": "task plain failed",
+                "error_message": "ZeroDivisionError: plain",
+                "details": {**meta, "task_id": "t2", "task_name": "plain"},
+            },
+            "alert": {**alert, "fingerprint": "celery:plain:ZeroDivisionError"},
+            "occurred_at": 1764000001.0,
+        },
+    ]
+    spool = Spool(tmp_path / "spool")
+    spool.ensure()
+    for n, document in enumerate(old):
+        (spool.directory / f"{n:020d}-1-00000000.json").write_text(json.dumps(document))
+    claims = spool.claim(10)
+    reports = [c.event for c in claims if c.event is not None]
+    assert len(reports) == 2
+    assert record_batch(database, reports, cooldown=timedelta(minutes=15)) == [True, True]
+    with database.session_scope() as db:
+        notes = {n.dedup_key: n for n in db.scalars(select(AdminNotification))}
+    assert notes["celery:t1:failure"].type == "import_failure"
+    assert notes["celery:t1:failure"].store_id == 5
+    assert notes["celery:t1:failure"].notification_metadata["attempts"] == 2
+    assert notes["celery:t2:failure"].type == "critical_error"
+    for claim in claims:
+        spool.release(claim)

@@ -179,3 +179,5 @@ def test_a_killed_drainer_process_is_restarted(
     client_app.tasks["t.boom"].delay(4).get(timeout=60, propagate=False)
     wait_for(lambda: notifications(worker_database), 30)
     assert [n.store_id for n in notifications(worker_database)] == [4]
+    # Started three times (worker start, restart), the drainer never warns about how it runs.
+    assert b"RuntimeWarning" not in worker.log.read_bytes()

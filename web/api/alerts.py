@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import url_for
 
+from notifier import get_statistics
 from notifier.alerts import platform_alert_service as service
 
 from ..auth import current_admin
@@ -75,7 +76,7 @@ def create_alert(body: AlertCreate) -> Reply:
 )
 def alert_stats() -> Reply:
     """The alert statistics."""
-    stats = service.get_statistics(db_session(), tz=app_timezone())
+    stats = get_statistics(db_session(), tz=app_timezone())
     return AlertStatsOut.model_validate(stats), 200
 
 

@@ -30,6 +30,9 @@ PageT = TypeVar("PageT", bound=BaseModel)
 class _PageQuery(Protocol):
     skip: int
     limit: int
+
+
+class _CursorQuery(_PageQuery, Protocol):
     cursor: str | None
 
 
@@ -41,22 +44,30 @@ def found(row: Row | None, what: str, row_id: int) -> Row:
 
 
 def page_of(
-    page: type[PageT], items: Sequence[BaseModel], found: KeysetPage[Any], query: _PageQuery
+    page: type[PageT],
+    items: Sequence[BaseModel],
+    found: KeysetPage[Any] | int,
+    query: _PageQuery,
 ) -> PageT:
-    """One page of a list in the API's envelope: items, total (capped), skip, limit, cursor."""
+    """One page of a list in the API's envelope: items, total, skip, limit, next cursor.
+
+    ``found``: a keyset page (capped total, next cursor), or an exact total for a list that
+    pages by skip only.
+    """
+    exact = isinstance(found, int)
     return page.model_validate(
         {
             "items": items,
-            "total": found.total,
-            "total_exact": found.total_exact,
+            "total": found if isinstance(found, int) else found.total,
+            "total_exact": True if exact else found.total_exact,  # type: ignore[union-attr]
             "skip": query.skip,
             "limit": query.limit,
-            "next_cursor": found.next_cursor,
+            "next_cursor": None if exact else found.next_cursor,  # type: ignore[union-attr]
         }
     )
 
 
-def paging(query: _PageQuery) -> dict[str, Any]:
+def paging(query: _CursorQuery) -> dict[str, Any]:
     """The paging arguments of a list query: a cursor, or a skip, not both."""
     if query.cursor is not None and query.skip:
         raise ApiError(

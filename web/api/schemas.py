@@ -245,6 +245,7 @@ class NotificationOut(_Output):
     notification_metadata: dict[str, Any]
     store_id: int | None
     dedup_key: str | None
+    alert_fingerprint: str | None
     created_at: Timestamp
 
 

@@ -1,8 +1,8 @@
 """PostgreSQL triggers that notify the live stream of changes (ids only, on commit); the
 alert list's order as one index
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from alembic import op
 
 from notifier.changes import POSTGRES_DROP_TRIGGERS, POSTGRES_TRIGGERS
 
-revision = '0005'
-down_revision = '0004'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,680 @@
+"""The dispatcher: claims due outbox rows, sends them, and records every attempt.
+
+A claim is one ``UPDATE ... WHERE id IN (SELECT ... [FOR UPDATE SKIP LOCKED]) RETURNING id``
+that stamps ``claimed_until``: concurrent dispatchers never take the same row, and a
+dispatcher killed mid-send leaves a claim that lapses, so the row is sent again with the same
+``webhook-id`` (at least once; receivers deduplicate on the id). Nothing is sent inside a
+transaction. Retry times live in ``next_attempt_at``, never in long Celery countdowns (which
+outlive a Redis visibility timeout and run twice).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import smtplib
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from . import egress
+from .chat import ChatMessage, slack_payload, teams_payload
+from .config import flag
+from .db import Database
+from .enums import DeliveryChannel, DeliveryEvent, DeliveryStatus, NotificationType, Priority
+from .errors import ConfigurationError, DeliveryRefusedError
+from .mail import MailContent, SmtpSettings, alert_root_message_id, compose, send
+from .models import AdminUser, Delivery, DeliveryAttempt, DeliveryEndpoint
+from .notifications import admin_notification_service
+from .outbox import ensure_default_email_endpoint
+from .types import utcnow
+from .webhooks import envelope, signed_headers
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "RETRY_DELAYS",
+    "DispatchReport",
+    "DispatchSettings",
+    "DispatcherThread",
+    "dispatch_due",
+    "replay",
+    "replay_failed_since",
+    "retry_delay",
+    "run_dispatcher",
+]
+
+log = logging.getLogger(__name__)
+
+#: Seconds before attempt 1, 2, ...: about 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+RETRY_DELAYS = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+MAX_ATTEMPTS = len(RETRY_DELAYS)
+JITTER = 0.2
+#: Longest a Retry-After may push an attempt back.
+RETRY_AFTER_MAX = 36000
+CLAIM_LEASE = timedelta(minutes=2)
+DISABLE_AFTER = timedelta(days=5)
+_RETRY_STATUSES = {408, 429}
+
+Result = Literal["succeeded", "retry", "failed", "gone"]
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchSettings:
+    """What the dispatcher needs to know that the rows do not say."""
+
+    allow_private: bool = False
+    smtp: SmtpSettings | None = None
+    base_url: str | None = None  # e.g. "https://admin.shop.example", for links
+    pages_path: str = "/admin/notifications"
+    emails_per_hour: int = 20
+    slack_interval: float = 1.0
+    batch_size: int = 20
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DispatchSettings:
+        """Read the delivery settings (``NOTIFIER_SMTP_URL`` and friends) from the environment.
+
+        | variable                        | meaning                                          |
+        |---------------------------------|--------------------------------------------------|
+        | NOTIFIER_SMTP_URL               | smtp://, smtp+starttls:// or smtps://user@host:port |
+        | NOTIFIER_SMTP_PASSWORD          | the SMTP password (kept out of the URL)          |
+        | NOTIFIER_MAIL_FROM              | the From address (needed with NOTIFIER_SMTP_URL) |
+        | NOTIFIER_PUBLIC_URL             | the admin's base URL, for links in messages      |
+        | NOTIFIER_EMAILS_PER_HOUR        | per admin; the rest go out as one summary (20)   |
+        | NOTIFIER_DELIVERY_ALLOW_PRIVATE | true: allow http and private addresses (dev only) |
+        """
+        env = os.environ if environ is None else environ
+        smtp_url = (env.get("NOTIFIER_SMTP_URL") or "").strip()
+        smtp = None
+        if smtp_url:
+            sender = (env.get("NOTIFIER_MAIL_FROM") or "").strip()
+            if not sender:
+                raise ConfigurationError(
+                    "NOTIFIER_SMTP_URL is set but NOTIFIER_MAIL_FROM is not; "
+                    "set it to the address emails come from, e.g. notifier@shop.example"
+                )
+            smtp = SmtpSettings.from_url(
+                smtp_url, sender=sender, password=env.get("NOTIFIER_SMTP_PASSWORD") or None
+            )
+        per_hour = (env.get("NOTIFIER_EMAILS_PER_HOUR") or "20").strip()
+        if not per_hour.isdigit() or int(per_hour) < 1:
+            raise ConfigurationError(
+                f"NOTIFIER_EMAILS_PER_HOUR={per_hour!r} must be a whole number of at least 1"
+            )
+        base_url = (env.get("NOTIFIER_PUBLIC_URL") or "").strip() or None
+        if base_url is not None and urlsplit(base_url).scheme not in ("http", "https"):
+            raise ConfigurationError(
+                f"NOTIFIER_PUBLIC_URL={base_url!r} must be an http(s) URL such as "
+                "https://admin.shop.example"
+            )
+        return cls(
+            allow_private=flag(env, "NOTIFIER_DELIVERY_ALLOW_PRIVATE"),
+            smtp=smtp,
+            base_url=base_url,
+            emails_per_hour=int(per_hour),
+        )
+
+
+@dataclass(slots=True)
+class DispatchReport:
+    """What one run did, by outcome."""
+
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, result: str, n: int = 1) -> None:
+        """Count ``n`` deliveries that ended this run as ``result``."""
+        self.counts[result] += n
+
+    @property
+    def total(self) -> int:
+        """How many deliveries this run handled."""
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    result: Result
+    duration: float = 0.0
+    response_status: int | None = None
+    response_body: str | None = None
+    error_class: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+def retry_delay(attempts_made: int, rng: Callable[[], float] = random.random) -> float | None:
+    """Seconds until the next attempt after ``attempts_made`` failures; None when exhausted."""
+    if attempts_made >= MAX_ATTEMPTS:
+        return None
+    base = RETRY_DELAYS[attempts_made]
+    return base * (1 - JITTER + 2 * JITTER * rng())
+
+
+def _retry_after(value: str | None, now: datetime) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - now).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, min(seconds, RETRY_AFTER_MAX))
+
+
+def _classify(response: egress.Response, now: datetime) -> _Outcome:
+    status = response.status
+
+    def outcome(result: Result, **error: Any) -> _Outcome:
+        return _Outcome(result, response.duration, status, response.body, **error)
+
+    if 200 <= status < 300:
+        return outcome("succeeded")
+    said = {"error_class": f"HTTP{status}", "error": f"the receiver answered {status}"}
+    if status == 410:
+        return outcome("gone", **said)
+    if status in _RETRY_STATUSES or status >= 500:
+        return outcome(
+            "retry", retry_after=_retry_after(response.headers.get("retry-after"), now), **said
+        )
+    return outcome("failed", **said)
+
+
+def _claim(db: Session, now: datetime, limit: int) -> list[int]:
+    enabled = select(DeliveryEndpoint.id).where(DeliveryEndpoint.is_enabled)
+    due = (
+        select(Delivery.id)
+        .where(
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.next_attempt_at <= now,
+            or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
+            or_(Delivery.endpoint_id.is_(None), Delivery.endpoint_id.in_(enabled)),
+        )
+        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .limit(limit)
+    )
+    if db.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    claimed = db.scalars(
+        update(Delivery)
+        .where(Delivery.id.in_(due.scalar_subquery()))
+        .values(claimed_until=now + CLAIM_LEASE)
+        .returning(Delivery.id)
+    )
+    return sorted(claimed.all())
+
+
+# -- what each channel sends -----------------------------------------------------------
+
+
+def _link(settings: DispatchSettings, delivery: Delivery) -> str | None:
+    if settings.base_url is None:
+        return None
+    tab = "?tab=alerts" if delivery.alert_id is not None else ""
+    return settings.base_url.rstrip("/") + settings.pages_path + tab
+
+
+def _headline(delivery: Delivery) -> tuple[str, str, str, str]:
+    """(level, kind, title, text) of the object a delivery is about."""
+    payload = delivery.payload
+    if delivery.alert_id is not None:
+        return (
+            str(payload.get("severity", "")),
+            str(payload.get("alert_type", "")),
+            str(payload.get("title", "")),
+            str(payload.get("description") or ""),
+        )
+    return (
+        str(payload.get("priority", "")),
+        str(payload.get("type", "")),
+        str(payload.get("title", "")),
+        str(payload.get("message", "")),
+    )
+
+
+def _facts(delivery: Delivery) -> list[tuple[str, str]]:
+    payload = delivery.payload
+    facts = [("Event", str(delivery.event_type))]
+    if delivery.alert_id is not None:
+        facts.append(("Occurrences", str(payload.get("occurrence_count", 1))))
+        if payload.get("resolution_notes"):
+            facts.append(("Resolution", str(payload["resolution_notes"])))
+    elif payload.get("store_id") is not None:
+        facts.append(("Store", str(payload["store_id"])))
+    return facts
+
+
+def _chat_message(settings: DispatchSettings, delivery: Delivery) -> ChatMessage:
+    level, kind, title, text = _headline(delivery)
+    return ChatMessage(
+        title=f"{kind}: {title}",
+        level=level,
+        text=text,
+        facts=_facts(delivery),
+        url=_link(settings, delivery),
+    )
+
+
+def _signing_secrets(endpoint: DeliveryEndpoint, now: datetime) -> list[str]:
+    secrets = [endpoint.secret] if endpoint.secret else []
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and expires > now:
+        secrets.append(endpoint.previous_secret)
+    return secrets
+
+
+def _http_request(
+    delivery: Delivery, endpoint: DeliveryEndpoint, settings: DispatchSettings, now: datetime
+) -> tuple[bytes, dict[str, str]]:
+    if endpoint.channel is DeliveryChannel.WEBHOOK:
+        body = envelope(
+            delivery.event_id, delivery.event_type, delivery.occurred_at, delivery.payload
+        )
+        return body, signed_headers(_signing_secrets(endpoint, now), delivery.message_id, body)
+    chat = _chat_message(settings, delivery)
+    data = slack_payload(chat) if endpoint.channel is DeliveryChannel.SLACK else teams_payload(chat)
+    return json.dumps(data).encode(), {"content-type": "application/json"}
+
+
+def _send_http(
+    delivery: Delivery, endpoint: DeliveryEndpoint, settings: DispatchSettings, now: datetime
+) -> _Outcome:
+    started = time.monotonic()
+    try:
+        body, headers = _http_request(delivery, endpoint, settings, now)
+        response = egress.post(endpoint.url, body, headers, allow_private=settings.allow_private)
+    except DeliveryRefusedError as exc:
+        return _Outcome("failed", time.monotonic() - started, error_class="Refused", error=str(exc))
+    except Exception as exc:  # network errors, timeouts, TLS: the receiver may come back
+        return _Outcome(
+            "retry", time.monotonic() - started, error_class=type(exc).__name__, error=_short(exc)
+        )
+    return _classify(response, now)
+
+
+def _short(exc: BaseException) -> str:
+    # Exception texts from urllib3 can carry the URL (and so a Slack URL's credential).
+    text = str(exc).split(" (Caused by", 1)[0]
+    return text[:300]
+
+
+def _mail_content(delivery: Delivery, settings: DispatchSettings) -> MailContent:
+    level, kind, title, text = _headline(delivery)
+    paragraphs = [p for p in (text,) if p]
+    if delivery.event_type is DeliveryEvent.ALERT_RESOLVED:
+        paragraphs.insert(0, "This alert is resolved.")
+    return MailContent(
+        subject=f"[{level.upper()}] {kind}: {title}",
+        paragraphs=paragraphs or [title],
+        facts=_facts(delivery),
+        url=_link(settings, delivery),
+    )
+
+
+def _summary_content(deliveries: Sequence[Delivery], settings: DispatchSettings) -> MailContent:
+    shown = 20
+    lines = []
+    for delivery in deliveries[:shown]:
+        level, kind, title, _ = _headline(delivery)
+        lines.append(f"[{level.upper()}] {kind}: {title}")
+    if len(deliveries) > shown:
+        lines.append(f"... and {len(deliveries) - shown} more")
+    return MailContent(
+        subject=f"{len(deliveries)} more notifications",
+        paragraphs=[
+            f"You reached this hour's email limit ({settings.emails_per_hour}); "
+            f"these {len(deliveries)} arrived meanwhile:",
+            "\n".join(lines),
+        ],
+        url=settings.base_url.rstrip("/") + settings.pages_path if settings.base_url else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Mail:
+    delivery_id: int
+    content: MailContent
+    alert_id: int | None = None
+    opens_thread: bool = False
+
+
+def _mail(delivery: Delivery, settings: DispatchSettings) -> _Mail:
+    return _Mail(
+        delivery.id,
+        _mail_content(delivery, settings),
+        delivery.alert_id,
+        delivery.event_type in (DeliveryEvent.ALERT_OPENED, DeliveryEvent.ALERT_REGRESSED),
+    )
+
+
+def _send_mail(settings: DispatchSettings, mail: _Mail, to: str) -> _Outcome:
+    if settings.smtp is None:
+        return _Outcome("failed", error_class="NotConfigured", error="NOTIFIER_SMTP_URL is not set")
+    domain = settings.smtp.sender.rsplit("@", 1)[1]
+    thread_root, is_root = None, False
+    if mail.alert_id is not None:
+        thread_root = alert_root_message_id(mail.alert_id, domain)
+        is_root = mail.opens_thread
+    message = compose(
+        mail.content,
+        sender=settings.smtp.sender,
+        recipients=[to],
+        list_id=f"notifier <notifier.{domain}>",
+        thread_root=thread_root,
+        is_root=is_root,
+    )
+    started = time.monotonic()
+    try:
+        send(settings.smtp, message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        return _Outcome(
+            "failed", time.monotonic() - started, error_class=type(exc).__name__, error=_short(exc)
+        )
+    except (smtplib.SMTPException, OSError) as exc:
+        return _Outcome(
+            "retry", time.monotonic() - started, error_class=type(exc).__name__, error=_short(exc)
+        )
+    return _Outcome("succeeded", time.monotonic() - started)
+
+
+# -- recording ------------------------------------------------------------------------
+
+
+def _record(db: Session, delivery: Delivery, outcome: _Outcome, now: datetime) -> str:
+    db.add(
+        DeliveryAttempt(
+            delivery_id=delivery.id,
+            attempted_at=now,
+            duration_ms=round(outcome.duration * 1000),
+            outcome="retry"
+            if outcome.result == "retry"
+            else ("succeeded" if outcome.result == "succeeded" else "failed"),
+            error_class=outcome.error_class,
+            error=outcome.error,
+            response_status=outcome.response_status,
+            response_body=(outcome.response_body or None)
+            and outcome.response_body[: egress.RESPONSE_BODY_LIMIT],
+        )
+    )
+    delivery.attempt_count += 1
+    delivery.claimed_until = None
+    endpoint = db.get(DeliveryEndpoint, delivery.endpoint_id) if delivery.endpoint_id else None
+    if outcome.result == "succeeded":
+        delivery.status = DeliveryStatus.SUCCEEDED
+        delivery.finished_at = now
+        delivery.last_error = None
+        if endpoint is not None:
+            endpoint.failing_since = None
+            endpoint.last_success_at = now
+        return "succeeded"
+    delivery.last_error = outcome.error
+    final = outcome.result
+    if outcome.result == "retry":
+        delay = retry_delay(delivery.attempt_count)
+        if delay is None:
+            final = "failed"
+        else:
+            delivery.next_attempt_at = now + timedelta(seconds=max(delay, outcome.retry_after or 0))
+    if final != "retry":
+        delivery.status = DeliveryStatus.FAILED
+        delivery.finished_at = now
+    if endpoint is not None and endpoint.channel is not DeliveryChannel.EMAIL:
+        if outcome.result == "gone":
+            _disable(db, endpoint, "the receiver answered 410 Gone")
+        else:
+            endpoint.failing_since = endpoint.failing_since or now
+            if now - endpoint.failing_since >= DISABLE_AFTER:
+                _disable(db, endpoint, "every delivery failed for 5 days")
+    return "failed" if final == "gone" else final
+
+
+def _disable(db: Session, endpoint: DeliveryEndpoint, reason: str) -> None:
+    if not endpoint.is_enabled:
+        return
+    endpoint.is_enabled = False
+    endpoint.disabled_reason = reason
+    db.flush()  # so the notification below is not queued for this endpoint
+    admin_notification_service.create_notification(
+        db,
+        type=NotificationType.SYSTEM_INFO,
+        priority=Priority.HIGH,
+        title=f"Delivery endpoint disabled: {endpoint.name}"[:200],
+        message=f"{endpoint.channel} endpoint '{endpoint.name}' was disabled: {reason}. "
+        "Fix the receiver, then enable it again on the Channels page.",
+        action_required=True,
+    )
+
+
+# -- the run --------------------------------------------------------------------------
+
+
+def _emails_sent_last_hour(db: Session, user_id: int, now: datetime) -> tuple[int, datetime | None]:
+    row = db.execute(
+        select(func.count(DeliveryAttempt.id), func.min(DeliveryAttempt.attempted_at))
+        .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
+        .where(
+            Delivery.channel == DeliveryChannel.EMAIL,
+            Delivery.recipient_user_id == user_id,
+            DeliveryAttempt.outcome == "succeeded",
+            DeliveryAttempt.attempted_at > now - timedelta(hours=1),
+        )
+    ).one()
+    return int(row[0] or 0), row[1]
+
+
+def _dispatch_emails(
+    database: Database,
+    settings: DispatchSettings,
+    user_id: int,
+    ids: list[int],
+    report: DispatchReport,
+) -> None:
+    now = utcnow()
+    with database.session_scope(immediate=True) as db:
+        user = db.get(AdminUser, user_id)
+        deliveries = [d for d in (db.get(Delivery, i) for i in ids) if d is not None]
+        if user is None or not user.is_active:
+            for delivery in deliveries:
+                report.add(
+                    _record(
+                        db,
+                        delivery,
+                        _Outcome(
+                            "failed",
+                            error_class="NoRecipient",
+                            error="the admin is gone or inactive",
+                        ),
+                        now,
+                    )
+                )
+            return
+        sent, oldest = _emails_sent_last_hour(db, user_id, now)
+        room = settings.emails_per_hour - sent
+        if room <= 0:
+            release = (oldest or now) + timedelta(hours=1)
+            for delivery in deliveries:
+                delivery.claimed_until = None
+                delivery.next_attempt_at = release
+            report.add("held", len(deliveries))
+            return
+        single = deliveries if len(deliveries) <= room else deliveries[: room - 1]
+        folded = deliveries[len(single) :]
+        address = user.email
+        work = [_mail(d, settings) for d in single]
+        folded_ids = [d.id for d in folded]
+        summary = _Mail(folded_ids[0], _summary_content(folded, settings)) if folded else None
+    for mail in work:
+        outcome = _send_mail(settings, mail, address)
+        with database.session_scope(immediate=True) as db:
+            fresh = db.get(Delivery, mail.delivery_id)
+            if fresh is not None:
+                report.add(_record(db, fresh, outcome, utcnow()))
+    if summary is not None:
+        outcome = _send_mail(settings, summary, address)
+        with database.session_scope(immediate=True) as db:
+            moment = utcnow()
+            lead, *rest = [d for d in (db.get(Delivery, i) for i in folded_ids) if d is not None]
+            report.add(_record(db, lead, outcome, moment))
+            for delivery in rest:  # folded into the lead's email: one attempt row, one send
+                delivery.claimed_until = None
+                if outcome.result == "succeeded":
+                    delivery.status = DeliveryStatus.SUCCEEDED
+                    delivery.finished_at = moment
+                    delivery.last_error = f"sent in the summary of delivery {lead.id}"
+                    report.add("succeeded")
+                else:
+                    delivery.next_attempt_at = lead.next_attempt_at
+                    report.add("retry")
+
+
+def dispatch_due(
+    database: Database, settings: DispatchSettings, *, limit: int | None = None
+) -> DispatchReport:
+    """Send every delivery that is due now (up to ``limit``); safe to run in many processes."""
+    report = DispatchReport()
+    with database.session_scope(immediate=True) as db:
+        ids = _claim(db, utcnow(), limit or settings.batch_size)
+    if not ids:
+        return report
+    by_recipient: dict[int, list[int]] = defaultdict(list)
+    http: list[int] = []
+    with database.session_scope(immediate=True) as db:
+        for row in db.scalars(select(Delivery).where(Delivery.id.in_(ids)).order_by(Delivery.id)):
+            if row.channel is DeliveryChannel.EMAIL and row.recipient_user_id is not None:
+                by_recipient[row.recipient_user_id].append(row.id)
+            else:
+                http.append(row.id)
+    last_chat: dict[str, float] = {}
+    for delivery_id in http:
+        with database.session_scope(immediate=True) as db:
+            delivery = db.get(Delivery, delivery_id)
+            endpoint = (
+                db.get(DeliveryEndpoint, delivery.endpoint_id)
+                if delivery and delivery.endpoint_id
+                else None
+            )
+            if delivery is None or endpoint is None:
+                continue
+            db.expunge_all()
+        if endpoint.channel in (DeliveryChannel.SLACK, DeliveryChannel.TEAMS):
+            wait = last_chat.get(endpoint.url, 0.0) + settings.slack_interval - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            last_chat[endpoint.url] = time.monotonic()
+        outcome = _send_http(delivery, endpoint, settings, utcnow())
+        with database.session_scope(immediate=True) as db:
+            fresh = db.get(Delivery, delivery_id)
+            if fresh is not None:
+                report.add(_record(db, fresh, outcome, utcnow()))
+    for user_id, user_ids in by_recipient.items():
+        _dispatch_emails(database, settings, user_id, user_ids, report)
+    return report
+
+
+def run_dispatcher(
+    database: Database,
+    settings: DispatchSettings,
+    *,
+    stop: threading.Event,
+    wake: threading.Event | None = None,
+    sweep_every: float = 5.0,
+) -> None:
+    """Dispatch until ``stop`` is set: at once when ``wake`` is set, else every few seconds.
+
+    A run that fails (the database is away) is logged and tried again at the next sweep.
+    """
+    wake = wake or threading.Event()
+    while not stop.is_set():
+        wake.clear()
+        try:
+            while not stop.is_set() and dispatch_due(database, settings).total:
+                pass
+        except Exception:
+            log.exception("notifier: delivery dispatch failed; retrying in %.0f s", sweep_every)
+        wake.wait(sweep_every)
+
+
+class DispatcherThread:
+    """``run_dispatcher`` in a daemon thread, woken after a commit that queued deliveries."""
+
+    def __init__(
+        self, database: Database, settings: DispatchSettings, *, sweep_every: float = 5.0
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.sweep_every = sweep_every
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the thread (once); with SMTP set, make sure the default email rule exists."""
+        if self._thread is not None:
+            return
+        if self.settings.smtp is not None:
+            with self.database.session_scope(immediate=True) as db:
+                ensure_default_email_endpoint(db)
+        self._thread = threading.Thread(
+            target=run_dispatcher,
+            args=(self.database, self.settings),
+            kwargs={"stop": self._stop, "wake": self._wake, "sweep_every": self.sweep_every},
+            name="notifier-dispatcher",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look for due deliveries now rather than at the next sweep."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Finish the current send and stop."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
+def replay(db: Session, delivery_id: int) -> Delivery | None:
+    """Send a failed delivery again, from a fresh retry schedule, with the same webhook-id."""
+    delivery = db.get(Delivery, delivery_id)
+    if delivery is None:
+        return None
+    if delivery.status is DeliveryStatus.FAILED:
+        _requeue(delivery)
+    return delivery
+
+
+def replay_failed_since(db: Session, since: datetime, *, endpoint_id: int | None = None) -> int:
+    """Replay every failed delivery created since ``since``; returns how many."""
+    query = select(Delivery).where(
+        Delivery.status == DeliveryStatus.FAILED, Delivery.created_at >= since
+    )
+    if endpoint_id is not None:
+        query = query.where(Delivery.endpoint_id == endpoint_id)
+    count = 0
+    for delivery in db.scalars(query):
+        _requeue(delivery)
+        count += 1
+    return count
+
+
+def _requeue(delivery: Delivery) -> None:
+    delivery.status = DeliveryStatus.PENDING
+    delivery.attempt_count = 0
+    delivery.next_attempt_at = utcnow()
+    delivery.claimed_until = None
+    delivery.finished_at = None

@@ -1,0 +1,299 @@
+"""The outbox: delivery rows written in the transaction of the change that causes them.
+
+Nothing is sent from here. A notification or alert change calls one of the ``on_*``
+functions with the caller's session, before the caller commits, so the deliveries commit or
+roll back with the change; a dispatcher (``notifier.dispatch``) sends them afterwards. An
+endpoint's filter decides whether it gets an event; an email endpoint fans out to one row per
+active admin, so each mailbox has its own retries and its own hourly cap.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .enums import DeliveryChannel, DeliveryEvent, Priority, Severity
+from .models import AdminNotification, AdminUser, Delivery, DeliveryEndpoint, PlatformAlert
+from .types import utcnow
+
+__all__ = [
+    "DEFAULT_EMAIL_ENDPOINT_NAME",
+    "EMAIL_ALERT_COOLDOWN",
+    "alert_payload",
+    "ensure_default_email_endpoint",
+    "forget_endpoints",
+    "matches",
+    "new_id",
+    "notification_payload",
+    "on_alert",
+    "on_notification",
+    "queue",
+    "queued_in",
+]
+
+DEFAULT_EMAIL_ENDPOINT_NAME = "Admins by email"
+#: At most one immediate email per alert fingerprint in this window (a flapping alert that
+#: resolves and regresses over and over stays one email).
+EMAIL_ALERT_COOLDOWN = timedelta(minutes=15)
+
+_QUEUED = "notifier_deliveries_queued"
+_ENDPOINTS = "notifier_enabled_endpoints"
+_PRIORITY_RANK = {priority: rank for rank, priority in enumerate(Priority)}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def notification_payload(notification: AdminNotification) -> dict[str, Any]:
+    """The notification as the API returns it."""
+    return {
+        "id": notification.id,
+        "type": str(notification.type),
+        "priority": str(notification.priority),
+        "title": notification.title,
+        "message": notification.message,
+        "is_read": notification.is_read,
+        "read_at": _iso(notification.read_at),
+        "read_by_user_id": notification.read_by_user_id,
+        "action_required": notification.action_required,
+        "action_url": notification.action_url,
+        "notification_metadata": dict(notification.notification_metadata or {}),
+        "store_id": notification.store_id,
+        "dedup_key": notification.dedup_key,
+        "alert_fingerprint": notification.alert_fingerprint,
+        "created_at": _iso(notification.created_at),
+    }
+
+
+def alert_payload(alert: PlatformAlert) -> dict[str, Any]:
+    """The platform alert as the API returns it."""
+    return {
+        "id": alert.id,
+        "alert_type": str(alert.alert_type),
+        "severity": str(alert.severity),
+        "title": alert.title,
+        "description": alert.description,
+        "affected_stores": list(alert.affected_stores or []),
+        "affected_systems": list(alert.affected_systems or []),
+        "fingerprint": alert.fingerprint,
+        "occurrence_count": alert.occurrence_count,
+        "first_occurred_at": _iso(alert.first_occurred_at),
+        "last_occurred_at": _iso(alert.last_occurred_at),
+        "is_resolved": alert.is_resolved,
+        "resolved_at": _iso(alert.resolved_at),
+        "resolved_by_user_id": alert.resolved_by_user_id,
+        "resolution_notes": alert.resolution_notes,
+        "alert_metadata": dict(alert.alert_metadata or {}),
+        "created_at": _iso(alert.created_at),
+    }
+
+
+def matches(
+    endpoint: DeliveryEndpoint,
+    event: DeliveryEvent,
+    *,
+    priority: Priority | None = None,
+    severity: Severity | None = None,
+    notification_type: str | None = None,
+    alert_type: str | None = None,
+    store_ids: list[int] | tuple[int, ...] = (),
+) -> bool:
+    """Whether ``endpoint``'s filter lets this event through.
+
+    Each part of the filter narrows one thing and an empty one allows any: ``event_types``
+    the events, ``notification_types`` and ``min_priority`` the notifications,
+    ``alert_types`` and ``min_severity`` the alerts, ``store_ids`` the stores concerned.
+    """
+    if endpoint.event_types and str(event) not in endpoint.event_types:
+        return False
+    if priority is not None:
+        if (
+            endpoint.min_priority
+            and _PRIORITY_RANK[priority] < _PRIORITY_RANK[endpoint.min_priority]
+        ):
+            return False
+        if endpoint.notification_types and notification_type not in endpoint.notification_types:
+            return False
+    if severity is not None:
+        if endpoint.min_severity and severity.rank < Severity(endpoint.min_severity).rank:
+            return False
+        if endpoint.alert_types and alert_type not in endpoint.alert_types:
+            return False
+    return not endpoint.store_ids or bool(set(endpoint.store_ids) & set(store_ids))
+
+
+def _enabled_endpoints(db: Session) -> list[DeliveryEndpoint]:
+    # Read once per session: a batch of failures must not read the endpoints per row.
+    # Sessions here are short (one transaction, one request); the endpoint service drops
+    # the cached list when it changes an endpoint.
+    cached: list[DeliveryEndpoint] | None = db.info.get(_ENDPOINTS)
+    if cached is None:
+        cached = list(db.scalars(select(DeliveryEndpoint).where(DeliveryEndpoint.is_enabled)))
+        db.info[_ENDPOINTS] = cached
+    return [endpoint for endpoint in cached if endpoint.is_enabled]
+
+
+def forget_endpoints(db: Session) -> None:
+    """Drop the session's cached endpoint list (after an endpoint was changed)."""
+    db.info.pop(_ENDPOINTS, None)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def queue(
+    db: Session,
+    endpoint: DeliveryEndpoint,
+    event: DeliveryEvent,
+    event_id: str,
+    payload: dict[str, Any],
+    occurred_at: datetime,
+    *,
+    notification_id: int | None = None,
+    alert_id: int | None = None,
+) -> int:
+    """Add ``event`` for ``endpoint`` (one row per active admin for email); returns rows."""
+    recipients: list[int | None] = [None]
+    if endpoint.channel is DeliveryChannel.EMAIL:
+        recipients = list(
+            db.scalars(select(AdminUser.id).where(AdminUser.is_active).order_by(AdminUser.id))
+        )
+    for recipient in recipients:
+        db.add(
+            Delivery(
+                message_id=new_id("msg"),
+                event_id=event_id,
+                event_type=event,
+                channel=endpoint.channel,
+                endpoint_id=endpoint.id,
+                recipient_user_id=recipient,
+                notification_id=notification_id,
+                alert_id=alert_id,
+                payload=payload,
+                occurred_at=occurred_at,
+                next_attempt_at=occurred_at,
+            )
+        )
+    db.info[_QUEUED] = db.info.get(_QUEUED, 0) + len(recipients)
+    return len(recipients)
+
+
+def queued_in(db: Session) -> int:
+    """How many deliveries this session queued so far (to wake a dispatcher after commit)."""
+    return int(db.info.get(_QUEUED, 0))
+
+
+def on_notification(db: Session, notification: AdminNotification) -> int:
+    """Queue ``notification.created`` for every endpoint whose filter takes it."""
+    db.flush()  # the payload carries the id
+    endpoints = [
+        endpoint
+        for endpoint in _enabled_endpoints(db)
+        if matches(
+            endpoint,
+            DeliveryEvent.NOTIFICATION_CREATED,
+            priority=notification.priority,
+            notification_type=str(notification.type),
+            store_ids=[notification.store_id] if notification.store_id is not None else [],
+        )
+    ]
+    if not endpoints:
+        return 0
+    payload = notification_payload(notification)
+    event_id = new_id("evt")
+    occurred_at = notification.created_at or utcnow()
+    created = 0
+    for endpoint in endpoints:
+        created += queue(
+            db,
+            endpoint,
+            DeliveryEvent.NOTIFICATION_CREATED,
+            event_id,
+            payload,
+            occurred_at,
+            notification_id=notification.id,
+        )
+    return created
+
+
+def _emailed_recently(db: Session, alert: PlatformAlert, now: datetime) -> bool:
+    recent = db.scalar(
+        select(Delivery.id)
+        .join(PlatformAlert, PlatformAlert.id == Delivery.alert_id)
+        .where(
+            Delivery.channel == DeliveryChannel.EMAIL,
+            PlatformAlert.fingerprint == alert.fingerprint,
+            PlatformAlert.id != alert.id,
+            Delivery.event_type.in_([DeliveryEvent.ALERT_OPENED, DeliveryEvent.ALERT_REGRESSED]),
+            Delivery.created_at > now - EMAIL_ALERT_COOLDOWN,
+        )
+        .limit(1)
+    )
+    return recent is not None
+
+
+def on_alert(db: Session, alert: PlatformAlert, event: DeliveryEvent) -> int:
+    """Queue an alert event (opened, regressed, resolved) for every endpoint that takes it."""
+    db.flush()
+    now = utcnow()
+    endpoints = [
+        endpoint
+        for endpoint in _enabled_endpoints(db)
+        if matches(
+            endpoint,
+            event,
+            severity=alert.severity,
+            alert_type=str(alert.alert_type),
+            store_ids=[s for s in alert.affected_stores or [] if isinstance(s, int)],
+        )
+    ]
+    if any(e.channel is DeliveryChannel.EMAIL for e in endpoints) and _emailed_recently(
+        db, alert, now
+    ):
+        endpoints = [e for e in endpoints if e.channel is not DeliveryChannel.EMAIL]
+    if not endpoints:
+        return 0
+    payload = alert_payload(alert)
+    event_id = new_id("evt")
+    occurred_at = (alert.resolved_at if event is DeliveryEvent.ALERT_RESOLVED else None) or now
+    created = 0
+    for endpoint in endpoints:
+        created += queue(db, endpoint, event, event_id, payload, occurred_at, alert_id=alert.id)
+    return created
+
+
+def ensure_default_email_endpoint(db: Session) -> DeliveryEndpoint:
+    """The default rule once SMTP is set: every active admin is emailed critical events.
+
+    Created once (admins may then edit its filter or disable it like any endpoint).
+    """
+    existing = db.scalar(
+        select(DeliveryEndpoint).where(DeliveryEndpoint.channel == DeliveryChannel.EMAIL).limit(1)
+    )
+    if existing is not None:
+        return existing
+    endpoint = DeliveryEndpoint(
+        name=DEFAULT_EMAIL_ENDPOINT_NAME,
+        channel=DeliveryChannel.EMAIL,
+        url="mailto:admins",
+        event_types=[
+            str(DeliveryEvent.NOTIFICATION_CREATED),
+            str(DeliveryEvent.ALERT_OPENED),
+            str(DeliveryEvent.ALERT_REGRESSED),
+        ],
+        min_priority=Priority.CRITICAL,
+        min_severity=Severity.CRITICAL,
+        notification_types=[],
+        alert_types=[],
+        store_ids=[],
+    )
+    db.add(endpoint)
+    db.flush()
+    forget_endpoints(db)
+    return endpoint
