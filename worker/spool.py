@@ -60,8 +60,7 @@ class Spool:
         except FileNotFoundError:  # the folder was removed under us: recreate, write again
             self._ensured = False
             path = self._put(event)
-        # The key ends with the failure's kind (celery:<task id>:<kind>).
-        metrics.inc("notifier_failures_captured_total", event.key.rsplit(":", 1)[-1])
+        metrics.inc("notifier_failures_captured_total", FailureKind(event.kind).value)
         return path
 
     def _put(self, event: FailureReport) -> Path:

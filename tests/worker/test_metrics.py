@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from pathlib import Path
 
-from notifier.worker.events import Event
-from notifier.worker.recorder import record_batch
 from notifier.worker.spool import Drainer, Spool
 from prometheus_client import REGISTRY
 
-from notifier import Database
+from notifier import Database, FailureReport, record_failures
+from notifier.failures import FailureKind, JobKind
+from notifier.types import utcnow
 
 
 def _sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def _failure(task_id: str, kind: str, age: float = 0.0) -> Event:
-    params = {"error_type": "Boom", "error_message": "boom"}
-    return Event(
-        f"celery:{task_id}:{kind}", "notify_critical_error", params, None, time.time() - age
+def _failure(task_id: str, age: float = 0.0) -> FailureReport:
+    return FailureReport(
+        key=f"celery:{task_id}:failure",
+        job=JobKind.GENERIC,
+        kind=FailureKind.TIME_LIMIT,
+        task_name="shop.nightly",
+        task_id=task_id,
+        occurred_at=utcnow() - timedelta(seconds=age),
+        message="hard time limit",
     )
+
+
+def _record(database: Database, reports: list[FailureReport]) -> list[bool]:
+    with database.session_scope() as db:
+        return record_failures(db, reports, cooldown=timedelta())
 
 
 def test_spool_metrics_follow_what_is_waiting_and_recorded(
@@ -30,12 +39,12 @@ def test_spool_metrics_follow_what_is_waiting_and_recorded(
 ) -> None:
     before = _sample("notifier_failures_captured_total", kind="time_limit")
     spool = Spool(tmp_path / "spool")
-    spool.put(_failure("a", "time_limit", age=30))
-    spool.put(_failure("b", "time_limit"))
+    spool.put(_failure("a", age=30))
+    spool.put(_failure("b"))
     (spool.dead / "broken.json").write_text("{")
     assert _sample("notifier_failures_captured_total", kind="time_limit") - before == 2
 
-    drainer = Drainer(spool, lambda events: record_batch(database, events, cooldown=timedelta()))
+    drainer = Drainer(spool, lambda reports: _record(database, reports))
     drainer.report()
     assert _sample("notifier_spool_pending_events") == 2
     assert _sample("notifier_spool_dead_events") == 1
