@@ -5,12 +5,28 @@ from __future__ import annotations
 from .alerts import AlertFields as AlertFields
 from .alerts import PlatformAlertService as PlatformAlertService
 from .alerts import platform_alert_service as platform_alert_service
+from .changes import CHANNEL as CHANNEL
 from .changes import Position as Position
+from .changes import alert_change as alert_change
+from .changes import alerts_by_id as alerts_by_id
+from .changes import alerts_changed_after as alerts_changed_after
+from .changes import current_position as current_position
+from .changes import notifications_after as notifications_after
+from .changes import notifications_by_id as notifications_by_id
 from .config import Settings as Settings
+from .config import configured_timezone as configured_timezone
+from .config import ensure_instance as ensure_instance
+from .config import flag as flag
 from .db import Database as Database
+from .deliveries import Backlog as Backlog
+from .deliveries import delivery_log as delivery_log
 from .dispatch import DispatcherThread as DispatcherThread
 from .dispatch import DispatchSettings as DispatchSettings
 from .dispatch import dispatch_due as dispatch_due
+from .dispatch import replay as replay
+from .dispatch import replay_failed_since as replay_failed_since
+from .endpoints import NAME_MAX as NAME_MAX
+from .endpoints import display_url as display_url
 from .endpoints import endpoint_service as endpoint_service
 from .enums import AlertType as AlertType
 from .enums import DeliveryChannel as DeliveryChannel
@@ -31,6 +47,7 @@ from .failures import JobKind as JobKind
 from .failures import must_wait as must_wait
 from .failures import prune_processed as prune_processed
 from .failures import record_failures as record_failures
+from .keyset import Page as Page
 from .migrate import schema_problem as schema_problem
 from .migrate import upgrade as upgrade
 from .models import AdminNotification as AdminNotification
@@ -43,13 +60,73 @@ from .models import DeliveryEndpoint as DeliveryEndpoint
 from .models import PlatformAlert as PlatformAlert
 from .models import ProcessedFailure as ProcessedFailure
 from .notifications import AdminNotificationService as AdminNotificationService
+from .notifications import DailyCount as DailyCount
 from .notifications import NotificationFields as NotificationFields
 from .notifications import admin_notification_service as admin_notification_service
 from .outbox import queued_in as queued_in
+from .retention import parse_age as parse_age
+from .retention import prune as prune
+from .sessions import SESSION_LIFETIME as SESSION_LIFETIME
+from .sessions import end_admin_sessions as end_admin_sessions
+from .sessions import end_session as end_session
+from .sessions import prune_expired_sessions as prune_expired_sessions
+from .sessions import session_admin as session_admin
+from .sessions import start_session as start_session
 from .statistics import get_statistics as get_statistics
+from .tokens import TokenNotFoundError as TokenNotFoundError
+from .tokens import create_token as create_token
+from .tokens import find_token as find_token
+from .tokens import revoke_token as revoke_token
+from .tokens import verify_token as verify_token
+from .types import utcnow as utcnow
+from .users import admin_for_host_user as admin_for_host_user
+from .users import authenticate as authenticate
 from .users import create_admin as create_admin
+from .validation import ACTION_URL_MAX as ACTION_URL_MAX
+from .validation import ENDPOINT_URL_PATTERN as ENDPOINT_URL_PATTERN
+from .validation import FINGERPRINT_MAX as FINGERPRINT_MAX
+from .validation import INT32_MAX as INT32_MAX
+from .validation import LIST_MAX_ITEMS as LIST_MAX_ITEMS
+from .validation import MESSAGE_MAX as MESSAGE_MAX
+from .validation import METADATA_MAX_BYTES as METADATA_MAX_BYTES
+from .validation import METADATA_MAX_DEPTH as METADATA_MAX_DEPTH
+from .validation import NO_NUL_PATTERN as NO_NUL_PATTERN
+from .validation import PAGE_MAX as PAGE_MAX
+from .validation import SAFE_URL_PATTERN as SAFE_URL_PATTERN
+from .validation import SKIP_MAX as SKIP_MAX
+from .validation import SYSTEM_NAME_MAX as SYSTEM_NAME_MAX
+from .validation import TEXT_PATTERN as TEXT_PATTERN
+from .validation import TITLE_MAX as TITLE_MAX
+from .validation import TOO_DEEP as TOO_DEEP
+from .validation import endpoint_url_problem as endpoint_url_problem
+from .validation import is_app_path as is_app_path
+from .validation import is_safe_url as is_safe_url
+from .validation import metadata_problem as metadata_problem
+from .validation import neutralise as neutralise
+from .validation import text_problem as text_problem
+from .validation import url_problem as url_problem
+from .webhooks import sign as sign
 
 __all__ = [
+    "ACTION_URL_MAX",
+    "CHANNEL",
+    "ENDPOINT_URL_PATTERN",
+    "FINGERPRINT_MAX",
+    "INT32_MAX",
+    "LIST_MAX_ITEMS",
+    "MESSAGE_MAX",
+    "METADATA_MAX_BYTES",
+    "METADATA_MAX_DEPTH",
+    "NAME_MAX",
+    "NO_NUL_PATTERN",
+    "PAGE_MAX",
+    "SAFE_URL_PATTERN",
+    "SESSION_LIFETIME",
+    "SKIP_MAX",
+    "SYSTEM_NAME_MAX",
+    "TEXT_PATTERN",
+    "TITLE_MAX",
+    "TOO_DEEP",
     "AdminNotification",
     "AdminNotificationService",
     "AdminSession",
@@ -58,7 +135,9 @@ __all__ = [
     "AlertType",
     "AlreadyResolvedError",
     "ApiToken",
+    "Backlog",
     "ConfigurationError",
+    "DailyCount",
     "Database",
     "Delivery",
     "DeliveryAttempt",
@@ -76,6 +155,7 @@ __all__ = [
     "NotificationFields",
     "NotificationType",
     "NotifierError",
+    "Page",
     "PlatformAlert",
     "PlatformAlertService",
     "Position",
@@ -83,17 +163,53 @@ __all__ = [
     "ProcessedFailure",
     "Settings",
     "Severity",
+    "TokenNotFoundError",
     "ValidationError",
+    "admin_for_host_user",
     "admin_notification_service",
+    "alert_change",
+    "alerts_by_id",
+    "alerts_changed_after",
+    "authenticate",
+    "configured_timezone",
     "create_admin",
+    "create_token",
+    "current_position",
+    "delivery_log",
     "dispatch_due",
+    "display_url",
+    "end_admin_sessions",
+    "end_session",
     "endpoint_service",
+    "endpoint_url_problem",
+    "ensure_instance",
+    "find_token",
+    "flag",
     "get_statistics",
+    "is_app_path",
+    "is_safe_url",
+    "metadata_problem",
     "must_wait",
+    "neutralise",
+    "notifications_after",
+    "notifications_by_id",
+    "parse_age",
     "platform_alert_service",
+    "prune",
+    "prune_expired_sessions",
     "prune_processed",
     "queued_in",
     "record_failures",
+    "replay",
+    "replay_failed_since",
+    "revoke_token",
     "schema_problem",
+    "session_admin",
+    "sign",
+    "start_session",
+    "text_problem",
     "upgrade",
+    "url_problem",
+    "utcnow",
+    "verify_token",
 ]

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, redirect, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from notifier.config import Settings, ensure_instance
+from notifier import Settings, ensure_instance
 
 from .api.errors import json_errors_under_api
 from .extension import NotifierWeb

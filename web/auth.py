@@ -32,19 +32,19 @@ from flask import (
 from sqlalchemy.exc import OperationalError
 from werkzeug.wrappers import Response as BaseResponse
 
-from notifier import metrics
-from notifier.models import AdminUser
-from notifier.sessions import (
+from notifier import (
     SESSION_LIFETIME,
+    authenticate,
     end_admin_sessions,
     end_session,
+    is_app_path,
+    metrics,
     prune_expired_sessions,
     session_admin,
     start_session,
+    verify_token,
 )
-from notifier.tokens import verify_token
-from notifier.users import authenticate
-from notifier.validation import is_app_path
+from notifier.models import AdminUser
 
 from .host_login import host_admin, host_login, is_signed_in_elsewhere, sign_in_url
 from .routing import guest_route

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from notifier.enums import Priority
-from notifier.notifications import DailyCount
+from notifier import DailyCount, Priority
 
 WIDTH = 700
 HEIGHT = 180

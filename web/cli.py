@@ -11,11 +11,16 @@ from typing import Any
 import click
 from gunicorn.app.base import BaseApplication
 
-from notifier import metrics
+from notifier import (
+    Database,
+    Settings,
+    TokenNotFoundError,
+    create_token,
+    find_token,
+    metrics,
+    revoke_token,
+)
 from notifier.cli import existing_admin, settings_options
-from notifier.config import Settings
-from notifier.db import Database
-from notifier.tokens import TokenNotFoundError, create_token, find_token, revoke_token
 
 #: Seconds an idle keep-alive connection stays open. Longer than the idle timeout of common
 #: proxies and load balancers in front of it (nginx and AWS ALB: 60 s), so the proxy always

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from flask import render_template, url_for
 
-from notifier import Priority, Severity
-from notifier.deliveries import delivery_log
-from notifier.endpoints import display_url, endpoint_service
-from notifier.enums import DeliveryEvent, DeliveryStatus
+from notifier import (
+    DeliveryEvent,
+    DeliveryStatus,
+    Priority,
+    Severity,
+    delivery_log,
+    display_url,
+    endpoint_service,
+)
 
 from .api.delivery_schemas import DeliveryQuery
 from .auth import login_required

@@ -14,8 +14,7 @@ from weakref import WeakKeyDictionary
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from notifier.config import Settings, configured_timezone, flag
-from notifier.db import Database
+from notifier import Database, Settings, configured_timezone, flag
 
 from . import delivery_pages as delivery_pages  # its views join pages_blueprint on import
 from .api import api_blueprint

@@ -22,8 +22,8 @@ from flask import current_app, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from notifier import admin_for_host_user
 from notifier.models import AdminUser
-from notifier.users import admin_for_host_user
 
 from .state import app_state, db_session
 

@@ -24,9 +24,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from notifier.changes import (
+from notifier import (
     CHANNEL,
+    Database,
     Position,
+    admin_notification_service,
     alert_change,
     alerts_by_id,
     alerts_changed_after,
@@ -34,9 +36,7 @@ from notifier.changes import (
     notifications_after,
     notifications_by_id,
 )
-from notifier.db import Database
 from notifier.models import AdminNotification, PlatformAlert
-from notifier.notifications import admin_notification_service
 
 log = logging.getLogger(__name__)
 

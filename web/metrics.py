@@ -18,8 +18,7 @@ from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound, Unauthorized
 
-from notifier import metrics
-from notifier.enums import Severity
+from notifier import Severity, metrics
 from notifier.models import PlatformAlert
 
 from .state import app_state

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from notifier import (
+    SKIP_MAX,
     AdminUser,
     AlertType,
     NotificationType,
@@ -21,10 +22,10 @@ from notifier import (
     Severity,
     admin_notification_service,
     get_statistics,
+    is_safe_url,
     platform_alert_service,
+    utcnow,
 )
-from notifier.types import utcnow
-from notifier.validation import SKIP_MAX, is_safe_url
 
 from .api.schemas import AlertQuery, NotificationQuery
 from .auth import csrf_token, login_required

@@ -14,8 +14,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
-from notifier.config import configured_timezone
-from notifier.db import Database
+from notifier import Database, configured_timezone
 
 if TYPE_CHECKING:  # only for the annotation: the throttles are built by the extension
     from .throttle import FailureThrottle

@@ -19,8 +19,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from notifier import Database, DeliveryChannel, DeliveryEndpoint, endpoint_service
-from notifier.webhooks import sign
+from notifier import Database, DeliveryChannel, DeliveryEndpoint, endpoint_service, sign
 
 DEMO_ENDPOINT = "Demo webhook receiver"
 

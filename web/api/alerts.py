@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import url_for
 
 from notifier import get_statistics
-from notifier.alerts import platform_alert_service as service
+from notifier import platform_alert_service as service
 
 from ..auth import current_admin
 from ..state import app_timezone, db_session

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from flask import current_app, url_for
 
-from notifier.deliveries import Backlog, delivery_log
-from notifier.endpoints import display_url, endpoint_service
-from notifier.enums import AlertType, DeliveryChannel, DeliveryEvent, NotificationType
-from notifier.errors import DeliveryRefusedError
+from notifier import (
+    AlertType,
+    Backlog,
+    DeliveryChannel,
+    DeliveryEvent,
+    DeliveryRefusedError,
+    NotificationType,
+    delivery_log,
+    display_url,
+    endpoint_service,
+    utcnow,
+)
 from notifier.models import Delivery, DeliveryEndpoint
-from notifier.types import utcnow
 
 from ..state import db_session
 from .blueprint import api

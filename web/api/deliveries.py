@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from notifier.deliveries import delivery_log
-from notifier.dispatch import replay, replay_failed_since
-from notifier.endpoints import endpoint_service
-from notifier.enums import DeliveryStatus
+from notifier import DeliveryStatus, delivery_log, endpoint_service, replay, replay_failed_since
 
 from ..state import db_session
 from .blueprint import api

@@ -14,8 +14,13 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from notifier.endpoints import NAME_MAX
-from notifier.enums import (
+from notifier import (
+    ACTION_URL_MAX,
+    ENDPOINT_URL_PATTERN,
+    LIST_MAX_ITEMS,
+    NAME_MAX,
+    PAGE_MAX,
+    SKIP_MAX,
     AlertType,
     DeliveryChannel,
     DeliveryEvent,
@@ -23,16 +28,9 @@ from notifier.enums import (
     NotificationType,
     Priority,
     Severity,
-)
-from notifier.models import Delivery
-from notifier.validation import (
-    ACTION_URL_MAX,
-    ENDPOINT_URL_PATTERN,
-    LIST_MAX_ITEMS,
-    PAGE_MAX,
-    SKIP_MAX,
     endpoint_url_problem,
 )
+from notifier.models import Delivery
 
 from .schemas import Page, StoreId, Timestamp, _Input, _Output, _Query, _rule, _text, _text_rule
 

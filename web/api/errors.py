@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from notifier.errors import AlreadyResolvedError, ValidationError
+from notifier import AlreadyResolvedError, ValidationError
 
 from ..outage import DATABASE_DOWN, RETRY_AFTER_SECONDS
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import url_for
 
+from notifier import admin_notification_service as service
 from notifier.models import AdminNotification, AdminUser
-from notifier.notifications import admin_notification_service as service
 
 from ..auth import current_admin
 from ..links import notification_link

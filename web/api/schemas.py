@@ -19,8 +19,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 from typing_extensions import TypeAliasType
 
-from notifier.enums import AlertType, NotificationType, Priority, Severity
-from notifier.validation import (
+from notifier import (
     ACTION_URL_MAX,
     FINGERPRINT_MAX,
     INT32_MAX,
@@ -35,6 +34,10 @@ from notifier.validation import (
     SYSTEM_NAME_MAX,
     TEXT_PATTERN,
     TITLE_MAX,
+    AlertType,
+    NotificationType,
+    Priority,
+    Severity,
     metadata_problem,
     neutralise,
     text_problem,

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from flask import Response, current_app, request, stream_with_context
 
-from notifier.changes import Position
+from notifier import Position
 
 from ..links import notification_link
 from ..live import Batch, TooManyStreams, drain, replay, sse

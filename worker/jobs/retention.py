@@ -7,8 +7,7 @@ from typing import Any
 
 from celery import shared_task
 
-from notifier import Database
-from notifier.retention import parse_age, prune
+from notifier import Database, parse_age, prune
 
 logger = logging.getLogger("notifier.worker")
 
