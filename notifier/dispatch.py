@@ -80,6 +80,8 @@ class DispatchSettings:
     emails_per_hour: int = 20
     slack_interval: float = 1.0
     batch_size: int = 20
+    #: How long a claim holds a row; a dispatcher killed mid-send is replaced after this.
+    claim_lease: timedelta = CLAIM_LEASE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DispatchSettings:
@@ -192,7 +194,7 @@ def _classify(response: egress.Response, now: datetime) -> _Outcome:
     return outcome("failed", **said)
 
 
-def _claim(db: Session, now: datetime, limit: int) -> list[int]:
+def _claim(db: Session, now: datetime, limit: int, lease: timedelta) -> list[int]:
     enabled = select(DeliveryEndpoint.id).where(DeliveryEndpoint.is_enabled)
     due = (
         select(Delivery.id)
@@ -210,7 +212,7 @@ def _claim(db: Session, now: datetime, limit: int) -> list[int]:
     claimed = db.scalars(
         update(Delivery)
         .where(Delivery.id.in_(due.scalar_subquery()))
-        .values(claimed_until=now + CLAIM_LEASE)
+        .values(claimed_until=now + lease)
         .returning(Delivery.id)
     )
     return sorted(claimed.all())
@@ -545,7 +547,7 @@ def dispatch_due(
     """Send every delivery that is due now (up to ``limit``); safe to run in many processes."""
     report = DispatchReport()
     with database.session_scope(immediate=True) as db:
-        ids = _claim(db, utcnow(), limit or settings.batch_size)
+        ids = _claim(db, utcnow(), limit or settings.batch_size, settings.claim_lease)
     if not ids:
         return report
     by_recipient: dict[int, list[int]] = defaultdict(list)
