@@ -66,7 +66,10 @@ def check_url(url: str, *, allow_private: bool = False) -> None:
 
 
 def _parse(url: str, *, allow_private: bool) -> tuple[str, str, int, str]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. a bracketed host that is no IPv6 address
+        raise DeliveryRefusedError(f"the URL is not valid ({exc})") from None
     allowed = ("https", "http") if allow_private else ("https",)
     if parts.scheme not in allowed:
         raise DeliveryRefusedError(f"only {' or '.join(allowed)} URLs can be delivered to")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,10 +21,10 @@ from .errors import DeliveryRefusedError
 from .models import DeliveryEndpoint
 from .outbox import forget_endpoints, new_id, queue
 from .types import utcnow
-from .validation import ACTION_URL_MAX, Checker
+from .validation import ACTION_URL_MAX, Checker, endpoint_url_problem
 from .webhooks import generate_secret
 
-__all__ = ["ROTATION_OVERLAP", "EndpointService", "endpoint_service"]
+__all__ = ["ROTATION_OVERLAP", "EndpointService", "display_url", "endpoint_service"]
 
 ROTATION_OVERLAP = timedelta(hours=24)
 NAME_MAX = 100
@@ -37,6 +38,23 @@ def _enum_names(check: Checker, field: str, value: Any, enum_cls: Any) -> list[s
         check.fail(field, "must be a list")
         return []
     return sorted({str(check.enum(field, item, enum_cls)) for item in value})
+
+
+def display_url(endpoint: DeliveryEndpoint) -> str:
+    """The endpoint's URL as admins may see it after saving: never a credential.
+
+    A Slack or Teams URL *is* its credential, so only its scheme, host and last four
+    characters show; a webhook (authenticated by its signing secret) shows its path but not
+    its query, which is where tokens usually ride.
+    """
+    if endpoint.channel is DeliveryChannel.EMAIL:
+        return endpoint.url
+    parts = urlsplit(endpoint.url)
+    origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    if endpoint.channel is DeliveryChannel.WEBHOOK:
+        return origin + parts.path + ("?…" if parts.query else "")
+    rest = endpoint.url[len(origin) :]
+    return origin + "/…" + (rest[-4:] if len(rest) > 16 else "")
 
 
 class EndpointService:
@@ -55,10 +73,14 @@ class EndpointService:
         if "url" in fields:
             url = check.text("url", fields["url"], max_length=ACTION_URL_MAX)
             if url is not None:
-                try:
-                    egress.check_url(url, allow_private=allow_private)
-                except DeliveryRefusedError as exc:
-                    check.fail("url", str(exc))
+                problem = endpoint_url_problem(url)
+                if problem:
+                    check.fail("url", problem)
+                else:
+                    try:
+                        egress.check_url(url, allow_private=allow_private)
+                    except DeliveryRefusedError as exc:
+                        check.fail("url", str(exc))
                 endpoint.url = url
         if "event_types" in fields:
             endpoint.event_types = _enum_names(

@@ -103,6 +103,18 @@ URL_RULE = (
 )
 
 
+#: Where a delivery endpoint may point: an absolute http(s) URL with a host name or IPv4
+#: address and a valid port (whether plain http and private addresses are allowed is the
+#: engine's rule, ``egress``). No IPv6 literals: a bracket pattern loose enough to read
+#: admits strings that are no address, and a receiver has a name anyway.
+ENDPOINT_URL_PATTERN = f"^{_SCHEME}://[A-Za-z0-9][A-Za-z0-9.-]*(?::{_PORT})?(?:[/?#]{_URL_CHAR}*)?$"
+_ENDPOINT_URL = re.compile(ENDPOINT_URL_PATTERN)
+ENDPOINT_URL_RULE = (
+    "must be an absolute http(s) URL with a host name (or IPv4 address) and a valid port, "
+    "without credentials, spaces or control characters"
+)
+
+
 def is_app_path(url: str) -> bool:
     """Whether ``url`` is a path inside this app (where a login may send the browser back)."""
     return _APP_PATH.fullmatch(url) is not None
@@ -118,6 +130,13 @@ def url_problem(url: str) -> str | None:
     if len(url) > ACTION_URL_MAX:
         return f"must be at most {ACTION_URL_MAX} characters (got {len(url)})"
     return None if is_safe_url(url) else URL_RULE
+
+
+def endpoint_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a delivery endpoint's URL, or None (the engine then checks more)."""
+    if len(url) > ACTION_URL_MAX:
+        return f"must be at most {ACTION_URL_MAX} characters (got {len(url)})"
+    return ENDPOINT_URL_RULE if _ENDPOINT_URL.fullmatch(url) is None else None
 
 
 # -- metadata --------------------------------------------------------------------------

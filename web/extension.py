@@ -8,14 +8,16 @@ and session keys start with ``notifier_``; a host route of the same path always 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from notifier.config import Settings, configured_timezone
+from notifier.config import Settings, configured_timezone, flag
 from notifier.db import Database
 
+from . import delivery_pages as delivery_pages  # its views join pages_blueprint on import
 from .api import api_blueprint
 from .auth import auth_blueprint, csrf_token, current_admin
 from .host_login import HostLogin, host_login
@@ -92,6 +94,10 @@ class NotifierWeb:
         app.config.setdefault("NOTIFIER_CONTENT_SECURITY_POLICY", _DEFAULT_CSP)
         app.config.setdefault("NOTIFIER_ENGINE_OPTIONS", {})
         app.config.setdefault("NOTIFIER_POLL_INTERVAL_MS", 60_000)
+        # The engine's rule for delivery URLs (notifier.egress): checked on save here too.
+        app.config.setdefault(
+            "NOTIFIER_DELIVERY_ALLOW_PRIVATE", flag(os.environ, "NOTIFIER_DELIVERY_ALLOW_PRIVATE")
+        )
         pages_prefix = _prefix(app, "NOTIFIER_URL_PREFIX")
         api_prefix = _prefix(app, "NOTIFIER_API_PREFIX")
 

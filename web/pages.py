@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from notifier import (
@@ -96,7 +97,8 @@ class PageQuery(BaseModel):
     page: Annotated[int, Field(ge=1, le=SKIP_MAX // PER_PAGE + 1)] = 1
 
 
-def _page_number() -> int:
+def page_number() -> int:
+    """The ``page`` query parameter, 1 when absent or out of range."""
     raw = request.args.get("page", "").strip()
     try:
         return PageQuery.model_validate({"page": raw or 1}).page
@@ -104,23 +106,39 @@ def _page_number() -> int:
         return 1
 
 
-def _listing(items: list[Any], total: int, page: int, filters: Filters) -> Listing:
+def listing(
+    items: list[Any], total: int, page: int, filters: Filters, view: str = ".notifications"
+) -> Listing:
+    """A page of ``items`` with pager links to ``view`` that keep the accepted filters."""
     pages = max(1, math.ceil(total / PER_PAGE))
     # The pager links carry only the filters that were accepted (and the tab): url_for treats
     # "_external", "_method"... as instructions, and a refused value would be refused again.
     args: dict[str, Any] = {k: v for k, v in filters.values.items() if v is not None}
     if request.args.get("tab") == "alerts":
         args["tab"] = "alerts"
-    listing = Listing(items, total, page, pages)
+    result = Listing(items, total, page, pages)
     if page > 1:
-        listing.prev_url = url_for(".notifications", **(args | {"page": page - 1}))
+        result.prev_url = url_for(view, **(args | {"page": page - 1}))
     if page < pages:
-        listing.next_url = url_for(".notifications", **(args | {"page": page + 1}))
-    return listing
+        result.next_url = url_for(view, **(args | {"page": page + 1}))
+    return result
 
 
-def _enum_values(enum_cls: Any) -> list[str]:
+def enum_values(enum_cls: Any) -> list[str]:
+    """The values of an enum, in order, for a select's options."""
     return [member.value for member in enum_cls]
+
+
+def admin_names(session: Session, user_ids: set[int]) -> dict[int, str]:
+    """Each admin's name as the header names the signed-in one: display name, else email."""
+    return {
+        user_id: name or email
+        for user_id, name, email in session.execute(
+            select(AdminUser.id, AdminUser.display_name, AdminUser.email).where(
+                AdminUser.id.in_(user_ids)
+            )
+        ).tuples()
+    }
 
 
 @guest_route(pages_blueprint, "/")
@@ -138,7 +156,7 @@ def notifications() -> str:
     zone = app_timezone()
     tab = "alerts" if request.args.get("tab") == "alerts" else "notifications"
     filters = Filters(NotificationQuery if tab == "notifications" else AlertQuery)
-    page = _page_number()
+    page = page_number()
     skip = (page - 1) * PER_PAGE
     notifications = alerts = None
     user_ids: set[int] = set()
@@ -152,7 +170,7 @@ def notifications() -> str:
             skip=skip,
             limit=PER_PAGE,
         )
-        notifications = _listing(notes, total, page, filters)
+        notifications = listing(notes, total, page, filters)
         user_ids = {n.read_by_user_id for n in notes if n.read_by_user_id is not None}
     else:
         items, total = platform_alert_service.get_alerts(
@@ -163,17 +181,9 @@ def notifications() -> str:
             skip=skip,
             limit=PER_PAGE,
         )
-        alerts = _listing(items, total, page, filters)
+        alerts = listing(items, total, page, filters)
         user_ids = {a.resolved_by_user_id for a in items if a.resolved_by_user_id is not None}
-    # Named as the header names the signed-in admin: display name, else email.
-    users = {
-        user_id: name or email
-        for user_id, name, email in session.execute(
-            select(AdminUser.id, AdminUser.display_name, AdminUser.email).where(
-                AdminUser.id.in_(user_ids)
-            )
-        ).tuples()
-    }
+    users = admin_names(session, user_ids)
     return render_template(
         "notifier/notifications.html",
         tab=tab,
@@ -182,10 +192,10 @@ def notifications() -> str:
         filters=filters.values | {"active": filters.active},
         notices=filters.notices,
         options={
-            "priority": _enum_values(Priority),
-            "type": _enum_values(NotificationType),
-            "severity": _enum_values(Severity),
-            "alert_type": _enum_values(AlertType),
+            "priority": enum_values(Priority),
+            "type": enum_values(NotificationType),
+            "severity": enum_values(Severity),
+            "alert_type": enum_values(AlertType),
         },
         notifications=notifications,
         alerts=alerts,

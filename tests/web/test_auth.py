@@ -19,6 +19,9 @@ BODIES: dict[str, dict[str, Any]] = {
     f"POST {API}": {"type": "system_info", "title": "t", "message": "m"},
     f"POST {API}/alerts": {"alert_type": "system", "severity": "info", "title": "t"},
     f"PUT {API}/alerts/{{alert_id}}/resolve": {"resolution_notes": "n"},
+    f"POST {API}/endpoints": {"name": "e", "channel": "webhook", "url": "https://hooks.example/"},
+    f"PATCH {API}/endpoints/{{endpoint_id}}": {"name": "renamed"},
+    f"POST {API}/deliveries/replay-failed": {"since": "2026-01-01T00:00:00Z"},
 }
 
 
@@ -26,14 +29,20 @@ def _routes(api: FlaskClient) -> list[tuple[str, str, dict[str, Any] | None]]:
     """Every API operation from the OpenAPI document, with real ids and valid bodies."""
     note = api.post(API, json=BODIES[f"POST {API}"]).json["id"]
     alert = api.post(f"{API}/alerts", json=BODIES[f"POST {API}/alerts"]).json["id"]
+    endpoint = api.post(f"{API}/endpoints", json=BODIES[f"POST {API}/endpoints"]).json["id"]
+    delivery = api.post(f"{API}/endpoints/{endpoint}/test").json["deliveries"][0]["id"]
+    ids = {"notification_id": note, "alert_id": alert, "endpoint_id": endpoint}
+    ids["delivery_id"] = delivery
     document = api.get(f"{API}/openapi.json").json
     routes: list[tuple[str, str, dict[str, Any] | None]] = [("GET", f"{API}/openapi.json", None)]
     for path, operations in document["paths"].items():
         for method in operations:
             body = BODIES.get(f"{method.upper()} {path}")
-            url = path.replace("{notification_id}", str(note)).replace("{alert_id}", str(alert))
+            url = path
+            for name, value in ids.items():
+                url = url.replace(f"{{{name}}}", str(value))
             routes.append((method.upper(), url, body))
-    assert len(routes) == 14  # 13 operations and the document itself
+    assert len(routes) == 27  # 26 operations and the document itself
     return routes
 
 

@@ -91,16 +91,20 @@ def chromium(playwright: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def live(database: Database) -> Iterator[LiveServer]:
+def live_config(database: Database) -> dict[str, Any]:
+    """The served app's configuration (a test module may override this fixture)."""
+    return {
+        "SECRET_KEY": "browser-test",
+        "NOTIFIER_DATABASE_URL": database.url,
+        "NOTIFIER_TIMEZONE": "UTC",
+        "NOTIFIER_POLL_INTERVAL_MS": POLL_MS,
+    }
+
+
+@pytest.fixture
+def live(live_config: dict[str, Any]) -> Iterator[LiveServer]:
     """The app served on localhost for one test."""
-    app = create_app(
-        {
-            "SECRET_KEY": "browser-test",
-            "NOTIFIER_DATABASE_URL": database.url,
-            "NOTIFIER_TIMEZONE": "UTC",
-            "NOTIFIER_POLL_INTERVAL_MS": POLL_MS,
-        }
-    )
+    app = create_app(live_config)
     server = LiveServer(app)
     server.start()
     yield server

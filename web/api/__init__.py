@@ -7,6 +7,8 @@ this package, so importing them here registers the routes without an import circ
 from __future__ import annotations
 
 from . import alerts as alerts
+from . import channels as channels
+from . import deliveries as deliveries
 from . import notifications as notifications
 from . import openapi as openapi
 from .blueprint import api as api

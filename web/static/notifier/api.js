@@ -8,10 +8,17 @@ const csrfToken = () =>
   document.querySelector('meta[name="csrf-token"]')?.content;
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.details = details; // for a 422: each bad field and why
+  }
+
+  // The message, and for a 422 each bad field and why ("url: only https ...").
+  explain() {
+    const fields = Object.entries(this.details || {}).map(([name, why]) => `${name}: ${why}`);
+    return fields.length ? fields.join("; ") : this.message;
   }
 }
 
@@ -47,6 +54,7 @@ export async function api(url, { method = "GET", body } = {}) {
       response.status,
       error.code || "http_error",
       error.message || `The server answered ${response.status}.`,
+      error.details || null,
     );
   }
   return payload;
