@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from notifier import (
     AdminNotification,
@@ -24,7 +22,7 @@ from notifier import (
     upgrade,
 )
 from notifier.types import utcnow
-from tests.conftest import POSTGRES_ADMIN_URL, require_service
+from tests.conftest import scratch_postgres
 
 COOLDOWN = timedelta(minutes=15)
 
@@ -213,15 +211,8 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'old.db'}"
         return
-    require_service("PostgreSQL", POSTGRES_ADMIN_URL)
-    name = f"notifier_mig_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_postgres("notifier_mig") as url:
+        yield url
 
 
 def test_migration_backfills_fingerprints_and_processed_keys(empty_url: str) -> None:
