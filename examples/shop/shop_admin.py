@@ -20,7 +20,7 @@ from flask import (
 )
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from notifier.web import NotifierWeb, db_session
-from notifier.web.host_login import HostLogin
+from notifier.web import HostLogin
 from shop_models import Order, User, db
 from werkzeug.exceptions import HTTPException
 
