@@ -19,8 +19,7 @@ from flask import (
     url_for,
 )
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
-from notifier.web import NotifierWeb, db_session
-from notifier.web import HostLogin
+from notifier.web import HostLogin, NotifierWeb, db_session
 from shop_models import Order, User, db
 from werkzeug.exceptions import HTTPException
 
