@@ -28,6 +28,7 @@ class Settings:
     | NOTIFIER_COOKIE_SECURE   | false (true: session cookie only sent over HTTPS)  |
     | NOTIFIER_TRUSTED_PROXIES | 0 (reverse proxies whose X-Forwarded-For to trust) |
     | NOTIFIER_RATELIMIT_STORAGE_URL | the broker if it is Redis, else memory://     |
+    | NOTIFIER_SPOOL_URL       | None: the worker spools to a local folder          |
     """
 
     database_url: str
@@ -38,6 +39,7 @@ class Settings:
     cookie_secure: bool = False
     trusted_proxies: int = 0
     ratelimit_storage_url: str = "memory://"
+    spool_url: str | None = None  # a Redis stream that outlives the host, for the worker
 
     @property
     def tz(self) -> ZoneInfo:
@@ -83,6 +85,9 @@ class Settings:
                 "the login and token throttles can use; set memory:// (one process) or a "
                 "redis://host:6379/0 URL (shared by every server process)"
             )
+        spool_url = env.get("NOTIFIER_SPOOL_URL") or None
+        if spool_url is not None:
+            validate_spool_url(spool_url, "NOTIFIER_SPOOL_URL")
         return cls(
             database_url,
             broker_url,
@@ -92,6 +97,7 @@ class Settings:
             cookie_secure,
             int(proxies),
             ratelimit_storage_url,
+            spool_url,
         )
 
 
@@ -103,6 +109,15 @@ def flag(env: Mapping[str, str], name: str) -> bool:
     if value in ("1", "true", "yes", "on"):
         return True
     raise ConfigurationError(f"{name}={value!r} is not a boolean; use true or false")
+
+
+def validate_spool_url(url: str, name: str) -> None:
+    """Raise ConfigurationError unless ``url`` names a Redis server the worker can spool to."""
+    if url.partition("://")[0] not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(
+            f"{name}={url!r} is not a Redis URL; set it to redis://host:6379/0 (a Redis "
+            "stream every worker reaches) or leave it unset for the local spool folder"
+        )
 
 
 def validate_database_url(url: str) -> None:

@@ -1,56 +1,43 @@
 """``notifier spool status`` and ``notifier spool retry`` (entry point ``notifier.commands``).
 
-The spool is a folder of pending ``*.json`` events (one per file) that the worker's
-drainer records; events that can never be recorded are moved to its ``dead/`` subfolder.
+The spool is where the worker keeps events until its drainer records them: a folder of
+``*.json`` files (one per event, dead ones in its ``dead/`` subfolder), or a Redis stream
+(dead ones in ``<stream>:dead``) when the app sets ``notifier_spool_url``.
 """
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime
-from pathlib import Path
+from typing import Any
 
 import click
 
 from notifier import Settings
 from notifier.cli import celery_conf, settings_options
 
-from .spool import Spool
+from .spool import EventSpool, SpoolUnavailable
+from .spools import configured_spool
 
-#: How many dead files ``spool status`` names before it only counts.
+#: How many dead events ``spool status`` names before it only counts.
 _LISTED = 20
 
 
-def _spool(settings: Settings, spool_dir: str | None) -> Spool:
-    """The spool the worker uses: --spool-dir, else the app's notifier_spool_dir, else
-    ``<instance>/spool`` (the worker's own rule)."""
-    configured = spool_dir or celery_conf(click.get_current_context()).get("notifier_spool_dir")
-    return Spool(Path(configured) if configured else settings.instance_path / "spool")
-
-
-def _dead(spool: Spool) -> list[Path]:
-    try:
-        names = sorted(n for n in os.listdir(spool.dead) if n.endswith(".json"))
-    except FileNotFoundError:
-        return []
-    return [spool.dead / n for n in names if not n.startswith(".")]
-
-
-def _when(path: Path) -> str:
-    stamp = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
-    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+def _spool(settings: Settings, spool_dir: str | None) -> EventSpool[Any]:
+    """The spool the worker uses (``spools.configured_spool``), or the --spool-dir folder."""
+    conf = celery_conf(click.get_current_context())
+    return configured_spool(conf, settings, spool_dir=spool_dir)
 
 
 _spool_dir_option = click.option(
     "--spool-dir",
     type=click.Path(file_okay=False),
-    help="The spool folder (default: the app's notifier_spool_dir, else instance/spool).",
+    help="The spool folder (default: the app's spool: notifier_spool_url's Redis stream, "
+    "notifier_spool_dir, else instance/spool).",
 )
 
 
 @click.group("spool")
 def spool() -> None:
-    """Events the worker kept on disk: pending ones and dead ones (never recorded)."""
+    """Events the worker kept for its drainer: pending ones and dead ones (never recorded)."""
 
 
 @spool.command("status")
@@ -59,14 +46,21 @@ def spool() -> None:
 def status(settings: Settings, spool_dir: str | None) -> None:
     """Count pending and dead events, and name the dead ones."""
     folder = _spool(settings, spool_dir)
-    pending, dead = folder.pending(), _dead(folder)
-    click.echo(f"Spool: {folder.directory}")
-    click.echo(f"Pending: {len(pending)} event(s) waiting to be recorded")
-    click.echo(f"Dead: {len(dead)} event(s) in {folder.dead}")
-    for path in dead[:_LISTED]:
-        click.echo(f"  {path.name}  (moved {_when(path)})")
-    if len(dead) > _LISTED:
-        click.echo(f"  ... and {len(dead) - _LISTED} more")
+    try:
+        pending, dead, _ = folder.stats()
+        listed = folder.dead_listing(_LISTED)
+    except (OSError, SpoolUnavailable) as exc:
+        raise click.ClickException(
+            f"cannot read the spool: {exc}; check that it exists and is readable (for a Redis "
+            "spool, that the server at notifier_spool_url / NOTIFIER_SPOOL_URL answers)"
+        ) from exc
+    click.echo(f"Spool: {folder.location}")
+    click.echo(f"Pending: {pending} event(s) waiting to be recorded")
+    click.echo(f"Dead: {dead} event(s) in {folder.dead_location}")
+    for line in listed:
+        click.echo(f"  {line}")
+    if dead > len(listed):
+        click.echo(f"  ... and {dead - len(listed)} more")
     if dead:
         click.echo("Fix the cause (see the worker log), then `notifier spool retry`.")
 
@@ -77,13 +71,14 @@ def status(settings: Settings, spool_dir: str | None) -> None:
 def retry(settings: Settings, spool_dir: str | None) -> None:
     """Move every dead event back to the spool, for the worker to record again."""
     folder = _spool(settings, spool_dir)
-    dead = _dead(folder)
-    for path in dead:
-        os.replace(path, folder.directory / path.name)
-    if not dead:
-        click.echo(f"No dead events in {folder.dead}.")
+    try:
+        moved = folder.retry_dead()
+    except (OSError, SpoolUnavailable) as exc:
+        raise click.ClickException(f"cannot move dead events back: {exc}") from exc
+    if not moved:
+        click.echo(f"No dead events in {folder.dead_location}.")
         return
     click.echo(
-        f"Moved {len(dead)} dead event(s) back to {folder.directory}; "
+        f"Moved {moved} dead event(s) back to {folder.location}; "
         "a running worker records them within seconds."
     )

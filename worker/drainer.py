@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -29,6 +28,7 @@ from notifier import (
     Database,
     DispatcherThread,
     DispatchSettings,
+    FailureKind,
     FailureReport,
     Severity,
     metrics,
@@ -39,11 +39,11 @@ from notifier import (
     schema_problem,
 )
 
-from .spool import Drainer, NotReady, Recorder, Spool
+from .spool import Drainer, EventSpool, NotReady, Recorder, SpoolUnavailable
+from .spools import spool_env, spool_from_env
 
 logger = logging.getLogger("notifier.worker")
 
-_ENV_SPOOL = "NOTIFIER_DRAIN_SPOOL"
 _ENV_DATABASE = "NOTIFIER_DRAIN_DATABASE_URL"
 _ENV_COOLDOWN = "NOTIFIER_DRAIN_COOLDOWN"
 _ENV_PARENT = "NOTIFIER_DRAIN_PARENT"
@@ -75,14 +75,14 @@ class SpoolRecorder(Recorder):
             self._database = Database(self.database_url)
         return self._database
 
-    def prepare(self, spool: Spool) -> None:
+    def prepare(self, spool: EventSpool[Any]) -> None:
         """Raise NotReady while the schema is missing or old; then report dead letters."""
         problem = schema_problem(self.database_url)
         if problem is not None:
             shown = make_url(self.database_url).render_as_string(hide_password=True)
             raise NotReady(
                 f"notifier: {problem} at {shown}; run `notifier init-db --database-url URL` "
-                f"against that URL. Failures stay in {spool.directory} and are recorded once "
+                f"against that URL. Failures stay in {spool.location} and are recorded once "
                 "it is done."
             )
         self.buried(spool, spool.dead_count(), at_start=True)
@@ -115,7 +115,23 @@ class SpoolRecorder(Recorder):
             self._pruned_at = time.monotonic()
         return outcomes
 
-    def buried(self, spool: Spool, count: int, *, at_start: bool = False) -> None:
+    def record_bypassing(
+        self, spool: EventSpool[Any], events: list[FailureReport], error: BaseException
+    ) -> list[bool]:
+        """Record events the spool refused, and count the spool's alert, in one transaction."""
+        with self.database.session_scope() as db:
+            outcomes = record_failures(db, events, cooldown=self.cooldown)
+            _count_spool_alert(db, spool, error, len(events))
+        for event in events:
+            metrics.inc("notifier_failures_captured_total", FailureKind(event.kind).value)
+        return outcomes
+
+    def spool_unavailable(self, spool: EventSpool[Any], error: BaseException) -> None:
+        """Count the spool's platform alert (the drainer found it unusable)."""
+        with self.database.session_scope() as db:
+            _count_spool_alert(db, spool, error, 1)
+
+    def buried(self, spool: EventSpool[Any], count: int, *, at_start: bool = False) -> None:
         """Count a platform alert for events that can never be recorded."""
         if count <= 0:
             return
@@ -126,11 +142,11 @@ class SpoolRecorder(Recorder):
                 alert_type=AlertType.SYSTEM,
                 severity=Severity.ERROR,
                 title="Failure reports could not be recorded",
-                fingerprint=f"notifier:dead-letter:{spool.dead}"[:255],
+                fingerprint=f"notifier:dead-letter:{spool.dead_location}"[:255],
                 description=(
-                    f"{count} failure report(s) {what} in {spool.dead}: they can never be "
-                    "recorded as they are. Look at them, then `notifier spool retry` moves "
-                    "them back to the spool."
+                    f"{count} failure report(s) {what} in {spool.dead_location}: they can "
+                    "never be recorded as they are. Look at them, then `notifier spool retry` "
+                    "moves them back to the spool."
                 ),
                 affected_systems=["notifier"],
                 occurrences=count,
@@ -146,10 +162,28 @@ class SpoolRecorder(Recorder):
             self._database = None
 
 
+def _count_spool_alert(db: Any, spool: EventSpool[Any], error: BaseException, count: int) -> None:
+    platform_alert_service.create_or_increment_alert(
+        db,
+        alert_type=AlertType.SYSTEM,
+        severity=Severity.ERROR,
+        title="The failure spool cannot be used",
+        fingerprint=f"notifier:spool:{spool.location}"[:255],
+        description=(
+            f"{spool.location} cannot take failure reports ({error}). Meanwhile each failure "
+            "is recorded straight to the database (held in the worker's memory while the "
+            "database is down too), and the spool is drained again as soon as it works. "
+            "Fix it: the folder's permissions or free space, or the Redis server."
+        ),
+        affected_systems=["notifier"],
+        occurrences=count,
+    )
+
+
 class DrainerProcess:
     """The drainer process of one prefork worker, restarted if it dies while the worker runs."""
 
-    def __init__(self, spool: Spool, database_url: str, cooldown: timedelta) -> None:
+    def __init__(self, spool: EventSpool[Any], database_url: str, cooldown: timedelta) -> None:
         self.spool = spool
         self.database_url = database_url
         self.cooldown = cooldown
@@ -166,7 +200,10 @@ class DrainerProcess:
         with self._lock:
             if self._process is not None and self._process.poll() is None:
                 return
-            self.spool.ensure()
+            try:  # a spool that cannot be made now still gets its drainer, which waits for it
+                self.spool.ensure()
+            except (OSError, SpoolUnavailable) as exc:
+                logger.error("notifier: the spool cannot be used yet: %s", exc)
             self._process = self._spawn()
             threading.Thread(
                 target=self._watch,
@@ -198,7 +235,7 @@ class DrainerProcess:
         # The URL travels in the environment, not argv (ps shows argv to every user).
         env = {
             **os.environ,
-            _ENV_SPOOL: str(self.spool.directory),
+            **spool_env(self.spool),
             _ENV_DATABASE: self.database_url,
             _ENV_COOLDOWN: str(self.cooldown.total_seconds()),
             _ENV_PARENT: str(os.getpid()),
@@ -244,7 +281,8 @@ def main() -> None:
         timedelta(seconds=float(os.environ.get(_ENV_COOLDOWN) or 0)),
     )
     parent = int(os.environ.get(_ENV_PARENT) or os.getppid())
-    drainer = Drainer(Spool(Path(os.environ[_ENV_SPOOL])), recorder)
+    spool = spool_from_env(os.environ)
+    drainer = Drainer(spool, recorder)
 
     def _stop(_signum: int, _frame: Any) -> None:
         drainer.request_stop()
@@ -255,4 +293,5 @@ def main() -> None:
         drainer.run(alive=lambda: os.getppid() == parent)
     finally:
         recorder.close()
+        spool.close()
         metrics.process_exiting()

@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from billiard.process import current_process
@@ -36,10 +35,12 @@ from celery.concurrency import get_implementation
 
 from notifier import FailureReport, Settings
 
+from .bypass import SpoolBypass
 from .decorators import spec_of
 from .drainer import DrainerProcess, SpoolRecorder
 from .events import failure_report, returned_reports
-from .spool import Drainer, Spool
+from .spool import Drainer, EventSpool
+from .spools import configured_spool
 
 logger = logging.getLogger("notifier.worker")
 
@@ -61,10 +62,11 @@ def guard(what: str, **context: Any) -> Iterator[None]:
 class _Parts:
     """The spool and its recording machinery of one installation, built on first use."""
 
-    spool: Spool
+    spool: EventSpool[Any]
     recorder: SpoolRecorder
     drainer: Drainer
     process: DrainerProcess
+    bypass: SpoolBypass
 
 
 class _Installation:
@@ -94,18 +96,15 @@ class _Installation:
         if parts is None:
             with self._lock:
                 if self._parts is None:
-                    spool = Spool(self._spool_dir())
+                    app = self._app()
+                    spool = configured_spool(app.conf if app is not None else {})
                     recorder = SpoolRecorder(self._database_url(), self._cooldown())
                     process = DrainerProcess(spool, recorder.database_url, recorder.cooldown)
-                    self._parts = _Parts(spool, recorder, Drainer(spool, recorder), process)
+                    drainer = Drainer(spool, recorder)
+                    bypass = SpoolBypass(spool, recorder.record_bypassing)
+                    self._parts = _Parts(spool, recorder, drainer, process, bypass)
                 parts = self._parts
         return parts
-
-    def _spool_dir(self) -> Path:
-        configured = self._setting("notifier_spool_dir", None)
-        if configured:
-            return Path(configured)
-        return Settings.from_env().instance_path / "spool"
 
     def _cooldown(self) -> timedelta:
         value = self._setting("notifier_notification_cooldown", DEFAULT_COOLDOWN_SECONDS)
@@ -133,7 +132,10 @@ class _Installation:
             self._recent[report.key] = None
             if len(self._recent) > _RECENT_KEYS:
                 self._recent.popitem(last=False)
-        parts.spool.put(report)
+        try:
+            parts.spool.put(report)
+        except Exception as exc:  # unwritable folder, Redis down: never lose the report
+            parts.bypass.take(report, exc)
         if not _in_pool_child() and not parts.process.running():
             parts.drainer.start()
             parts.drainer.wake()
@@ -155,10 +157,13 @@ class _Installation:
         parts = self._parts
         if parts is None:
             return
+        if parts.bypass.held:  # into the spool (or the database) before the last drain
+            with guard("bypass flush", spool=parts.spool.location):
+                parts.bypass.close()
         if not parts.process.stop():
             # The drainer process never had its last drain (a shutdown right after start):
             # record what it left here, once, rather than at the next start.
-            with guard("final drain", spool=str(parts.spool.directory)):
+            with guard("final drain", spool=parts.spool.location):
                 parts.drainer.drain()
         parts.drainer.stop()
 
@@ -170,12 +175,21 @@ class _Installation:
             parts.recorder = SpoolRecorder(parts.recorder.database_url, parts.recorder.cooldown)
             parts.process.forget()
             parts.drainer = Drainer(parts.spool, parts.recorder)
+            parts.bypass = SpoolBypass(parts.spool, parts.recorder.record_bypassing)
+
+    def process_exiting(self) -> None:
+        """A pool child exits: hand over what it holds in memory, if anything."""
+        parts = self._parts
+        if parts is not None and parts.bypass.held:
+            parts.bypass.close()
 
     def close(self) -> None:
         """Stop draining and close the database connections."""
         self.stop_draining()
         if self._parts is not None:
+            self._parts.bypass.close()
             self._parts.recorder.close()
+            self._parts.spool.close()
 
 
 # Weak-keyed like the web's per-app state: an app that is garbage collected leaves no entry.
@@ -212,6 +226,9 @@ def install(celery_app: Celery, *, all_tasks: bool = False) -> None:
         signals.worker_process_init.connect(
             _on_worker_process_init, dispatch_uid="notifier.worker_process_init"
         )
+        signals.worker_process_shutdown.connect(
+            _on_worker_process_shutdown, dispatch_uid="notifier.worker_process_shutdown"
+        )
         signals.worker_ready.connect(_on_worker_ready, dispatch_uid="notifier.worker_ready")
         signals.worker_shutdown.connect(
             _on_worker_shutdown, dispatch_uid="notifier.worker_shutdown"
@@ -227,6 +244,9 @@ def uninstall(celery_app: Celery) -> None:
             signals.task_success.disconnect(dispatch_uid="notifier.task_success")
             signals.task_internal_error.disconnect(dispatch_uid="notifier.task_internal_error")
             signals.worker_process_init.disconnect(dispatch_uid="notifier.worker_process_init")
+            signals.worker_process_shutdown.disconnect(
+                dispatch_uid="notifier.worker_process_shutdown"
+            )
             signals.worker_ready.disconnect(dispatch_uid="notifier.worker_ready")
             signals.worker_shutdown.disconnect(dispatch_uid="notifier.worker_shutdown")
     if installation is not None:
@@ -329,6 +349,16 @@ def _on_worker_process_init(**_: Any) -> None:
             return
         for installation in list(_installations.values()):
             installation.after_fork()
+
+
+def _on_worker_process_shutdown(**_: Any) -> None:
+    # A pool child exits (max_tasks_per_child, shutdown): what it holds in memory because
+    # neither the spool nor the database took it gets one last try.
+    with guard("worker_process_shutdown", pid=os.getpid()):
+        if not _in_pool_child():
+            return
+        for installation in list(_installations.values()):
+            installation.process_exiting()
 
 
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:

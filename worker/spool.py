@@ -1,12 +1,16 @@
-"""A durable local spool of events, and the drain loop that records them in the database.
+"""Durable spools of events, and the drain loop that records them in the database.
 
-Every event is first written to its own file (write aside, then rename: a reader never
-sees half a file), so a failure is kept even when the database is down or the process
-dies a moment later. A drainer (a process next to a prefork worker, see ``drainer.py``, or
-a thread for solo/threads pools) records spooled events in batches and deletes each file
-only after its transaction committed. Several workers on one host may share the
-directory: each file is claimed with ``flock`` before it is read, so no two drainers
-record the same file.
+:class:`EventSpool` is what a drainer reads from; two kinds implement it. The embedded
+default, :class:`Spool`, is a local folder: every event is first written to its own file
+(write aside, then rename: a reader never sees half a file), so a failure is kept even
+when the database is down or the process dies a moment later. Several workers on one
+host may share the folder: each file is claimed with ``flock`` before it is read, so no
+two drainers record the same file. ``stream_spool.StreamSpool`` keeps events in a Redis
+stream instead, which outlives the host.
+
+A drainer (a process next to a prefork worker, see ``drainer.py``, or a thread for
+solo/threads pools) records spooled events in batches and lets go of each one only after
+its transaction committed.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import logging
 import os
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from notifier import AlertType, FailureKind, FailureReport, JobKind, metrics
 
@@ -31,21 +37,102 @@ logger = logging.getLogger("notifier.worker")
 _counter = itertools.count()
 
 
+class SpoolUnavailable(Exception):
+    """The spool's storage (its folder, or its Redis server) cannot be used right now."""
+
+
 @dataclass
 class Claim:
-    """A spooled event this process holds the lock of until it calls done/release."""
+    """A spooled event this process holds until it calls done/release/bury.
 
-    path: Path
-    fd: int
+    ``event`` is None for an entry that is not a readable failure report.
+    """
+
     event: FailureReport | None
 
 
-class Spool:
+ClaimT = TypeVar("ClaimT", bound=Claim)
+
+
+class EventSpool(ABC, Generic[ClaimT]):
+    """Where events wait to be recorded: what ``emit`` writes to and a drainer reads from."""
+
+    #: Where the events are, for log lines and the spool's platform alert.
+    location: str
+    #: Where dead events are, for log lines and the dead-letter alert.
+    dead_location: str
+
+    @abstractmethod
+    def ensure(self) -> None:
+        """Make the spool ready to take events; raise OSError/SpoolUnavailable if it cannot."""
+
+    @abstractmethod
+    def put(self, event: FailureReport) -> object:
+        """Keep ``event`` durably; raise OSError/SpoolUnavailable if the spool cannot."""
+
+    @abstractmethod
+    def claim(self, limit: int) -> list[ClaimT]:
+        """Take up to ``limit`` pending events that no other drainer holds."""
+
+    @abstractmethod
+    def done(self, claim: ClaimT) -> None:
+        """The event is recorded (committed): forget it."""
+
+    def done_all(self, claims: list[ClaimT]) -> None:
+        """Each of ``claims`` is recorded; every one is let go of even if one fails."""
+        error: Exception | None = None
+        for claim in claims:
+            try:
+                self.done(claim)
+            except Exception as exc:  # each claim must be let go of
+                error = error or exc
+        if error is not None:
+            raise error
+
+    @abstractmethod
+    def release(self, claim: ClaimT) -> None:
+        """Keep the event for a later attempt."""
+
+    @abstractmethod
+    def bury(self, claim: ClaimT) -> None:
+        """Move an event that can never be recorded to the dead letters."""
+
+    @abstractmethod
+    def stats(self) -> tuple[int, int, float]:
+        """Pending events, dead events, and the oldest pending event's age in seconds."""
+
+    @abstractmethod
+    def dead_count(self) -> int:
+        """How many events wait in the dead letters."""
+
+    @abstractmethod
+    def dead_listing(self, limit: int) -> list[str]:
+        """One line for each of the first ``limit`` dead events (its name and when it died)."""
+
+    @abstractmethod
+    def retry_dead(self) -> int:
+        """Move every dead event back to be recorded again; returns how many."""
+
+    def close(self) -> None:
+        """Let go of connections (nothing for a folder)."""
+
+
+@dataclass
+class FileClaim(Claim):
+    """A spooled file this process holds the ``flock`` of."""
+
+    path: Path
+    fd: int
+
+
+class Spool(EventSpool[FileClaim]):
     """A directory of one-event JSON files, oldest first."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.dead = self.directory / "dead"
+        self.location = str(self.directory)
+        self.dead_location = str(self.dead)
         self._ensured = False
 
     def ensure(self) -> None:
@@ -82,10 +169,7 @@ class Spool:
     def stats(self) -> tuple[int, int, float]:
         """Pending events, dead events, and the oldest pending event's age in seconds."""
         pending = self.pending()
-        try:
-            dead = sum(1 for n in os.listdir(self.dead) if n.endswith(".json"))
-        except FileNotFoundError:
-            dead = 0
+        dead = self.dead_count()
         oldest = 0.0
         if pending:  # names start with the event's time in nanoseconds
             stamp = pending[0].name.split("-", 1)[0]
@@ -101,9 +185,9 @@ class Spool:
             return []
         return [self.directory / n for n in names if not n.startswith(".")]
 
-    def claim(self, limit: int) -> list[Claim]:
+    def claim(self, limit: int) -> list[FileClaim]:
         """Lock up to ``limit`` pending files that no other drainer holds."""
-        claims: list[Claim] = []
+        claims: list[FileClaim] = []
         for path in self.pending():
             if len(claims) >= limit:
                 break
@@ -112,7 +196,7 @@ class Spool:
                 claims.append(claim)
         return claims
 
-    def _claim_one(self, path: Path) -> Claim | None:
+    def _claim_one(self, path: Path) -> FileClaim | None:
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -131,31 +215,55 @@ class Spool:
             event: FailureReport | None = read_report(text)
         except (ValueError, KeyError, TypeError, AttributeError):
             event = None
-        return Claim(path, fd, event)
+        return FileClaim(event, path, fd)
 
-    def done(self, claim: Claim) -> None:
+    def done(self, claim: FileClaim) -> None:
         """The event is recorded: delete its file, then let go of the lock."""
-        with suppress(FileNotFoundError):
-            claim.path.unlink()
-        os.close(claim.fd)
+        try:  # a file left behind (the folder moved away) is a replay the keys make harmless
+            with suppress(FileNotFoundError):
+                claim.path.unlink()
+        finally:
+            os.close(claim.fd)
 
-    def release(self, claim: Claim) -> None:
+    def release(self, claim: FileClaim) -> None:
         """Keep the file for a later attempt."""
         os.close(claim.fd)
 
-    def bury(self, claim: Claim) -> None:
+    def bury(self, claim: FileClaim) -> None:
         """Move an event that can never be recorded to ``dead/``, for a human to look at."""
-        self.ensure()
-        with suppress(FileNotFoundError):
-            os.replace(claim.path, self.dead / claim.path.name)
-        os.close(claim.fd)
+        try:
+            self.ensure()
+            with suppress(FileNotFoundError):
+                os.replace(claim.path, self.dead / claim.path.name)
+        finally:
+            os.close(claim.fd)
 
     def dead_count(self) -> int:
         """How many events wait in the dead-letter folder."""
+        return len(self._dead_files())
+
+    def _dead_files(self) -> list[Path]:
         try:
-            return sum(1 for n in os.listdir(self.dead) if n.endswith(".json"))
-        except FileNotFoundError:
-            return 0
+            names = sorted(n for n in os.listdir(self.dead) if n.endswith(".json"))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [self.dead / n for n in names if not n.startswith(".")]
+
+    def dead_listing(self, limit: int) -> list[str]:
+        """The first ``limit`` dead files, each with when it was moved there."""
+        lines = []
+        for path in self._dead_files()[:limit]:
+            with suppress(FileNotFoundError):
+                moved = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+                lines.append(f"{path.name}  (moved {moved:%Y-%m-%d %H:%M:%S} UTC)")
+        return lines
+
+    def retry_dead(self) -> int:
+        """Move every dead file back into the folder."""
+        dead = self._dead_files()
+        for path in dead:
+            os.replace(path, self.directory / path.name)
+        return len(dead)
 
 
 def read_report(text: str) -> FailureReport:
@@ -205,6 +313,8 @@ def read_report(text: str) -> FailureReport:
     )
 
 
+_T = TypeVar("_T")
+
 #: Records a batch of events in one transaction; for each event, True when it is recorded
 #: and False when it can never be (bad data). Raises when the database is unreachable.
 BatchRecorder = Callable[[list[FailureReport]], list[bool]]
@@ -218,18 +328,22 @@ class Recorder:
     """What a drainer records with: a batch recorder, and what to do before and after.
 
     ``prepare`` runs before the first batch (and again until it succeeds): it raises while
-    the database cannot take events. ``buried`` is told how many events went to ``dead/``.
+    the database cannot take events. ``buried`` is told how many events went to the dead
+    letters, ``spool_unavailable`` that the spool itself cannot be used.
     """
 
-    def prepare(self, spool: Spool) -> None:
+    def prepare(self, spool: EventSpool[Any]) -> None:
         """Check that events can be recorded now; raise (NotReady, a driver error) if not."""
 
     def record(self, events: list[FailureReport]) -> list[bool]:
         """Record ``events``; True for each recorded one (see :data:`BatchRecorder`)."""
         raise NotImplementedError
 
-    def buried(self, spool: Spool, count: int) -> None:
-        """``count`` events were moved to the dead-letter folder."""
+    def buried(self, spool: EventSpool[Any], count: int) -> None:
+        """``count`` events were moved to the dead letters."""
+
+    def spool_unavailable(self, spool: EventSpool[Any], error: BaseException) -> None:
+        """The spool cannot take or give events (raise if this cannot be told now)."""
 
 
 class _Plain(Recorder):
@@ -247,10 +361,12 @@ class Drainer:
     POLL_SECONDS = 0.1
     MAX_BACKOFF_SECONDS = 5.0
 
-    def __init__(self, spool: Spool, recorder: Recorder | BatchRecorder) -> None:
+    def __init__(self, spool: EventSpool[Any], recorder: Recorder | BatchRecorder) -> None:
         self.spool = spool
         self.recorder = recorder if isinstance(recorder, Recorder) else _Plain(recorder)
         self._prepared = False
+        self._ensured = False
+        self._alerted = False  # the spool's alert was raised during this outage
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -292,51 +408,106 @@ class Drainer:
         if now - self._reported < 1.0:
             return
         self._reported = now
-        pending, dead, lag = self.spool.stats()
+        pending, dead, lag = self._spool_call(self.spool.stats)
         metrics.set_gauge("notifier_spool_pending_events", pending)
         metrics.set_gauge("notifier_spool_dead_events", dead)
         metrics.set_gauge("notifier_drainer_lag_seconds", lag)
 
     def drain(self) -> int:
-        """Record every pending event now; returns how many files were handled."""
+        """Record every pending event now; returns how many events were handled.
+
+        Raises SpoolUnavailable while the spool cannot be read (a folder that cannot be
+        created, Redis down), and the database's error while events cannot be recorded.
+        """
+        if not self._ensured:
+            self._spool_call(self.spool.ensure)
+            self._ensured = True
         self.report()
         if not self._prepared:
             self.recorder.prepare(self.spool)
             self._prepared = True
         handled = 0
         for batch in self._batches():
+            handled += self._handle(batch)
+        return handled
+
+    def _handle(self, batch: list[Any]) -> int:
+        """Record one claimed batch; whatever goes wrong, no claim stays held."""
+        unsettled = list(batch)
+        try:
             readable = [claim for claim in batch if claim.event is not None]
+            buried = 0
             for claim in batch:
                 if claim.event is None:
-                    logger.error("notifier: unreadable spool file moved to %s", self.spool.dead)
+                    logger.error(
+                        "notifier: unreadable spooled event moved to %s", self.spool.dead_location
+                    )
+                    unsettled.remove(claim)
                     self.spool.bury(claim)
-            try:
-                recorded = self.recorder.record([c.event for c in readable if c.event is not None])
-            except BaseException:
-                for claim in readable:
-                    self.spool.release(claim)
-                raise
-            buried = len(batch) - len(readable)
+                    buried += 1
+            recorded = self.recorder.record([c.event for c in readable])
+            finished = [claim for claim, ok in zip(readable, recorded, strict=True) if ok]
+            for claim in finished:
+                unsettled.remove(claim)
+            self.spool.done_all(finished)
             for claim, ok in zip(readable, recorded, strict=True):
-                if ok:
-                    self.spool.done(claim)
-                else:
+                if not ok:
+                    unsettled.remove(claim)
                     self.spool.bury(claim)
                     buried += 1
             if buried:
                 self.recorder.buried(self.spool, buried)
-            handled += len(batch)
-        return handled
+        finally:
+            for claim in unsettled:
+                with suppress(Exception):
+                    self.spool.release(claim)
+        return len(batch)
 
-    def _batches(self) -> Iterator[list[Claim]]:
+    def _spool_call(self, call: Callable[[], _T]) -> _T:
+        try:
+            return call()
+        except OSError as exc:  # SpoolUnavailable passes through as it is
+            raise SpoolUnavailable(f"{self.spool.location}: {exc}") from exc
+
+    def _batches(self) -> Iterator[list[Any]]:
         while True:
-            batch = self.spool.claim(self.BATCH)
+            batch = self._spool_call(lambda: self.spool.claim(self.BATCH))
             if not batch:
                 return
             yield batch
 
     def _run(self) -> None:
         self.run()
+
+    def _spool_failed(self, exc: SpoolUnavailable) -> None:
+        """Raise the spool's platform alert once per outage (retried until the DB takes it)."""
+        self._ensured = False
+        if self._alerted:
+            return
+        try:
+            self.recorder.spool_unavailable(self.spool, exc)
+        except Exception as alert_error:  # the database is down too: try again next round
+            logger.debug("notifier: spool alert not raised yet: %s", alert_error)
+            return
+        self._alerted = True
+
+    def _log_failure(self, exc: Exception) -> None:
+        """One line when draining starts to fail (not one per retry)."""
+        if isinstance(exc, NotReady):
+            logger.warning("%s", exc)
+        elif isinstance(exc, SpoolUnavailable):
+            logger.error(
+                "notifier: the spool cannot be used (%s); failures are recorded straight to "
+                "the database meanwhile, and drained from the spool once it works again",
+                exc,
+            )
+        else:
+            logger.warning(
+                "notifier: cannot record events yet, keeping them in %s and retrying (%s: %s)",
+                self.spool.location,
+                type(exc).__name__,
+                exc,
+            )
 
     def run(self, alive: Callable[[], bool] = lambda: True) -> None:
         """The drain loop, in the calling thread, until stopped or ``alive()`` turns False."""
@@ -349,18 +520,12 @@ class Drainer:
             self._wake.clear()
             try:
                 self.drain()
-            except Exception as exc:  # the database is down or unreachable: keep the files
+            except Exception as exc:  # the database or the spool is down: keep the events
                 backoff = min(max(backoff * 2, 0.25), self.MAX_BACKOFF_SECONDS)
-                if not failing and isinstance(exc, NotReady):
-                    logger.warning("%s", exc)
-                elif not failing:
-                    logger.warning(
-                        "notifier: cannot record events yet, keeping them in %s and retrying "
-                        "(%s: %s)",
-                        self.spool.directory,
-                        type(exc).__name__,
-                        exc,
-                    )
+                if isinstance(exc, SpoolUnavailable):
+                    self._spool_failed(exc)
+                if not failing:
+                    self._log_failure(exc)
                 failing = True
                 if self._stop.is_set():
                     return
@@ -368,6 +533,7 @@ class Drainer:
             if failing:
                 logger.warning("notifier: recording events again")
             failing = False
+            self._alerted = False
             backoff = 0.0
             if self._stop.is_set():
                 return
