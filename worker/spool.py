@@ -367,6 +367,7 @@ class Drainer:
         self._prepared = False
         self._ensured = False
         self._alerted = False  # the spool's alert was raised during this outage
+        self._unraised: SpoolUnavailable | None = None  # an outage whose alert is not raised
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -480,15 +481,22 @@ class Drainer:
         self.run()
 
     def _spool_failed(self, exc: SpoolUnavailable) -> None:
-        """Raise the spool's platform alert once per outage (retried until the DB takes it)."""
+        """Note the spool's outage: its platform alert is raised once per outage."""
         self._ensured = False
-        if self._alerted:
+        if not self._alerted:
+            self._unraised = exc
+
+    def _raise_spool_alert(self) -> None:
+        """Raise a noted spool alert; kept for the next round while the database is down."""
+        exc = self._unraised
+        if exc is None:
             return
         try:
             self.recorder.spool_unavailable(self.spool, exc)
-        except Exception as alert_error:  # the database is down too: try again next round
+        except Exception as alert_error:
             logger.debug("notifier: spool alert not raised yet: %s", alert_error)
             return
+        self._unraised = None
         self._alerted = True
 
     def _log_failure(self, exc: Exception) -> None:
@@ -524,6 +532,7 @@ class Drainer:
                 backoff = min(max(backoff * 2, 0.25), self.MAX_BACKOFF_SECONDS)
                 if isinstance(exc, SpoolUnavailable):
                     self._spool_failed(exc)
+                self._raise_spool_alert()
                 if not failing:
                     self._log_failure(exc)
                 failing = True
@@ -533,6 +542,7 @@ class Drainer:
             if failing:
                 logger.warning("notifier: recording events again")
             failing = False
+            self._raise_spool_alert()  # an outage seen while the database was down too
             self._alerted = False
             backoff = 0.0
             if self._stop.is_set():
