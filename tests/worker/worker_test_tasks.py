@@ -150,6 +150,8 @@ def app_from_env() -> Celery:
         task_default_queue=os.environ.get("NOTIFIER_TEST_QUEUE", "celery"),
         notifier_database_url=os.environ["NOTIFIER_TEST_DATABASE"],
         notifier_spool_dir=os.environ["NOTIFIER_TEST_SPOOL"],
+        notifier_spool_url=os.environ.get("NOTIFIER_TEST_SPOOL_URL") or None,
+        notifier_spool_claim_idle=float(os.environ.get("NOTIFIER_TEST_CLAIM_IDLE") or 60),
         notifier_notification_cooldown=float(os.environ.get("NOTIFIER_TEST_COOLDOWN", "900")),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,

@@ -1,0 +1,179 @@
+"""The Redis stream spool: what a killed worker left is recorded by another one, once."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+from celery import Celery
+from notifier.worker.drainer import SpoolRecorder
+from notifier.worker.spool import Drainer
+from notifier.worker.stream_spool import GROUP, StreamSpool
+from prometheus_client import REGISTRY
+
+from notifier import Database, FailureReport
+from notifier.failures import FailureKind, JobKind
+from notifier.types import utcnow
+
+from .conftest import WorkerProcess, alerts, notifications, proxied, settle, wait_for
+
+STREAM = "notifier:spool"
+
+
+def _report(task_id: str) -> FailureReport:
+    return FailureReport(
+        key=f"celery:{task_id}:failure",
+        job=JobKind.IMPORT,
+        kind=FailureKind.EXCEPTION,
+        task_name="shop.import",
+        task_id=task_id,
+        store_id=7,
+        exception_class="ValueError",
+        fingerprint="celery:shop.import:ValueError",
+        occurred_at=utcnow(),
+        message="boom",
+    )
+
+
+def _gauge(name: str) -> float:
+    return REGISTRY.get_sample_value(name, {}) or 0.0
+
+
+def test_entries_a_dead_drainer_recorded_but_never_acknowledged_count_once(
+    redis_url: str, worker_database: Database
+) -> None:
+    """A drainer that committed a batch and died before XACK: the next one replays it.
+
+    With the cooldown on, a replay could only show as a higher alert count.
+    """
+    first = StreamSpool(redis_url, claim_idle=0.2)
+    for n in range(30):
+        first.put(_report(f"t{n}"))
+    recorder = SpoolRecorder(worker_database.url, timedelta(minutes=15))
+    try:
+        claims = first.claim(20)
+        assert len(claims) == 20
+        assert recorder.record([c.event for c in claims if c.event is not None]) == [True] * 20
+        # ... and the process dies here, before acknowledging.
+        second = StreamSpool(redis_url, claim_idle=0.2)
+        drainer = Drainer(second, recorder)
+        handled = 0
+
+        def drained() -> bool:
+            nonlocal handled
+            handled += drainer.drain()
+            return second.stats()[0] == 0
+
+        wait_for(drained, timeout=10)
+        assert handled == 30  # the 10 new entries, and the dead one's 20 once idle
+        assert first.claim(20) == []
+    finally:
+        recorder.close()
+    assert len(notifications(worker_database)) == 1
+    [alert] = alerts(worker_database)
+    assert alert.occurrence_count == 30
+
+
+def test_stream_spool_metrics_dead_letters_and_cli(
+    redis_url: str, worker_database: Database, tmp_path: Path
+) -> None:
+    spool = StreamSpool(redis_url)
+    spool.put(_report("a"))
+    spool.put(_report("b"))
+    redis.Redis.from_url(redis_url).xadd(STREAM, {"report": b"{not json"})
+    recorder = SpoolRecorder(worker_database.url, timedelta(0))
+    try:
+        drainer = Drainer(spool, recorder)
+        drainer.report()
+        assert _gauge("notifier_spool_pending_events") == 3
+        assert drainer.drain() == 3
+        drainer._reported = 0.0  # the next report would wait a second
+        drainer.report()
+        assert _gauge("notifier_spool_pending_events") == 0
+        assert _gauge("notifier_spool_dead_events") == 1
+        assert _gauge("notifier_drainer_lag_seconds") == 0
+    finally:
+        recorder.close()
+    assert len(notifications(worker_database)) == 2
+    [dead_alert] = [a for a in alerts(worker_database) if "dead-letter" in a.fingerprint]
+    assert f"{STREAM}:dead" in dead_alert.description
+
+    (tmp_path / "worker.py").write_text(
+        "from celery import Celery\napp = Celery('shop')\n"
+        f"app.conf.notifier_spool_url = {redis_url!r}\n"
+    )
+    notifier = str(Path(sys.executable).with_name("notifier"))
+
+    def cli(*args: str) -> str:
+        run = subprocess.run(
+            [notifier, "spool", *args, "-A", "worker:app"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={"PATH": "/usr/bin:/bin", "NOTIFIER_INSTANCE_PATH": str(tmp_path / "instance")},
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    status = cli("status")
+    assert f"Spool: Redis stream {STREAM} at {redis_url}" in status
+    assert "Pending: 0 event(s)" in status and "Dead: 1 event(s)" in status
+    assert "Moved 1 dead event(s) back" in cli("retry")
+    assert "Pending: 1 event(s)" in cli("status")
+
+
+def _kill_tree(worker: WorkerProcess) -> None:
+    """SIGKILL a worker, its pool and its drainer at once, as a replaced pod goes."""
+    main = psutil.Process(worker.proc.pid)
+    family = [main, *main.children(recursive=True)]
+    for process in family:
+        process.send_signal(signal.SIGKILL)
+    psutil.wait_procs(family, timeout=10)
+
+
+@pytest.mark.slow
+def test_a_killed_workers_spooled_events_are_recorded_by_another_worker(
+    worker_env: dict[str, str],
+    start_workers: Callable[..., WorkerProcess],
+    client_app: Celery,
+    worker_database: Database,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    stream = redis.Redis.from_url(redis_url)
+    with proxied(worker_database.url) as (proxy, url):
+        env = {
+            **worker_env,
+            "NOTIFIER_TEST_DATABASE": url,
+            "NOTIFIER_TEST_SPOOL_URL": redis_url,
+            "NOTIFIER_TEST_CLAIM_IDLE": "1",
+            "NOTIFIER_TEST_COOLDOWN": "0",
+        }
+        first = start_workers(env)
+        results = [client_app.tasks["t.boom"].delay(0)]
+        results[0].get(timeout=60, propagate=False)
+        wait_for(lambda: notifications(worker_database), timeout=30)  # its drainer is ready
+        proxy.cut()
+        results += [client_app.tasks["t.boom"].delay(n) for n in range(1, 21)]
+        for result in results:
+            result.get(timeout=60, propagate=False)
+        # The first worker's drainer has taken every entry and cannot record any.
+        wait_for(lambda: stream.xpending(STREAM, GROUP)["pending"] == 20, timeout=30)
+        _kill_tree(first)
+        proxy.restore()
+        start_workers(env)
+        wait_for(lambda: stream.xlen(STREAM) == 0, timeout=60)
+        settle(worker_database, tmp_path / "no-folder-spool")
+    recorded = sorted(n.notification_metadata["task_id"] for n in notifications(worker_database))
+    assert recorded == sorted(r.id for r in results)
+    [alert] = alerts(worker_database)
+    assert alert.occurrence_count == 21
+    assert stream.xpending(STREAM, GROUP)["pending"] == 0
