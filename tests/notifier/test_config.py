@@ -21,6 +21,7 @@ def test_defaults_live_in_the_instance_folder(tmp_path: Path) -> None:
     # Reading settings writes no file: the web app makes its key when it needs one
     # (tests/web/test_extension.py::test_app_keeps_a_generated_secret_key).
     assert settings.secret_key is None
+    assert settings.spool_url is None  # the worker spools to <instance>/spool
     assert not (tmp_path / "inst" / "secret_key").exists()
 
 
@@ -32,8 +33,10 @@ def test_explicit_values_win(tmp_path: Path) -> None:
             "NOTIFIER_BROKER_URL": "redis://localhost:6379/0",
             "NOTIFIER_SECRET_KEY": "s3cret",
             "NOTIFIER_TIMEZONE": "Europe/Luxembourg",
+            "NOTIFIER_SPOOL_URL": "redis://redis:6379/2",
         }
     )
+    assert settings.spool_url == "redis://redis:6379/2"
     assert settings.database_url == "postgresql+psycopg://u@db/x"
     assert settings.broker_url == "redis://localhost:6379/0"
     assert settings.secret_key == "s3cret"
@@ -46,6 +49,7 @@ def test_explicit_values_win(tmp_path: Path) -> None:
         ({"NOTIFIER_DATABASE_URL": "not a url"}, "is not a SQLAlchemy URL"),
         ({"NOTIFIER_DATABASE_URL": "mysql://u@h/db"}, "supports 'sqlite' and 'postgresql'"),
         ({"NOTIFIER_TIMEZONE": "Mars/Olympus"}, "is not a known time zone"),
+        ({"NOTIFIER_SPOOL_URL": "/var/spool/notifier"}, "set it to redis://host:6379/0"),
     ],
 )
 def test_bad_settings_say_what_to_do(tmp_path: Path, env: dict[str, str], says: str) -> None:

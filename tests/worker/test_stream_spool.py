@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -22,7 +23,7 @@ from notifier import Database, FailureReport
 from notifier.failures import FailureKind, JobKind
 from notifier.types import utcnow
 
-from .conftest import WorkerProcess, alerts, notifications, proxied, settle, wait_for
+from .conftest import REDIS_URL, WorkerProcess, alerts, notifications, proxied, settle, wait_for
 
 STREAM = "notifier:spool"
 
@@ -177,3 +178,33 @@ def test_a_killed_workers_spooled_events_are_recorded_by_another_worker(
     [alert] = alerts(worker_database)
     assert alert.occurrence_count == 21
     assert stream.xpending(STREAM, GROUP)["pending"] == 0
+
+
+@pytest.mark.parametrize("celery_config", [{"notifier_spool_url": REDIS_URL}])
+def test_a_solo_worker_spools_to_the_stream(
+    celery_app: Celery, celery_worker: Any, worker_database: Database, redis_url: str
+) -> None:
+    results = [celery_app.tasks["t.boom"].delay(1) for _ in range(5)]
+    for result in results:
+        result.get(timeout=30, propagate=False)
+    wait_for(lambda: alerts(worker_database) and alerts(worker_database)[0].occurrence_count == 5)
+    assert redis.Redis.from_url(redis_url).xlen(STREAM) == 0
+    assert len(notifications(worker_database)) == 1
+
+
+_NOWHERE = {"notifier_spool_url": "redis://127.0.0.1:9/0", "notifier_notification_cooldown": 0}
+
+
+@pytest.mark.parametrize("celery_config", [_NOWHERE])
+def test_failures_go_straight_to_the_database_while_redis_is_unreachable(
+    celery_app: Celery, celery_worker: Any, worker_database: Database, tmp_path: Path
+) -> None:
+    results = [celery_app.tasks["t.boom"].delay(n) for n in range(5)]
+    for result in results:
+        result.get(timeout=30, propagate=False)
+    settle(worker_database, tmp_path / "no-folder-spool")
+    recorded = sorted(n.notification_metadata["task_id"] for n in notifications(worker_database))
+    assert recorded == sorted(r.id for r in results)
+    alerted = alerts(worker_database)
+    [spool_alert] = [a for a in alerted if a.fingerprint.startswith("notifier:spool:")]
+    assert "Redis stream notifier:spool at redis://127.0.0.1:9/0" in spool_alert.description
