@@ -176,7 +176,8 @@ class TcpProxy:
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def cut(self) -> None:
-        listener, self._listener = self._listener, None
+        with self._lock:
+            listener, self._listener = self._listener, None
         if listener is not None:
             with suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
@@ -209,6 +210,13 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
+                # Accepted just before a cut() and connected upstream just after it: without
+                # this check the connection would outlive the cut, and a test expecting "the
+                # database is unreachable" would see a client record through it.
+                if self._listener is not listener:
+                    client.close()
+                    upstream.close()
+                    return
                 self._conns += [client, upstream]
             threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
 
