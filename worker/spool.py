@@ -434,7 +434,7 @@ class Drainer:
 
     def _handle(self, batch: list[Any]) -> int:
         """Record one claimed batch; whatever goes wrong, no claim stays held."""
-        unsettled = list(batch)
+        unsettled = {id(claim): claim for claim in batch}  # by identity: claims compare by value
         try:
             readable = [claim for claim in batch if claim.event is not None]
             buried = 0
@@ -443,23 +443,23 @@ class Drainer:
                     logger.error(
                         "notifier: unreadable spooled event moved to %s", self.spool.dead_location
                     )
-                    unsettled.remove(claim)
+                    del unsettled[id(claim)]
                     self.spool.bury(claim)
                     buried += 1
             recorded = self.recorder.record([c.event for c in readable])
             finished = [claim for claim, ok in zip(readable, recorded, strict=True) if ok]
             for claim in finished:
-                unsettled.remove(claim)
+                del unsettled[id(claim)]
             self.spool.done_all(finished)
             for claim, ok in zip(readable, recorded, strict=True):
                 if not ok:
-                    unsettled.remove(claim)
+                    del unsettled[id(claim)]
                     self.spool.bury(claim)
                     buried += 1
             if buried:
                 self.recorder.buried(self.spool, buried)
         finally:
-            for claim in unsettled:
+            for claim in unsettled.values():
                 with suppress(Exception):
                     self.spool.release(claim)
         return len(batch)

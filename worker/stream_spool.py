@@ -209,11 +209,6 @@ class StreamSpool(EventSpool[StreamClaim]):
             oldest = max(0.0, time.time() - millis / 1000)
         return int(pending), int(dead), oldest
 
-    def pending_count(self) -> int:
-        """Entries waiting to be recorded."""
-        with _unavailable(self.location):
-            return int(self.client.xlen(self.stream))
-
     def dead_count(self) -> int:
         """Entries in the dead-letter stream."""
         with _unavailable(self.location):
