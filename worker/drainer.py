@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from notifier import (
     AlertType,
@@ -137,19 +138,14 @@ class SpoolRecorder(Recorder):
             return
         what = "wait" if at_start else "were moved"
         with self.database.session_scope() as db:
-            platform_alert_service.create_or_increment_alert(
+            _count_notifier_alert(
                 db,
-                alert_type=AlertType.SYSTEM,
-                severity=Severity.ERROR,
-                title="Failure reports could not be recorded",
-                fingerprint=f"notifier:dead-letter:{spool.dead_location}"[:255],
-                description=(
-                    f"{count} failure report(s) {what} in {spool.dead_location}: they can "
-                    "never be recorded as they are. Look at them, then `notifier spool retry` "
-                    "moves them back to the spool."
-                ),
-                affected_systems=["notifier"],
-                occurrences=count,
+                "Failure reports could not be recorded",
+                f"notifier:dead-letter:{spool.dead_location}",
+                f"{count} failure report(s) {what} in {spool.dead_location}: they can never be "
+                "recorded as they are. Look at them, then `notifier spool retry` moves them "
+                "back to the spool.",
+                count,
             )
 
     def close(self) -> None:
@@ -162,19 +158,32 @@ class SpoolRecorder(Recorder):
             self._database = None
 
 
-def _count_spool_alert(db: Any, spool: EventSpool[Any], error: BaseException, count: int) -> None:
+def _count_spool_alert(
+    db: Session, spool: EventSpool[Any], error: BaseException, count: int
+) -> None:
+    _count_notifier_alert(
+        db,
+        "The failure spool cannot be used",
+        f"notifier:spool:{spool.location}",
+        f"{spool.location} cannot take failure reports ({error}). Meanwhile each failure is "
+        "recorded straight to the database (held in the worker's memory while the database "
+        "is down too), and the spool is drained again as soon as it works. Fix it: the "
+        "folder's permissions or free space, or the Redis server.",
+        count,
+    )
+
+
+def _count_notifier_alert(
+    db: Session, title: str, fingerprint: str, description: str, count: int
+) -> None:
+    """Count ``count`` occurrences of a ``system`` alert about the notifier itself."""
     platform_alert_service.create_or_increment_alert(
         db,
         alert_type=AlertType.SYSTEM,
         severity=Severity.ERROR,
-        title="The failure spool cannot be used",
-        fingerprint=f"notifier:spool:{spool.location}"[:255],
-        description=(
-            f"{spool.location} cannot take failure reports ({error}). Meanwhile each failure "
-            "is recorded straight to the database (held in the worker's memory while the "
-            "database is down too), and the spool is drained again as soon as it works. "
-            "Fix it: the folder's permissions or free space, or the Redis server."
-        ),
+        title=title,
+        fingerprint=fingerprint[:255],
+        description=description,
         affected_systems=["notifier"],
         occurrences=count,
     )
