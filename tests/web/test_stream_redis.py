@@ -24,7 +24,6 @@ from notifier.worker.spool import Spool
 from sqlalchemy import event
 
 from notifier import Database, FailureKind, FailureReport, JobKind, admin_notification_service
-from tests.conftest import _empty_tables
 from tests.web.conftest import API, make_admin, make_token
 from tests.web.test_stream import Stream
 
@@ -44,13 +43,9 @@ database.dispose()
 
 
 @pytest.fixture
-def database(sqlite_url: str) -> Iterator[Database]:
-    """The shared SQLite file, empty (only SQLite: PostgreSQL fans out with LISTEN)."""
-    db = Database(sqlite_url)
-    _empty_tables(db)
-    yield db
-    _empty_tables(db)
-    db.dispose()
+def database_url(sqlite_url: str) -> str:
+    """Only SQLite: on PostgreSQL the streams learn of changes through LISTEN."""
+    return sqlite_url
 
 
 @pytest.fixture
