@@ -12,6 +12,10 @@ On PostgreSQL (LISTEN/NOTIFY), two identical ``notifier serve --workers 2 --max-
    on an open stream, and -> the badge of a real chromium's bell (Playwright), p50/p95.
 
     .venv/bin/python bench/bench_live.py [--streams 500] [--samples 30] [--requests 1000]
+                                         [--redis redis://127.0.0.1:6379/0]
+
+``--redis URL``: the same on a SQLite file with ``NOTIFIER_LIVE_REDIS_URL`` (Redis pub/sub
+fan-out: the commits of this process publish, each server process subscribes).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -89,8 +94,10 @@ def _side_by_side(
     return with_streams, without
 
 
-def _serve(url: str, port: int, streams: int) -> subprocess.Popen[bytes]:
+def _serve(url: str, port: int, streams: int, redis: str | None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "NOTIFIER_DATABASE_URL": url, "NOTIFIER_SECRET_KEY": "bench"}
+    if redis:
+        env["NOTIFIER_LIVE_REDIS_URL"] = redis
     command = [
         str(Path(sys.executable).parent / "notifier"), "serve", "--port", str(port),
         "--workers", "2", "--threads", "4", "--max-streams", str(streams + 10),
@@ -189,20 +196,28 @@ def main() -> None:
     parser.add_argument(
         "--requests", type=int, default=1000, help="API requests per server, side by side"
     )
+    parser.add_argument("--redis", help="SQLite + Redis pub/sub fan-out on this Redis URL")
     args = parser.parse_args()
 
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
-    url = make_url(ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
+    scratch = tempfile.TemporaryDirectory(prefix="bench_live_")
+    if args.redis:
+        url = f"sqlite:///{scratch.name}/notifier.db"
+    else:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
+        url = make_url(ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
     upgrade(url)
-    database = Database(url)
+    database = Database(url, live_redis_url=args.redis)
     with database.session_scope() as db:
         user = create_admin(db, email=EMAIL, password=PASSWORD)
         _, token = create_token(db, user=user, name="bench")
     port, idle_port = _free_port(), _free_port()
-    servers = [_serve(url, port, args.streams), _serve(url, idle_port, args.streams)]
+    servers = [
+        _serve(url, port, args.streams, args.redis),
+        _serve(url, idle_port, args.streams, args.redis),
+    ]
     server = servers[0]
     streams: list[socket.socket] = []
     try:
@@ -230,9 +245,11 @@ def main() -> None:
             running.terminate()
             running.wait(timeout=30)
         database.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+        if not args.redis:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
         admin.dispose()
+        scratch.cleanup()
 
     idle_p50, idle_p95 = statistics.median(idle), _percentile(idle, 95)
     busy_p50, busy_p95 = statistics.median(busy), _percentile(busy, 95)
