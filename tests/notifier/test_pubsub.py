@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -17,9 +16,7 @@ from sqlalchemy import func, select, update
 from notifier import (
     CHANNEL,
     AdminNotification,
-    ConfigurationError,
     Database,
-    Settings,
     admin_notification_service,
     platform_alert_service,
 )
@@ -119,12 +116,3 @@ def test_postgresql_needs_no_redis_its_triggers_notify(postgres_url: str, redis_
         assert not database.publishes_changes
     finally:
         database.dispose()
-
-
-def test_the_setting_is_read_and_checked(tmp_path: Path) -> None:
-    env = {"NOTIFIER_INSTANCE_PATH": str(tmp_path)}
-    assert Settings.from_env(env).live_redis_url is None
-    url = "redis://127.0.0.1:6379/3"
-    assert Settings.from_env({**env, "NOTIFIER_LIVE_REDIS_URL": url}).live_redis_url == url
-    with pytest.raises(ConfigurationError, match=r"is not a Redis URL; set it to e\.g\. redis://"):
-        Settings.from_env({**env, "NOTIFIER_LIVE_REDIS_URL": "memcached://x"})
