@@ -105,6 +105,7 @@ class Hub:
         self._position = Position()
         self._unread = -1
         self._alert_states: dict[int, tuple[int, int, bool]] = {}
+        self._caught_up = False
         self.postgres = database.engine.dialect.name == "postgresql"
         #: Where change notices come from: LISTEN on PostgreSQL (its triggers see every
         #: writer, SQL included), else Redis when configured, else reading the database.
@@ -146,13 +147,13 @@ class Hub:
 
     def _run(self) -> None:
         backoff = 0.5
-        resume = False
+        self._caught_up = False  # no position of this run's yet: the first source sets it
         while self._active():
             try:
                 if self.source == "postgresql":
                     self._listen()
                 elif self.source == "redis":
-                    self._subscribe(resume=resume)
+                    self._subscribe()
                 else:
                     self._poll()
             except Exception:
@@ -162,7 +163,6 @@ class Hub:
                 self._ready.set()
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-                resume = True
 
     # -- sources ---------------------------------------------------------------------------
 
@@ -223,7 +223,7 @@ class Hub:
                 with self.database.sessionmaker() as db:
                     self._publish(db, notified=notified, alerts=alerts)
 
-    def _subscribe(self, *, resume: bool) -> None:
+    def _subscribe(self) -> None:
         import redis  # a dependency; imported here like psycopg, where it is used
 
         client = redis.Redis.from_url(
@@ -241,13 +241,14 @@ class Hub:
             ):
                 if message is None:
                     raise ConnectionError("Redis did not confirm the subscription")
-            if resume:
-                # Notices sent while we were away are lost; read what moved since our
-                # position (nothing a stream already has is sent again).
+            if self._caught_up:
+                # A reconnect: notices sent while we were away are lost; read what moved
+                # since our position (nothing a stream already has is sent again).
                 with self.database.sessionmaker() as db:
                     self._publish(db, notified=None, alerts=None)
             else:
                 self._baseline()
+                self._caught_up = True
             self._ready.set()
             while self._active():
                 message = pubsub.get_message(timeout=1.0)

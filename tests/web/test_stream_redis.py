@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from notifier.web import create_app
@@ -196,3 +197,36 @@ def test_writes_in_the_web_process_reach_its_own_streams_through_redis(
         assert stream.until("unread", timeout=10)[-1].data == {"unread_count": 0}
     finally:
         stream.close()
+
+
+def test_a_change_made_while_redis_was_cut_off_is_sent_after_the_reconnect(
+    app: Flask, api: FlaskClient, database: Database, redis_url: str
+) -> None:
+    stream = Stream(api)
+    server = redis.Redis.from_url(redis_url)
+    try:
+        assert stream.next_event().data == {"unread_count": 0}
+        # Written with no notice at all (this Database does not publish), as if its notice
+        # had been sent while the watcher was cut off: only its catch-up can find it.
+        with database.session_scope() as db:
+            note = admin_notification_service.notify_critical_error(
+                db, error_type="Cut", error_message="while away"
+            )
+        # Cut this run's subscriber off (only ours: the pub/sub clients on this test db).
+        ours = [
+            c["id"] for c in server.client_list(_type="pubsub") if c["db"] == str(server_db(server))
+        ]
+        assert ours
+        for client_id in ours:
+            server.client_kill_filter(_id=client_id)
+        events = stream.until("unread", timeout=15)
+        assert [e.data["id"] for e in events if e.event == "notification"] == [note.id]
+        assert events[-1].data == {"unread_count": 1}
+    finally:
+        server.close()
+        stream.close()
+
+
+def server_db(client: redis.Redis) -> int:
+    """The db number ``client`` selected."""
+    return int(client.connection_pool.connection_kwargs.get("db", 0))
