@@ -116,3 +116,21 @@ def test_postgresql_needs_no_redis_its_triggers_notify(postgres_url: str, redis_
         assert not database.publishes_changes
     finally:
         database.dispose()
+
+
+def test_a_hosts_engine_publishes_while_lent_and_not_after(
+    sqlite_url: str, redis_url: str, notices: redis.client.PubSub
+) -> None:
+    host = Database(sqlite_url)  # stands for the host's own engine (Flask-SQLAlchemy)
+    lent = Database.for_engine(host.engine, live_redis_url=redis_url)
+    try:
+        with host.session_scope() as db:  # the host's own session on that engine
+            admin_notification_service.notify_critical_error(db, error_type="A", error_message="a")
+        assert _next(notices) == "n"
+        lent.dispose()  # the notifier lets go of the engine; the host keeps using it
+        with host.session_scope() as db:
+            admin_notification_service.notify_critical_error(db, error_type="B", error_message="b")
+        assert _next(notices, timeout=0.3) is None
+    finally:
+        _empty_tables(host)
+        host.dispose()
