@@ -18,7 +18,9 @@ import smtplib
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -64,6 +66,9 @@ JITTER = 0.2
 RETRY_AFTER_MAX = 36000
 CLAIM_LEASE = timedelta(minutes=2)
 DISABLE_AFTER = timedelta(days=5)
+#: An endpoint's ``last_success_at`` is written at most this often (one UPDATE per send of
+#: the same row serialised every concurrent record behind its row lock).
+SUCCESS_STAMP_EVERY = timedelta(seconds=1)
 _RETRY_STATUSES = {408, 429}
 
 Result = Literal["succeeded", "retry", "failed", "gone"]
@@ -82,6 +87,10 @@ class DispatchSettings:
     batch_size: int = 20
     #: How long a claim holds a row; a dispatcher killed mid-send is replaced after this.
     claim_lease: timedelta = CLAIM_LEASE
+    #: Sends whose attempt is not recorded yet, at most (and threads recording them): the
+    #: database round trips of one send overlap the next sends. A crash or a database cut
+    #: re-sends at most this many deliveries (same webhook-id). 1 = record before sending on.
+    in_flight: int = 4
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DispatchSettings:
@@ -133,10 +142,12 @@ class DispatchReport:
     """What one run did, by outcome."""
 
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, result: str, n: int = 1) -> None:
-        """Count ``n`` deliveries that ended this run as ``result``."""
-        self.counts[result] += n
+        """Count ``n`` deliveries that ended this run as ``result`` (from any thread)."""
+        with self._lock:
+            self.counts[result] += n
 
     @property
     def total(self) -> int:
@@ -418,8 +429,11 @@ def _record(db: Session, delivery: Delivery, outcome: _Outcome, now: datetime) -
         delivery.finished_at = now
         delivery.last_error = None
         if endpoint is not None:
-            endpoint.failing_since = None
-            endpoint.last_success_at = now
+            if endpoint.failing_since is not None:
+                endpoint.failing_since = None
+            stamped = endpoint.last_success_at
+            if stamped is None or now - stamped >= SUCCESS_STAMP_EVERY:
+                endpoint.last_success_at = now
         return "succeeded"
     delivery.last_error = outcome.error
     final = outcome.result
@@ -541,17 +555,101 @@ def _dispatch_emails(
                     report.add("retry")
 
 
+class _Recorder:
+    """Records attempts in threads while the senders go on, never more than ``in_flight`` behind.
+
+    Each attempt is its own transaction, as when sends were recorded one by one: what a
+    crash loses is only the sends not recorded yet, which the bound keeps to ``in_flight``.
+    Once a record fails (the database is away) nothing more is sent; the claims lapse and
+    the next run sends the unrecorded ones again, with the same webhook-id.
+    """
+
+    def __init__(self, database: Database, report: DispatchReport, in_flight: int) -> None:
+        self.database = database
+        self.report = report
+        self._slots = threading.BoundedSemaphore(max(1, in_flight))
+        self._pool = ThreadPoolExecutor(max(1, in_flight), thread_name_prefix="notifier-record")
+        self._futures: list[Future[None]] = []
+        self._lock = threading.Lock()
+        self.broken = threading.Event()
+
+    @contextmanager
+    def slot(self) -> Iterator[bool]:
+        """Wait for room to send; yields False when a record failed and nothing may be sent."""
+        self._slots.acquire()
+        handed_over = False
+        try:
+            if self.broken.is_set():
+                yield False
+                return
+            yield True
+            handed_over = True
+        finally:
+            if not handed_over:
+                self._slots.release()
+
+    def record(self, delivery_id: int, outcome: _Outcome) -> None:
+        """Record ``outcome`` in the background; frees the slot taken for its send."""
+        future = self._pool.submit(self._record, delivery_id, outcome)
+        with self._lock:
+            self._futures.append(future)
+
+    def _record(self, delivery_id: int, outcome: _Outcome) -> None:
+        try:
+            with self.database.session_scope(immediate=True) as db:
+                fresh = db.get(Delivery, delivery_id)
+                if fresh is not None:
+                    self.report.add(_record(db, fresh, outcome, utcnow()))
+        except BaseException:
+            self.broken.set()
+            raise
+        finally:
+            self._slots.release()
+
+    def finish(self) -> None:
+        """Wait for every record; raise the first that failed."""
+        self._pool.shutdown(wait=True)
+        for future in self._futures:
+            future.result()
+
+
+def _send_lane(
+    lane: list[tuple[Delivery, DeliveryEndpoint]],
+    settings: DispatchSettings,
+    recorder: _Recorder,
+) -> None:
+    """Send one URL's deliveries in order, paced for chat, each recorded in the background."""
+    last_chat = 0.0
+    for delivery, endpoint in lane:
+        with recorder.slot() as may_send:
+            if not may_send:
+                return
+            if endpoint.channel in (DeliveryChannel.SLACK, DeliveryChannel.TEAMS):
+                # about one message a second per URL: Slack's documented pace
+                wait = last_chat + settings.slack_interval - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                last_chat = time.monotonic()
+            outcome = _send_http(delivery, endpoint, settings, utcnow())
+            recorder.record(delivery.id, outcome)
+
+
 def dispatch_due(
     database: Database, settings: DispatchSettings, *, limit: int | None = None
 ) -> DispatchReport:
-    """Send every delivery that is due now (up to ``limit``); safe to run in many processes."""
+    """Send every delivery that is due now (up to ``limit``); safe to run in many processes.
+
+    Deliveries to one URL go out one after another, in order (and Slack/Teams paced);
+    different URLs and different email recipients go out side by side, ``in_flight`` at
+    most. Each attempt is recorded in its own transaction while the next sends go on.
+    """
     report = DispatchReport()
     with database.session_scope(immediate=True) as db:
         ids = _claim(db, utcnow(), limit or settings.batch_size, settings.claim_lease)
     if not ids:
         return report
     by_recipient: dict[int, list[int]] = defaultdict(list)
-    http: list[tuple[Delivery, DeliveryEndpoint]] = []
+    lanes: dict[str, list[tuple[Delivery, DeliveryEndpoint]]] = defaultdict(list)
     # One read for the whole batch (the rows are ours while the claim holds): a read per
     # send doubled the database round trips of every webhook (see BENCHMARKS.md, Delivery).
     with database.session_scope(immediate=True) as db:
@@ -565,23 +663,26 @@ def dispatch_due(
             if row.channel is DeliveryChannel.EMAIL and row.recipient_user_id is not None:
                 by_recipient[row.recipient_user_id].append(row.id)
             elif row.endpoint_id is not None and row.endpoint_id in endpoints:
-                http.append((row, endpoints[row.endpoint_id]))
+                endpoint = endpoints[row.endpoint_id]
+                lanes[endpoint.url].append((row, endpoint))
         db.expunge_all()
-    last_chat: dict[str, float] = {}
-    for delivery, endpoint in http:
-        delivery_id = delivery.id
-        if endpoint.channel in (DeliveryChannel.SLACK, DeliveryChannel.TEAMS):
-            wait = last_chat.get(endpoint.url, 0.0) + settings.slack_interval - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            last_chat[endpoint.url] = time.monotonic()
-        outcome = _send_http(delivery, endpoint, settings, utcnow())
-        with database.session_scope(immediate=True) as db:
-            fresh = db.get(Delivery, delivery_id)
-            if fresh is not None:
-                report.add(_record(db, fresh, outcome, utcnow()))
-    for user_id, user_ids in by_recipient.items():
-        _dispatch_emails(database, settings, user_id, user_ids, report)
+    recorder = _Recorder(database, report, settings.in_flight)
+    work = len(lanes) + len(by_recipient)
+    try:
+        with ThreadPoolExecutor(
+            max(1, min(settings.in_flight, work)), thread_name_prefix="notifier-send"
+        ) as senders:
+            futures = [
+                senders.submit(_send_lane, lane, settings, recorder) for lane in lanes.values()
+            ]
+            futures += [
+                senders.submit(_dispatch_emails, database, settings, user_id, user_ids, report)
+                for user_id, user_ids in by_recipient.items()
+            ]
+        for future in futures:
+            future.result()
+    finally:
+        recorder.finish()
     return report
 
 
