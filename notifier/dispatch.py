@@ -24,10 +24,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from functools import cache
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Insert, Table, Update, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import egress
@@ -90,7 +91,7 @@ class DispatchSettings:
     #: Sends whose attempt is not recorded yet, at most (and threads recording them): the
     #: database round trips of one send overlap the next sends. A crash or a database cut
     #: re-sends at most this many deliveries (same webhook-id). 1 = record before sending on.
-    in_flight: int = 4
+    in_flight: int = 8
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DispatchSettings:
@@ -302,12 +303,16 @@ def _http_request(
 
 
 def _send_http(
-    delivery: Delivery, endpoint: DeliveryEndpoint, settings: DispatchSettings, now: datetime
+    client: egress.Client,
+    delivery: Delivery,
+    endpoint: DeliveryEndpoint,
+    settings: DispatchSettings,
+    now: datetime,
 ) -> _Outcome:
     started = time.monotonic()
     try:
         body, headers = _http_request(delivery, endpoint, settings, now)
-        response = egress.post(endpoint.url, body, headers, allow_private=settings.allow_private)
+        response = client.post(endpoint.url, body, headers, allow_private=settings.allow_private)
     except DeliveryRefusedError as exc:
         return _Outcome("failed", time.monotonic() - started, error_class="Refused", error=str(exc))
     except Exception as exc:  # network errors, timeouts, TLS: the receiver may come back
@@ -405,22 +410,91 @@ def _send_mail(settings: DispatchSettings, mail: _Mail, to: str) -> _Outcome:
 # -- recording ------------------------------------------------------------------------
 
 
-def _record(db: Session, delivery: Delivery, outcome: _Outcome, now: datetime) -> str:
-    db.add(
-        DeliveryAttempt(
-            delivery_id=delivery.id,
-            attempted_at=now,
-            duration_ms=round(outcome.duration * 1000),
-            outcome="retry"
-            if outcome.result == "retry"
-            else ("succeeded" if outcome.result == "succeeded" else "failed"),
-            error_class=outcome.error_class,
-            error=outcome.error,
-            response_status=outcome.response_status,
-            response_body=(outcome.response_body or None)
-            and outcome.response_body[: egress.RESPONSE_BODY_LIMIT],
+def _attempt(delivery_id: int, outcome: _Outcome, now: datetime) -> dict[str, Any]:
+    """The ``delivery_attempts`` row recording ``outcome``."""
+    return {
+        "delivery_id": delivery_id,
+        "attempted_at": now,
+        "duration_ms": round(outcome.duration * 1000),
+        "outcome": outcome.result if outcome.result in ("succeeded", "retry") else "failed",
+        "error_class": outcome.error_class,
+        "error": outcome.error,
+        "response_status": outcome.response_status,
+        "response_body": (outcome.response_body or None)
+        and outcome.response_body[: egress.RESPONSE_BODY_LIMIT],
+    }
+
+
+@cache
+def _success_statements() -> tuple[Update, Insert, Update]:
+    """Mark deliveries sent, add their attempts, stamp their endpoints: built once.
+
+    Core statements on the tables, compiled once: built per call as ORM statements, they
+    cost more CPU than the send itself (see BENCHMARKS.md, Delivery).
+    """
+    deliveries = cast(Table, Delivery.__table__)
+    endpoints = cast(Table, DeliveryEndpoint.__table__)
+    mark = (
+        update(deliveries)
+        .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
+        .values(
+            status=DeliveryStatus.SUCCEEDED,
+            attempt_count=deliveries.c.attempt_count + 1,
+            claimed_until=None,
+            finished_at=bindparam("now"),
+            last_error=None,
         )
+        .returning(deliveries.c.id, deliveries.c.endpoint_id)
     )
+    stamp = (
+        update(endpoints)
+        .where(
+            endpoints.c.id.in_(bindparam("endpoint_ids", expanding=True)),
+            or_(
+                endpoints.c.failing_since.is_not(None),
+                endpoints.c.last_success_at.is_(None),
+                endpoints.c.last_success_at <= bindparam("stale"),
+            ),
+        )
+        .values(failing_since=None, last_success_at=bindparam("now"))
+    )
+    return mark, insert(cast(Table, DeliveryAttempt.__table__)), stamp
+
+
+def _record_successes(
+    db: Session, group: Sequence[tuple[int, _Outcome]], now: datetime, stamp: set[int] | None
+) -> int:
+    """Record sends that succeeded in at most three statements, however many; returns how many.
+
+    ``stamp``: the endpoints whose health to update (None: all the deliveries' endpoints);
+    ``last_success_at`` is written at most once a second per endpoint.
+    """
+    mark, add_attempts, stamp_endpoints = _success_statements()
+    done = db.execute(mark, {"ids": [delivery_id for delivery_id, _ in group], "now": now}).all()
+    if not done:
+        return 0
+    present = {row[0] for row in done}
+    db.execute(
+        add_attempts,
+        [
+            _attempt(delivery_id, outcome, now)
+            for delivery_id, outcome in group
+            if delivery_id in present
+        ],
+    )
+    endpoint_ids = {row[1] for row in done if row[1] is not None}
+    if stamp is not None:
+        endpoint_ids &= stamp
+    if endpoint_ids:
+        db.execute(
+            stamp_endpoints,
+            {"endpoint_ids": list(endpoint_ids), "now": now, "stale": now - SUCCESS_STAMP_EVERY},
+        )
+    return len(done)
+
+
+def _record(db: Session, delivery: Delivery, outcome: _Outcome, now: datetime) -> str:
+    db.add(DeliveryAttempt(**_attempt(delivery.id, outcome, now)))
     delivery.attempt_count += 1
     delivery.claimed_until = None
     endpoint = db.get(DeliveryEndpoint, delivery.endpoint_id) if delivery.endpoint_id else None
@@ -556,21 +630,37 @@ def _dispatch_emails(
 
 
 class _Recorder:
-    """Records attempts in threads while the senders go on, never more than ``in_flight`` behind.
+    """Records attempts beside the sends, never more than ``in_flight`` sends behind.
 
-    Each attempt is its own transaction, as when sends were recorded one by one: what a
-    crash loses is only the sends not recorded yet, which the bound keeps to ``in_flight``.
-    Once a record fails (the database is away) nothing more is sent; the claims lapse and
-    the next run sends the unrecorded ones again, with the same webhook-id.
+    A send takes a slot; the slot is freed once its attempt is committed. One thread
+    records, in send order: the attempts waiting when it comes free are committed together
+    (one transaction, a few round trips for several sends). What a crash or a database cut
+    can lose is only the sends not recorded yet, which the slots keep to ``in_flight``, and
+    those go out again with the same webhook-id. Once a record fails nothing more is sent;
+    the claims lapse and the next run sends the unrecorded ones again.
     """
 
-    def __init__(self, database: Database, report: DispatchReport, in_flight: int) -> None:
+    def __init__(
+        self,
+        database: Database,
+        report: DispatchReport,
+        in_flight: int,
+        endpoints: Mapping[int, DeliveryEndpoint],
+    ) -> None:
         self.database = database
         self.report = report
         self._slots = threading.BoundedSemaphore(max(1, in_flight))
-        self._pool = ThreadPoolExecutor(max(1, in_flight), thread_name_prefix="notifier-record")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="notifier-record")
         self._futures: list[Future[None]] = []
+        self._waiting: list[tuple[int, int | None, _Outcome]] = []
         self._lock = threading.Lock()
+        # When each endpoint was last known healthy (no failing_since), to skip an UPDATE
+        # per send: only the recording thread reads and writes it.
+        self._healthy_at = {
+            e.id: e.last_success_at
+            for e in endpoints.values()
+            if e.failing_since is None and e.last_success_at is not None
+        }
         self.broken = threading.Event()
 
     @contextmanager
@@ -588,23 +678,45 @@ class _Recorder:
             if not handed_over:
                 self._slots.release()
 
-    def record(self, delivery_id: int, outcome: _Outcome) -> None:
+    def record(self, delivery: Delivery, outcome: _Outcome) -> None:
         """Record ``outcome`` in the background; frees the slot taken for its send."""
-        future = self._pool.submit(self._record, delivery_id, outcome)
         with self._lock:
-            self._futures.append(future)
+            self._waiting.append((delivery.id, delivery.endpoint_id, outcome))
+            self._futures.append(self._pool.submit(self._record_waiting))
 
-    def _record(self, delivery_id: int, outcome: _Outcome) -> None:
+    def _record_waiting(self) -> None:
+        with self._lock:
+            group, self._waiting = self._waiting, []
+        if not group:  # an earlier call took them
+            return
         try:
+            now = utcnow()
+            stamp = set()
+            for _, endpoint_id, outcome in group:
+                if endpoint_id is None:
+                    continue
+                healthy_at = self._healthy_at.get(endpoint_id)
+                if outcome.result != "succeeded":
+                    self._healthy_at.pop(endpoint_id, None)
+                elif healthy_at is None or now - healthy_at >= SUCCESS_STAMP_EVERY:
+                    stamp.add(endpoint_id)
             with self.database.session_scope(immediate=True) as db:
-                fresh = db.get(Delivery, delivery_id)
-                if fresh is not None:
-                    self.report.add(_record(db, fresh, outcome, utcnow()))
+                succeeded = [(i, o) for i, _, o in group if o.result == "succeeded"]
+                if succeeded:
+                    self.report.add("succeeded", _record_successes(db, succeeded, now, stamp))
+                for delivery_id, _, outcome in group:
+                    if outcome.result != "succeeded":
+                        fresh = db.get(Delivery, delivery_id)
+                        if fresh is not None:
+                            self.report.add(_record(db, fresh, outcome, now))
+            for endpoint_id in stamp:
+                self._healthy_at[endpoint_id] = now
         except BaseException:
             self.broken.set()
             raise
         finally:
-            self._slots.release()
+            for _ in group:
+                self._slots.release()
 
     def finish(self) -> None:
         """Wait for every record; raise the first that failed."""
@@ -616,6 +728,7 @@ class _Recorder:
 def _send_lane(
     lane: list[tuple[Delivery, DeliveryEndpoint]],
     settings: DispatchSettings,
+    client: egress.Client,
     recorder: _Recorder,
 ) -> None:
     """Send one URL's deliveries in order, paced for chat, each recorded in the background."""
@@ -630,8 +743,8 @@ def _send_lane(
                 if wait > 0:
                     time.sleep(wait)
                 last_chat = time.monotonic()
-            outcome = _send_http(delivery, endpoint, settings, utcnow())
-            recorder.record(delivery.id, outcome)
+            outcome = _send_http(client, delivery, endpoint, settings, utcnow())
+            recorder.record(delivery, outcome)
 
 
 def dispatch_due(
@@ -666,21 +779,26 @@ def dispatch_due(
                 endpoint = endpoints[row.endpoint_id]
                 lanes[endpoint.url].append((row, endpoint))
         db.expunge_all()
-    recorder = _Recorder(database, report, settings.in_flight)
+    recorder = _Recorder(database, report, settings.in_flight, endpoints)
     work = len(lanes) + len(by_recipient)
     try:
-        with ThreadPoolExecutor(
-            max(1, min(settings.in_flight, work)), thread_name_prefix="notifier-send"
-        ) as senders:
+        # Connections are kept for this run only: between the sends of a batch.
+        with (
+            egress.Client(per_address=settings.in_flight) as client,
+            ThreadPoolExecutor(
+                max(1, min(settings.in_flight, work)), thread_name_prefix="notifier-send"
+            ) as senders,
+        ):
             futures = [
-                senders.submit(_send_lane, lane, settings, recorder) for lane in lanes.values()
+                senders.submit(_send_lane, lane, settings, client, recorder)
+                for lane in lanes.values()
             ]
             futures += [
                 senders.submit(_dispatch_emails, database, settings, user_id, user_ids, report)
                 for user_id, user_ids in by_recipient.items()
             ]
-        for future in futures:
-            future.result()
+            for future in futures:
+                future.result()
     finally:
         recorder.finish()
     return report
