@@ -88,10 +88,13 @@ class DispatchSettings:
     batch_size: int = 20
     #: How long a claim holds a row; a dispatcher killed mid-send is replaced after this.
     claim_lease: timedelta = CLAIM_LEASE
-    #: Sends whose attempt is not recorded yet, at most (and threads recording them): the
-    #: database round trips of one send overlap the next sends. A crash or a database cut
-    #: re-sends at most this many deliveries (same webhook-id). 1 = record before sending on.
-    in_flight: int = 8
+    #: Sends whose attempt is not recorded yet, at most: the database round trips of one
+    #: send overlap the next sends, and attempts waiting are recorded together. A crash or
+    #: a database cut re-sends at most this many deliveries (same webhook-id); 1 records
+    #: each send before the next.
+    in_flight: int = 16
+    #: Threads sending at once, each to its own URLs (one URL's deliveries go in order).
+    senders: int = 4
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DispatchSettings:
@@ -753,8 +756,8 @@ def dispatch_due(
     """Send every delivery that is due now (up to ``limit``); safe to run in many processes.
 
     Deliveries to one URL go out one after another, in order (and Slack/Teams paced);
-    different URLs and different email recipients go out side by side, ``in_flight`` at
-    most. Each attempt is recorded in its own transaction while the next sends go on.
+    different URLs and different email recipients go out side by side (``senders`` threads).
+    Attempts are recorded while the next sends go on, never more than ``in_flight`` behind.
     """
     report = DispatchReport()
     with database.session_scope(immediate=True) as db:
@@ -784,9 +787,9 @@ def dispatch_due(
     try:
         # Connections are kept for this run only: between the sends of a batch.
         with (
-            egress.Client(per_address=settings.in_flight) as client,
+            egress.Client(per_address=settings.senders) as client,
             ThreadPoolExecutor(
-                max(1, min(settings.in_flight, work)), thread_name_prefix="notifier-send"
+                max(1, min(settings.senders, work)), thread_name_prefix="notifier-send"
             ) as senders,
         ):
             futures = [
