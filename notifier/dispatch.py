@@ -40,7 +40,7 @@ from .errors import ConfigurationError, DeliveryRefusedError
 from .mail import MailContent, SmtpSettings, alert_root_message_id, compose, send
 from .models import AdminUser, Delivery, DeliveryAttempt, DeliveryEndpoint
 from .notifications import admin_notification_service
-from .outbox import ensure_default_email_endpoint
+from .outbox import ensure_default_email_endpoint, mark_queued
 from .types import utcnow
 from .webhooks import envelope, signed_headers
 
@@ -879,6 +879,7 @@ def replay(db: Session, delivery_id: int) -> Delivery | None:
         return None
     if delivery.status is DeliveryStatus.FAILED:
         _requeue(delivery)
+        mark_queued(db, 1)
     return delivery
 
 
@@ -893,6 +894,7 @@ def replay_failed_since(db: Session, since: datetime, *, endpoint_id: int | None
     for delivery in db.scalars(query):
         _requeue(delivery)
         count += 1
+    mark_queued(db, count)
     return count
 
 

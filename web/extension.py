@@ -14,7 +14,7 @@ from weakref import WeakKeyDictionary
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from notifier import Database, Settings, configured_timezone, flag
+from notifier import Database, Settings, configured_timezone, flag, kick_after_commit
 
 from . import delivery_pages as delivery_pages  # its views join pages_blueprint on import
 from .api import api_blueprint
@@ -129,6 +129,16 @@ class NotifierWeb:
             ),
         )
         app.extensions[EXTENSION_KEY] = self
+        kick = app.config.get("NOTIFIER_DELIVERY_KICK")
+        if kick is not None:
+            if not callable(kick):
+                raise TypeError(
+                    "NOTIFIER_DELIVERY_KICK must be a callable taking no arguments, e.g. "
+                    'lambda: celery_app.send_task("notifier.dispatch_deliveries")'
+                )
+            # Deliveries queued by a request (test events, replays, notifications) are
+            # sent by a dispatcher started after the commit, not at the next sweep.
+            kick_after_commit(database.sessionmaker, kick)
 
         add_converters(app.url_map)
         app.register_blueprint(api_blueprint, url_prefix=api_prefix)

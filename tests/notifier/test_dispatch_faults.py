@@ -86,8 +86,10 @@ def test_a_dispatcher_killed_mid_send_is_replaced_and_every_delivery_arrives_onc
         # Killed while the third send waits, once the first two are recorded (records run
         # beside the sends, so the third request can arrive before the second is recorded).
         _wait_for(
-            lambda: len(receiver.requests) >= 3
-            and _statuses(database).count(DeliveryStatus.SUCCEEDED) >= 2
+            lambda: (
+                len(receiver.requests) >= 3
+                and _statuses(database).count(DeliveryStatus.SUCCEEDED) >= 2
+            )
         )
         child.send_signal(signal.SIGKILL)
         child.wait(10)
