@@ -291,7 +291,8 @@ def main() -> None:
             rate = {variant: n / spent for variant, spent in seconds.items()}
             print(
                 f"(1) throughput: dispatch_due {rate['ours']:.0f}/s; "
-                f"bare requests.post {rate['bare']:.0f}/s, ratio {rate['ours'] / rate['bare']:.2f}; "
+                f"bare requests.post {rate['bare']:.0f}/s, "
+                f"ratio {rate['ours'] / rate['bare']:.2f}; "
                 f"bare requests.Session {rate['session']:.0f}/s, "
                 f"ratio {rate['ours'] / rate['session']:.2f} (target >= 0.8)"
             )

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Insert, Table, Update, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from . import egress
+from . import egress, metrics
 from .chat import ChatMessage, slack_payload, teams_payload
 from .config import flag
 from .db import Database
@@ -465,7 +465,10 @@ def _success_statements() -> tuple[Update, Insert, Update]:
 
 
 def _record_successes(
-    db: Session, group: Sequence[tuple[int, _Outcome]], now: datetime, stamp: set[int] | None
+    db: Session,
+    group: Sequence[tuple[int, DeliveryChannel, _Outcome]],
+    now: datetime,
+    stamp: set[int] | None,
 ) -> int:
     """Record sends that succeeded in at most three statements, however many; returns how many.
 
@@ -473,18 +476,17 @@ def _record_successes(
     ``last_success_at`` is written at most once a second per endpoint.
     """
     mark, add_attempts, stamp_endpoints = _success_statements()
-    done = db.execute(mark, {"ids": [delivery_id for delivery_id, _ in group], "now": now}).all()
+    done = db.execute(mark, {"ids": [delivery_id for delivery_id, *_ in group], "now": now}).all()
     if not done:
         return 0
     present = {row[0] for row in done}
-    db.execute(
-        add_attempts,
-        [
-            _attempt(delivery_id, outcome, now)
-            for delivery_id, outcome in group
-            if delivery_id in present
-        ],
-    )
+    recorded = [(i, channel, outcome) for i, channel, outcome in group if i in present]
+    db.execute(add_attempts, [_attempt(i, outcome, now) for i, _, outcome in recorded])
+    for channel in {channel for _, channel, _ in recorded}:
+        amount = sum(1 for _, c, _ in recorded if c is channel)
+        metrics.inc_on_commit(
+            db, "notifier_delivery_attempts_total", (str(channel), "succeeded"), amount
+        )
     endpoint_ids = {row[1] for row in done if row[1] is not None}
     if stamp is not None:
         endpoint_ids &= stamp
@@ -497,7 +499,11 @@ def _record_successes(
 
 
 def _record(db: Session, delivery: Delivery, outcome: _Outcome, now: datetime) -> str:
-    db.add(DeliveryAttempt(**_attempt(delivery.id, outcome, now)))
+    attempt = _attempt(delivery.id, outcome, now)
+    db.add(DeliveryAttempt(**attempt))
+    metrics.inc_on_commit(
+        db, "notifier_delivery_attempts_total", (str(delivery.channel), attempt["outcome"])
+    )
     delivery.attempt_count += 1
     delivery.claimed_until = None
     endpoint = db.get(DeliveryEndpoint, delivery.endpoint_id) if delivery.endpoint_id else None
@@ -655,7 +661,7 @@ class _Recorder:
         self._slots = threading.BoundedSemaphore(max(1, in_flight))
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="notifier-record")
         self._futures: list[Future[None]] = []
-        self._waiting: list[tuple[int, int | None, _Outcome]] = []
+        self._waiting: list[tuple[int, DeliveryChannel, int | None, _Outcome]] = []
         self._lock = threading.Lock()
         # When each endpoint was last known healthy (no failing_since), to skip an UPDATE
         # per send: only the recording thread reads and writes it.
@@ -684,7 +690,7 @@ class _Recorder:
     def record(self, delivery: Delivery, outcome: _Outcome) -> None:
         """Record ``outcome`` in the background; frees the slot taken for its send."""
         with self._lock:
-            self._waiting.append((delivery.id, delivery.endpoint_id, outcome))
+            self._waiting.append((delivery.id, delivery.channel, delivery.endpoint_id, outcome))
             self._futures.append(self._pool.submit(self._record_waiting))
 
     def _record_waiting(self) -> None:
@@ -695,7 +701,7 @@ class _Recorder:
         try:
             now = utcnow()
             stamp = set()
-            for _, endpoint_id, outcome in group:
+            for _, _, endpoint_id, outcome in group:
                 if endpoint_id is None:
                     continue
                 healthy_at = self._healthy_at.get(endpoint_id)
@@ -704,10 +710,10 @@ class _Recorder:
                 elif healthy_at is None or now - healthy_at >= SUCCESS_STAMP_EVERY:
                     stamp.add(endpoint_id)
             with self.database.session_scope(immediate=True) as db:
-                succeeded = [(i, o) for i, _, o in group if o.result == "succeeded"]
+                succeeded = [(i, c, o) for i, c, _, o in group if o.result == "succeeded"]
                 if succeeded:
                     self.report.add("succeeded", _record_successes(db, succeeded, now, stamp))
-                for delivery_id, _, outcome in group:
+                for delivery_id, _, _, outcome in group:
                     if outcome.result != "succeeded":
                         fresh = db.get(Delivery, delivery_id)
                         if fresh is not None:
