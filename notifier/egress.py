@@ -51,8 +51,12 @@ class _Target:
 
 def _is_public(ip: _IP) -> bool:
     if isinstance(ip, ipaddress.IPv6Address):
-        # A v6 address that carries a v4 one is judged by the v4 one.
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if ip.ipv4_mapped is not None or ip.scope_id:
+            # ::ffff:a.b.c.d is an IPv4 address in disguise (refused outright, as filters
+            # judging only v6 ranges miss it); a zone id names a local interface.
+            return False
+        # A v6 address that carries a v4 one (6to4, Teredo) is judged by the v4 one.
+        embedded = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
         if embedded is not None:
             return _is_public(embedded)
         if ip in ipaddress.ip_network("64:ff9b::/96"):  # NAT64

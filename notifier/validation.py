@@ -8,6 +8,8 @@ changes here and nowhere else.
 
 from __future__ import annotations
 
+import ipaddress
+
 import json
 import re
 from enum import StrEnum
@@ -103,15 +105,20 @@ URL_RULE = (
 )
 
 
-#: Where a delivery endpoint may point: an absolute http(s) URL with a host name or IPv4
-#: address and a valid port (whether plain http and private addresses are allowed is the
-#: engine's rule, ``egress``). No IPv6 literals: a bracket pattern loose enough to read
-#: admits strings that are no address, and a receiver has a name anyway.
-ENDPOINT_URL_PATTERN = f"^{_SCHEME}://[A-Za-z0-9][A-Za-z0-9.-]*(?::{_PORT})?(?:[/?#]{_URL_CHAR}*)?$"
+#: Where a delivery endpoint may point: an absolute http(s) URL with a host name, an IPv4
+#: address or a bracketed IPv6 address, and a valid port (whether plain http and private
+#: addresses are allowed is the engine's rule, ``egress``). The bracket pattern is loose (an
+#: exact IPv6 grammar is unreadable); ``endpoint_url_problem`` parses what is inside. No
+#: zone ids ("%25eth0"): they name a local interface.
+ENDPOINT_URL_PATTERN = (
+    f"^{_SCHEME}://(?:[A-Za-z0-9][A-Za-z0-9.-]*|\\[[0-9A-Fa-f:.]{{2,45}}\\])"
+    f"(?::{_PORT})?(?:[/?#]{_URL_CHAR}*)?$"
+)
 _ENDPOINT_URL = re.compile(ENDPOINT_URL_PATTERN)
+_BRACKETED = re.compile(r"^[A-Za-z]+://\[([^\]]*)\]")
 ENDPOINT_URL_RULE = (
-    "must be an absolute http(s) URL with a host name (or IPv4 address) and a valid port, "
-    "without credentials, spaces or control characters"
+    "must be an absolute http(s) URL with a host name, an IPv4 address or a bracketed IPv6 "
+    "address, and a valid port, without credentials, spaces or control characters"
 )
 
 
@@ -136,7 +143,15 @@ def endpoint_url_problem(url: str) -> str | None:
     """Why ``url`` cannot be a delivery endpoint's URL, or None (the engine then checks more)."""
     if len(url) > ACTION_URL_MAX:
         return f"must be at most {ACTION_URL_MAX} characters (got {len(url)})"
-    return ENDPOINT_URL_RULE if _ENDPOINT_URL.fullmatch(url) is None else None
+    if _ENDPOINT_URL.fullmatch(url) is None:
+        return ENDPOINT_URL_RULE
+    bracketed = _BRACKETED.match(url)
+    if bracketed is not None:
+        try:
+            ipaddress.IPv6Address(bracketed.group(1))
+        except ValueError:
+            return ENDPOINT_URL_RULE
+    return None
 
 
 # -- metadata --------------------------------------------------------------------------
