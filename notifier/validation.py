@@ -9,7 +9,6 @@ changes here and nowhere else.
 from __future__ import annotations
 
 import ipaddress
-
 import json
 import re
 from enum import StrEnum
