@@ -479,8 +479,8 @@ PRIVATE_V6 = [
     "https://[::1]/hook",  # loopback
     "https://[fd12:3456::1]/hook",  # ULA
     "https://[fe80::1]/hook",  # link-local
-    "https://[::ffff:10.0.0.1]/hook",  # IPv4-mapped
-    "https://[::ffff:93.184.216.34]/hook",  # IPv4-mapped, of a public address too
+    "https://[::ffff:a00:1]/hook",  # IPv4-mapped 10.0.0.1
+    "https://[::ffff:5db8:d822]/hook",  # IPv4-mapped 93.184.216.34: public, refused too
 ]
 
 

@@ -91,7 +91,9 @@ def test_urls_are_checked_by_the_engine_rules(app_config: dict[str, Any], token:
             ("http://hooks.example/in", "https"),
             ("https://127.0.0.1/in", "not a public address"),
             ("https://10.1.2.3/in", "not a public address"),
-            ("https://[::ffff:127.0.0.1]/in", "IPv4"),
+            ("https://[::ffff:7f00:1]/in", "not a public address"),  # IPv4-mapped
+            ("https://[::ffff:127.0.0.1]/in", "bracketed IPv6"),  # hex only
+            ("https://[fd00::1]/in", "not a public address"),  # ULA
             ("https://user:pw@hooks.example/in", "http(s) URL"),
             ("https://[::::]/in", "http(s) URL"),
             ("https://hooks.example:99999/", "http(s) URL"),
