@@ -65,6 +65,7 @@ from .notifications import AdminNotificationService as AdminNotificationService
 from .notifications import DailyCount as DailyCount
 from .notifications import NotificationFields as NotificationFields
 from .notifications import admin_notification_service as admin_notification_service
+from .outbox import kick_after_commit as kick_after_commit
 from .outbox import queued_in as queued_in
 from .retention import parse_age as parse_age
 from .retention import prune as prune
@@ -190,6 +191,7 @@ __all__ = [
     "get_statistics",
     "is_app_path",
     "is_safe_url",
+    "kick_after_commit",
     "live_redis_url_from_env",
     "metadata_problem",
     "must_wait",

@@ -18,17 +18,20 @@ import smtplib
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from functools import cache
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Insert, Table, Update, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from . import egress
+from . import egress, metrics
 from .chat import ChatMessage, slack_payload, teams_payload
 from .config import flag
 from .db import Database
@@ -37,7 +40,7 @@ from .errors import ConfigurationError, DeliveryRefusedError
 from .mail import MailContent, SmtpSettings, alert_root_message_id, compose, send
 from .models import AdminUser, Delivery, DeliveryAttempt, DeliveryEndpoint
 from .notifications import admin_notification_service
-from .outbox import ensure_default_email_endpoint
+from .outbox import ensure_default_email_endpoint, mark_queued
 from .types import utcnow
 from .webhooks import envelope, signed_headers
 
@@ -64,6 +67,9 @@ JITTER = 0.2
 RETRY_AFTER_MAX = 36000
 CLAIM_LEASE = timedelta(minutes=2)
 DISABLE_AFTER = timedelta(days=5)
+#: An endpoint's ``last_success_at`` is written at most this often (one UPDATE per send of
+#: the same row serialised every concurrent record behind its row lock).
+SUCCESS_STAMP_EVERY = timedelta(seconds=1)
 _RETRY_STATUSES = {408, 429}
 
 Result = Literal["succeeded", "retry", "failed", "gone"]
@@ -82,6 +88,13 @@ class DispatchSettings:
     batch_size: int = 20
     #: How long a claim holds a row; a dispatcher killed mid-send is replaced after this.
     claim_lease: timedelta = CLAIM_LEASE
+    #: Sends whose attempt is not recorded yet, at most: the database round trips of one
+    #: send overlap the next sends, and attempts waiting are recorded together. A crash or
+    #: a database cut re-sends at most this many deliveries (same webhook-id); 1 records
+    #: each send before the next.
+    in_flight: int = 16
+    #: Threads sending at once, each to its own URLs (one URL's deliveries go in order).
+    senders: int = 4
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DispatchSettings:
@@ -133,10 +146,12 @@ class DispatchReport:
     """What one run did, by outcome."""
 
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, result: str, n: int = 1) -> None:
-        """Count ``n`` deliveries that ended this run as ``result``."""
-        self.counts[result] += n
+        """Count ``n`` deliveries that ended this run as ``result`` (from any thread)."""
+        with self._lock:
+            self.counts[result] += n
 
     @property
     def total(self) -> int:
@@ -291,12 +306,16 @@ def _http_request(
 
 
 def _send_http(
-    delivery: Delivery, endpoint: DeliveryEndpoint, settings: DispatchSettings, now: datetime
+    client: egress.Client,
+    delivery: Delivery,
+    endpoint: DeliveryEndpoint,
+    settings: DispatchSettings,
+    now: datetime,
 ) -> _Outcome:
     started = time.monotonic()
     try:
         body, headers = _http_request(delivery, endpoint, settings, now)
-        response = egress.post(endpoint.url, body, headers, allow_private=settings.allow_private)
+        response = client.post(endpoint.url, body, headers, allow_private=settings.allow_private)
     except DeliveryRefusedError as exc:
         return _Outcome("failed", time.monotonic() - started, error_class="Refused", error=str(exc))
     except Exception as exc:  # network errors, timeouts, TLS: the receiver may come back
@@ -394,21 +413,96 @@ def _send_mail(settings: DispatchSettings, mail: _Mail, to: str) -> _Outcome:
 # -- recording ------------------------------------------------------------------------
 
 
-def _record(db: Session, delivery: Delivery, outcome: _Outcome, now: datetime) -> str:
-    db.add(
-        DeliveryAttempt(
-            delivery_id=delivery.id,
-            attempted_at=now,
-            duration_ms=round(outcome.duration * 1000),
-            outcome="retry"
-            if outcome.result == "retry"
-            else ("succeeded" if outcome.result == "succeeded" else "failed"),
-            error_class=outcome.error_class,
-            error=outcome.error,
-            response_status=outcome.response_status,
-            response_body=(outcome.response_body or None)
-            and outcome.response_body[: egress.RESPONSE_BODY_LIMIT],
+def _attempt(delivery_id: int, outcome: _Outcome, now: datetime) -> dict[str, Any]:
+    """The ``delivery_attempts`` row recording ``outcome``."""
+    return {
+        "delivery_id": delivery_id,
+        "attempted_at": now,
+        "duration_ms": round(outcome.duration * 1000),
+        "outcome": outcome.result if outcome.result in ("succeeded", "retry") else "failed",
+        "error_class": outcome.error_class,
+        "error": outcome.error,
+        "response_status": outcome.response_status,
+        "response_body": (outcome.response_body or None)
+        and outcome.response_body[: egress.RESPONSE_BODY_LIMIT],
+    }
+
+
+@cache
+def _success_statements() -> tuple[Update, Insert, Update]:
+    """Mark deliveries sent, add their attempts, stamp their endpoints: built once.
+
+    Core statements on the tables, compiled once: built per call as ORM statements, they
+    cost more CPU than the send itself (see BENCHMARKS.md, Delivery).
+    """
+    deliveries = cast(Table, Delivery.__table__)
+    endpoints = cast(Table, DeliveryEndpoint.__table__)
+    mark = (
+        update(deliveries)
+        .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
+        .values(
+            status=DeliveryStatus.SUCCEEDED,
+            attempt_count=deliveries.c.attempt_count + 1,
+            claimed_until=None,
+            finished_at=bindparam("now"),
+            last_error=None,
         )
+        .returning(deliveries.c.id, deliveries.c.endpoint_id)
+    )
+    stamp = (
+        update(endpoints)
+        .where(
+            endpoints.c.id.in_(bindparam("endpoint_ids", expanding=True)),
+            or_(
+                endpoints.c.failing_since.is_not(None),
+                endpoints.c.last_success_at.is_(None),
+                endpoints.c.last_success_at <= bindparam("stale"),
+            ),
+        )
+        .values(failing_since=None, last_success_at=bindparam("now"))
+    )
+    return mark, insert(cast(Table, DeliveryAttempt.__table__)), stamp
+
+
+def _record_successes(
+    db: Session,
+    group: Sequence[tuple[int, DeliveryChannel, _Outcome]],
+    now: datetime,
+    stamp: set[int] | None,
+) -> int:
+    """Record sends that succeeded in at most three statements, however many; returns how many.
+
+    ``stamp``: the endpoints whose health to update (None: all the deliveries' endpoints);
+    ``last_success_at`` is written at most once a second per endpoint.
+    """
+    mark, add_attempts, stamp_endpoints = _success_statements()
+    done = db.execute(mark, {"ids": [delivery_id for delivery_id, *_ in group], "now": now}).all()
+    if not done:
+        return 0
+    present = {row[0] for row in done}
+    recorded = [(i, channel, outcome) for i, channel, outcome in group if i in present]
+    db.execute(add_attempts, [_attempt(i, outcome, now) for i, _, outcome in recorded])
+    for channel in {channel for _, channel, _ in recorded}:
+        amount = sum(1 for _, c, _ in recorded if c is channel)
+        metrics.inc_on_commit(
+            db, "notifier_delivery_attempts_total", (str(channel), "succeeded"), amount
+        )
+    endpoint_ids = {row[1] for row in done if row[1] is not None}
+    if stamp is not None:
+        endpoint_ids &= stamp
+    if endpoint_ids:
+        db.execute(
+            stamp_endpoints,
+            {"endpoint_ids": list(endpoint_ids), "now": now, "stale": now - SUCCESS_STAMP_EVERY},
+        )
+    return len(done)
+
+
+def _record(db: Session, delivery: Delivery, outcome: _Outcome, now: datetime) -> str:
+    attempt = _attempt(delivery.id, outcome, now)
+    db.add(DeliveryAttempt(**attempt))
+    metrics.inc_on_commit(
+        db, "notifier_delivery_attempts_total", (str(delivery.channel), attempt["outcome"])
     )
     delivery.attempt_count += 1
     delivery.claimed_until = None
@@ -418,8 +512,11 @@ def _record(db: Session, delivery: Delivery, outcome: _Outcome, now: datetime) -
         delivery.finished_at = now
         delivery.last_error = None
         if endpoint is not None:
-            endpoint.failing_since = None
-            endpoint.last_success_at = now
+            if endpoint.failing_since is not None:
+                endpoint.failing_since = None
+            stamped = endpoint.last_success_at
+            if stamped is None or now - stamped >= SUCCESS_STAMP_EVERY:
+                endpoint.last_success_at = now
         return "succeeded"
     delivery.last_error = outcome.error
     final = outcome.result
@@ -541,17 +638,140 @@ def _dispatch_emails(
                     report.add("retry")
 
 
+class _Recorder:
+    """Records attempts beside the sends, never more than ``in_flight`` sends behind.
+
+    A send takes a slot; the slot is freed once its attempt is committed. One thread
+    records, in send order: the attempts waiting when it comes free are committed together
+    (one transaction, a few round trips for several sends). What a crash or a database cut
+    can lose is only the sends not recorded yet, which the slots keep to ``in_flight``, and
+    those go out again with the same webhook-id. Once a record fails nothing more is sent;
+    the claims lapse and the next run sends the unrecorded ones again.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        report: DispatchReport,
+        in_flight: int,
+        endpoints: Mapping[int, DeliveryEndpoint],
+    ) -> None:
+        self.database = database
+        self.report = report
+        self._slots = threading.BoundedSemaphore(max(1, in_flight))
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="notifier-record")
+        self._futures: list[Future[None]] = []
+        self._waiting: list[tuple[int, DeliveryChannel, int | None, _Outcome]] = []
+        self._lock = threading.Lock()
+        # When each endpoint was last known healthy (no failing_since), to skip an UPDATE
+        # per send: only the recording thread reads and writes it.
+        self._healthy_at = {
+            e.id: e.last_success_at
+            for e in endpoints.values()
+            if e.failing_since is None and e.last_success_at is not None
+        }
+        self.broken = threading.Event()
+
+    @contextmanager
+    def slot(self) -> Iterator[bool]:
+        """Wait for room to send; yields False when a record failed and nothing may be sent."""
+        self._slots.acquire()
+        handed_over = False
+        try:
+            if self.broken.is_set():
+                yield False
+                return
+            yield True
+            handed_over = True
+        finally:
+            if not handed_over:
+                self._slots.release()
+
+    def record(self, delivery: Delivery, outcome: _Outcome) -> None:
+        """Record ``outcome`` in the background; frees the slot taken for its send."""
+        with self._lock:
+            self._waiting.append((delivery.id, delivery.channel, delivery.endpoint_id, outcome))
+            self._futures.append(self._pool.submit(self._record_waiting))
+
+    def _record_waiting(self) -> None:
+        with self._lock:
+            group, self._waiting = self._waiting, []
+        if not group:  # an earlier call took them
+            return
+        try:
+            now = utcnow()
+            stamp = set()
+            for _, _, endpoint_id, outcome in group:
+                if endpoint_id is None:
+                    continue
+                healthy_at = self._healthy_at.get(endpoint_id)
+                if outcome.result != "succeeded":
+                    self._healthy_at.pop(endpoint_id, None)
+                elif healthy_at is None or now - healthy_at >= SUCCESS_STAMP_EVERY:
+                    stamp.add(endpoint_id)
+            with self.database.session_scope(immediate=True) as db:
+                succeeded = [(i, c, o) for i, c, _, o in group if o.result == "succeeded"]
+                if succeeded:
+                    self.report.add("succeeded", _record_successes(db, succeeded, now, stamp))
+                for delivery_id, _, _, outcome in group:
+                    if outcome.result != "succeeded":
+                        fresh = db.get(Delivery, delivery_id)
+                        if fresh is not None:
+                            self.report.add(_record(db, fresh, outcome, now))
+            for endpoint_id in stamp:
+                self._healthy_at[endpoint_id] = now
+        except BaseException:
+            self.broken.set()
+            raise
+        finally:
+            for _ in group:
+                self._slots.release()
+
+    def finish(self) -> None:
+        """Wait for every record; raise the first that failed."""
+        self._pool.shutdown(wait=True)
+        for future in self._futures:
+            future.result()
+
+
+def _send_lane(
+    lane: list[tuple[Delivery, DeliveryEndpoint]],
+    settings: DispatchSettings,
+    client: egress.Client,
+    recorder: _Recorder,
+) -> None:
+    """Send one URL's deliveries in order, paced for chat, each recorded in the background."""
+    last_chat = 0.0
+    for delivery, endpoint in lane:
+        with recorder.slot() as may_send:
+            if not may_send:
+                return
+            if endpoint.channel in (DeliveryChannel.SLACK, DeliveryChannel.TEAMS):
+                # about one message a second per URL: Slack's documented pace
+                wait = last_chat + settings.slack_interval - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                last_chat = time.monotonic()
+            outcome = _send_http(client, delivery, endpoint, settings, utcnow())
+            recorder.record(delivery, outcome)
+
+
 def dispatch_due(
     database: Database, settings: DispatchSettings, *, limit: int | None = None
 ) -> DispatchReport:
-    """Send every delivery that is due now (up to ``limit``); safe to run in many processes."""
+    """Send every delivery that is due now (up to ``limit``); safe to run in many processes.
+
+    Deliveries to one URL go out one after another, in order (and Slack/Teams paced);
+    different URLs and different email recipients go out side by side (``senders`` threads).
+    Attempts are recorded while the next sends go on, never more than ``in_flight`` behind.
+    """
     report = DispatchReport()
     with database.session_scope(immediate=True) as db:
         ids = _claim(db, utcnow(), limit or settings.batch_size, settings.claim_lease)
     if not ids:
         return report
     by_recipient: dict[int, list[int]] = defaultdict(list)
-    http: list[tuple[Delivery, DeliveryEndpoint]] = []
+    lanes: dict[str, list[tuple[Delivery, DeliveryEndpoint]]] = defaultdict(list)
     # One read for the whole batch (the rows are ours while the claim holds): a read per
     # send doubled the database round trips of every webhook (see BENCHMARKS.md, Delivery).
     with database.session_scope(immediate=True) as db:
@@ -565,23 +785,31 @@ def dispatch_due(
             if row.channel is DeliveryChannel.EMAIL and row.recipient_user_id is not None:
                 by_recipient[row.recipient_user_id].append(row.id)
             elif row.endpoint_id is not None and row.endpoint_id in endpoints:
-                http.append((row, endpoints[row.endpoint_id]))
+                endpoint = endpoints[row.endpoint_id]
+                lanes[endpoint.url].append((row, endpoint))
         db.expunge_all()
-    last_chat: dict[str, float] = {}
-    for delivery, endpoint in http:
-        delivery_id = delivery.id
-        if endpoint.channel in (DeliveryChannel.SLACK, DeliveryChannel.TEAMS):
-            wait = last_chat.get(endpoint.url, 0.0) + settings.slack_interval - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            last_chat[endpoint.url] = time.monotonic()
-        outcome = _send_http(delivery, endpoint, settings, utcnow())
-        with database.session_scope(immediate=True) as db:
-            fresh = db.get(Delivery, delivery_id)
-            if fresh is not None:
-                report.add(_record(db, fresh, outcome, utcnow()))
-    for user_id, user_ids in by_recipient.items():
-        _dispatch_emails(database, settings, user_id, user_ids, report)
+    recorder = _Recorder(database, report, settings.in_flight, endpoints)
+    work = len(lanes) + len(by_recipient)
+    try:
+        # Connections are kept for this run only: between the sends of a batch.
+        with (
+            egress.Client(per_address=settings.senders) as client,
+            ThreadPoolExecutor(
+                max(1, min(settings.senders, work)), thread_name_prefix="notifier-send"
+            ) as senders,
+        ):
+            futures = [
+                senders.submit(_send_lane, lane, settings, client, recorder)
+                for lane in lanes.values()
+            ]
+            futures += [
+                senders.submit(_dispatch_emails, database, settings, user_id, user_ids, report)
+                for user_id, user_ids in by_recipient.items()
+            ]
+            for future in futures:
+                future.result()
+    finally:
+        recorder.finish()
     return report
 
 
@@ -657,6 +885,7 @@ def replay(db: Session, delivery_id: int) -> Delivery | None:
         return None
     if delivery.status is DeliveryStatus.FAILED:
         _requeue(delivery)
+        mark_queued(db, 1)
     return delivery
 
 
@@ -671,6 +900,7 @@ def replay_failed_since(db: Session, since: datetime, *, endpoint_id: int | None
     for delivery in db.scalars(query):
         _requeue(delivery)
         count += 1
+    mark_queued(db, count)
     return count
 
 

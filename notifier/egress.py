@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -21,7 +22,7 @@ import urllib3
 
 from .errors import DeliveryRefusedError
 
-__all__ = ["Response", "check_url", "post"]
+__all__ = ["Client", "Response", "check_url", "post"]
 
 TOTAL_TIMEOUT = 15.0
 RESPONSE_BODY_LIMIT = 1024
@@ -50,8 +51,12 @@ class _Target:
 
 def _is_public(ip: _IP) -> bool:
     if isinstance(ip, ipaddress.IPv6Address):
-        # A v6 address that carries a v4 one is judged by the v4 one.
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if ip.ipv4_mapped is not None or ip.scope_id:
+            # ::ffff:a.b.c.d is an IPv4 address in disguise (refused outright, as filters
+            # judging only v6 ranges miss it); a zone id names a local interface.
+            return False
+        # A v6 address that carries a v4 one (6to4, Teredo) is judged by the v4 one.
+        embedded = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
         if embedded is not None:
             return _is_public(embedded)
         if ip in ipaddress.ip_network("64:ff9b::/96"):  # NAT64
@@ -107,42 +112,84 @@ def _resolve(url: str, *, allow_private: bool) -> _Target:
     return _Target(scheme, host, port, addresses[0], path)
 
 
-def post(
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    *,
-    allow_private: bool = False,
-    timeout: float = TOTAL_TIMEOUT,
-) -> Response:
-    """POST ``body`` to ``url`` under the rules above; a 3xx is returned, never followed.
+def _drained(response: urllib3.BaseHTTPResponse, limit: int = 64 * 1024) -> bool:
+    """Read the rest of a body, up to ``limit`` bytes; True when it ended (reusable)."""
+    while limit > 0:
+        chunk = response.read(min(limit, 16 * 1024), decode_content=True)
+        if not chunk:
+            return True
+        limit -= len(chunk)
+    return False
 
-    Raises DeliveryRefusedError when the URL may not be used, and urllib3's errors
-    (timeouts, refused connections, TLS failures) when the send itself fails.
+
+class Client:
+    """Sends under the rules above, keeping connections open between sends to one address.
+
+    Every send still resolves and checks the host; connections are kept per *checked*
+    address (with the hostname for TLS), so a name that now resolves elsewhere gets a new,
+    checked connection, never the old one. Meant to live for one dispatcher run (seconds),
+    so a kept connection never goes stale for long; ``close()`` closes them all.
     """
-    target = _resolve(url, allow_private=allow_private)
-    pool: urllib3.HTTPConnectionPool
-    if target.scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(
-            target.address,
-            target.port,
-            server_hostname=target.host,
-            assert_hostname=target.host,
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=certifi.where(),
-            maxsize=1,
-            retries=False,
-        )
-    else:
-        pool = urllib3.HTTPConnectionPool(target.address, target.port, maxsize=1, retries=False)
-    default_port = 443 if target.scheme == "https" else 80
-    host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
-    if ":" in target.host:  # an IPv6 literal
-        host_header = f"[{target.host}]" + (
-            "" if target.port == default_port else f":{target.port}"
-        )
-    started = time.monotonic()
-    try:
+
+    def __init__(self, *, per_address: int = 4, max_addresses: int = 32) -> None:
+        self.per_address = per_address
+        self.max_addresses = max_addresses
+        self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _pool(self, target: _Target) -> urllib3.HTTPConnectionPool:
+        key = (target.scheme, target.host, target.port, target.address)
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is not None:
+                return pool
+            if len(self._pools) >= self.max_addresses:
+                self._pools.pop(next(iter(self._pools))).close()
+            if target.scheme == "https":
+                pool = urllib3.HTTPSConnectionPool(
+                    target.address,
+                    target.port,
+                    server_hostname=target.host,
+                    assert_hostname=target.host,
+                    cert_reqs="CERT_REQUIRED",
+                    ca_certs=certifi.where(),
+                    maxsize=self.per_address,
+                    retries=False,
+                )
+            else:
+                pool = urllib3.HTTPConnectionPool(
+                    target.address, target.port, maxsize=self.per_address, retries=False
+                )
+            self._pools[key] = pool
+            return pool
+
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        allow_private: bool = False,
+        timeout: float = TOTAL_TIMEOUT,
+    ) -> Response:
+        """POST ``body`` to ``url`` under the rules above; a 3xx is returned, never followed.
+
+        Raises DeliveryRefusedError when the URL may not be used, and urllib3's errors
+        (timeouts, refused connections, TLS failures) when the send itself fails.
+        """
+        target = _resolve(url, allow_private=allow_private)
+        pool = self._pool(target)
+        default_port = 443 if target.scheme == "https" else 80
+        host_header = target.host if ":" not in target.host else f"[{target.host}]"
+        if target.port != default_port:
+            host_header = f"{host_header}:{target.port}"
+        started = time.monotonic()
         response = pool.urlopen(
             "POST",
             target.path,
@@ -156,6 +203,8 @@ def post(
         )
         try:
             first = response.read(RESPONSE_BODY_LIMIT, decode_content=True) or b""
+            if not _drained(response):
+                response.close()  # so the connection is not used again
         finally:
             response.release_conn()
         return Response(
@@ -164,5 +213,23 @@ def post(
             headers={key.lower(): value for key, value in response.headers.items()},
             duration=time.monotonic() - started,
         )
-    finally:
-        pool.close()
+
+    def close(self) -> None:
+        """Close every kept connection."""
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+
+
+def post(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    allow_private: bool = False,
+    timeout: float = TOTAL_TIMEOUT,
+) -> Response:
+    """One send on a connection of its own (see :class:`Client` to keep connections)."""
+    with Client(per_address=1, max_addresses=1) as client:
+        return client.post(url, body, headers, allow_private=allow_private, timeout=timeout)

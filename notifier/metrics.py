@@ -75,8 +75,12 @@ DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Age of the oldest failure still waiting in the spool (0 when empty).",
         (),
     ),
-    # Deliveries by status belong here once the delivery tables land:
-    # "notifier_deliveries_total": ("counter", "...", ("channel", "status")),
+    "notifier_delivery_attempts_total": (
+        "counter",
+        "Delivery attempts recorded by the dispatcher, by channel and outcome "
+        "(succeeded, retry, failed).",
+        ("channel", "outcome"),
+    ),
 }
 
 

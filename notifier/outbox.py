@@ -9,12 +9,15 @@ active admin, so each mailbox has its own retries and its own hourly cap.
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from .enums import DeliveryChannel, DeliveryEvent, Priority, Severity
 from .models import AdminNotification, AdminUser, Delivery, DeliveryEndpoint, PlatformAlert
@@ -26,6 +29,8 @@ __all__ = [
     "alert_payload",
     "ensure_default_email_endpoint",
     "forget_endpoints",
+    "kick_after_commit",
+    "mark_queued",
     "matches",
     "new_id",
     "notification_payload",
@@ -39,6 +44,8 @@ DEFAULT_EMAIL_ENDPOINT_NAME = "Admins by email"
 #: At most one immediate email per alert fingerprint in this window (a flapping alert that
 #: resolves and regresses over and over stays one email).
 EMAIL_ALERT_COOLDOWN = timedelta(minutes=15)
+
+log = logging.getLogger(__name__)
 
 _QUEUED = "notifier_deliveries_queued"
 _ENDPOINTS = "notifier_enabled_endpoints"
@@ -180,13 +187,41 @@ def queue(
                 next_attempt_at=occurred_at,
             )
         )
-    db.info[_QUEUED] = db.info.get(_QUEUED, 0) + len(recipients)
+    mark_queued(db, len(recipients))
     return len(recipients)
+
+
+def mark_queued(db: Session, count: int) -> None:
+    """Note that ``count`` deliveries became due in this session (queued or replayed)."""
+    db.info[_QUEUED] = db.info.get(_QUEUED, 0) + count
 
 
 def queued_in(db: Session) -> int:
     """How many deliveries this session queued so far (to wake a dispatcher after commit)."""
     return int(db.info.get(_QUEUED, 0))
+
+
+def kick_after_commit(factory: sessionmaker[Session], kick: Callable[[], object]) -> None:
+    """Call ``kick`` after each commit of a ``factory`` session that queued deliveries.
+
+    For a process that can start a dispatcher, e.g. by sending a Celery task; nothing is
+    sent from inside the transaction. A kick that fails is logged: the periodic sweep
+    sends the rows anyway.
+    """
+    event.listen(factory, "after_commit", partial(_kick_if_queued, kick))
+    event.listen(factory, "after_rollback", _forget_queued)
+
+
+def _kick_if_queued(kick: Callable[[], object], session: Session) -> None:
+    if session.info.pop(_QUEUED, 0):
+        try:
+            kick()
+        except Exception:
+            log.exception("notifier: could not start a dispatcher; the next sweep sends them")
+
+
+def _forget_queued(session: Session) -> None:
+    session.info.pop(_QUEUED, None)
 
 
 def on_notification(db: Session, notification: AdminNotification) -> int:

@@ -103,15 +103,35 @@ URL_RULE = (
 )
 
 
-#: Where a delivery endpoint may point: an absolute http(s) URL with a host name or IPv4
-#: address and a valid port (whether plain http and private addresses are allowed is the
-#: engine's rule, ``egress``). No IPv6 literals: a bracket pattern loose enough to read
-#: admits strings that are no address, and a receiver has a name anyway.
-ENDPOINT_URL_PATTERN = f"^{_SCHEME}://[A-Za-z0-9][A-Za-z0-9.-]*(?::{_PORT})?(?:[/?#]{_URL_CHAR}*)?$"
+#: Where a delivery endpoint may point: an absolute http(s) URL with a host name, an IPv4
+#: address or a bracketed IPv6 address, and a valid port (whether plain http and private
+#: addresses are allowed is the engine's rule, ``egress``). IPv6 is written in hex only (the
+#: RFC 4291 forms, "::" compression included): so every string the pattern admits is an
+#: address, for the schema fuzzer as for us. No dotted IPv4 tail ("::ffff:1.2.3.4", an
+#: IPv4-mapped address, refused by the engine anyway) and no zone id ("%25eth0", a local
+#: interface).
+_HEX = "[0-9A-Fa-f]{1,4}"
+_IPV6 = "|".join(
+    [
+        f"(?:{_HEX}:){{7}}{_HEX}",
+        f"(?:{_HEX}:){{1,7}}:",
+        f"(?:{_HEX}:){{1,6}}:{_HEX}",
+        f"(?:{_HEX}:){{1,5}}(?::{_HEX}){{1,2}}",
+        f"(?:{_HEX}:){{1,4}}(?::{_HEX}){{1,3}}",
+        f"(?:{_HEX}:){{1,3}}(?::{_HEX}){{1,4}}",
+        f"(?:{_HEX}:){{1,2}}(?::{_HEX}){{1,5}}",
+        f"{_HEX}:(?::{_HEX}){{1,6}}",
+        f":(?:(?::{_HEX}){{1,7}}|:)",
+    ]
+)
+ENDPOINT_URL_PATTERN = (
+    f"^{_SCHEME}://(?:[A-Za-z0-9][A-Za-z0-9.-]*|\\[(?:{_IPV6})\\])"
+    f"(?::{_PORT})?(?:[/?#]{_URL_CHAR}*)?$"
+)
 _ENDPOINT_URL = re.compile(ENDPOINT_URL_PATTERN)
 ENDPOINT_URL_RULE = (
-    "must be an absolute http(s) URL with a host name (or IPv4 address) and a valid port, "
-    "without credentials, spaces or control characters"
+    "must be an absolute http(s) URL with a host name, an IPv4 address or a bracketed IPv6 "
+    "address, and a valid port, without credentials, spaces or control characters"
 )
 
 

@@ -19,6 +19,7 @@ from notifier import (
     Settings,
     configured_timezone,
     flag,
+    kick_after_commit,
     live_redis_url_from_env,
     validate_live_redis_url,
 )
@@ -138,6 +139,16 @@ class NotifierWeb:
             ),
         )
         app.extensions[EXTENSION_KEY] = self
+        kick = app.config.get("NOTIFIER_DELIVERY_KICK")
+        if kick is not None:
+            if not callable(kick):
+                raise TypeError(
+                    "NOTIFIER_DELIVERY_KICK must be a callable taking no arguments, e.g. "
+                    'lambda: celery_app.send_task("notifier.dispatch_deliveries")'
+                )
+            # Deliveries queued by a request (test events, replays, notifications) are
+            # sent by a dispatcher started after the commit, not at the next sweep.
+            kick_after_commit(database.sessionmaker, kick)
 
         add_converters(app.url_map)
         app.register_blueprint(api_blueprint, url_prefix=api_prefix)

@@ -3,7 +3,8 @@
 Off (404) unless ``NOTIFIER_METRICS_TOKEN`` is set; the scraper sends it as
 ``Authorization: Bearer <token>``. With ``PROMETHEUS_MULTIPROC_DIR`` set, a scrape adds up
 every process writing there (gunicorn workers, Celery children, the drainer); without it,
-this process's own counts. Open alerts by severity are read from the database at scrape.
+this process's own counts. Open alerts by severity, and pending and failed deliveries by
+channel, are read from the database at scrape.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound, Unauthorized
 
-from notifier import Severity, metrics
-from notifier.models import PlatformAlert
+from notifier import DeliveryChannel, DeliveryStatus, Severity, metrics
+from notifier.models import Delivery, PlatformAlert
 
 from .state import app_state
 
@@ -40,6 +41,28 @@ class _OpenAlerts:
         )
         for severity in Severity:
             family.add_metric([severity.value], self.rows.get(severity.value, 0))
+        yield family
+
+
+class _Deliveries:
+    """Deliveries waiting (pending) and dead (failed), by channel, counted when scraped."""
+
+    def __init__(self, rows: dict[tuple[str, str], int]) -> None:
+        self.rows = rows
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(
+            "notifier_deliveries",
+            "Deliveries waiting to be sent (pending) or given up (failed), by channel.",
+            labels=["channel", "status"],
+        )
+        for channel in DeliveryChannel:
+            for status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):
+                family.add_metric(
+                    [channel.value, status.value], self.rows.get((channel.value, status.value), 0)
+                )
         yield family
 
 
@@ -79,7 +102,17 @@ def scrape() -> Response:
             .where(PlatformAlert.is_resolved.is_(False))
             .group_by(PlatformAlert.severity)
         ).all()
+        waiting = db.execute(
+            select(Delivery.channel, Delivery.status, func.count())
+            .where(Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.FAILED)))
+            .group_by(Delivery.channel, Delivery.status)
+        ).all()
     registry.register(_OpenAlerts({Severity(s).value: int(n) for s, n in rows}))
+    registry.register(
+        _Deliveries(
+            {(DeliveryChannel(c).value, DeliveryStatus(s).value): int(n) for c, s, n in waiting}
+        )
+    )
     return Response(generate_latest(registry), mimetype=None, content_type=CONTENT_TYPE_LATEST)
 
 

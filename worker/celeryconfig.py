@@ -45,7 +45,7 @@ notifier_letzshop_timeout = 10.0
 notifier_letzshop_retry_delay = float(os.environ.get("NOTIFIER_LETZSHOP_RETRY_DELAY") or 30)
 
 # Spooled events need no schedule (each worker's drainer, a process next to a prefork
-# worker, replays them). Retention does:
+# worker, replays them). Retention and the delivery sweep do:
 # `celery -A notifier.worker.app beat` removes read notifications and resolved alerts older
 # than NOTIFIER_RETENTION (default 90d) once a day, in bounded batches.
 beat_schedule: dict[str, dict[str, object]] = {
@@ -53,5 +53,12 @@ beat_schedule: dict[str, dict[str, object]] = {
         "task": "notifier.prune",
         "schedule": 24 * 60 * 60,
         "kwargs": {"older_than": os.environ.get("NOTIFIER_RETENTION") or "90d"},
-    }
+    },
+    # Deliveries nobody kicked (queued where no Celery app was at hand) and retries coming
+    # due; a worker's drainer also sweeps every 5 s, so this matters most without one.
+    "notifier-dispatch": {
+        "task": "notifier.dispatch_deliveries",
+        "schedule": float(os.environ.get("NOTIFIER_DISPATCH_SWEEP") or 30),
+        "options": {"expires": float(os.environ.get("NOTIFIER_DISPATCH_SWEEP") or 30)},
+    },
 }

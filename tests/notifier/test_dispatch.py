@@ -14,6 +14,7 @@ from standardwebhooks.webhooks import Webhook
 from notifier import (
     ConfigurationError,
     Database,
+    ValidationError,
     admin_notification_service,
     platform_alert_service,
 )
@@ -455,3 +456,44 @@ def test_alert_lifecycle_events_reach_a_webhook_in_order(
     ]
     assert events[1]["data"]["resolution_notes"] == "ok"
     assert events[2]["data"]["alert_metadata"]["previous_alert_id"] == events[0]["data"]["id"]
+
+
+def test_a_public_ipv6_literal_is_accepted_at_save_and_private_ones_are_refused(
+    database: Database,
+) -> None:
+    with database.session_scope() as db:
+        endpoint, _ = endpoint_service.create(
+            db, name="v6", channel="webhook", url="https://[2606:4700::1111]:8443/hook"
+        )
+        assert endpoint.url == "https://[2606:4700::1111]:8443/hook"
+    for url in PRIVATE_V6:
+        with database.session_scope() as db, pytest.raises(ValidationError) as refused:
+            endpoint_service.create(db, name="v6", channel="webhook", url=url)
+        assert "not a public address" in str(refused.value.errors)
+    with database.session_scope() as db, pytest.raises(ValidationError) as malformed:
+        endpoint_service.create(db, name="v6", channel="webhook", url="https://[::::]/hook")
+    assert "bracketed IPv6" in str(malformed.value.errors)
+
+
+PRIVATE_V6 = [
+    "https://[::1]/hook",  # loopback
+    "https://[fd12:3456::1]/hook",  # ULA
+    "https://[fe80::1]/hook",  # link-local
+    "https://[::ffff:a00:1]/hook",  # IPv4-mapped 10.0.0.1
+    "https://[::ffff:5db8:d822]/hook",  # IPv4-mapped 93.184.216.34: public, refused too
+]
+
+
+@pytest.mark.parametrize("url", PRIVATE_V6)
+def test_a_private_ipv6_literal_saved_in_development_is_refused_when_used(
+    database: Database, url: str
+) -> None:
+    with database.session_scope() as db:  # saved where private addresses were allowed ...
+        endpoint_service.create(db, name="v6", channel="webhook", url=url, allow_private=True)
+    _notify(database)
+    # ... and used by a dispatcher where they are not: refused before any connection.
+    assert dispatch_due(database, DispatchSettings()).counts == {"failed": 1}
+    with database.session_scope() as db:
+        [attempt] = db.scalars(select(DeliveryAttempt))
+        assert (attempt.outcome, attempt.error_class) == ("failed", "Refused")
+        assert "not a public address" in (attempt.error or "")

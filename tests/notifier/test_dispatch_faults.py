@@ -83,7 +83,14 @@ def test_a_dispatcher_killed_mid_send_is_replaced_and_every_delivery_arrives_onc
         stderr=subprocess.PIPE,
     )
     try:
-        _wait_for(lambda: len(receiver.requests) >= 3)
+        # Killed while the third send waits, once the first two are recorded (records run
+        # beside the sends, so the third request can arrive before the second is recorded).
+        _wait_for(
+            lambda: (
+                len(receiver.requests) >= 3
+                and _statuses(database).count(DeliveryStatus.SUCCEEDED) >= 2
+            )
+        )
         child.send_signal(signal.SIGKILL)
         child.wait(10)
     finally:
@@ -127,5 +134,6 @@ def test_the_database_cut_mid_batch_loses_nothing(
     ids = receiver.ids()
     assert cut_at < COUNT  # the cut really landed mid-run
     assert set(ids) == set(expected)
-    # At least once: a send whose attempt could not be recorded may go out again, never more.
-    assert len(ids) <= COUNT + 1
+    # At least once: a send whose attempt could not be recorded may go out again; at most
+    # ``in_flight`` sends are unrecorded at any moment.
+    assert len(ids) <= COUNT + SETTINGS.in_flight

@@ -29,6 +29,8 @@ def _url(receiver: Receiver, host: str = "127.0.0.1") -> str:
         "https://[fd00::1]/x",  # ULA
         "https://[fe80::1]/x",  # link-local
         "https://[::ffff:127.0.0.1]/x",  # IPv4-mapped loopback
+        "https://[::ffff:8.8.8.8]/x",  # IPv4-mapped, even of a public address
+        "https://[2606:4700::1111%25eth0]/x",  # a zone id names a local interface
         "https://[64:ff9b::a00:1]/x",  # NAT64 of 10.0.0.1
         "https://0.0.0.0/x",
         "https://224.0.0.1/x",

@@ -91,7 +91,9 @@ def test_urls_are_checked_by_the_engine_rules(app_config: dict[str, Any], token:
             ("http://hooks.example/in", "https"),
             ("https://127.0.0.1/in", "not a public address"),
             ("https://10.1.2.3/in", "not a public address"),
-            ("https://[::ffff:127.0.0.1]/in", "IPv4"),
+            ("https://[::ffff:7f00:1]/in", "not a public address"),  # IPv4-mapped
+            ("https://[::ffff:127.0.0.1]/in", "bracketed IPv6"),  # hex only
+            ("https://[fd00::1]/in", "not a public address"),  # ULA
             ("https://user:pw@hooks.example/in", "http(s) URL"),
             ("https://[::::]/in", "http(s) URL"),
             ("https://hooks.example:99999/", "http(s) URL"),
@@ -310,3 +312,37 @@ def test_cookie_writes_need_csrf_and_strangers_get_401(
     assert stranger.post(ENDPOINTS, json=body).status_code == 401
     with database.session_scope() as db:
         assert db.query(Delivery).count() == 0
+
+
+def test_a_configured_kick_starts_a_dispatcher_after_each_commit_that_queued_deliveries(
+    app_config: dict[str, Any], database: Database, token: str, receiver: Receiver
+) -> None:
+    kicks: list[int] = []
+
+    def kick() -> None:  # what a host does with Celery: send notifier.dispatch_deliveries
+        kicks.append(dispatch_due(database, LOCAL).total)
+
+    application = create_app({**app_config, "NOTIFIER_DELIVERY_KICK": kick})
+    try:
+        api = application.test_client()
+        api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        created = _webhook(api, receiver)
+        assert kicks == []  # creating an endpoint queues nothing
+        assert api.post(f"{ENDPOINTS}/{created['id']}/test").status_code == 202
+        assert kicks == [1]  # after the commit, and the send went out
+        [request] = receiver.requests
+        assert Webhook(created["secret"]).verify(request.body, request.headers)["type"] == (
+            "endpoint.test"
+        )
+        receiver.then(400)  # fails at once; a replay is queued work again
+        api.post(f"{ENDPOINTS}/{created['id']}/test")
+        [failed] = api.get(f"{DELIVERIES}?status=failed").json["items"]
+        assert api.post(f"{DELIVERIES}/{failed['id']}/replay").status_code == 200
+        assert kicks == [1, 1, 1] and len(receiver.requests) == 3
+    finally:
+        application.extensions["notifier"].state(application).database.dispose()
+
+
+def test_a_kick_that_is_not_callable_is_refused_at_start(app_config: dict[str, Any]) -> None:
+    with pytest.raises(TypeError, match="NOTIFIER_DELIVERY_KICK must be a callable"):
+        create_app({**app_config, "NOTIFIER_DELIVERY_KICK": "notifier.dispatch_deliveries"})

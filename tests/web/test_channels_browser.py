@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
 
-from notifier import Database
+from notifier import Database, endpoint_service
 from notifier.dispatch import DispatchSettings, dispatch_due
 from notifier.models import Delivery
 from tests.notifier.conftest import Receiver
@@ -227,3 +227,62 @@ def test_a_refused_url_is_explained_in_the_form(page: Page, live: LiveServer, ad
     _reloading(page, form.get_by_role("button", name="Add channel").click)
     expect(page.locator("[data-display-url]")).to_have_text("https://hooks.slack.com/…WXYZ")
     expect(page.locator("#nt-secret")).to_be_hidden()  # Slack has no signing secret
+
+
+def test_edit_an_endpoints_name_url_and_filter_with_errors_shown_in_the_dialog(
+    page: Page, live: LiveServer, admin: Admin, database: Database, receiver: Receiver
+) -> None:
+    with database.session_scope() as db:
+        endpoint, _ = endpoint_service.create(
+            db,
+            name="Ops",
+            channel="webhook",
+            url=receiver.url("/old?token=keep-me-out-of-the-page"),
+            allow_private=True,
+            event_types=["alert.opened"],
+            store_ids=[5],
+        )
+        endpoint_id = endpoint.id
+    sign_in(page, live, admin, "/admin/channels")
+    _ready(page)
+    page.get_by_role("button", name="Edit").click()
+    dialog = page.locator("#nt-edit")
+    expect(dialog).to_be_visible()
+    form = dialog.locator("form")
+    expect(form.get_by_label("Name")).to_have_value("Ops")  # filled from what is saved
+    expect(form.get_by_label("alert.opened")).to_be_checked()
+    expect(form.get_by_label("notification.created")).not_to_be_checked()
+    expect(form.get_by_label("Store ids")).to_have_value("5")
+    expect(form.get_by_label("New URL")).to_have_value("")  # the saved URL is never shown
+    assert "keep-me-out-of-the-page" not in page.content()
+
+    form.get_by_label("Name").fill("Ops <i>v2</i>")
+    form.get_by_label("New URL").fill("ftp://hooks.example/in")
+    form.get_by_role("button", name="Save changes").click()
+    expect(form.locator("[data-form-error]")).to_contain_text("url: must be an absolute http(s)")
+    form.get_by_label("New URL").fill(receiver.url("/new"))
+    form.get_by_label("Store ids").fill("5, x")
+    form.get_by_role("button", name="Save changes").click()
+    expect(form.locator("[data-form-error]")).to_contain_text("Store ids are whole numbers")
+    form.get_by_label("Store ids").fill("5, 12")
+    form.get_by_label("notification.created").check()
+    form.get_by_label("Notifications from priority").select_option("high")
+    _reloading(page, form.get_by_role("button", name="Save changes").click)
+
+    row = page.locator("[data-endpoint-id]")
+    expect(row.locator(".nt-row__title")).to_contain_text("Ops <i>v2</i>")  # text, not HTML
+    expect(row).to_contain_text("events: alert.opened, notification.created")
+    expect(row).to_contain_text("notifications from high")
+    expect(row).to_contain_text("stores: 5, 12")
+    with database.session_scope() as db:
+        saved = endpoint_service.get(db, endpoint_id)
+        assert saved is not None and saved.url == receiver.url("/new")
+
+    # Cancel changes nothing.
+    page.get_by_role("button", name="Edit").click()
+    form.get_by_label("Name").fill("not this")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    with database.session_scope() as db:
+        saved = endpoint_service.get(db, endpoint_id)
+        assert saved is not None and saved.name == "Ops <i>v2</i>"

@@ -17,8 +17,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from notifier import Database, admin_notification_service
+from notifier import Database, DispatchSettings, admin_notification_service, endpoint_service
+from notifier.dispatch import dispatch_due
 from notifier.migrate import upgrade
+from tests.receivers import Receiver
 from tests.web.conftest import API, Admin, make_admin, page_csrf
 from tests.web.test_cli import _free_port
 
@@ -139,6 +141,33 @@ def test_a_rolled_back_notification_counts_nothing(
     name = "notifier_notifications_created_total"
     labels = {"type": "critical_error", "priority": "critical"}
     assert value(after, name, **labels) - value(before, name, **labels) == 1
+
+
+def test_deliveries_by_outcome_and_what_waits_or_is_dead_after_real_sends(
+    app: Flask, client: FlaskClient, database: Database, receiver: Receiver
+) -> None:
+    with database.session_scope() as db:
+        endpoint_service.create(
+            db, name="ops", channel="webhook", url=receiver.url(), allow_private=True
+        )
+    before = scrape(client)
+    for status in (204, 400, 503):  # sent, refused for good, to be retried
+        receiver.then(status)
+        with database.session_scope() as db:
+            admin_notification_service.create_notification(
+                db, type="import_failure", title=f"answered {status}", message="bad row"
+            )
+    assert dispatch_due(database, DispatchSettings(allow_private=True)).total == 3
+    assert len(receiver.requests) == 3
+    after = scrape(client)
+    attempts = "notifier_delivery_attempts_total"
+    for outcome in ("succeeded", "failed", "retry"):
+        labels = {"channel": "webhook", "outcome": outcome}
+        assert value(after, attempts, **labels) - value(before, attempts, **labels) == 1
+    # Read from the database at scrape: what waits for a retry, and what is dead.
+    assert value(after, "notifier_deliveries", channel="webhook", status="pending") == 1
+    assert value(after, "notifier_deliveries", channel="webhook", status="failed") == 1
+    assert value(after, "notifier_deliveries", channel="email", status="pending") == 0
 
 
 def test_metrics_need_the_token(app: Flask, client: FlaskClient) -> None:

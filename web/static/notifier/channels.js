@@ -1,5 +1,6 @@
 // The Channels page: add an endpoint (its signing secret shown once, with a copy button),
-// send a test event, rotate the secret, enable or disable, delete with confirmation.
+// edit its name, URL and filter, send a test event, rotate the secret, enable or disable,
+// delete with confirmation.
 // Every action is a call to the JSON API; text goes in with textContent only.
 import { api, el, refreshTimes } from "./api.js";
 
@@ -11,7 +12,77 @@ if (page) {
   const secretDialog = document.getElementById("nt-secret");
   const confirmDialog = document.getElementById("nt-confirm");
   const form = page.querySelector("form[data-create-endpoint]");
-  const formError = form.querySelector("[data-form-error]");
+  const editDialog = document.getElementById("nt-edit");
+  const editForm = editDialog.querySelector("form[data-edit-endpoint]");
+  let editing = null; // the id of the endpoint the edit dialog is open for
+
+  // The filter fields both forms share, as the API takes them; a message when one is wrong.
+  const filterOf = (data) => {
+    const stores = data.get("store_ids").split(",").map((s) => s.trim()).filter(Boolean);
+    if (stores.some((s) => !/^\d+$/.test(s))) {
+      return { problem: "Store ids are whole numbers separated by commas, e.g. 5, 12." };
+    }
+    return {
+      body: {
+        event_types: data.getAll("event_types"),
+        min_priority: data.get("min_priority") || null,
+        min_severity: data.get("min_severity") || null,
+        store_ids: stores.map(Number),
+      },
+    };
+  };
+
+  const showError = (target, message) => {
+    const error = target.querySelector("[data-form-error]");
+    error.textContent = message;
+    error.hidden = !message;
+  };
+
+  const openEditor = (row) => {
+    const saved = JSON.parse(row.dataset.edit);
+    editing = row.dataset.endpointId;
+    editForm.reset();
+    editDialog.querySelector("[data-dialog-title]").textContent = saved.name;
+    editForm.elements.name.value = saved.name;
+    // An email channel has no URL of its own to change.
+    editForm.querySelector("[data-url-field]").hidden = row.dataset.endpointChannel === "email";
+    for (const box of editForm.querySelectorAll("input[name=event_types]")) {
+      box.checked = saved.event_types.includes(box.value);
+    }
+    editForm.elements.min_priority.value = saved.min_priority;
+    editForm.elements.min_severity.value = saved.min_severity;
+    editForm.elements.store_ids.value = saved.store_ids.join(", ");
+    showError(editForm, "");
+    editDialog.showModal();
+  };
+
+  editDialog.querySelector("[data-cancel]").addEventListener("click", () => editDialog.close());
+
+  editForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(editForm);
+    const filter = filterOf(data);
+    if (filter.problem) {
+      showError(editForm, filter.problem);
+      return;
+    }
+    const body = { name: data.get("name").trim(), ...filter.body };
+    const url = (data.get("url") || "").trim();
+    if (url) body.url = url; // empty: the saved URL stays
+    const submit = editForm.querySelector("[data-submit]");
+    submit.disabled = true;
+    submit.textContent = "Saving…";
+    try {
+      await api(`${base}/${editing}`, { method: "PATCH", body });
+      editDialog.close();
+      window.location.reload();
+    } catch (err) {
+      showError(editForm, `That did not work: ${err.explain ? err.explain() : err.message}`);
+    } finally {
+      submit.disabled = false;
+      submit.textContent = "Save changes";
+    }
+  });
 
   const say = (message, kind = "info", link = null) => {
     status.replaceChildren(document.createTextNode(message));
@@ -81,7 +152,9 @@ if (page) {
     const { endpointId: id, endpointName: name } = row.dataset;
     const url = `${base}/${id}`;
     const action = control.dataset.action;
-    if (action === "test") {
+    if (action === "edit") {
+      openEditor(row);
+    } else if (action === "test") {
       busy(control, "Sending…", async () => {
         const queued = await api(`${url}/test`, { method: "POST" });
         if (!queued) return;
@@ -126,23 +199,18 @@ if (page) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const data = new FormData(form);
+    const filter = filterOf(data);
+    if (filter.problem) {
+      showError(form, filter.problem);
+      return;
+    }
     const body = {
       name: data.get("name").trim(),
       channel: data.get("channel"),
       url: data.get("url").trim(),
-      event_types: data.getAll("event_types"),
+      ...filter.body,
     };
-    for (const field of ["min_priority", "min_severity"]) {
-      if (data.get(field)) body[field] = data.get(field);
-    }
-    const stores = data.get("store_ids").split(",").map((s) => s.trim()).filter(Boolean);
-    if (stores.some((s) => !/^\d+$/.test(s))) {
-      formError.textContent = "Store ids are whole numbers separated by commas, e.g. 5, 12.";
-      formError.hidden = false;
-      return;
-    }
-    body.store_ids = stores.map(Number);
-    formError.hidden = true;
+    showError(form, "");
     const submit = form.querySelector("[data-submit]");
     submit.disabled = true;
     submit.textContent = "Adding…";
@@ -152,8 +220,7 @@ if (page) {
       if (created.secret) showSecret(created.name, created.secret);
       else window.location.reload();
     } catch (err) {
-      formError.textContent = `That did not work: ${err.explain ? err.explain() : err.message}`;
-      formError.hidden = false;
+      showError(form, `That did not work: ${err.explain ? err.explain() : err.message}`);
     } finally {
       submit.disabled = false;
       submit.textContent = "Add channel";
