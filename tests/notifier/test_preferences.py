@@ -60,27 +60,27 @@ DB_FROM_ERROR = Preferences(
 QUIET_ALL_DAY = Preferences(quiet=QuietHours("UTC", (Window(EVERY_DAY, time(0), time(23, 59)),)))
 QUIET_UNTIL = datetime(2026, 6, 10, 23, 59, tzinfo=UTC)
 
-I, S, D, H = Action.IMMEDIATE, Action.SKIP, Action.DIGEST, Action.HELD
+NOW, S, D, H = Action.IMMEDIATE, Action.SKIP, Action.DIGEST, Action.HELD
 
 CASES = [
     # (name, event, preferences, in-app action, email action)
-    ("defaults: everything, both channels", IMPORT_LOW, Preferences(), I, I),
+    ("defaults: everything, both channels", IMPORT_LOW, Preferences(), NOW, NOW),
     ("type off on both", IMPORT_LOW, IMPORT_OFF, S, S),
-    ("type off does not touch other types", STORE_CRITICAL, IMPORT_OFF, I, I),
-    ("digest from high: low is off", IMPORT_LOW, IMPORT_DIGEST_FROM_HIGH, I, S),
-    ("digest from high: high goes to the digest", IMPORT_HIGH, IMPORT_DIGEST_FROM_HIGH, I, D),
+    ("type off does not touch other types", STORE_CRITICAL, IMPORT_OFF, NOW, NOW),
+    ("digest from high: low is off", IMPORT_LOW, IMPORT_DIGEST_FROM_HIGH, NOW, S),
+    ("digest from high: high goes to the digest", IMPORT_HIGH, IMPORT_DIGEST_FROM_HIGH, NOW, D),
     ("channels switched off", IMPORT_HIGH, ALL_OFF, S, S),
     ("switch off, critical store issue is not required", STORE_CRITICAL, ALL_OFF, S, S),
-    ("locked: critical security alert through switches", SECURITY_CRITICAL, ALL_OFF, I, I),
-    ("locked: critical security alert through type off", SECURITY_CRITICAL, SECURITY_OFF, I, I),
-    ("locked: critical error through switches", ERROR_CRITICAL, ALL_OFF, I, I),
+    ("locked: critical security alert through switches", SECURITY_CRITICAL, ALL_OFF, NOW, NOW),
+    ("locked: critical security alert through type off", SECURITY_CRITICAL, SECURITY_OFF, NOW, NOW),
+    ("locked: critical error through switches", ERROR_CRITICAL, ALL_OFF, NOW, NOW),
     ("not locked: high security alert obeys off", SECURITY_HIGH, SECURITY_OFF, S, S),
-    ("locked: critical alert through switches", DB_CRITICAL, ALL_OFF, I, I),
+    ("locked: critical alert through switches", DB_CRITICAL, ALL_OFF, NOW, NOW),
     ("alert under the minimum severity", DB_WARNING, DB_FROM_ERROR, S, S),
-    ("alert at the minimum, bell off for the type", DB_CRITICAL, DB_FROM_ERROR, I, I),
-    ("quiet hours hold email, not the bell", IMPORT_LOW, QUIET_ALL_DAY, I, H),
-    ("quiet hours let required through", SECURITY_CRITICAL, QUIET_ALL_DAY, I, I),
-    ("quiet hours let critical alerts through", DB_CRITICAL, QUIET_ALL_DAY, I, I),
+    ("alert at the minimum, bell off for the type", DB_CRITICAL, DB_FROM_ERROR, NOW, NOW),
+    ("quiet hours hold email, not the bell", IMPORT_LOW, QUIET_ALL_DAY, NOW, H),
+    ("quiet hours let required through", SECURITY_CRITICAL, QUIET_ALL_DAY, NOW, NOW),
+    ("quiet hours let critical alerts through", DB_CRITICAL, QUIET_ALL_DAY, NOW, NOW),
 ]
 
 
@@ -109,7 +109,7 @@ def test_required_is_exactly_the_locked_set() -> None:
 
 def test_decide_for_all_gives_defaults_to_admins_without_preferences() -> None:
     routed = decide_for_all(IMPORT_LOW, {2: IMPORT_OFF}, [1, 2, 3], NOON, EMAIL)
-    assert {admin: r.action for admin, r in routed.items()} == {1: I, 2: S, 3: I}
+    assert {admin: r.action for admin, r in routed.items()} == {1: NOW, 2: S, 3: I}
 
 
 def _utc(*parts: int) -> datetime:
@@ -214,7 +214,7 @@ QUIET_CASES = [
 def test_quiet_hours_table(quiet: QuietHours, now: datetime, until: datetime | None) -> None:
     assert quiet.held_until(now) == until
     routing = decide(IMPORT_LOW, Preferences(quiet=quiet), now)[EMAIL]
-    assert (routing.action, routing.until) == ((H, until) if until else (I, None))
+    assert (routing.action, routing.until) == ((H, until) if until else (NOW, None))
 
 
 DIGEST_CASES = [
