@@ -109,7 +109,7 @@ def test_required_is_exactly_the_locked_set() -> None:
 
 def test_decide_for_all_gives_defaults_to_admins_without_preferences() -> None:
     routed = decide_for_all(IMPORT_LOW, {2: IMPORT_OFF}, [1, 2, 3], NOON, EMAIL)
-    assert {admin: r.action for admin, r in routed.items()} == {1: NOW, 2: S, 3: I}
+    assert {admin: r.action for admin, r in routed.items()} == {1: NOW, 2: S, 3: NOW}
 
 
 def _utc(*parts: int) -> datetime:
