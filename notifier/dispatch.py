@@ -558,15 +558,15 @@ def _dispatch_emails(
         quiet = [d for d in deliveries if d.hold == HOLD_QUIET]
         groups: list[list[Delivery]] = [quiet] if len(quiet) > 1 else []
         groups += [[d] for d in deliveries if len(quiet) < 2 or d.hold != HOLD_QUIET]
+        overflow: list[Delivery] = []
         if len(groups) <= room:
-            single, overflow = groups, []
+            single = groups
         elif has_digest:  # the whole room for single emails; the rest wait for the digest
             assert digest is not None and preferences is not None
             single = groups[:room]
             waiting = [d for group in groups[room:] for d in group]
             _to_digest(waiting, digest, preferences.quiet.zone)
             report.add("digest", len(waiting))
-            overflow = []
         else:  # the last place in the room is the summary of the rest
             single = groups[: room - 1]
             overflow = [d for group in groups[room - 1 :] for d in group]
