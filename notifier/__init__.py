@@ -20,6 +20,8 @@ from .config import flag as flag
 from .db import Database as Database
 from .deliveries import Backlog as Backlog
 from .deliveries import delivery_log as delivery_log
+from .digests import DigestReport as DigestReport
+from .digests import run_digests as run_digests
 from .dispatch import DispatcherThread as DispatcherThread
 from .dispatch import DispatchSettings as DispatchSettings
 from .dispatch import dispatch_due as dispatch_due
@@ -146,6 +148,7 @@ __all__ = [
     "DeliveryEvent",
     "DeliveryRefusedError",
     "DeliveryStatus",
+    "DigestReport",
     "DispatchSettings",
     "DispatcherThread",
     "DuplicateAdminError",
@@ -203,6 +206,7 @@ __all__ = [
     "replay",
     "replay_failed_since",
     "revoke_token",
+    "run_digests",
     "schema_problem",
     "session_admin",
     "sign",

@@ -34,7 +34,7 @@ from .config import flag
 from .db import Database
 from .enums import DeliveryChannel, DeliveryEvent, DeliveryStatus, NotificationType, Priority
 from .errors import ConfigurationError, DeliveryRefusedError
-from .mail import MailContent, SmtpSettings, alert_root_message_id, compose, send
+from .mail import MailContent, SmtpSettings, alert_root_message_id, compose, list_id, send
 from .models import AdminUser, Delivery, DeliveryAttempt, DeliveryEndpoint
 from .notifications import admin_notification_service
 from .outbox import HOLD_DIGEST, HOLD_QUIET, ensure_default_email_endpoint
@@ -393,7 +393,7 @@ def _send_mail(settings: DispatchSettings, mail: _Mail, to: str) -> _Outcome:
         mail.content,
         sender=settings.smtp.sender,
         recipients=[to],
-        list_id=f"notifier <notifier.{domain}>",
+        list_id=list_id(settings.smtp),
         thread_root=thread_root,
         is_root=is_root,
     )

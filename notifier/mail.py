@@ -22,7 +22,14 @@ from urllib.parse import unquote, urlsplit
 from .errors import ConfigurationError
 from .types import utcnow
 
-__all__ = ["MailContent", "SmtpSettings", "alert_root_message_id", "compose", "send"]
+__all__ = [
+    "MailContent",
+    "SmtpSettings",
+    "alert_root_message_id",
+    "compose",
+    "list_id",
+    "send",
+]
 
 SMTP_TIMEOUT = 15.0
 _SCHEMES = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "tls"}
@@ -84,6 +91,12 @@ class MailContent:
     paragraphs: Sequence[str]
     facts: Sequence[tuple[str, str]] = ()
     url: str | None = None
+
+
+def list_id(settings: SmtpSettings) -> str:
+    """The List-Id of every email the notifier sends from ``settings.sender``'s domain."""
+    domain = settings.sender.rsplit("@", 1)[1]
+    return f"notifier <notifier.{domain}>"
 
 
 def alert_root_message_id(alert_id: int, domain: str) -> str:
