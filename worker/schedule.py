@@ -16,7 +16,8 @@ import os
 
 __all__ = ["DIGEST_TICK", "beat_schedule"]
 
-#: Seconds between digest runs: a digest goes out within this of its period's start.
+#: Seconds between digest runs (``NOTIFIER_DIGEST_EVERY``): a digest goes out within this
+#: of its period's start.
 DIGEST_TICK = 60.0
 
 
@@ -28,5 +29,19 @@ def beat_schedule(retention: str | None = None) -> dict[str, dict[str, object]]:
             "schedule": 24 * 60 * 60,
             "kwargs": {"older_than": retention or os.environ.get("NOTIFIER_RETENTION") or "90d"},
         },
-        "notifier-digests": {"task": "notifier.digests", "schedule": DIGEST_TICK},
+        "notifier-digests": {"task": "notifier.digests", "schedule": _digest_tick()},
     }
+
+
+def _digest_tick() -> float:
+    raw = (os.environ.get("NOTIFIER_DIGEST_EVERY") or "").strip()
+    try:
+        tick = float(raw) if raw else DIGEST_TICK
+    except ValueError:
+        tick = -1.0
+    if not 1 <= tick <= 3600:
+        raise ValueError(
+            f"NOTIFIER_DIGEST_EVERY={raw!r} must be a number of seconds from 1 to 3600 "
+            "(how often beat looks for due digests)"
+        )
+    return tick
