@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -28,8 +28,9 @@ from sqlalchemy import Integer, String, bindparam, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
+from . import unsubscribe
 from .db import Database
-from .dispatch import DispatchSettings
+from .dispatch import DispatchSettings, unsubscribe_url
 from .enums import DeliveryChannel, DeliveryStatus
 from .mail import MailContent, compose, list_id, send
 from .models import AdminNotification, AdminPreferences, AdminUser, Delivery, Digest, PlatformAlert
@@ -282,10 +283,12 @@ def run_digests(
             if one.since not in windows:
                 windows[one.since] = _window(db, one.since, now)
             waiting_ids = [(d.id, d.payload) for d in _waiting(db, one.user_id)]
+            token = unsubscribe.sign(db, one.user_id, unsubscribe.DIGEST)
         built = _content(one, windows[one.since], top, [p for _, p in waiting_ids], settings)
         status, error, items = "empty", None, 0
         if built is not None:
             content, items = built
+            content = replace(content, unsubscribe_url=unsubscribe_url(settings, token))
             status, error = _send(settings, content, one.email)
         with database.session_scope(immediate=True) as db:
             digest = db.get(Digest, digest_id)

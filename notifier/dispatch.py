@@ -19,7 +19,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from . import egress
+from . import egress, unsubscribe
 from .chat import ChatMessage, slack_payload, teams_payload
 from .config import flag
 from .db import Database
@@ -39,7 +39,7 @@ from .models import AdminUser, Delivery, DeliveryAttempt, DeliveryEndpoint
 from .notifications import admin_notification_service
 from .outbox import HOLD_DIGEST, HOLD_QUIET, ensure_default_email_endpoint
 from .preference_store import load_preferences
-from .preferences import DigestFrequency, DigestSchedule
+from .preferences import DigestFrequency, DigestSchedule, Event, is_required
 from .types import utcnow
 from .webhooks import envelope, signed_headers
 
@@ -54,6 +54,7 @@ __all__ = [
     "replay_failed_since",
     "retry_delay",
     "run_dispatcher",
+    "unsubscribe_url",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class DispatchSettings:
     smtp: SmtpSettings | None = None
     base_url: str | None = None  # e.g. "https://admin.shop.example", for links
     pages_path: str = "/admin/notifications"
+    unsubscribe_path: str = "/admin/unsubscribe"
     emails_per_hour: int = 20
     slack_interval: float = 1.0
     batch_size: int = 20
@@ -381,6 +383,40 @@ def _mail(delivery: Delivery, settings: DispatchSettings) -> _Mail:
     )
 
 
+def _event_of(delivery: Delivery) -> Event | None:
+    payload = delivery.payload
+    if delivery.event_type is DeliveryEvent.ENDPOINT_TEST:
+        return None
+    if delivery.alert_id is not None:
+        return Event("alert", str(payload.get("alert_type")), str(payload.get("severity")))
+    return Event("notification", str(payload.get("type")), str(payload.get("priority")))
+
+
+def _with_unsubscribe(
+    db: Session, settings: DispatchSettings, mail: _Mail, user_id: int, about: list[Delivery]
+) -> _Mail:
+    """``mail`` with its one-click unsubscribe link, unless it is one required email.
+
+    One category unsubscribes from that category; a summary of several, from email.
+    """
+    if settings.base_url is None:
+        return mail
+    events = [_event_of(d) for d in about]
+    if len(events) == 1 and events[0] is not None and is_required(events[0]):
+        return mail
+    kinds = {e.category for e in events if e is not None}
+    what = kinds.pop() if len(kinds) == 1 and None not in events else unsubscribe.EMAIL
+    url = unsubscribe_url(settings, unsubscribe.sign(db, user_id, what))
+    return replace(mail, content=replace(mail.content, unsubscribe_url=url))
+
+
+def unsubscribe_url(settings: DispatchSettings, token: str) -> str | None:
+    """Where a one-click unsubscribe link points (None without ``base_url``)."""
+    if settings.base_url is None:
+        return None
+    return f"{settings.base_url.rstrip('/')}{settings.unsubscribe_path}/{token}"
+
+
 def _send_mail(settings: DispatchSettings, mail: _Mail, to: str) -> _Outcome:
     if settings.smtp is None:
         return _Outcome("failed", error_class="NotConfigured", error="NOTIFIER_SMTP_URL is not set")
@@ -587,6 +623,20 @@ def _dispatch_emails(
                     [d.id for d in overflow[1:]],
                 )
             )
+        by_id = {d.id: d for d in deliveries}
+        work = [
+            (
+                _with_unsubscribe(
+                    db,
+                    settings,
+                    mail,
+                    user_id,
+                    [by_id[mail.delivery_id]] + [by_id[i] for i in folded],
+                ),
+                folded,
+            )
+            for mail, folded in work
+        ]
     for mail, folded_ids in work:
         outcome = _send_mail(settings, mail, address)
         with database.session_scope(immediate=True) as db:

@@ -91,6 +91,8 @@ class MailContent:
     paragraphs: Sequence[str]
     facts: Sequence[tuple[str, str]] = ()
     url: str | None = None
+    #: The one-click unsubscribe link (RFC 8058); None for required emails.
+    unsubscribe_url: str | None = None
 
 
 def list_id(settings: SmtpSettings) -> str:
@@ -110,6 +112,8 @@ def _text(content: MailContent) -> str:
         blocks.append("\n".join(f"{label}: {value}" for label, value in content.facts))
     if content.url:
         blocks.append(f"Open: {content.url}")
+    if content.unsubscribe_url:
+        blocks.append(f"Unsubscribe: {content.unsubscribe_url}")
     return "\n\n".join(blocks) + "\n"
 
 
@@ -123,6 +127,9 @@ def _html(content: MailContent) -> str:
         parts.append(f"<table>{rows}</table>")
     if content.url:
         parts.append(f'<p><a href="{html.escape(content.url, quote=True)}">Open</a></p>')
+    if content.unsubscribe_url:
+        link = html.escape(content.unsubscribe_url, quote=True)
+        parts.append(f'<p><small><a href="{link}">Unsubscribe</a></small></p>')
     return "<!doctype html><html><body>" + "".join(parts) + "</body></html>"
 
 
@@ -147,6 +154,10 @@ def compose(
     message["Date"] = format_datetime(utcnow())
     message["List-Id"] = list_id
     message["Auto-Submitted"] = "auto-generated"
+    if content.unsubscribe_url:
+        # RFC 8058: a mail client may POST "List-Unsubscribe=One-Click" to the URL.
+        message["List-Unsubscribe"] = f"<{content.unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     domain = Address(addr_spec=sender).domain
     if thread_root and is_root:
         message["Message-ID"] = thread_root

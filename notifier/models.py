@@ -415,3 +415,19 @@ class Digest(Base):
 
     def __repr__(self) -> str:
         return f"<Digest {self.id} user={self.user_id} {self.period_key}>"
+
+
+class NotifierKey(Base):
+    """A secret the notifier made for itself, by name (the unsubscribe links' signing key).
+
+    Kept in the database so every process that shares it agrees on the key.
+    """
+
+    __tablename__ = "notifier_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:  # never show the value
+        return f"<NotifierKey {self.name!r}>"

@@ -220,9 +220,6 @@ def _windows(check: Checker, value: Any) -> list[dict[str, Any]]:
             if problem:
                 check.fail(f"{at}.{end}", problem)
                 bad = True
-        if not bad and window["start"] == window["end"]:
-            check.fail(f"{at}.end", "must differ from start (a window of no time)")
-            bad = True
         if not bad:
             windows.append(
                 {"days": sorted(set(days)), "start": window["start"], "end": window["end"]}

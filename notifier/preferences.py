@@ -148,7 +148,8 @@ DEFAULT_RULE = Rule()
 class Window:
     """A weekly quiet window: on each of ``days`` (0 = Monday) from ``start`` to ``end``.
 
-    An ``end`` at or before ``start`` ends on the next day (22:00-07:00 wraps past midnight).
+    An ``end`` at or before ``start`` ends on the next day (22:00-07:00 wraps past midnight;
+    07:00-07:00 is a whole day).
     """
 
     days: frozenset[int]

@@ -100,7 +100,7 @@ BAD = [
     ({"time_zone": "Mars/Olympus"}, "time_zone"),
     ({"quiet_hours": [{"days": [7], "start": "22:00", "end": "07:00"}]}, "quiet_hours.0.days"),
     ({"quiet_hours": [{"days": [1], "start": "24:00", "end": "07:00"}]}, "quiet_hours.0.start"),
-    ({"quiet_hours": [{"days": [1], "start": "07:00", "end": "07:00"}]}, "quiet_hours.0.end"),
+    ({"quiet_hours": [{"days": [1], "start": "07:00", "end": "7:30"}]}, "quiet_hours.0.end"),
     ({"quiet_hours": [BERLIN_WEEKNIGHTS] * 15}, "quiet_hours"),
     ({"digest": {"frequency": "weekly"}}, "digest.frequency"),
     ({"digest": {"frequency": "daily", "hour": 24}}, "digest.hour"),

@@ -80,7 +80,7 @@ def test_api_honours_its_document(
     auth = {"Authorization": f"Bearer {token}"}
     schema = schemathesis.openapi.from_wsgi(f"{API}/openapi.json", app, headers=auth)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 27
+    assert len(operations) == 29
 
     for operation in operations:
         if operation.path.endswith("/stream"):

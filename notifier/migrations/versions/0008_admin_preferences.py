@@ -1,4 +1,4 @@
-"""admin preferences, digests, held emails
+"""admin preferences, digests, held emails, the unsubscribe links' key
 
 Revision ID: 0008
 Revises: 0007
@@ -54,9 +54,17 @@ def upgrade() -> None:
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.add_column(sa.Column('hold', sa.String(length=16), nullable=True))
 
+    op.create_table('notifier_keys',
+    sa.Column('name', sa.String(length=32), nullable=False),
+    sa.Column('value', sa.String(length=128), nullable=False),
+    sa.Column('created_at', notifier.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_notifier_keys'))
+    )
+
 
 
 def downgrade() -> None:
+    op.drop_table('notifier_keys')
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.drop_column('hold')
 
