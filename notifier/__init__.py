@@ -62,10 +62,12 @@ from .models import DeliveryEndpoint as DeliveryEndpoint
 from .models import PlatformAlert as PlatformAlert
 from .models import ProcessedFailure as ProcessedFailure
 from .notifications import AdminNotificationService as AdminNotificationService
+from .notifications import BellFilter as BellFilter
 from .notifications import DailyCount as DailyCount
 from .notifications import NotificationFields as NotificationFields
 from .notifications import admin_notification_service as admin_notification_service
 from .outbox import queued_in as queued_in
+from .preference_store import admin_bell_filter as admin_bell_filter
 from .preference_store import category_table as category_table
 from .preference_store import preferences_document as preferences_document
 from .preference_store import save_preferences as save_preferences
@@ -152,6 +154,7 @@ __all__ = [
     "AlreadyResolvedError",
     "ApiToken",
     "Backlog",
+    "BellFilter",
     "ConfigurationError",
     "DailyCount",
     "Database",
@@ -182,6 +185,7 @@ __all__ = [
     "Severity",
     "TokenNotFoundError",
     "ValidationError",
+    "admin_bell_filter",
     "admin_for_host_user",
     "admin_notification_service",
     "alert_change",

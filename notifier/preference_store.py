@@ -34,12 +34,14 @@ from .preferences import (
     QuietHours,
     Rule,
     Window,
+    bell_filter,
     categories,
 )
 from .types import utcnow
 from .validation import QUIET_WINDOWS_MAX, Checker, clock_problem, time_zone_problem
 
 __all__ = [
+    "admin_bell_filter",
     "category_table",
     "document_of",
     "load_preferences",
@@ -79,6 +81,12 @@ def preferences_of(row: AdminPreferences | None) -> Preferences:
         ),
         digest=DigestSchedule(DigestFrequency(row.digest_frequency), row.digest_hour),
     )
+
+
+def admin_bell_filter(db: Session, user_id: int) -> dict[str, frozenset[str]] | None:
+    """What lights this admin's bell (``bell_filter`` of their preferences); None: all."""
+    row = db.get(AdminPreferences, user_id)
+    return None if row is None else bell_filter(preferences_of(row))
 
 
 def load_preferences(db: Session, user_ids: Iterable[int] | None = None) -> dict[int, Preferences]:

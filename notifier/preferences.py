@@ -43,6 +43,7 @@ __all__ = [
     "Routing",
     "Rule",
     "Window",
+    "bell_filter",
     "categories",
     "category_of",
     "decide",
@@ -271,6 +272,29 @@ class Preferences:
 
 
 DEFAULT_PREFERENCES = Preferences()
+
+
+def bell_filter(preferences: Preferences) -> dict[str, frozenset[str]] | None:
+    """Which notifications light this admin's bell: type -> priorities, None for all.
+
+    Read from ``decide`` itself (in-app, not skipped), so the bell and the decision cannot
+    disagree; required notifications are always in.
+    """
+    allowed: dict[str, frozenset[str]] = {}
+    everything = True
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)  # in-app is never held, so the moment is moot
+    for type_ in NotificationType:
+        levels = frozenset(
+            str(priority)
+            for priority in Priority
+            if decide(Event("notification", str(type_), str(priority)), preferences, epoch)[
+                Channel.IN_APP
+            ].action
+            is not Action.SKIP
+        )
+        everything = everything and len(levels) == len(Priority)
+        allowed[str(type_)] = levels
+    return None if everything else allowed
 
 
 @dataclass(frozen=True, slots=True)
