@@ -17,14 +17,14 @@ report: no email. Counts for admins who share a window are read once.
 from __future__ import annotations
 
 import logging
-import smtplib
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, func, select, text
+from sqlalchemy import Integer, String, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
@@ -32,7 +32,7 @@ from . import unsubscribe
 from .db import Database
 from .dispatch import DispatchSettings, unsubscribe_url
 from .enums import DeliveryChannel, DeliveryStatus
-from .mail import MailContent, compose, list_id, send
+from .mail import MailContent, compose, list_id, send_many
 from .models import AdminNotification, AdminPreferences, AdminUser, Delivery, Digest, PlatformAlert
 from .outbox import HOLD_DIGEST
 from .preference_store import preferences_of
@@ -232,34 +232,46 @@ def _content(
     return MailContent(subject, paragraphs, facts, page), notification_total + alert_total
 
 
-def _claim(database: Database, due: _Due, now: datetime) -> int | None:
+def _claim(database: Database, due: list[_Due], now: datetime) -> dict[int, int]:
+    """Claim each admin's period; returns user id -> digest id for the claims this run won."""
+    won: dict[int, int] = {}
     with database.session_scope(immediate=True) as db:
-        claimed = db.execute(
-            _claim_statement(),
-            {
-                "user_id": due.user_id,
-                "period_key": due.key,
-                "covered_from": due.since,
-                "covered_until": now,
-                "created_at": now,
-            },
-        ).scalar()
-    return None if claimed is None else int(claimed)
+        for one in due:
+            claimed = db.execute(
+                _claim_statement(),
+                {
+                    "user_id": one.user_id,
+                    "period_key": one.key,
+                    "covered_from": one.since,
+                    "covered_until": now,
+                    "created_at": now,
+                },
+            ).scalar()
+            if claimed is not None:
+                won[one.user_id] = int(claimed)
+    return won
 
 
-def _waiting(db: Session, user_id: int) -> list[Delivery]:
-    return list(
-        db.scalars(
-            select(Delivery)
-            .where(
-                Delivery.recipient_user_id == user_id,
-                Delivery.channel == DeliveryChannel.EMAIL,
-                Delivery.status == DeliveryStatus.PENDING,
-                Delivery.hold == HOLD_DIGEST,
-            )
-            .order_by(Delivery.id)
+def _waiting(db: Session, user_ids: list[int]) -> dict[int, list[Delivery]]:
+    found: dict[int, list[Delivery]] = defaultdict(list)
+    rows = db.scalars(
+        select(Delivery)
+        .where(
+            Delivery.recipient_user_id.in_(user_ids),
+            Delivery.channel == DeliveryChannel.EMAIL,
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.hold == HOLD_DIGEST,
         )
+        .order_by(Delivery.id)
     )
+    for delivery in rows:
+        assert delivery.recipient_user_id is not None
+        found[delivery.recipient_user_id].append(delivery)
+    return found
+
+
+#: Admins handled per transaction and SMTP connection: memory stays flat with the team's size.
+CHUNK = 200
 
 
 def run_digests(
@@ -274,47 +286,77 @@ def run_digests(
         due = _due(db, now)
         top = _top_open_alerts(db) if due else []
     windows: dict[datetime, _Window] = {}
-    for one in due:
-        digest_id = _claim(database, one, now)
-        if digest_id is None:
-            report.add("taken")
-            continue
-        with database.session_scope() as db:
-            if one.since not in windows:
-                windows[one.since] = _window(db, one.since, now)
-            waiting_ids = [(d.id, d.payload) for d in _waiting(db, one.user_id)]
-            token = unsubscribe.sign(db, one.user_id, unsubscribe.DIGEST)
-        built = _content(one, windows[one.since], top, [p for _, p in waiting_ids], settings)
-        status, error, items = "empty", None, 0
-        if built is not None:
-            content, items = built
-            content = replace(content, unsubscribe_url=unsubscribe_url(settings, token))
-            status, error = _send(settings, content, one.email)
-        with database.session_scope(immediate=True) as db:
-            digest = db.get(Digest, digest_id)
-            assert digest is not None
-            digest.status, digest.error, digest.item_count = status, error, items
-            digest.sent_at = utcnow() if status == "sent" else None
-            if status == "sent":
-                for delivery_id, _ in waiting_ids:
-                    delivery = db.get(Delivery, delivery_id)
-                    if delivery is not None and delivery.status is DeliveryStatus.PENDING:
-                        delivery.status = DeliveryStatus.SUCCEEDED
-                        delivery.finished_at = digest.sent_at
-                        delivery.last_error = f"sent in digest {digest_id}"
-        report.add(status)
+    for start in range(0, len(due), CHUNK):
+        _run_chunk(database, settings, due[start : start + CHUNK], top, windows, now, report)
     return report
 
 
-def _send(settings: DispatchSettings, content: MailContent, to: str) -> tuple[str, str | None]:
-    if settings.smtp is None:
-        return "failed", "NOTIFIER_SMTP_URL is not set"
-    message = compose(
-        content, sender=settings.smtp.sender, recipients=[to], list_id=list_id(settings.smtp)
-    )
-    try:
-        send(settings.smtp, message)
-    except (smtplib.SMTPException, OSError) as exc:
-        log.warning("notifier: a digest to admin could not be sent: %s", type(exc).__name__)
-        return "failed", f"{type(exc).__name__}: {str(exc)[:300]}"
-    return "sent", None
+def _run_chunk(
+    database: Database,
+    settings: DispatchSettings,
+    chunk: list[_Due],
+    top: list[PlatformAlert],
+    windows: dict[datetime, _Window],
+    now: datetime,
+    report: DigestReport,
+) -> None:
+    assert settings.smtp is not None
+    won = _claim(database, chunk, now)  # committed before anything is sent
+    for _ in range(len(chunk) - len(won)):
+        report.add("taken")
+    if not won:
+        return
+    claimed = [one for one in chunk if one.user_id in won]
+    outgoing: list[tuple[_Due, EmailMessage, int, list[int]]] = []
+    empty: list[int] = []
+    with database.session_scope() as db:
+        waiting = _waiting(db, [one.user_id for one in claimed])
+        for one in claimed:
+            if one.since not in windows:
+                windows[one.since] = _window(db, one.since, now)
+            held = waiting.get(one.user_id, [])
+            built = _content(one, windows[one.since], top, [d.payload for d in held], settings)
+            if built is None:
+                empty.append(won[one.user_id])
+                continue
+            content, items = built
+            token = unsubscribe.sign(db, one.user_id, unsubscribe.DIGEST)
+            content = replace(content, unsubscribe_url=unsubscribe_url(settings, token))
+            message = compose(
+                content,
+                sender=settings.smtp.sender,
+                recipients=[one.email],
+                list_id=list_id(settings.smtp),
+            )
+            outgoing.append((one, message, items, [d.id for d in held]))
+    errors = send_many(settings.smtp, [message for _, message, _, _ in outgoing])
+    sent_at = utcnow()
+    with database.session_scope(immediate=True) as db:
+        for digest_id in empty:
+            db.execute(update(Digest).where(Digest.id == digest_id).values(status="empty"))
+            report.add("empty")
+        for (one, _, items, held_ids), error in zip(outgoing, errors, strict=True):
+            digest_id = won[one.user_id]
+            if error is not None:
+                log.warning("notifier: digest %d could not be sent: %s", digest_id, error)
+            db.execute(
+                update(Digest)
+                .where(Digest.id == digest_id)
+                .values(
+                    status="failed" if error else "sent",
+                    error=error,
+                    item_count=items,
+                    sent_at=None if error else sent_at,
+                )
+            )
+            if error is None and held_ids:
+                db.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(held_ids), Delivery.status == DeliveryStatus.PENDING)
+                    .values(
+                        status=DeliveryStatus.SUCCEEDED,
+                        finished_at=sent_at,
+                        last_error=f"sent in digest {digest_id}",
+                    )
+                )
+            report.add("failed" if error else "sent")

@@ -29,6 +29,7 @@ __all__ = [
     "compose",
     "list_id",
     "send",
+    "send_many",
 ]
 
 SMTP_TIMEOUT = 15.0
@@ -171,8 +172,7 @@ def compose(
     return message
 
 
-def send(settings: SmtpSettings, message: EmailMessage) -> None:
-    """Send one message; raises smtplib/OSError errors for the caller's retry policy."""
+def _connect(settings: SmtpSettings) -> smtplib.SMTP:
     context = ssl.create_default_context()
     client: smtplib.SMTP
     if settings.security == "tls":
@@ -181,9 +181,54 @@ def send(settings: SmtpSettings, message: EmailMessage) -> None:
         )
     else:
         client = smtplib.SMTP(settings.host, settings.port, timeout=SMTP_TIMEOUT)
-    with client:
+    try:
         if settings.security == "starttls":
             client.starttls(context=context)
         if settings.username:
             client.login(settings.username, settings.password or "")
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def send(settings: SmtpSettings, message: EmailMessage) -> None:
+    """Send one message; raises smtplib/OSError errors for the caller's retry policy."""
+    with _connect(settings) as client:
         client.send_message(message)
+
+
+def send_many(settings: SmtpSettings, messages: Sequence[EmailMessage]) -> list[str | None]:
+    """Send ``messages`` over one connection; per message, None when sent, else the error.
+
+    A message the server refuses does not stop the others; a dropped connection is opened
+    again once, after which the rest are reported failed.
+    """
+    results: list[str | None] = []
+    client: smtplib.SMTP | None = None
+    reconnected = False
+    try:
+        for message in messages:
+            while True:
+                try:
+                    if client is None:
+                        client = _connect(settings)
+                    client.send_message(message)
+                    results.append(None)
+                    break
+                except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                    client = None
+                    if reconnected:
+                        results.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+                        break
+                    reconnected = True
+                except smtplib.SMTPException as exc:
+                    results.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+                    break
+    finally:
+        if client is not None:
+            try:
+                client.quit()
+            except (smtplib.SMTPException, OSError):
+                client.close()
+    return results

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from .enums import DeliveryChannel, DeliveryEvent, Priority, Severity
 from .models import AdminNotification, AdminUser, Delivery, DeliveryEndpoint, PlatformAlert
-from .preference_store import cached_preferences
-from .preferences import Action, Channel, Event, decide_for_all
+from .preference_store import cached_audience
+from .preferences import Action, Channel, Event
 from .types import utcnow
 
 __all__ = [
@@ -184,7 +184,7 @@ def queue(
         )
         recipients = [(admin, occurred_at, None) for admin in admins]
         if facts is not None:
-            routed = decide_for_all(facts, cached_preferences(db), admins, utcnow(), Channel.EMAIL)
+            routed = cached_audience(db, admins).route(facts, utcnow(), Channel.EMAIL)
             recipients = []
             for admin in admins:
                 routing = routed[admin]

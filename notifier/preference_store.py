@@ -26,6 +26,7 @@ from .models import AdminPreferences, AdminUser
 from .preferences import (
     DEFAULT_RULE,
     REQUIRED_NOTIFICATION_TYPES,
+    Audience,
     Channel,
     DigestFrequency,
     DigestSchedule,
@@ -53,6 +54,7 @@ __all__ = [
 
 _LEVELS = {"notification": [str(p) for p in Priority], "alert": [str(s) for s in Severity]}
 _CACHE = "notifier_preferences"
+_AUDIENCE = "notifier_email_audience"
 
 
 def _clock(value: str) -> time:
@@ -306,6 +308,15 @@ def cached_preferences(db: Session) -> dict[int, Preferences]:
     return cached
 
 
+def cached_audience(db: Session, admin_ids: list[int]) -> Audience:
+    """The admins grouped for routing (``Audience``), kept for the session like the above."""
+    cached: Audience | None = db.info.get(_AUDIENCE)
+    if cached is None or cached.admin_ids != tuple(admin_ids):
+        cached = db.info[_AUDIENCE] = Audience(cached_preferences(db), admin_ids)
+    return cached
+
+
 def forget_preferences(db: Session) -> None:
-    """Drop the session's cached preferences (after a change)."""
+    """Drop the session's cached preferences (after a change), and what was built on them."""
     db.info.pop(_CACHE, None)
+    db.info.pop(_AUDIENCE, None)

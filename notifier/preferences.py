@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_RULE",
     "REQUIRED_NOTIFICATION_TYPES",
     "Action",
+    "Audience",
     "Channel",
     "DigestFrequency",
     "DigestSchedule",
@@ -306,25 +307,78 @@ class Routing:
     until: datetime | None = None
 
 
+def _route(
+    event: Event,
+    preferences: Preferences,
+    now: datetime,
+    channel: Channel,
+    quiet: dict[QuietHours, datetime | None] | None = None,
+) -> Routing:
+    mode = preferences.wants(channel, event)
+    if mode is Mode.OFF:
+        return Routing(channel, Action.SKIP)
+    if mode is Mode.DIGEST:
+        return Routing(channel, Action.DIGEST)
+    if channel is Channel.EMAIL and not is_required(event) and preferences.quiet.windows:
+        # Admins often share quiet hours (same zone, same windows): work each out once.
+        if quiet is None:
+            until = preferences.quiet.held_until(now)
+        elif preferences.quiet in quiet:
+            until = quiet[preferences.quiet]
+        else:
+            until = quiet[preferences.quiet] = preferences.quiet.held_until(now)
+        if until is not None:
+            return Routing(channel, Action.HELD, until)
+    return Routing(channel, Action.IMMEDIATE)
+
+
 def decide(event: Event, preferences: Preferences, now: datetime) -> dict[Channel, Routing]:
     """What happens to ``event`` for one admin on each channel, at ``now``."""
-    result: dict[Channel, Routing] = {}
-    for channel in Channel:
-        mode = preferences.wants(channel, event)
-        if mode is Mode.OFF:
-            result[channel] = Routing(channel, Action.SKIP)
-        elif mode is Mode.DIGEST:
-            result[channel] = Routing(channel, Action.DIGEST)
-        elif channel is Channel.EMAIL and not is_required(event):
-            until = preferences.quiet.held_until(now)
-            result[channel] = (
-                Routing(channel, Action.HELD, until)
-                if until is not None
-                else Routing(channel, Action.IMMEDIATE)
-            )
-        else:
-            result[channel] = Routing(channel, Action.IMMEDIATE)
-    return result
+    return {channel: _route(event, preferences, now, channel) for channel in Channel}
+
+
+class Audience:
+    """Admins grouped by what decides an event for them, per channel and category.
+
+    Routing one event then costs one decision per distinct (switch, rule, quiet hours) among
+    the admins, not one per admin: a thousand admins usually hold a handful of distinct
+    combinations for any one category. Groups are built on first use per channel and
+    category, and the audience is meant to be kept for a batch of events (a session).
+    """
+
+    def __init__(self, preferences: Mapping[int, Preferences], admin_ids: Iterable[int]) -> None:
+        self.admin_ids = tuple(admin_ids)
+        self._preferences = preferences
+        self._groups: dict[tuple[Channel, str], list[tuple[Preferences, list[int]]]] = {}
+
+    def groups(self, channel: Channel, category: str) -> list[tuple[Preferences, list[int]]]:
+        """One representative preferences per group, and the admins in the group."""
+        key = (channel, category)
+        found = self._groups.get(key)
+        if found is None:
+            by: dict[tuple[bool, Rule, QuietHours | None], tuple[Preferences, list[int]]] = {}
+            for admin_id in self.admin_ids:
+                mine = self._preferences.get(admin_id, DEFAULT_PREFERENCES)
+                quiet = mine.quiet if channel is Channel.EMAIL and mine.quiet.windows else None
+                facts = (mine.channel_on(channel), mine.rule(channel, category), quiet)
+                group = by.get(facts)
+                if group is None:
+                    representative = Preferences(
+                        rules={key: facts[1]},
+                        channels={channel: facts[0]},
+                        quiet=quiet or QuietHours(),
+                    )
+                    group = by[facts] = (representative, [])
+                group[1].append(admin_id)
+            found = self._groups[key] = list(by.values())
+        return found
+
+    def route(self, event: Event, now: datetime, channel: Channel) -> dict[int, Routing]:
+        """``decide`` on ``channel`` for every admin of the audience."""
+        result: dict[int, Routing] = {}
+        for representative, admin_ids in self.groups(channel, event.category):
+            result.update(dict.fromkeys(admin_ids, _route(event, representative, now, channel)))
+        return result
 
 
 def decide_for_all(
@@ -334,18 +388,5 @@ def decide_for_all(
     now: datetime,
     channel: Channel,
 ) -> dict[int, Routing]:
-    """``decide`` on one channel for each admin (those without preferences get defaults).
-
-    Admins without preferences share one answer (most admins never change theirs).
-    """
-    default: Routing | None = None
-    result: dict[int, Routing] = {}
-    for admin_id in admin_ids:
-        mine = preferences.get(admin_id)
-        if mine is None:
-            if default is None:
-                default = decide(event, DEFAULT_PREFERENCES, now)[channel]
-            result[admin_id] = default
-        else:
-            result[admin_id] = decide(event, mine, now)[channel]
-    return result
+    """``decide`` on one channel for each admin (those without preferences get defaults)."""
+    return Audience(preferences, admin_ids).route(event, now, channel)

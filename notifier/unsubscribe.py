@@ -36,6 +36,7 @@ __all__ = [
 DIGEST = "digest"
 EMAIL = "email"
 _KEY_NAME = "unsubscribe"
+_CACHED = "notifier_unsubscribe_key"  # the key, read once per session
 _SALT = "notifier.unsubscribe"
 _INSERT_KEY = text(
     "INSERT INTO notifier_keys (name, value, created_at) VALUES (:n, :v, :at)"
@@ -44,12 +45,16 @@ _INSERT_KEY = text(
 
 
 def _key(db: Session) -> str:
+    cached: str | None = db.info.get(_CACHED)
+    if cached is not None:  # a digest run signs a link per admin in one session
+        return cached
     key = db.scalar(select(NotifierKey.value).where(NotifierKey.name == _KEY_NAME))
     if key is None:
         # Two processes may make one at once: the first insert wins, both read it back.
         db.execute(_INSERT_KEY, {"n": _KEY_NAME, "v": secrets.token_urlsafe(32), "at": utcnow()})
         key = db.scalar(select(NotifierKey.value).where(NotifierKey.name == _KEY_NAME))
     assert key is not None
+    db.info[_CACHED] = key
     return key
 
 
