@@ -11,7 +11,7 @@
     preferences from PostgreSQL (once per session, before the first event).
 (2) digests: ``run_digests`` for ``admins`` admins with hourly digests, over 10,000 and
     then ``notifications`` notifications in the window (PostgreSQL, a loopback aiosmtpd
-    sink receiving every digest). Wall time, and peak Python memory (tracemalloc, a separate
+    sink in its own process receiving every digest). Wall time, and peak Python memory (tracemalloc, a separate
     run) and RSS growth, for both sizes side by side. Target: < 30 s, memory flat.
 
 Traffic goes only to 127.0.0.1.
@@ -24,6 +24,8 @@ import os
 import random
 import socket
 import statistics
+import subprocess
+import sys
 import time
 import tracemalloc
 import uuid
@@ -34,7 +36,6 @@ from datetime import timedelta
 from typing import Any
 
 import psutil
-from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
@@ -236,15 +237,6 @@ def _seed_alerts(database: Database, rng: random.Random) -> None:
         )
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.count += 1
-        return "250 OK"
-
-
 def _digest_run(database: Database, settings: DispatchSettings, traced: bool) -> dict[str, float]:
     with database.engine.begin() as conn:
         conn.execute(text("DELETE FROM digests"))
@@ -266,49 +258,61 @@ def _digest_run(database: Database, settings: DispatchSettings, traced: bool) ->
     }
 
 
-def bench_digests(admins: int, notifications: int, rng: random.Random) -> dict[str, Any]:
-    sink = _Sink()
-    with socket.socket() as probe:  # aiosmtpd needs a concrete port
+@contextmanager
+def smtp_sink() -> Iterator[int]:
+    """An aiosmtpd server that discards mail, in its own process (it must not share our GIL)."""
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
+        port = int(probe.getsockname()[1])
+    command = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}"]
+    sink = subprocess.Popen([*command, "-c", "aiosmtpd.handlers.Sink"])
     try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield port
+    finally:
+        sink.terminate()
+        sink.wait(10)
+
+
+def bench_digests(admins: int, notifications: int, rng: random.Random) -> dict[str, Any]:
+    with smtp_sink() as port, scratch_postgres() as url:
         settings = DispatchSettings(
-            smtp=SmtpSettings.from_url(
-                f"smtp://127.0.0.1:{controller.port}", sender="notifier@shop.example"
-            ),
+            smtp=SmtpSettings.from_url(f"smtp://127.0.0.1:{port}", sender="notifier@shop.example"),
             base_url="https://admin.shop.example",
         )
-        with scratch_postgres() as url:
-            upgrade(url)
-            database = Database(url)
-            _seed_admins(database, admins, rng)
-            _seed_alerts(database, rng)
-            load = []
-            for _ in range(20):
-                started = time.perf_counter()
-                with database.session_scope() as db:
-                    load_preferences(db)
-                load.append((time.perf_counter() - started) * 1000)
-            results: dict[str, Any] = {"load_ms": (statistics.median(load), _pct(load, 0.95))}
-            small = min(10_000, notifications)
-            _seed_notifications(database, small, rng)
-            results[small] = (
+        upgrade(url)
+        database = Database(url)
+        _seed_admins(database, admins, rng)
+        _seed_alerts(database, rng)
+        load = []
+        for _ in range(20):
+            started = time.perf_counter()
+            with database.session_scope() as db:
+                load_preferences(db)
+            load.append((time.perf_counter() - started) * 1000)
+        results: dict[Any, Any] = {"load_ms": (statistics.median(load), _pct(load, 0.95))}
+        small = min(10_000, notifications)
+        _seed_notifications(database, small, rng)
+        results[small] = (
+            _digest_run(database, settings, False),
+            _digest_run(database, settings, True),
+        )
+        if notifications > small:
+            _seed_notifications(database, notifications - small, rng)
+            results[notifications] = (
                 _digest_run(database, settings, False),
                 _digest_run(database, settings, True),
             )
-            if notifications > small:
-                _seed_notifications(database, notifications - small, rng)
-                results[notifications] = (
-                    _digest_run(database, settings, False),
-                    _digest_run(database, settings, True),
-                )
-            database.dispose()
-        results["emails"] = sink.count
+        database.dispose()
         return results
-    finally:
-        controller.stop()
 
 
 def main() -> None:
@@ -334,7 +338,6 @@ def main() -> None:
         f"    reading {args.admins} admins' preferences (PostgreSQL): "
         f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"
     )
-    emails = digests.pop("emails")
     print(f"(2) run_digests, {args.admins} admins with hourly digests (PostgreSQL, SMTP sink)")
     for size, (plain, traced) in digests.items():
         print(
@@ -351,10 +354,8 @@ def main() -> None:
             f" peak memory {memory_ratio:.2f}x"
         )
     slowest = max(plain["seconds"] for plain, _ in digests.values())
-    print(
-        f"    emails received by the sink: {emails}   "
-        f"target < 30 s: {'met' if slowest < 30 else 'MISSED'}"
-    )
+    print(f"    target < 30 s: {'met' if slowest < 30 else 'MISSED'}")
+    print(f"    load average while running: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

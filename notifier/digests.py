@@ -21,12 +21,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, func, select, text, update
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import TextClause
 
 from . import unsubscribe
 from .db import Database
@@ -37,7 +37,7 @@ from .models import AdminNotification, AdminPreferences, AdminUser, Delivery, Di
 from .outbox import HOLD_DIGEST
 from .preference_store import preferences_of
 from .preferences import Channel, DigestFrequency, Mode, Preferences, category_of, level_meets
-from .types import UTCDateTime, utcnow
+from .types import utcnow
 
 __all__ = ["TOP_ALERTS", "DigestReport", "run_digests"]
 
@@ -62,24 +62,6 @@ class DigestReport:
     def total(self) -> int:
         """How many admins this run did something for."""
         return sum(self.counts.values())
-
-
-@cache
-def _claim_statement() -> TextClause:
-    # ON CONFLICT ... DO NOTHING is the same words on PostgreSQL and SQLite; the unique
-    # index on (user_id, period_key) is the arbiter between ticks and between beats.
-    return text(
-        "INSERT INTO digests (user_id, period_key, covered_from, covered_until, status,"
-        " item_count, created_at) VALUES (:user_id, :period_key, :covered_from,"
-        " :covered_until, 'claimed', 0, :created_at)"
-        " ON CONFLICT (user_id, period_key) DO NOTHING RETURNING id"
-    ).bindparams(
-        bindparam("user_id", type_=Integer()),
-        bindparam("period_key", type_=String()),
-        bindparam("covered_from", type_=UTCDateTime()),
-        bindparam("covered_until", type_=UTCDateTime()),
-        bindparam("created_at", type_=UTCDateTime()),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,23 +215,32 @@ def _content(
 
 
 def _claim(database: Database, due: list[_Due], now: datetime) -> dict[int, int]:
-    """Claim each admin's period; returns user id -> digest id for the claims this run won."""
-    won: dict[int, int] = {}
+    """Claim each admin's period; returns user id -> digest id for the claims this run won.
+
+    One multi-row INSERT ... ON CONFLICT DO NOTHING for the chunk: the rows another run
+    inserted first are skipped, and RETURNING names the ones this run won.
+    """
+    rows = [
+        {
+            "user_id": one.user_id,
+            "period_key": one.key,
+            "covered_from": one.since,
+            "covered_until": now,
+            "status": "claimed",
+            "item_count": 0,
+            "created_at": now,
+        }
+        for one in due
+    ]
+    dialect = database.engine.dialect.name
+    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(Digest)
+    claim = (
+        statement.values(rows)
+        .on_conflict_do_nothing(index_elements=["user_id", "period_key"])
+        .returning(Digest.user_id, Digest.id)
+    )
     with database.session_scope(immediate=True) as db:
-        for one in due:
-            claimed = db.execute(
-                _claim_statement(),
-                {
-                    "user_id": one.user_id,
-                    "period_key": one.key,
-                    "covered_from": one.since,
-                    "covered_until": now,
-                    "created_at": now,
-                },
-            ).scalar()
-            if claimed is not None:
-                won[one.user_id] = int(claimed)
-    return won
+        return {int(user_id): int(digest_id) for user_id, digest_id in db.execute(claim)}
 
 
 def _waiting(db: Session, user_ids: list[int]) -> dict[int, list[Delivery]]:
@@ -331,32 +322,37 @@ def _run_chunk(
             outgoing.append((one, message, items, [d.id for d in held]))
     errors = send_many(settings.smtp, [message for _, message, _, _ in outgoing])
     sent_at = utcnow()
+    outcomes: list[dict[str, Any]] = [
+        {"id": digest_id, "status": "empty", "error": None, "item_count": 0, "sent_at": None}
+        for digest_id in empty
+    ]
+    closed: list[dict[str, Any]] = []
+    for (one, _, items, held_ids), error in zip(outgoing, errors, strict=True):
+        digest_id = won[one.user_id]
+        if error is not None:
+            log.warning("notifier: digest %d could not be sent: %s", digest_id, error)
+        outcomes.append(
+            {
+                "id": digest_id,
+                "status": "failed" if error else "sent",
+                "error": error,
+                "item_count": items,
+                "sent_at": None if error else sent_at,
+            }
+        )
+        if error is None:
+            closed += [
+                {
+                    "id": delivery_id,
+                    "status": DeliveryStatus.SUCCEEDED,
+                    "finished_at": sent_at,
+                    "last_error": f"sent in digest {digest_id}",
+                }
+                for delivery_id in held_ids
+            ]
     with database.session_scope(immediate=True) as db:
-        for digest_id in empty:
-            db.execute(update(Digest).where(Digest.id == digest_id).values(status="empty"))
-            report.add("empty")
-        for (one, _, items, held_ids), error in zip(outgoing, errors, strict=True):
-            digest_id = won[one.user_id]
-            if error is not None:
-                log.warning("notifier: digest %d could not be sent: %s", digest_id, error)
-            db.execute(
-                update(Digest)
-                .where(Digest.id == digest_id)
-                .values(
-                    status="failed" if error else "sent",
-                    error=error,
-                    item_count=items,
-                    sent_at=None if error else sent_at,
-                )
-            )
-            if error is None and held_ids:
-                db.execute(
-                    update(Delivery)
-                    .where(Delivery.id.in_(held_ids), Delivery.status == DeliveryStatus.PENDING)
-                    .values(
-                        status=DeliveryStatus.SUCCEEDED,
-                        finished_at=sent_at,
-                        last_error=f"sent in digest {digest_id}",
-                    )
-                )
-            report.add("failed" if error else "sent")
+        db.execute(update(Digest), outcomes)  # by primary key, one round trip per batch
+        if closed:
+            db.execute(update(Delivery), closed)
+    for outcome in outcomes:
+        report.add(str(outcome["status"]))
