@@ -11,8 +11,9 @@
     preferences from PostgreSQL (once per session, before the first event).
 (2) digests: ``run_digests`` for ``admins`` admins with hourly digests, over 10,000 and
     then ``notifications`` notifications in the window (PostgreSQL, a loopback aiosmtpd
-    sink in its own process receiving every digest). Wall time, and peak Python memory (tracemalloc, a separate
-    run) and RSS growth, for both sizes side by side. Target: < 30 s, memory flat.
+    sink in its own process receiving every digest). Wall time, and peak Python memory
+    (tracemalloc, a separate run) and RSS growth, for both sizes side by side. Target:
+    < 30 s, memory flat.
 
 Traffic goes only to 127.0.0.1.
 """

@@ -340,45 +340,57 @@ def decide(event: Event, preferences: Preferences, now: datetime) -> dict[Channe
 class Audience:
     """Admins grouped by what decides an event for them, per channel and category.
 
-    Routing one event then costs one decision per distinct (switch, rule, quiet hours) among
-    the admins, not one per admin: a thousand admins usually hold a handful of distinct
-    combinations for any one category. Groups are built on first use per channel and
-    category, and the audience is meant to be kept for a batch of events (a session).
+    Routing one event then costs one decision per distinct (switch, rule) among the admins,
+    and one quiet-hours answer per distinct quiet hours among those it would email at once,
+    not one per admin: a thousand admins hold a handful of distinct combinations for any
+    one category. Groups are built on first use per channel and category; the audience is
+    meant to be kept for a batch of events (a session).
     """
 
     def __init__(self, preferences: Mapping[int, Preferences], admin_ids: Iterable[int]) -> None:
         self.admin_ids = tuple(admin_ids)
         self._preferences = preferences
-        self._groups: dict[tuple[Channel, str], list[tuple[Preferences, list[int]]]] = {}
+        self._groups: dict[tuple[Channel, str], list[tuple[Preferences, _ByQuiet]]] = {}
 
-    def groups(self, channel: Channel, category: str) -> list[tuple[Preferences, list[int]]]:
-        """One representative preferences per group, and the admins in the group."""
+    def groups(self, channel: Channel, category: str) -> list[tuple[Preferences, _ByQuiet]]:
+        """Per (switch, rule): a representative, and its admins by their quiet hours."""
         key = (channel, category)
         found = self._groups.get(key)
         if found is None:
-            by: dict[tuple[bool, Rule, QuietHours | None], tuple[Preferences, list[int]]] = {}
+            by: dict[tuple[bool, Rule], tuple[Preferences, _ByQuiet]] = {}
             for admin_id in self.admin_ids:
                 mine = self._preferences.get(admin_id, DEFAULT_PREFERENCES)
-                quiet = mine.quiet if channel is Channel.EMAIL and mine.quiet.windows else None
-                facts = (mine.channel_on(channel), mine.rule(channel, category), quiet)
+                facts = (mine.channel_on(channel), mine.rule(channel, category))
                 group = by.get(facts)
                 if group is None:
                     representative = Preferences(
-                        rules={key: facts[1]},
-                        channels={channel: facts[0]},
-                        quiet=quiet or QuietHours(),
+                        rules={key: facts[1]}, channels={channel: facts[0]}
                     )
-                    group = by[facts] = (representative, [])
-                group[1].append(admin_id)
+                    group = by[facts] = (representative, {})
+                quiet = mine.quiet if channel is Channel.EMAIL and mine.quiet.windows else None
+                group[1].setdefault(quiet, []).append(admin_id)
             found = self._groups[key] = list(by.values())
         return found
 
     def route(self, event: Event, now: datetime, channel: Channel) -> dict[int, Routing]:
         """``decide`` on ``channel`` for every admin of the audience."""
         result: dict[int, Routing] = {}
-        for representative, admin_ids in self.groups(channel, event.category):
-            result.update(dict.fromkeys(admin_ids, _route(event, representative, now, channel)))
+        held: dict[QuietHours, datetime | None] = {}
+        for representative, by_quiet in self.groups(channel, event.category):
+            routing = _route(event, representative, now, channel)
+            for quiet, admin_ids in by_quiet.items():
+                mine = routing
+                if quiet is not None and routing.action is Action.IMMEDIATE:
+                    if quiet not in held:
+                        held[quiet] = None if is_required(event) else quiet.held_until(now)
+                    until = held[quiet]
+                    if until is not None:
+                        mine = Routing(channel, Action.HELD, until)
+                result.update(dict.fromkeys(admin_ids, mine))
         return result
+
+
+_ByQuiet = dict[QuietHours | None, list[int]]
 
 
 def decide_for_all(

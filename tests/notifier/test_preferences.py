@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, time
 
 import pytest
 
+from notifier.enums import AlertType, NotificationType, Priority, Severity
 from notifier.preferences import (
     Action,
+    Audience,
     Channel,
     DigestFrequency,
     DigestSchedule,
@@ -17,6 +20,7 @@ from notifier.preferences import (
     QuietHours,
     Rule,
     Window,
+    categories,
     decide,
     decide_for_all,
     is_required,
@@ -298,3 +302,37 @@ def test_digest_periods(
 ) -> None:
     period = schedule.period(now, zone)
     assert (period == (key, start)) if key else period is None
+
+
+def test_the_grouped_audience_routes_every_admin_as_decide_does() -> None:
+    rng = random.Random(7)
+    zones = ["UTC", "Europe/Berlin", "America/New_York"]
+    held: dict[int, Preferences] = {}
+    for admin in range(300):
+        rules = {}
+        for category in rng.sample(categories(), 5):
+            kind = category.split(":", 1)[0]
+            channel = rng.choice([IN_APP, EMAIL])
+            modes = [Mode.OFF, Mode.IMMEDIATE] + ([Mode.DIGEST] if channel is EMAIL else [])
+            levels = ["low", "normal", "high"] if kind == "notification" else ["warning", "error"]
+            rules[(channel, category)] = Rule(rng.choice(modes), rng.choice([None, *levels]))
+        windows = (Window(EVERY_DAY, time(rng.randrange(24)), time(rng.randrange(24))),)
+        held[admin] = Preferences(
+            rules=rules,
+            channels={EMAIL: rng.random() > 0.1},
+            quiet=QuietHours(rng.choice(zones), windows if rng.random() < 0.6 else ()),
+        )
+    admins = [*held, 1000, 1001]  # two without preferences
+    audience = Audience(held, admins)
+    for _ in range(40):
+        kind = rng.choice(["notification", "alert"])
+        types = list(NotificationType) if kind == "notification" else list(AlertType)
+        levels = list(Priority) if kind == "notification" else list(Severity)
+        event = Event(kind, str(rng.choice(types)), str(rng.choice(levels)))
+        now = datetime(2026, 3, 29, rng.randrange(24), rng.randrange(60), tzinfo=UTC)
+        for channel in (IN_APP, EMAIL):
+            routed = audience.route(event, now, channel)
+            assert routed == {
+                admin: decide(event, held.get(admin, Preferences()), now)[channel]
+                for admin in admins
+            }
