@@ -325,7 +325,7 @@ def main() -> None:
     rng = random.Random(11)
 
     decision = bench_decision(args.admins, args.events, rng)
-    print(f"(1) decide_for_all, {args.admins} admins, both channels, {args.events} events x 2")
+    print(f"(1) routing one event, {args.admins} admins, both channels, {args.events} events x 2")
     for variant, (p50, p95) in decision.items():
         print(f"    {variant:28s} p50 {p50:6.2f} ms   p95 {p95:6.2f} ms")
     kept_p95 = decision["preferences, kept audience"][1]
