@@ -215,6 +215,10 @@ class PlatformAlertService:
 
         by_severity = dict.fromkeys((s.value for s in Severity), 0)
         by_type = dict.fromkeys((t.value for t in AlertType), 0)
+        # Read from ix_platform_alerts_counts (is_resolved, severity, alert_type) alone: the
+        # open alerts' heap pages cost more than the rest at 100,000 alerts. (One grouped
+        # pass over every alert for the total as well was slower: it compares three strings
+        # per row where count(*) compares none.)
         rows = db.execute(
             select(PlatformAlert.severity, PlatformAlert.alert_type, func.count())
             .where(PlatformAlert.is_resolved.is_(False))
