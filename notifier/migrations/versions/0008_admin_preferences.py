@@ -1,7 +1,7 @@
 """admin preferences, digests, held emails, the unsubscribe links' key
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import notifier.types
 
 revision = '0008'
-down_revision = '0007'
+down_revision = '0010'  # after main's 0010 (which revises 0007); D's 0009 follows
 branch_labels = None
 depends_on = None
 
