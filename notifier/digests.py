@@ -240,6 +240,10 @@ def _claim(database: Database, due: list[_Due], now: datetime) -> dict[int, int]
         .returning(Digest.user_id, Digest.id)
     )
     with database.session_scope(immediate=True) as db:
+        # The links' key is made here, in the write transaction, if it is not there yet:
+        # the render step that signs the links then only reads (on SQLite a read
+        # transaction cannot take the write lock while another run holds it).
+        unsubscribe.signing_key(db)
         return {int(user_id): int(digest_id) for user_id, digest_id in db.execute(claim)}
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "EMAIL",
     "describe",
     "sign",
+    "signing_key",
     "unsubscribe",
     "verify",
 ]
@@ -42,6 +43,11 @@ _INSERT_KEY = text(
     "INSERT INTO notifier_keys (name, value, created_at) VALUES (:n, :v, :at)"
     " ON CONFLICT (name) DO NOTHING"
 ).bindparams(bindparam("at", type_=UTCDateTime()))
+
+
+def signing_key(db: Session) -> str:
+    """The links' key, made on first use (call it in a write transaction on SQLite)."""
+    return _key(db)
 
 
 def _key(db: Session) -> str:
