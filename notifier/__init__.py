@@ -22,6 +22,8 @@ from .config import validate_live_redis_url as validate_live_redis_url
 from .db import Database as Database
 from .deliveries import Backlog as Backlog
 from .deliveries import delivery_log as delivery_log
+from .digests import DigestReport as DigestReport
+from .digests import run_digests as run_digests
 from .dispatch import DispatcherThread as DispatcherThread
 from .dispatch import DispatchSettings as DispatchSettings
 from .dispatch import dispatch_due as dispatch_due
@@ -62,11 +64,16 @@ from .models import DeliveryEndpoint as DeliveryEndpoint
 from .models import PlatformAlert as PlatformAlert
 from .models import ProcessedFailure as ProcessedFailure
 from .notifications import AdminNotificationService as AdminNotificationService
+from .notifications import BellFilter as BellFilter
 from .notifications import DailyCount as DailyCount
 from .notifications import NotificationFields as NotificationFields
 from .notifications import admin_notification_service as admin_notification_service
 from .outbox import kick_after_commit as kick_after_commit
 from .outbox import queued_in as queued_in
+from .preference_store import admin_bell_filter as admin_bell_filter
+from .preference_store import category_table as category_table
+from .preference_store import preferences_document as preferences_document
+from .preference_store import save_preferences as save_preferences
 from .retention import parse_age as parse_age
 from .retention import prune as prune
 from .sessions import SESSION_LIFETIME as SESSION_LIFETIME
@@ -82,10 +89,14 @@ from .tokens import find_token as find_token
 from .tokens import revoke_token as revoke_token
 from .tokens import verify_token as verify_token
 from .types import utcnow as utcnow
+from .unsubscribe import describe as describe_unsubscribe
+from .unsubscribe import unsubscribe as unsubscribe
+from .unsubscribe import verify as verify_unsubscribe
 from .users import admin_for_host_user as admin_for_host_user
 from .users import authenticate as authenticate
 from .users import create_admin as create_admin
 from .validation import ACTION_URL_MAX as ACTION_URL_MAX
+from .validation import CLOCK_PATTERN as CLOCK_PATTERN
 from .validation import ENDPOINT_URL_PATTERN as ENDPOINT_URL_PATTERN
 from .validation import FINGERPRINT_MAX as FINGERPRINT_MAX
 from .validation import INT32_MAX as INT32_MAX
@@ -95,10 +106,12 @@ from .validation import METADATA_MAX_BYTES as METADATA_MAX_BYTES
 from .validation import METADATA_MAX_DEPTH as METADATA_MAX_DEPTH
 from .validation import NO_NUL_PATTERN as NO_NUL_PATTERN
 from .validation import PAGE_MAX as PAGE_MAX
+from .validation import QUIET_WINDOWS_MAX as QUIET_WINDOWS_MAX
 from .validation import SAFE_URL_PATTERN as SAFE_URL_PATTERN
 from .validation import SKIP_MAX as SKIP_MAX
 from .validation import SYSTEM_NAME_MAX as SYSTEM_NAME_MAX
 from .validation import TEXT_PATTERN as TEXT_PATTERN
+from .validation import TIME_ZONE_MAX as TIME_ZONE_MAX
 from .validation import TITLE_MAX as TITLE_MAX
 from .validation import TOO_DEEP as TOO_DEEP
 from .validation import endpoint_url_problem as endpoint_url_problem
@@ -107,12 +120,15 @@ from .validation import is_safe_url as is_safe_url
 from .validation import metadata_problem as metadata_problem
 from .validation import neutralise as neutralise
 from .validation import text_problem as text_problem
+from .validation import time_zone_problem as time_zone_problem
+from .validation import time_zones as time_zones
 from .validation import url_problem as url_problem
 from .webhooks import sign as sign
 
 __all__ = [
     "ACTION_URL_MAX",
     "CHANNEL",
+    "CLOCK_PATTERN",
     "ENDPOINT_URL_PATTERN",
     "FINGERPRINT_MAX",
     "INT32_MAX",
@@ -123,11 +139,13 @@ __all__ = [
     "NAME_MAX",
     "NO_NUL_PATTERN",
     "PAGE_MAX",
+    "QUIET_WINDOWS_MAX",
     "SAFE_URL_PATTERN",
     "SESSION_LIFETIME",
     "SKIP_MAX",
     "SYSTEM_NAME_MAX",
     "TEXT_PATTERN",
+    "TIME_ZONE_MAX",
     "TITLE_MAX",
     "TOO_DEEP",
     "AdminNotification",
@@ -139,6 +157,7 @@ __all__ = [
     "AlreadyResolvedError",
     "ApiToken",
     "Backlog",
+    "BellFilter",
     "ConfigurationError",
     "DailyCount",
     "Database",
@@ -149,6 +168,7 @@ __all__ = [
     "DeliveryEvent",
     "DeliveryRefusedError",
     "DeliveryStatus",
+    "DigestReport",
     "DispatchSettings",
     "DispatcherThread",
     "DuplicateAdminError",
@@ -168,17 +188,20 @@ __all__ = [
     "Severity",
     "TokenNotFoundError",
     "ValidationError",
+    "admin_bell_filter",
     "admin_for_host_user",
     "admin_notification_service",
     "alert_change",
     "alerts_by_id",
     "alerts_changed_after",
     "authenticate",
+    "category_table",
     "configured_timezone",
     "create_admin",
     "create_token",
     "current_position",
     "delivery_log",
+    "describe_unsubscribe",
     "dispatch_due",
     "display_url",
     "end_admin_sessions",
@@ -200,6 +223,7 @@ __all__ = [
     "notifications_by_id",
     "parse_age",
     "platform_alert_service",
+    "preferences_document",
     "prune",
     "prune_expired_sessions",
     "prune_processed",
@@ -208,14 +232,20 @@ __all__ = [
     "replay",
     "replay_failed_since",
     "revoke_token",
+    "run_digests",
+    "save_preferences",
     "schema_problem",
     "session_admin",
     "sign",
     "start_session",
     "text_problem",
+    "time_zone_problem",
+    "time_zones",
+    "unsubscribe",
     "upgrade",
     "url_problem",
     "utcnow",
     "validate_live_redis_url",
     "verify_token",
+    "verify_unsubscribe",
 ]

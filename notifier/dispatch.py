@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import cache
@@ -31,16 +31,18 @@ from urllib.parse import urlsplit
 from sqlalchemy import Insert, Table, Update, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from . import egress, metrics
+from . import egress, metrics, unsubscribe
 from .chat import ChatMessage, slack_payload, teams_payload
 from .config import flag
 from .db import Database
 from .enums import DeliveryChannel, DeliveryEvent, DeliveryStatus, NotificationType, Priority
 from .errors import ConfigurationError, DeliveryRefusedError
-from .mail import MailContent, SmtpSettings, alert_root_message_id, compose, send
+from .mail import MailContent, SmtpSettings, alert_root_message_id, compose, list_id, send
 from .models import AdminUser, Delivery, DeliveryAttempt, DeliveryEndpoint
 from .notifications import admin_notification_service
-from .outbox import ensure_default_email_endpoint, mark_queued
+from .outbox import HOLD_DIGEST, HOLD_QUIET, ensure_default_email_endpoint, mark_queued
+from .preference_store import load_preferences
+from .preferences import DigestFrequency, DigestSchedule, Event, is_required
 from .types import utcnow
 from .webhooks import envelope, signed_headers
 
@@ -55,6 +57,7 @@ __all__ = [
     "replay_failed_since",
     "retry_delay",
     "run_dispatcher",
+    "unsubscribe_url",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,6 +86,7 @@ class DispatchSettings:
     smtp: SmtpSettings | None = None
     base_url: str | None = None  # e.g. "https://admin.shop.example", for links
     pages_path: str = "/admin/notifications"
+    unsubscribe_path: str = "/admin/unsubscribe"
     emails_per_hour: int = 20
     slack_interval: float = 1.0
     batch_size: int = 20
@@ -344,22 +348,40 @@ def _mail_content(delivery: Delivery, settings: DispatchSettings) -> MailContent
     )
 
 
-def _summary_content(deliveries: Sequence[Delivery], settings: DispatchSettings) -> MailContent:
-    shown = 20
+def _listing(deliveries: Sequence[Delivery], shown: int = 20) -> str:
     lines = []
     for delivery in deliveries[:shown]:
         level, kind, title, _ = _headline(delivery)
         lines.append(f"[{level.upper()}] {kind}: {title}")
     if len(deliveries) > shown:
         lines.append(f"... and {len(deliveries) - shown} more")
+    return "\n".join(lines)
+
+
+def _pages_url(settings: DispatchSettings) -> str | None:
+    return settings.base_url.rstrip("/") + settings.pages_path if settings.base_url else None
+
+
+def _summary_content(deliveries: Sequence[Delivery], settings: DispatchSettings) -> MailContent:
     return MailContent(
         subject=f"{len(deliveries)} more notifications",
         paragraphs=[
             f"You reached this hour's email limit ({settings.emails_per_hour}); "
             f"these {len(deliveries)} arrived meanwhile:",
-            "\n".join(lines),
+            _listing(deliveries),
         ],
-        url=settings.base_url.rstrip("/") + settings.pages_path if settings.base_url else None,
+        url=_pages_url(settings),
+    )
+
+
+def _quiet_content(deliveries: Sequence[Delivery], settings: DispatchSettings) -> MailContent:
+    return MailContent(
+        subject=f"{len(deliveries)} notifications during your quiet hours",
+        paragraphs=[
+            f"These {len(deliveries)} arrived while your quiet hours were on:",
+            _listing(deliveries),
+        ],
+        url=_pages_url(settings),
     )
 
 
@@ -380,6 +402,40 @@ def _mail(delivery: Delivery, settings: DispatchSettings) -> _Mail:
     )
 
 
+def _event_of(delivery: Delivery) -> Event | None:
+    payload = delivery.payload
+    if delivery.event_type is DeliveryEvent.ENDPOINT_TEST:
+        return None
+    if delivery.alert_id is not None:
+        return Event("alert", str(payload.get("alert_type")), str(payload.get("severity")))
+    return Event("notification", str(payload.get("type")), str(payload.get("priority")))
+
+
+def _with_unsubscribe(
+    db: Session, settings: DispatchSettings, mail: _Mail, user_id: int, about: list[Delivery]
+) -> _Mail:
+    """``mail`` with its one-click unsubscribe link, unless it is one required email.
+
+    One category unsubscribes from that category; a summary of several, from email.
+    """
+    if settings.base_url is None:
+        return mail
+    events = [_event_of(d) for d in about]
+    if len(events) == 1 and events[0] is not None and is_required(events[0]):
+        return mail
+    kinds = {e.category for e in events if e is not None}
+    what = kinds.pop() if len(kinds) == 1 and None not in events else unsubscribe.EMAIL
+    url = unsubscribe_url(settings, unsubscribe.sign(db, user_id, what))
+    return replace(mail, content=replace(mail.content, unsubscribe_url=url))
+
+
+def unsubscribe_url(settings: DispatchSettings, token: str) -> str | None:
+    """Where a one-click unsubscribe link points (None without ``base_url``)."""
+    if settings.base_url is None:
+        return None
+    return f"{settings.base_url.rstrip('/')}{settings.unsubscribe_path}/{token}"
+
+
 def _send_mail(settings: DispatchSettings, mail: _Mail, to: str) -> _Outcome:
     if settings.smtp is None:
         return _Outcome("failed", error_class="NotConfigured", error="NOTIFIER_SMTP_URL is not set")
@@ -392,7 +448,7 @@ def _send_mail(settings: DispatchSettings, mail: _Mail, to: str) -> _Outcome:
         mail.content,
         sender=settings.smtp.sender,
         recipients=[to],
-        list_id=f"notifier <notifier.{domain}>",
+        list_id=list_id(settings.smtp),
         thread_root=thread_root,
         is_root=is_root,
     )
@@ -573,6 +629,21 @@ def _emails_sent_last_hour(db: Session, user_id: int, now: datetime) -> tuple[in
     return int(row[0] or 0), row[1]
 
 
+def _to_digest(deliveries: Sequence[Delivery], schedule: DigestSchedule, zone: str) -> None:
+    """Leave ``deliveries`` to the admin's next digest, which lists and closes them.
+
+    Their next attempt is one period after the next digest: should no digest take them (the
+    admin turned digests off meanwhile), the dispatcher still sends them, never drops them.
+    """
+    period = schedule.period(utcnow(), zone)
+    assert period is not None
+    fallback = period[1] + 2 * schedule.length
+    for delivery in deliveries:
+        delivery.claimed_until = None
+        delivery.hold = HOLD_DIGEST
+        delivery.next_attempt_at = fallback
+
+
 def _dispatch_emails(
     database: Database,
     settings: DispatchSettings,
@@ -599,34 +670,80 @@ def _dispatch_emails(
                     )
                 )
             return
+        preferences = load_preferences(db, [user_id]).get(user_id)
+        digest = preferences.digest if preferences is not None else None
+        has_digest = digest is not None and digest.frequency is not DigestFrequency.OFF
         sent, oldest = _emails_sent_last_hour(db, user_id, now)
         room = settings.emails_per_hour - sent
         if room <= 0:
+            if has_digest:
+                assert digest is not None and preferences is not None
+                _to_digest(deliveries, digest, preferences.quiet.zone)
+                report.add("digest", len(deliveries))
+                return
             release = (oldest or now) + timedelta(hours=1)
             for delivery in deliveries:
                 delivery.claimed_until = None
                 delivery.next_attempt_at = release
             report.add("held", len(deliveries))
             return
-        single = deliveries if len(deliveries) <= room else deliveries[: room - 1]
-        folded = deliveries[len(single) :]
+        # Emails held by quiet hours and released together go out as one message.
+        quiet = [d for d in deliveries if d.hold == HOLD_QUIET]
+        groups: list[list[Delivery]] = [quiet] if len(quiet) > 1 else []
+        groups += [[d] for d in deliveries if len(quiet) < 2 or d.hold != HOLD_QUIET]
+        overflow: list[Delivery] = []
+        if len(groups) <= room:
+            single = groups
+        elif has_digest:  # the whole room for single emails; the rest wait for the digest
+            assert digest is not None and preferences is not None
+            single = groups[:room]
+            waiting = [d for group in groups[room:] for d in group]
+            _to_digest(waiting, digest, preferences.quiet.zone)
+            report.add("digest", len(waiting))
+        else:  # the last place in the room is the summary of the rest
+            single = groups[: room - 1]
+            overflow = [d for group in groups[room - 1 :] for d in group]
         address = user.email
-        work = [_mail(d, settings) for d in single]
-        folded_ids = [d.id for d in folded]
-        summary = _Mail(folded_ids[0], _summary_content(folded, settings)) if folded else None
-    for mail in work:
+        work = [
+            (_mail(group[0], settings), [])
+            if len(group) == 1
+            else (
+                _Mail(group[0].id, _quiet_content(group, settings)),
+                [d.id for d in group[1:]],
+            )
+            for group in single
+        ]
+        if overflow:
+            work.append(
+                (
+                    _Mail(overflow[0].id, _summary_content(overflow, settings)),
+                    [d.id for d in overflow[1:]],
+                )
+            )
+        by_id = {d.id: d for d in deliveries}
+        work = [
+            (
+                _with_unsubscribe(
+                    db,
+                    settings,
+                    mail,
+                    user_id,
+                    [by_id[mail.delivery_id]] + [by_id[i] for i in folded],
+                ),
+                folded,
+            )
+            for mail, folded in work
+        ]
+    for mail, folded_ids in work:
         outcome = _send_mail(settings, mail, address)
         with database.session_scope(immediate=True) as db:
-            fresh = db.get(Delivery, mail.delivery_id)
-            if fresh is not None:
-                report.add(_record(db, fresh, outcome, utcnow()))
-    if summary is not None:
-        outcome = _send_mail(settings, summary, address)
-        with database.session_scope(immediate=True) as db:
             moment = utcnow()
-            lead, *rest = [d for d in (db.get(Delivery, i) for i in folded_ids) if d is not None]
+            lead = db.get(Delivery, mail.delivery_id)
+            if lead is None:
+                continue
             report.add(_record(db, lead, outcome, moment))
-            for delivery in rest:  # folded into the lead's email: one attempt row, one send
+            for delivery in (d for d in (db.get(Delivery, i) for i in folded_ids) if d):
+                # Folded into the lead's email: one attempt row, one send.
                 delivery.claimed_until = None
                 if outcome.result == "succeeded":
                     delivery.status = DeliveryStatus.SUCCEEDED

@@ -22,7 +22,15 @@ from urllib.parse import unquote, urlsplit
 from .errors import ConfigurationError
 from .types import utcnow
 
-__all__ = ["MailContent", "SmtpSettings", "alert_root_message_id", "compose", "send"]
+__all__ = [
+    "MailContent",
+    "SmtpSettings",
+    "alert_root_message_id",
+    "compose",
+    "list_id",
+    "send",
+    "send_many",
+]
 
 SMTP_TIMEOUT = 15.0
 _SCHEMES = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "tls"}
@@ -84,6 +92,14 @@ class MailContent:
     paragraphs: Sequence[str]
     facts: Sequence[tuple[str, str]] = ()
     url: str | None = None
+    #: The one-click unsubscribe link (RFC 8058); None for required emails.
+    unsubscribe_url: str | None = None
+
+
+def list_id(settings: SmtpSettings) -> str:
+    """The List-Id of every email the notifier sends from ``settings.sender``'s domain."""
+    domain = settings.sender.rsplit("@", 1)[1]
+    return f"notifier <notifier.{domain}>"
 
 
 def alert_root_message_id(alert_id: int, domain: str) -> str:
@@ -97,6 +113,8 @@ def _text(content: MailContent) -> str:
         blocks.append("\n".join(f"{label}: {value}" for label, value in content.facts))
     if content.url:
         blocks.append(f"Open: {content.url}")
+    if content.unsubscribe_url:
+        blocks.append(f"Unsubscribe: {content.unsubscribe_url}")
     return "\n\n".join(blocks) + "\n"
 
 
@@ -110,6 +128,9 @@ def _html(content: MailContent) -> str:
         parts.append(f"<table>{rows}</table>")
     if content.url:
         parts.append(f'<p><a href="{html.escape(content.url, quote=True)}">Open</a></p>')
+    if content.unsubscribe_url:
+        link = html.escape(content.unsubscribe_url, quote=True)
+        parts.append(f'<p><small><a href="{link}">Unsubscribe</a></small></p>')
     return "<!doctype html><html><body>" + "".join(parts) + "</body></html>"
 
 
@@ -134,6 +155,10 @@ def compose(
     message["Date"] = format_datetime(utcnow())
     message["List-Id"] = list_id
     message["Auto-Submitted"] = "auto-generated"
+    if content.unsubscribe_url:
+        # RFC 8058: a mail client may POST "List-Unsubscribe=One-Click" to the URL.
+        message["List-Unsubscribe"] = f"<{content.unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     domain = Address(addr_spec=sender).domain
     if thread_root and is_root:
         message["Message-ID"] = thread_root
@@ -147,8 +172,7 @@ def compose(
     return message
 
 
-def send(settings: SmtpSettings, message: EmailMessage) -> None:
-    """Send one message; raises smtplib/OSError errors for the caller's retry policy."""
+def _connect(settings: SmtpSettings) -> smtplib.SMTP:
     context = ssl.create_default_context()
     client: smtplib.SMTP
     if settings.security == "tls":
@@ -157,9 +181,54 @@ def send(settings: SmtpSettings, message: EmailMessage) -> None:
         )
     else:
         client = smtplib.SMTP(settings.host, settings.port, timeout=SMTP_TIMEOUT)
-    with client:
+    try:
         if settings.security == "starttls":
             client.starttls(context=context)
         if settings.username:
             client.login(settings.username, settings.password or "")
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def send(settings: SmtpSettings, message: EmailMessage) -> None:
+    """Send one message; raises smtplib/OSError errors for the caller's retry policy."""
+    with _connect(settings) as client:
         client.send_message(message)
+
+
+def send_many(settings: SmtpSettings, messages: Sequence[EmailMessage]) -> list[str | None]:
+    """Send ``messages`` over one connection; per message, None when sent, else the error.
+
+    A message the server refuses does not stop the others; a dropped connection is opened
+    again once, after which the rest are reported failed.
+    """
+    results: list[str | None] = []
+    client: smtplib.SMTP | None = None
+    reconnected = False
+    try:
+        for message in messages:
+            while True:
+                try:
+                    if client is None:
+                        client = _connect(settings)
+                    client.send_message(message)
+                    results.append(None)
+                    break
+                except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                    client = None
+                    if reconnected:
+                        results.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+                        break
+                    reconnected = True
+                except smtplib.SMTPException as exc:
+                    results.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+                    break
+    finally:
+        if client is not None:
+            try:
+                client.quit()
+            except (smtplib.SMTPException, OSError):
+                client.close()
+    return results

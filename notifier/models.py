@@ -32,8 +32,9 @@ from .enums import (
     Priority,
     Severity,
 )
+from .preferences import DigestFrequency
 from .types import JSONType, UTCDateTime, utcnow
-from .validation import ACTION_URL_MAX, FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX
+from .validation import ACTION_URL_MAX, FINGERPRINT_MAX, MESSAGE_MAX, TIME_ZONE_MAX, TITLE_MAX
 
 # Stable constraint names, so migrations can refer to them on every backend.
 _NAMING = {
@@ -297,6 +298,9 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Why an email waits: "quiet" (the admin's quiet hours; folded with the others held at
+    #: release) or "digest" (over the hourly cap; goes out in the admin's next digest).
+    hold: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         Index(
@@ -353,3 +357,78 @@ class AdminSession(Base):
 
     def __repr__(self) -> str:
         return f"<AdminSession {self.id} user={self.user_id} until {self.expires_at}>"
+
+
+class AdminPreferences(Base):
+    """One admin's notification preferences; an admin without a row has the defaults.
+
+    ``rules`` maps channel -> category -> {"mode", "min_level"}; only cells that differ from
+    the default are stored. ``quiet_windows`` holds {"days", "start", "end"} objects.
+    """
+
+    __tablename__ = "admin_preferences"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    rules: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    channels: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    time_zone: Mapped[str] = mapped_column(String(TIME_ZONE_MAX), default="UTC")
+    quiet_windows: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    digest_frequency: Mapped[DigestFrequency] = mapped_column(
+        _str_enum(DigestFrequency, "digest_frequency"), default=DigestFrequency.OFF
+    )
+    digest_hour: Mapped[int] = mapped_column(Integer, default=8)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("digest_hour >= 0 AND digest_hour <= 23", name="digest_hour_range"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<AdminPreferences user={self.user_id}>"
+
+
+class Digest(Base):
+    """One admin's digest for one period, claimed (inserted) before it is sent.
+
+    The unique (user_id, period_key) is what makes a second beat tick, or a second beat,
+    find the period taken: exactly one digest per admin and period.
+    """
+
+    __tablename__ = "digests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"))
+    period_key: Mapped[str] = mapped_column(String(32))
+    covered_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    covered_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="claimed")  # sent, empty, failed
+    item_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("uq_digests_user_period", "user_id", "period_key", unique=True),
+        Index("ix_digests_user_until", "user_id", "covered_until"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Digest {self.id} user={self.user_id} {self.period_key}>"
+
+
+class NotifierKey(Base):
+    """A secret the notifier made for itself, by name (the unsubscribe links' signing key).
+
+    Kept in the database so every process that shares it agrees on the key.
+    """
+
+    __tablename__ = "notifier_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:  # never show the value
+        return f"<NotifierKey {self.name!r}>"

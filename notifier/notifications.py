@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Required, TypedDict, Unpack
 
-from sqlalchemy import case, delete, func, insert, literal, select, update
+from sqlalchemy import and_, case, delete, false, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from . import outbox
 from .config import configured_timezone
@@ -86,6 +87,21 @@ def _validated(fields: NotificationFields) -> dict[str, Any]:
         check.fail("action_required", "must be true or false")
     check.done()
     return values
+
+
+#: An admin's ``bell_filter``: notification type -> the priorities that light their bell.
+BellFilter = Mapping[str, frozenset[str]] | None
+
+
+def _bell_clause(only: BellFilter) -> list[ColumnElement[bool]]:
+    if only is None:
+        return []
+    wanted = [
+        and_(AdminNotification.type == type_, AdminNotification.priority.in_(sorted(levels)))
+        for type_, levels in sorted(only.items())
+        if levels
+    ]
+    return [or_(*wanted)] if wanted else [false()]
 
 
 class AdminNotificationService:
@@ -195,24 +211,30 @@ class AdminNotificationService:
         check.done()
         return conditions
 
-    def get_recent_notifications(self, db: Session, *, limit: int = 5) -> list[AdminNotification]:
-        """The newest unread notifications, for the header dropdown."""
+    def get_recent_notifications(
+        self, db: Session, *, limit: int = 5, only: BellFilter = None
+    ) -> list[AdminNotification]:
+        """The newest unread notifications, for the header dropdown.
+
+        ``only`` (an admin's ``bell_filter``) keeps the types and priorities that light
+        that admin's bell; None keeps everything.
+        """
         _, limit = page_bounds(0, limit)
         return list(
             db.scalars(
                 select(AdminNotification)
-                .where(AdminNotification.is_read.is_(False))
+                .where(AdminNotification.is_read.is_(False), *_bell_clause(only))
                 .order_by(AdminNotification.created_at.desc(), AdminNotification.id.desc())
                 .limit(limit)
             )
         )
 
-    def get_unread_count(self, db: Session) -> int:
-        """How many notifications nobody has read yet."""
+    def get_unread_count(self, db: Session, *, only: BellFilter = None) -> int:
+        """How many notifications nobody has read yet (of those in ``only``, if given)."""
         count = db.scalar(
             select(func.count())
             .select_from(AdminNotification)
-            .where(AdminNotification.is_read.is_(False))
+            .where(AdminNotification.is_read.is_(False), *_bell_clause(only))
         )
         return int(count or 0)
 

@@ -4,7 +4,9 @@ Nothing is sent from here. A notification or alert change calls one of the ``on_
 functions with the caller's session, before the caller commits, so the deliveries commit or
 roll back with the change; a dispatcher (``notifier.dispatch``) sends them afterwards. An
 endpoint's filter decides whether it gets an event; an email endpoint fans out to one row per
-active admin, so each mailbox has its own retries and its own hourly cap.
+active admin, so each mailbox has its own retries and its own hourly cap, and each admin's
+preferences (``notifier.preferences``) decide whether that admin's row is written, held
+until their quiet hours end, or left to their digest (which reads the tables, not rows).
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .enums import DeliveryChannel, DeliveryEvent, Priority, Severity
 from .models import AdminNotification, AdminUser, Delivery, DeliveryEndpoint, PlatformAlert
+from .preference_store import cached_audience
+from .preferences import Action, Channel, Event
 from .types import utcnow
 
 __all__ = [
     "DEFAULT_EMAIL_ENDPOINT_NAME",
     "EMAIL_ALERT_COOLDOWN",
+    "HOLD_DIGEST",
+    "HOLD_QUIET",
     "alert_payload",
     "ensure_default_email_endpoint",
     "forget_endpoints",
@@ -46,6 +52,10 @@ DEFAULT_EMAIL_ENDPOINT_NAME = "Admins by email"
 EMAIL_ALERT_COOLDOWN = timedelta(minutes=15)
 
 log = logging.getLogger(__name__)
+#: ``Delivery.hold``: held by the admin's quiet hours (sent folded together at their end).
+HOLD_QUIET = "quiet"
+#: ``Delivery.hold``: over the hourly cap, waiting for the admin's digest.
+HOLD_DIGEST = "digest"
 
 _QUEUED = "notifier_deliveries_queued"
 _ENDPOINTS = "notifier_enabled_endpoints"
@@ -164,14 +174,31 @@ def queue(
     *,
     notification_id: int | None = None,
     alert_id: int | None = None,
+    facts: Event | None = None,
 ) -> int:
-    """Add ``event`` for ``endpoint`` (one row per active admin for email); returns rows."""
-    recipients: list[int | None] = [None]
+    """Add ``event`` for ``endpoint`` (one row per active admin for email); returns rows.
+
+    For email, ``facts`` (the notification's or alert's type and level) go through each
+    admin's preferences: no row when that admin turned it off or takes it in the digest, a
+    row held until the end of their quiet hours, or a row due now. Without ``facts`` (an
+    endpoint test) every active admin gets one.
+    """
+    recipients: list[tuple[int | None, datetime, str | None]] = [(None, occurred_at, None)]
     if endpoint.channel is DeliveryChannel.EMAIL:
-        recipients = list(
+        admins = list(
             db.scalars(select(AdminUser.id).where(AdminUser.is_active).order_by(AdminUser.id))
         )
-    for recipient in recipients:
+        recipients = [(admin, occurred_at, None) for admin in admins]
+        if facts is not None:
+            routed = cached_audience(db, admins).route(facts, utcnow(), Channel.EMAIL)
+            recipients = []
+            for admin in admins:
+                routing = routed[admin]
+                if routing.action is Action.IMMEDIATE:
+                    recipients.append((admin, occurred_at, None))
+                elif routing.action is Action.HELD and routing.until is not None:
+                    recipients.append((admin, routing.until, HOLD_QUIET))
+    for recipient, due, hold in recipients:
         db.add(
             Delivery(
                 message_id=new_id("msg"),
@@ -184,7 +211,8 @@ def queue(
                 alert_id=alert_id,
                 payload=payload,
                 occurred_at=occurred_at,
-                next_attempt_at=occurred_at,
+                next_attempt_at=due,
+                hold=hold,
             )
         )
     mark_queued(db, len(recipients))
@@ -253,6 +281,7 @@ def on_notification(db: Session, notification: AdminNotification) -> int:
             payload,
             occurred_at,
             notification_id=notification.id,
+            facts=Event("notification", str(notification.type), str(notification.priority)),
         )
     return created
 
@@ -299,7 +328,16 @@ def on_alert(db: Session, alert: PlatformAlert, event: DeliveryEvent) -> int:
     occurred_at = (alert.resolved_at if event is DeliveryEvent.ALERT_RESOLVED else None) or now
     created = 0
     for endpoint in endpoints:
-        created += queue(db, endpoint, event, event_id, payload, occurred_at, alert_id=alert.id)
+        created += queue(
+            db,
+            endpoint,
+            event,
+            event_id,
+            payload,
+            occurred_at,
+            alert_id=alert.id,
+            facts=Event("alert", str(alert.alert_type), str(alert.severity)),
+        )
     return created
 
 

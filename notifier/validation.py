@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import zoneinfo
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from .errors import ValidationError
@@ -32,6 +34,10 @@ INT32_MAX = 2**31 - 1
 PAGE_MAX = 200
 #: Deepest offset a list may be read from; beyond it a reader should narrow its filters.
 SKIP_MAX = 10_000_000
+#: Longest IANA time zone name stored (the longest today is 32 characters).
+TIME_ZONE_MAX = 64
+#: Most quiet-hour windows one admin may keep.
+QUIET_WINDOWS_MAX = 14
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -157,6 +163,31 @@ def endpoint_url_problem(url: str) -> str | None:
     if len(url) > ACTION_URL_MAX:
         return f"must be at most {ACTION_URL_MAX} characters (got {len(url)})"
     return ENDPOINT_URL_RULE if _ENDPOINT_URL.fullmatch(url) is None else None
+
+
+# -- time zones and clock times ---------------------------------------------------------
+
+#: A time of day on a 24-hour clock, "HH:MM".
+CLOCK_PATTERN = "^(?:[01][0-9]|2[0-3]):[0-5][0-9]$"
+_CLOCK = re.compile(CLOCK_PATTERN)
+
+
+@lru_cache(maxsize=1)
+def time_zones() -> frozenset[str]:
+    """Every IANA time zone name this system knows."""
+    return frozenset(zoneinfo.available_timezones())
+
+
+def time_zone_problem(value: str) -> str | None:
+    """Why ``value`` is not an IANA time zone name, or None."""
+    if len(value) > TIME_ZONE_MAX or value not in time_zones():
+        return "must be an IANA time zone name such as Europe/Berlin or UTC"
+    return None
+
+
+def clock_problem(value: str) -> str | None:
+    """Why ``value`` is not a time of day written HH:MM (24-hour clock), or None."""
+    return None if _CLOCK.fullmatch(value) else "must be a time of day written HH:MM, e.g. 22:00"
 
 
 # -- metadata --------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import os
 
 from notifier import Settings
 
+from .schedule import beat_schedule as _beat_schedule
+
 _settings = Settings.from_env()
 
 # Broker: Redis (redis://), RabbitMQ (amqp://) or the embedded sqla+sqlite:// by URL.
@@ -45,20 +47,10 @@ notifier_letzshop_timeout = 10.0
 notifier_letzshop_retry_delay = float(os.environ.get("NOTIFIER_LETZSHOP_RETRY_DELAY") or 30)
 
 # Spooled events need no schedule (each worker's drainer, a process next to a prefork
-# worker, replays them). Retention and the delivery sweep do:
-# `celery -A notifier.worker.app beat` removes read notifications and resolved alerts older
-# than NOTIFIER_RETENTION (default 90d) once a day, in bounded batches.
-beat_schedule: dict[str, dict[str, object]] = {
-    "notifier-prune": {
-        "task": "notifier.prune",
-        "schedule": 24 * 60 * 60,
-        "kwargs": {"older_than": os.environ.get("NOTIFIER_RETENTION") or "90d"},
-    },
-    # Deliveries nobody kicked (queued where no Celery app was at hand) and retries coming
-    # due; a worker's drainer also sweeps every 5 s, so this matters most without one.
-    "notifier-dispatch": {
-        "task": "notifier.dispatch_deliveries",
-        "schedule": float(os.environ.get("NOTIFIER_DISPATCH_SWEEP") or 30),
-        "options": {"expires": float(os.environ.get("NOTIFIER_DISPATCH_SWEEP") or 30)},
-    },
-}
+# worker, replays them). Retention, the delivery sweep and digests do (`celery -A
+# notifier.worker.app beat`): read notifications and resolved alerts older than
+# NOTIFIER_RETENTION (default 90d) go once a day, in bounded batches; deliveries no one
+# kicked go out within NOTIFIER_DISPATCH_SWEEP seconds (30); every minute beat looks for
+# digest periods that began (each admin and period is claimed once, so a second beat is
+# harmless). A host merges these into its own schedule with `notifier.worker.beat_schedule()`.
+beat_schedule: dict[str, dict[str, object]] = _beat_schedule()

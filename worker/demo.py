@@ -213,11 +213,14 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
                 sys.executable, "-m", "celery", "-A", "notifier.worker.app", "worker",
                 "--include", "notifier.worker.demo_tasks", "-P", "prefork", "-c", "2", "-l", "INFO",
                 "-n", f"demo-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+                # Beat inside the worker (one process is enough for a demo): retention and
+                # the admins' digests on the package's schedule.
+                "-B", "-s", str(settings.instance_path / "celerybeat-schedule"),
             ]  # fmt: skip
             processes.append(
                 subprocess.Popen(worker_cmd, env=env, stdout=log_handle, stderr=subprocess.STDOUT)
             )
-            click.echo(f"Celery worker started (log: {log})")
+            click.echo(f"Celery worker and beat started (log: {log})")
             if no_web:
                 click.echo("Web UI not started (--no-web).")
             elif _serve_available():

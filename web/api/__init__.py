@@ -11,6 +11,7 @@ from . import channels as channels
 from . import deliveries as deliveries
 from . import notifications as notifications
 from . import openapi as openapi
+from . import preferences as preferences
 from . import stream as stream
 from .blueprint import api as api
 from .blueprint import api_blueprint as api_blueprint

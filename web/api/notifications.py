@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import url_for
 
+from notifier import admin_bell_filter
 from notifier import admin_notification_service as service
 from notifier.models import AdminNotification, AdminUser
 
@@ -94,17 +95,19 @@ def create_notification(body: NotificationCreate) -> Reply:
 @api.route(
     "GET",
     "/recent",
-    summary="The newest unread notifications and the unread count (header bell)",
+    summary="The newest unread notifications and the unread count (header bell), "
+    "of the types the caller's in-app preferences keep",
     query=RecentQuery,
     responses={200: RecentOut, **READ_ERRORS},
 )
 def recent_notifications(query: RecentQuery) -> Reply:
     """Newest unread notifications for the dropdown."""
     db = db_session()
-    items = service.get_recent_notifications(db, limit=query.limit)
+    only = admin_bell_filter(db, _admin().id)
+    items = service.get_recent_notifications(db, limit=query.limit, only=only)
     out = RecentOut(
         items=[_out(item) for item in items],
-        unread_count=service.get_unread_count(db),
+        unread_count=service.get_unread_count(db, only=only),
     )
     return out, 200
 
@@ -116,8 +119,10 @@ def recent_notifications(query: RecentQuery) -> Reply:
     responses={200: UnreadCountOut, **READ_ERRORS},
 )
 def unread_count() -> Reply:
-    """The unread count."""
-    return UnreadCountOut(unread_count=service.get_unread_count(db_session())), 200
+    """The unread count (of what lights the caller's bell, by their in-app preferences)."""
+    db = db_session()
+    count = service.get_unread_count(db, only=admin_bell_filter(db, _admin().id))
+    return UnreadCountOut(unread_count=count), 200
 
 
 @api.route(

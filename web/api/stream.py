@@ -13,8 +13,15 @@ from collections.abc import Iterator
 
 from flask import Response, current_app, request, stream_with_context
 
-from notifier import Position
+from notifier import (
+    BellFilter,
+    Database,
+    Position,
+    admin_bell_filter,
+    admin_notification_service,
+)
 
+from ..auth import current_admin
 from ..links import notification_link
 from ..live import Batch, TooManyStreams, drain, replay, sse
 from ..state import app_state, close_session
@@ -23,16 +30,25 @@ from .errors import ApiError
 from .schemas import AlertOut, NotificationOut
 
 
-def _render(batch: Batch) -> str:
+def _render(batch: Batch, only: BellFilter, database: Database) -> str:
     parts = []
+    unread = batch.unread_count
+    if only is not None:
+        # This admin's bell leaves some types out (in-app preferences): their count is theirs.
+        with database.session_scope() as db:
+            unread = admin_notification_service.get_unread_count(db, only=only)
     for notification in batch.notifications:
+        if only is not None and str(notification.priority) not in only.get(
+            str(notification.type), frozenset()
+        ):
+            continue
         out = NotificationOut.model_validate(notification)
         out.action_url = notification_link(notification)
         parts.append(sse("notification", out.model_dump_json()))
     for alert in batch.alerts:
         parts.append(sse("alert", AlertOut.model_validate(alert).model_dump_json()))
     # Last, with the id: a client cut off mid-batch replays the whole batch.
-    count = f'{{"unread_count": {int(batch.unread_count)}}}'
+    count = f'{{"unread_count": {int(unread)}}}'
     parts.append(sse("unread", count, str(batch.position)))
     return "".join(parts)
 
@@ -41,6 +57,12 @@ def _render(batch: Batch) -> str:
 def stream() -> Response:
     """Open the event stream (``text/event-stream``)."""
     state = app_state()
+    admin = current_admin()
+    assert admin is not None  # the blueprint guard let only admins in
+    # Read once per stream (streams end every few minutes, so a change applies soon), in a
+    # session of its own: the request's is closed below and must not expire the admin.
+    with state.database.session_scope() as db:
+        only = admin_bell_filter(db, admin.id)
     # The stream holds no database connection: the guard's session goes back to the pool.
     close_session()
     if state.host_session is not None:
@@ -60,9 +82,9 @@ def stream() -> Response:
     def events() -> Iterator[str]:
         try:
             first, _ = replay(state.database, since)
-            yield f"retry: {retry_ms}\n\n" + _render(first)
+            yield f"retry: {retry_ms}\n\n" + _render(first, only, state.database)
             for batch in drain(subscriber, heartbeat=heartbeat, until=until):
-                yield ": heartbeat\n\n" if batch is None else _render(batch)
+                yield ": heartbeat\n\n" if batch is None else _render(batch, only, state.database)
         finally:
             state.hub.unsubscribe(subscriber)
 

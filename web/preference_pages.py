@@ -1,0 +1,61 @@
+"""The signed-in admin's notification settings page, and the one-click unsubscribe page.
+
+The settings page renders the admin's preferences; its form saves through the JSON API
+(``settings.js``), so every rule is the API's. The unsubscribe page needs no login: the
+signed token in its URL is the credential (RFC 8058), so its POST carries no CSRF token.
+"""
+
+from __future__ import annotations
+
+from flask import render_template, request, url_for
+
+from notifier import (
+    category_table,
+    describe_unsubscribe,
+    preferences_document,
+    time_zones,
+    unsubscribe,
+    verify_unsubscribe,
+)
+
+from .auth import current_admin, login_required
+from .pages import pages_blueprint
+from .routing import guest_route
+from .state import db_session
+
+
+@guest_route(pages_blueprint, "/unsubscribe/<token>", methods=["GET", "POST"])
+def unsubscribe_link(token: str) -> tuple[str, int]:
+    """GET: confirm with a button; POST (the button, or a mail client's one click): do it."""
+    db = db_session()
+    found = verify_unsubscribe(db, token)
+    if found is None:
+        return render_template("notifier/unsubscribe.html", valid=False), 404
+    admin, what = found
+    changed = False
+    if request.method == "POST":
+        changed = unsubscribe(db, admin.id, what)
+        db.commit()
+    return render_template(
+        "notifier/unsubscribe.html",
+        valid=True,
+        done=request.method == "POST",
+        changed=changed,
+        email=admin.email,
+        what=describe_unsubscribe(what),
+    ), 200
+
+
+@guest_route(pages_blueprint, "/settings")
+@login_required
+def notification_settings() -> str:
+    """The admin's matrix of types x channels, quiet hours and digest, saved by the API."""
+    admin = current_admin()
+    assert admin is not None
+    return render_template(
+        "notifier/settings.html",
+        document=preferences_document(db_session(), admin.id),
+        categories=category_table(),
+        zones=sorted(time_zones()),
+        api_url=url_for("notifier_api.get_preferences"),
+    )
