@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .alerts import SNOOZE_MAX as SNOOZE_MAX
 from .alerts import AlertFields as AlertFields
 from .alerts import PlatformAlertService as PlatformAlertService
 from .alerts import platform_alert_service as platform_alert_service
@@ -53,6 +54,7 @@ from .migrate import upgrade as upgrade
 from .models import AdminNotification as AdminNotification
 from .models import AdminSession as AdminSession
 from .models import AdminUser as AdminUser
+from .models import AlertReminder as AlertReminder
 from .models import ApiToken as ApiToken
 from .models import Delivery as Delivery
 from .models import DeliveryAttempt as DeliveryAttempt
@@ -64,6 +66,8 @@ from .notifications import DailyCount as DailyCount
 from .notifications import NotificationFields as NotificationFields
 from .notifications import admin_notification_service as admin_notification_service
 from .outbox import queued_in as queued_in
+from .reminders import DEFAULT_REPEAT_INTERVAL as DEFAULT_REPEAT_INTERVAL
+from .reminders import queue_reminders as queue_reminders
 from .retention import parse_age as parse_age
 from .retention import prune as prune
 from .sessions import SESSION_LIFETIME as SESSION_LIFETIME
@@ -110,6 +114,7 @@ from .webhooks import sign as sign
 __all__ = [
     "ACTION_URL_MAX",
     "CHANNEL",
+    "DEFAULT_REPEAT_INTERVAL",
     "ENDPOINT_URL_PATTERN",
     "FINGERPRINT_MAX",
     "INT32_MAX",
@@ -123,6 +128,7 @@ __all__ = [
     "SAFE_URL_PATTERN",
     "SESSION_LIFETIME",
     "SKIP_MAX",
+    "SNOOZE_MAX",
     "SYSTEM_NAME_MAX",
     "TEXT_PATTERN",
     "TITLE_MAX",
@@ -132,6 +138,7 @@ __all__ = [
     "AdminSession",
     "AdminUser",
     "AlertFields",
+    "AlertReminder",
     "AlertType",
     "AlreadyResolvedError",
     "ApiToken",
@@ -198,6 +205,7 @@ __all__ = [
     "prune",
     "prune_expired_sessions",
     "prune_processed",
+    "queue_reminders",
     "queued_in",
     "record_failures",
     "replay",

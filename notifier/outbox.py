@@ -10,6 +10,7 @@ active admin, so each mailbox has its own retries and its own hourly cap.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -157,14 +158,20 @@ def queue(
     *,
     notification_id: int | None = None,
     alert_id: int | None = None,
+    recipients: Sequence[int] | None = None,
 ) -> int:
-    """Add ``event`` for ``endpoint`` (one row per active admin for email); returns rows."""
-    recipients: list[int | None] = [None]
+    """Add ``event`` for ``endpoint`` (one row per active admin for email); returns rows.
+
+    ``recipients``: for email, only these admins (a reminder goes to whoever was emailed).
+    """
+    to: list[int | None] = [None]
     if endpoint.channel is DeliveryChannel.EMAIL:
-        recipients = list(
-            db.scalars(select(AdminUser.id).where(AdminUser.is_active).order_by(AdminUser.id))
+        to = list(
+            recipients
+            if recipients is not None
+            else db.scalars(select(AdminUser.id).where(AdminUser.is_active).order_by(AdminUser.id))
         )
-    for recipient in recipients:
+    for recipient in to:
         db.add(
             Delivery(
                 message_id=new_id("msg"),
@@ -180,8 +187,8 @@ def queue(
                 next_attempt_at=occurred_at,
             )
         )
-    db.info[_QUEUED] = db.info.get(_QUEUED, 0) + len(recipients)
-    return len(recipients)
+    db.info[_QUEUED] = db.info.get(_QUEUED, 0) + len(to)
+    return len(to)
 
 
 def queued_in(db: Session) -> int:
@@ -286,6 +293,7 @@ def ensure_default_email_endpoint(db: Session) -> DeliveryEndpoint:
             str(DeliveryEvent.NOTIFICATION_CREATED),
             str(DeliveryEvent.ALERT_OPENED),
             str(DeliveryEvent.ALERT_REGRESSED),
+            str(DeliveryEvent.ALERT_ESCALATED),
         ],
         min_priority=Priority.CRITICAL,
         min_severity=Severity.CRITICAL,
