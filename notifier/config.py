@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ValidationError
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Settings:
     | NOTIFIER_COOKIE_SECURE   | false (true: session cookie only sent over HTTPS)  |
     | NOTIFIER_TRUSTED_PROXIES | 0 (reverse proxies whose X-Forwarded-For to trust) |
     | NOTIFIER_RATELIMIT_STORAGE_URL | the broker if it is Redis, else memory://     |
+    | NOTIFIER_ALERT_REPEAT_INTERVAL | 4h (reminders of unacknowledged critical alerts) |
     """
 
     database_url: str
@@ -38,6 +40,7 @@ class Settings:
     cookie_secure: bool = False
     trusted_proxies: int = 0
     ratelimit_storage_url: str = "memory://"
+    alert_repeat_interval: timedelta = timedelta(hours=4)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -92,7 +95,20 @@ class Settings:
             cookie_secure,
             int(proxies),
             ratelimit_storage_url,
+            _repeat_interval(env.get("NOTIFIER_ALERT_REPEAT_INTERVAL") or "4h"),
         )
+
+
+def _repeat_interval(text: str) -> timedelta:
+    from .retention import parse_age  # retention reads notifier.db, which reads this module
+
+    try:
+        return parse_age(text)
+    except ValidationError:
+        raise ConfigurationError(
+            f"NOTIFIER_ALERT_REPEAT_INTERVAL={text!r} is not an interval; give hours, days "
+            "or weeks, e.g. 4h, 1d or 1w"
+        ) from None
 
 
 def flag(env: Mapping[str, str], name: str) -> bool:

@@ -55,7 +55,9 @@ def queue_reminders(
     """Claim and queue this interval's reminder of every alert that owes one; returns emails.
 
     Owed by an open, critical, unacknowledged alert that is not snoozed, once per
-    ``repeat_interval`` counted from its opening or last escalation. Does not commit.
+    ``repeat_interval`` counted from its opening or last escalation. Does not commit; on
+    SQLite give it an immediate transaction (``Database.session_scope(immediate=True)``) so
+    a second beat waits for the first instead of failing on the lock.
     """
     if repeat_interval <= timedelta(0):
         raise ValueError("repeat_interval must be positive")

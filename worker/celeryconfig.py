@@ -41,15 +41,23 @@ notifier_catalogue_url = f"sqlite:///{_settings.instance_path / 'catalogue.db'}"
 notifier_letzshop_base_url = os.environ.get("NOTIFIER_LETZSHOP_URL") or None
 notifier_letzshop_timeout = 10.0
 notifier_letzshop_retry_delay = float(os.environ.get("NOTIFIER_LETZSHOP_RETRY_DELAY") or 30)
+# An open critical alert nobody acknowledged is emailed again this often (seconds).
+notifier_alert_repeat_interval = _settings.alert_repeat_interval.total_seconds()
 
 # Spooled events need no schedule (each worker's drainer, a process next to a prefork
-# worker, replays them). Retention does:
-# `celery -A notifier.worker.app beat` removes read notifications and resolved alerts older
-# than NOTIFIER_RETENTION (default 90d) once a day, in bounded batches.
+# worker, replays them). Retention and reminders do, both run by
+# `celery -A notifier.worker.app beat`: retention removes read notifications and resolved
+# alerts older than NOTIFIER_RETENTION (default 90d) once a day, in bounded batches; the
+# reminder tick looks every 5 minutes for critical alerts owed a reminder (one per alert and
+# NOTIFIER_ALERT_REPEAT_INTERVAL, however often it ticks).
 beat_schedule: dict[str, dict[str, object]] = {
     "notifier-prune": {
         "task": "notifier.prune",
         "schedule": 24 * 60 * 60,
         "kwargs": {"older_than": os.environ.get("NOTIFIER_RETENTION") or "90d"},
-    }
+    },
+    "notifier-alert-reminders": {
+        "task": "notifier.alert_reminders",
+        "schedule": 5 * 60,
+    },
 }

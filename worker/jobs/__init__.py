@@ -1,9 +1,10 @@
-"""The bundled jobs: a product CSV import, a Letzshop order import, and retention."""
+"""The bundled jobs: a product CSV import, a Letzshop order import, retention, reminders."""
 
 from __future__ import annotations
 
 from .letzshop import import_letzshop_orders as import_letzshop_orders
 from .products import import_products as import_products
+from .reminders import send_alert_reminders as send_alert_reminders
 from .retention import prune_old as prune_old
 
-__all__ = ["import_letzshop_orders", "import_products", "prune_old"]
+__all__ = ["import_letzshop_orders", "import_products", "prune_old", "send_alert_reminders"]
