@@ -91,6 +91,10 @@ def alert_payload(alert: PlatformAlert) -> dict[str, Any]:
         "resolution_notes": alert.resolution_notes,
         "alert_metadata": dict(alert.alert_metadata or {}),
         "created_at": _iso(alert.created_at),
+        "acknowledged_at": _iso(alert.acknowledged_at),
+        "acknowledged_by_user_id": alert.acknowledged_by_user_id,
+        "snoozed_until": _iso(alert.snoozed_until),
+        "escalated_at": _iso(alert.escalated_at),
     }
 
 
