@@ -1,5 +1,6 @@
 // The notifications page: filters that keep themselves in the URL, per-row actions, bulk
-// mark-all-read, delete with confirmation and the alert resolution dialog.
+// mark-all-read, delete with confirmation, the alert resolution and snooze dialogs, and
+// acknowledge.
 import { api, refreshTimes } from "./api.js";
 
 const page = document.querySelector("[data-notifier-page]");
@@ -9,6 +10,7 @@ if (page) {
   const status = page.querySelector("[data-page-status]");
   const deleteDialog = document.getElementById("nt-confirm-delete");
   const resolveDialog = document.getElementById("nt-resolve");
+  const snoozeDialog = document.getElementById("nt-snooze");
 
   const say = (message, kind = "info") => {
     status.textContent = message;
@@ -51,6 +53,19 @@ if (page) {
       deleteDialog.dataset.id = id;
       deleteDialog.returnValue = "";
       deleteDialog.showModal();
+    } else if (action === "acknowledge" || action === "unacknowledge") {
+      perform(control, action === "acknowledge" ? "Acknowledging…" : "Withdrawing…", () =>
+        api(`${apiBase}/alerts/${id}/acknowledge`, {
+          method: action === "acknowledge" ? "PUT" : "DELETE",
+        }));
+    } else if (action === "unsnooze") {
+      perform(control, "Unsnoozing…", () =>
+        api(`${apiBase}/alerts/${id}/snooze`, { method: "DELETE" }));
+    } else if (action === "snooze") {
+      snoozeDialog.querySelector("[data-dialog-title]").textContent = control.dataset.title;
+      snoozeDialog.dataset.id = id;
+      snoozeDialog.querySelector("[data-dialog-error]").hidden = true;
+      snoozeDialog.showModal();
     } else if (action === "resolve") {
       resolveDialog.querySelector("[data-dialog-title]").textContent = control.dataset.title;
       resolveDialog.dataset.id = id;
@@ -94,7 +109,47 @@ if (page) {
     }
   });
 
-  for (const dialog of [deleteDialog, resolveDialog]) {
+  // The snooze's end: now plus a preset, or a time picked in the browser's zone; the server
+  // says when it is past or more than 30 days away.
+  const snoozeUntil = (form) => {
+    const choice = form.querySelector('input[name="duration"]:checked').value;
+    if (choice !== "custom") return new Date(Date.now() + Number(choice) * 1000).toISOString();
+    const picked = form.querySelector("[data-custom-until]").value;
+    const moment = picked ? new Date(picked) : null; // datetime-local: the browser's zone
+    return moment && !Number.isNaN(moment.getTime()) ? moment.toISOString() : null;
+  };
+  snoozeDialog?.querySelector("[data-custom-until]").addEventListener("input", () => {
+    snoozeDialog.querySelector('input[name="duration"][value="custom"]').checked = true;
+  });
+  snoozeDialog?.querySelector("form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const error = snoozeDialog.querySelector("[data-dialog-error]");
+    const until = snoozeUntil(form);
+    if (!until) {
+      error.textContent = "Pick the date and time the alert should come back.";
+      error.hidden = false;
+      return;
+    }
+    const submit = snoozeDialog.querySelector("[data-submit]");
+    submit.disabled = true;
+    submit.textContent = "Snoozing…";
+    try {
+      await api(`${apiBase}/alerts/${snoozeDialog.dataset.id}/snooze`, {
+        method: "PUT",
+        body: { until },
+      });
+      snoozeDialog.close("snoozed");
+      window.location.reload();
+    } catch (err) {
+      error.textContent = `That did not work: ${err.explain ? err.explain() : err.message}`;
+      error.hidden = false;
+      submit.disabled = false;
+      submit.textContent = "Snooze";
+    }
+  });
+
+  for (const dialog of [deleteDialog, resolveDialog, snoozeDialog]) {
     dialog?.querySelector("[data-cancel]")?.addEventListener("click", () => dialog.close("cancel"));
   }
 
