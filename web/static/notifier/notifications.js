@@ -82,71 +82,61 @@ if (page) {
       api(`${apiBase}/${deleteDialog.dataset.id}`, { method: "DELETE" }));
   });
 
-  resolveDialog?.querySelector("form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const notes = resolveDialog.querySelector("textarea").value.trim();
-    const error = resolveDialog.querySelector("[data-dialog-error]");
-    if (!notes) {
-      error.textContent = "Resolution notes are required: say what was done.";
-      error.hidden = false;
-      return;
-    }
-    const submit = resolveDialog.querySelector("[data-submit]");
-    submit.disabled = true;
-    submit.textContent = "Resolving…";
-    try {
-      await api(`${apiBase}/alerts/${resolveDialog.dataset.id}/resolve`, {
-        method: "PUT",
-        body: { resolution_notes: notes },
-      });
-      resolveDialog.close("resolved");
-      window.location.reload();
-    } catch (err) {
-      error.textContent = `That did not work: ${err.message}`;
-      error.hidden = false;
-      submit.disabled = false;
-      submit.textContent = "Resolve";
-    }
-  });
+  // A dialog's form: ``read`` gives the request body or throws the sentence to show; the
+  // call then runs with the submit button busy, and the page reloads when it worked.
+  const onDialogSubmit = (dialog, busyText, read, path) => {
+    dialog?.querySelector("form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const error = dialog.querySelector("[data-dialog-error]");
+      const submit = dialog.querySelector("[data-submit]");
+      const label = submit.textContent;
+      const fail = (message) => {
+        error.textContent = message;
+        error.hidden = false;
+        submit.disabled = false;
+        submit.textContent = label;
+      };
+      let body;
+      try {
+        body = read(event.target);
+      } catch (problem) {
+        fail(problem.message);
+        return;
+      }
+      submit.disabled = true;
+      submit.textContent = busyText;
+      try {
+        await api(`${apiBase}/alerts/${dialog.dataset.id}/${path}`, { method: "PUT", body });
+        dialog.close("done");
+        window.location.reload();
+      } catch (err) {
+        fail(`That did not work: ${err.explain ? err.explain() : err.message}`);
+      }
+    });
+  };
+
+  onDialogSubmit(resolveDialog, "Resolving…", (form) => {
+    const notes = form.querySelector("textarea").value.trim();
+    if (!notes) throw new Error("Resolution notes are required: say what was done.");
+    return { resolution_notes: notes };
+  }, "resolve");
 
   // The snooze's end: now plus a preset, or a time picked in the browser's zone; the server
   // says when it is past or more than 30 days away.
-  const snoozeUntil = (form) => {
+  onDialogSubmit(snoozeDialog, "Snoozing…", (form) => {
     const choice = form.querySelector('input[name="duration"]:checked').value;
-    if (choice !== "custom") return new Date(Date.now() + Number(choice) * 1000).toISOString();
+    if (choice !== "custom") {
+      return { until: new Date(Date.now() + Number(choice) * 1000).toISOString() };
+    }
     const picked = form.querySelector("[data-custom-until]").value;
     const moment = picked ? new Date(picked) : null; // datetime-local: the browser's zone
-    return moment && !Number.isNaN(moment.getTime()) ? moment.toISOString() : null;
-  };
+    if (!moment || Number.isNaN(moment.getTime())) {
+      throw new Error("Pick the date and time the alert should come back.");
+    }
+    return { until: moment.toISOString() };
+  }, "snooze");
   snoozeDialog?.querySelector("[data-custom-until]").addEventListener("input", () => {
     snoozeDialog.querySelector('input[name="duration"][value="custom"]').checked = true;
-  });
-  snoozeDialog?.querySelector("form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const form = event.target;
-    const error = snoozeDialog.querySelector("[data-dialog-error]");
-    const until = snoozeUntil(form);
-    if (!until) {
-      error.textContent = "Pick the date and time the alert should come back.";
-      error.hidden = false;
-      return;
-    }
-    const submit = snoozeDialog.querySelector("[data-submit]");
-    submit.disabled = true;
-    submit.textContent = "Snoozing…";
-    try {
-      await api(`${apiBase}/alerts/${snoozeDialog.dataset.id}/snooze`, {
-        method: "PUT",
-        body: { until },
-      });
-      snoozeDialog.close("snoozed");
-      window.location.reload();
-    } catch (err) {
-      error.textContent = `That did not work: ${err.explain ? err.explain() : err.message}`;
-      error.hidden = false;
-      submit.disabled = false;
-      submit.textContent = "Snooze";
-    }
   });
 
   for (const dialog of [deleteDialog, resolveDialog, snoozeDialog]) {
