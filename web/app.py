@@ -63,6 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        NOTIFIER_PERMANENT_LOGIN=True,
     )
     streams = os.environ.get("NOTIFIER_MAX_STREAMS")  # set by `notifier serve --max-streams`
     if streams:

@@ -220,7 +220,10 @@ def login() -> Response | BaseResponse | tuple[str, int, dict[str, str]] | str:
             # a host app's keys in the same cookie are not ours to touch.
             _forget_login()
             session[SESSION_ID_KEY] = session_id
-            session.permanent = True
+            if current_app.config.get("NOTIFIER_PERMANENT_LOGIN"):
+                # Standalone the cookie is ours: keep it across browser restarts. A host's
+                # cookie keeps the host's own choice (the server-side lifetime holds either way).
+                session.permanent = True
             csrf_token()
             return redirect(next_url)
         state.login_throttle.fail(account_key)

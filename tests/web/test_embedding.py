@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask, abort, g, jsonify, render_template_string, request
+from flask import Flask, abort, g, jsonify, render_template_string, request, session
 from flask_sqlalchemy import SQLAlchemy
 from notifier.web import NotifierWeb, db_session
 from notifier.web.host_login import HostLogin, HostUser
@@ -129,6 +129,26 @@ def test_a_bad_prefix_is_explained(database: Database) -> None:
     host = _host(database, NOTIFIER_URL_PREFIX="ops/")
     with pytest.raises(ValueError, match="NOTIFIER_URL_PREFIX='ops/'"):
         NotifierWeb(host)
+
+
+def test_logging_in_leaves_the_hosts_session_cookie_as_the_host_made_it(
+    database: Database,
+) -> None:
+    """The built-in login in a host app adds its own keys and nothing else to the cookie."""
+    from tests.web.conftest import login
+
+    app = _host(database)
+    app.add_url_rule("/cart", "cart", lambda: (session.__setitem__("cart", [7]), "ok")[1])
+    NotifierWeb(app)
+    client = app.test_client()
+    client.get("/cart")
+    login(client, _admin(database))
+    cookie = client.get_cookie("session")
+    assert cookie is not None and cookie.expires is None  # still a browser-session cookie
+    with client.session_transaction() as stored:
+        assert stored["cart"] == [7] and not stored.permanent
+        assert {k for k in stored if k != "cart"} <= {"notifier_sid", "notifier_csrf"}
+    app.extensions["notifier"].state(app).database.dispose()
 
 
 def _admin(database: Database) -> Any:
