@@ -1,14 +1,21 @@
 """Live push: commit -> bell latency in a real browser, 500 open streams, memory per stream.
 
-On PostgreSQL (LISTEN/NOTIFY) behind ``notifier serve --workers 2 --max-streams <streams + 10>``:
+On PostgreSQL (LISTEN/NOTIFY), two identical ``notifier serve --workers 2 --max-streams
+<streams + 10>`` side by side on one database:
 
-1. the API's p95 (GET /recent) with no stream open;
-2. 500 event streams opened (raw sockets, bearer token), the workers' memory before and
-   after (RSS, psutil), and the API's p95 again with the 500 streams open;
+1. 500 event streams opened on the first (raw sockets, bearer token), its workers' memory
+   before and after (RSS, psutil);
+2. the API (GET /recent) timed on both servers, one request each in turn, the order
+   swapped every round, so the machine's noise hits "with streams" and "without" alike:
+   p50/p95 of each and their ratio;
 3. a commit through the core (as the worker's drainer records a failure) -> the event
    on an open stream, and -> the badge of a real chromium's bell (Playwright), p50/p95.
 
-    .venv/bin/python bench/bench_live.py [--streams 500] [--samples 30]
+    .venv/bin/python bench/bench_live.py [--streams 500] [--samples 30] [--requests 1000]
+                                         [--redis redis://127.0.0.1:6379/0]
+
+``--redis URL``: the same on a SQLite file with ``NOTIFIER_LIVE_REDIS_URL`` (Redis pub/sub
+fan-out: the commits of this process publish, each server process subscribes).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,9 +77,42 @@ def _get(port: int, path: str, token: str) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def _api_p95(port: int, token: str, n: int = 300) -> tuple[float, float]:
-    timings = [_get(port, f"{API}/recent?limit=5", token) for _ in range(n)]
-    return statistics.median(timings), _percentile(timings, 95)
+def _side_by_side(
+    busy: int, idle: int, token: str, requests: int, round_size: int = 50
+) -> tuple[list[float], list[float]]:
+    """GET /recent on both servers in turn (order swapped every round); ms for each."""
+    path = f"{API}/recent?limit=5"
+    with_streams: list[float] = []
+    without: list[float] = []
+    for n in range(requests):
+        if (n // round_size) % 2:
+            without.append(_get(idle, path, token))
+            with_streams.append(_get(busy, path, token))
+        else:
+            with_streams.append(_get(busy, path, token))
+            without.append(_get(idle, path, token))
+    return with_streams, without
+
+
+def _serve(url: str, port: int, streams: int, redis: str | None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "NOTIFIER_DATABASE_URL": url, "NOTIFIER_SECRET_KEY": "bench"}
+    if redis:
+        env["NOTIFIER_LIVE_REDIS_URL"] = redis
+    command = [
+        str(Path(sys.executable).parent / "notifier"), "serve", "--port", str(port),
+        "--workers", "2", "--threads", "4", "--max-streams", str(streams + 10),
+        "--no-access-log",
+    ]  # fmt: skip
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server
 
 
 def _open_stream(port: int, token: str) -> tuple[socket.socket, int]:
@@ -152,39 +193,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=500)
     parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument(
+        "--requests", type=int, default=1000, help="API requests per server, side by side"
+    )
+    parser.add_argument("--redis", help="SQLite + Redis pub/sub fan-out on this Redis URL")
     args = parser.parse_args()
 
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
-    url = make_url(ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
+    scratch = tempfile.TemporaryDirectory(prefix="bench_live_")
+    if args.redis:
+        url = f"sqlite:///{scratch.name}/notifier.db"
+    else:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
+        url = make_url(ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
     upgrade(url)
-    database = Database(url)
+    database = Database(url, live_redis_url=args.redis)
     with database.session_scope() as db:
         user = create_admin(db, email=EMAIL, password=PASSWORD)
         _, token = create_token(db, user=user, name="bench")
-    port = _free_port()
-    env = {**os.environ, "NOTIFIER_DATABASE_URL": url, "NOTIFIER_SECRET_KEY": "bench"}
-    command = [
-        str(Path(sys.executable).parent / "notifier"), "serve", "--port", str(port),
-        "--workers", "2", "--threads", "4", "--max-streams", str(args.streams + 10),
-        "--no-access-log",
-    ]  # fmt: skip
-    server = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    port, idle_port = _free_port(), _free_port()
+    servers = [
+        _serve(url, port, args.streams, args.redis),
+        _serve(url, idle_port, args.streams, args.redis),
+    ]
+    server = servers[0]
     streams: list[socket.socket] = []
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         for _ in range(30):
             _get(port, f"{API}/recent?limit=5", token)
-        idle_p50, idle_p95 = _api_p95(port, token)
+            _get(idle_port, f"{API}/recent?limit=5", token)
         rss_before = _workers_rss(server)
         refusals = 0
         for n in range(args.streams):
@@ -196,24 +235,30 @@ def main() -> None:
             refusals += refused
         time.sleep(2)
         rss_after = _workers_rss(server)
-        busy_p50, busy_p95 = _api_p95(port, token)
+        busy, idle = _side_by_side(port, idle_port, token, args.requests)
         on_stream = _stream_latency(streams[0], database, args.samples)
         in_browser = _browser_latency(f"http://127.0.0.1:{port}", database, args.samples)
     finally:
         for sock in streams:
             sock.close()
-        server.terminate()
-        server.wait(timeout=30)
+        for running in servers:
+            running.terminate()
+            running.wait(timeout=30)
         database.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+        if not args.redis:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
         admin.dispose()
+        scratch.cleanup()
 
+    idle_p50, idle_p95 = statistics.median(idle), _percentile(idle, 95)
+    busy_p50, busy_p95 = statistics.median(busy), _percentile(busy, 95)
     per_stream = (rss_after - rss_before) / args.streams / 1024
     print("| measure | p50 | p95 |")
     print("|---|---:|---:|")
-    print(f"| GET recent, no stream open (ms) | {idle_p50:.2f} | {idle_p95:.2f} |")
-    print(f"| GET recent, {args.streams} streams open (ms) | {busy_p50:.2f} | {busy_p95:.2f} |")
+    print(f"| GET recent, server with no stream open (ms) | {idle_p50:.2f} | {idle_p95:.2f} |")
+    print(f"| GET recent, server with {args.streams} streams open (ms) | {busy_p50:.2f} | "
+          f"{busy_p95:.2f} |")  # fmt: skip
     print(f"| ratio with / without streams | {busy_p50 / idle_p50:.2f}x | "
           f"{busy_p95 / idle_p95:.2f}x |")  # fmt: skip
     print(f"| commit -> event on a stream (ms) | {statistics.median(on_stream):.1f} | "

@@ -18,6 +18,8 @@ from .config import Settings as Settings
 from .config import configured_timezone as configured_timezone
 from .config import ensure_instance as ensure_instance
 from .config import flag as flag
+from .config import live_redis_url_from_env as live_redis_url_from_env
+from .config import validate_live_redis_url as validate_live_redis_url
 from .db import Database as Database
 from .deliveries import Backlog as Backlog
 from .deliveries import delivery_log as delivery_log
@@ -195,6 +197,7 @@ __all__ = [
     "get_statistics",
     "is_app_path",
     "is_safe_url",
+    "live_redis_url_from_env",
     "metadata_problem",
     "must_wait",
     "neutralise",
@@ -219,5 +222,6 @@ __all__ = [
     "upgrade",
     "url_problem",
     "utcnow",
+    "validate_live_redis_url",
     "verify_token",
 ]

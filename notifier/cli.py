@@ -163,7 +163,7 @@ def prune_command(settings: Settings, older_than: str, apply: bool) -> None:
         age = parse_age(older_than)
     except ValidationError as exc:
         raise click.BadParameter(exc.errors["older_than"], param_hint="--older-than") from exc
-    database = Database(settings.database_url)
+    database = Database.from_settings(settings)
     try:
         report = prune(database, age, dry_run=not apply)
     finally:
@@ -188,7 +188,7 @@ def create_admin_command(
     """Create an admin who can log in to the web UI."""
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    database = Database(settings.database_url)
+    database = Database.from_settings(settings)
     try:
         with database.session_scope() as db:
             user = create_admin(db, email=email, password=password, display_name=display_name)
@@ -220,7 +220,7 @@ def dispatch_command(settings: Settings, once: bool, sweep_every: float) -> None
         delivery = DispatchSettings.from_env()
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
-    database = Database(settings.database_url)
+    database = Database.from_settings(settings)
     try:
         if once:
             total = 0
@@ -246,7 +246,7 @@ def existing_admin(settings: Settings, email: str) -> Iterator[tuple[Session, Ad
     For commands: an unknown email, or a ValidationError raised in the block, becomes a
     ClickException that says what to do.
     """
-    database = Database(settings.database_url)
+    database = Database.from_settings(settings)
     try:
         with database.session_scope() as db:
             user = find_admin(db, email)

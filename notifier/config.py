@@ -29,6 +29,7 @@ class Settings:
     | NOTIFIER_COOKIE_SECURE   | false (true: session cookie only sent over HTTPS)  |
     | NOTIFIER_TRUSTED_PROXIES | 0 (reverse proxies whose X-Forwarded-For to trust) |
     | NOTIFIER_RATELIMIT_STORAGE_URL | the broker if it is Redis, else memory://     |
+    | NOTIFIER_LIVE_REDIS_URL  | None: live push fans out without Redis             |
     | NOTIFIER_ALERT_REPEAT_INTERVAL | 4h (reminders of unacknowledged critical alerts) |
     """
 
@@ -40,6 +41,7 @@ class Settings:
     cookie_secure: bool = False
     trusted_proxies: int = 0
     ratelimit_storage_url: str = "memory://"
+    live_redis_url: str | None = None
     alert_repeat_interval: timedelta = timedelta(hours=4)
 
     @property
@@ -95,7 +97,32 @@ class Settings:
             cookie_secure,
             int(proxies),
             ratelimit_storage_url,
+            live_redis_url_from_env(env),
             _repeat_interval(env.get("NOTIFIER_ALERT_REPEAT_INTERVAL") or "4h"),
+        )
+
+
+def live_redis_url_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """``NOTIFIER_LIVE_REDIS_URL``: the Redis that carries live-push change notices, or None.
+
+    Every process that writes notifications (web, worker, CLI) must have the same value:
+    on SQLite a change only reaches the streams of other processes through it.
+    """
+    env = os.environ if environ is None else environ
+    url = (env.get("NOTIFIER_LIVE_REDIS_URL") or "").strip()
+    if not url:
+        return None
+    validate_live_redis_url(url)
+    return url
+
+
+def validate_live_redis_url(url: str) -> None:
+    """Raise ConfigurationError unless ``url`` names a Redis server."""
+    if url.partition("://")[0] not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(
+            f"NOTIFIER_LIVE_REDIS_URL={url!r} is not a Redis URL; set it to e.g. "
+            "redis://127.0.0.1:6379/0 (the same in every web, worker and CLI process), "
+            "or leave it empty"
         )
 
 

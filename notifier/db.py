@@ -20,7 +20,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .config import validate_database_url
+from .config import Settings, validate_database_url, validate_live_redis_url
+from .pubsub import ChangePublisher
 
 #: Seconds to wait for a connection to open, a lock, or a statement, before giving up.
 CONNECT_TIMEOUT = 5
@@ -157,16 +158,29 @@ def _dispose_after_fork(engine: Engine) -> None:
 
 
 class Database:
-    """An engine and its session factory for one database URL."""
+    """An engine and its session factory for one database URL.
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    ``live_redis_url``: on SQLite, publish a change notice on that Redis after each commit
+    that wrote notifications or alerts, so live streams in other processes see it
+    (``notifier.pubsub``). PostgreSQL needs none: its triggers notify on commit.
+    """
+
+    def __init__(
+        self, url: str, *, live_redis_url: str | None = None, **engine_kwargs: Any
+    ) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self._owns_engine = True
+        self._publisher = _publisher(self.engine, live_redis_url)
 
     @classmethod
-    def for_engine(cls, engine: Engine) -> Database:
+    def from_settings(cls, settings: Settings, **engine_kwargs: Any) -> Database:
+        """The Database that ``settings`` (the ``NOTIFIER_*`` variables) describe."""
+        return cls(settings.database_url, live_redis_url=settings.live_redis_url, **engine_kwargs)
+
+    @classmethod
+    def for_engine(cls, engine: Engine, *, live_redis_url: str | None = None) -> Database:
         """A Database over an engine its owner made and disposes (e.g. a host's
         Flask-SQLAlchemy engine); :meth:`dispose` leaves that engine alone."""
         database = cls.__new__(cls)
@@ -174,7 +188,13 @@ class Database:
         database.engine = engine
         database.sessionmaker = sessionmaker(engine, expire_on_commit=False)
         database._owns_engine = False
+        database._publisher = _publisher(engine, live_redis_url)
         return database
+
+    @property
+    def publishes_changes(self) -> bool:
+        """Whether commits here publish change notices on Redis (``live_redis_url``)."""
+        return self._publisher is not None
 
     @contextmanager
     def session_scope(self, *, immediate: bool = False) -> Iterator[Session]:
@@ -191,5 +211,18 @@ class Database:
 
     def dispose(self) -> None:
         """Close every pooled connection (of an engine this Database created)."""
+        if self._publisher is not None:
+            if not self._owns_engine:
+                self._publisher.detach(self.engine)
+            self._publisher.close()
         if self._owns_engine:
             self.engine.dispose()
+
+
+def _publisher(engine: Engine, live_redis_url: str | None) -> ChangePublisher | None:
+    if not live_redis_url or engine.dialect.name == "postgresql":
+        return None
+    validate_live_redis_url(live_redis_url)
+    publisher = ChangePublisher(live_redis_url)
+    publisher.attach(engine)
+    return publisher

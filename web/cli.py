@@ -221,7 +221,7 @@ def create_token_command(settings: Settings, email: str, name: str) -> None:
 @click.argument("token_key", metavar="ID_OR_PREFIX")
 def revoke_token_command(settings: Settings, token_key: str) -> None:
     """Revoke an API token by its id or the prefix shown at creation (e.g. ntf_AbCd1234)."""
-    database = Database(settings.database_url)
+    database = Database.from_settings(settings)
     try:
         with database.session_scope() as db:
             token = find_token(db, token_key)

@@ -14,7 +14,14 @@ from weakref import WeakKeyDictionary
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from notifier import Database, Settings, configured_timezone, flag
+from notifier import (
+    Database,
+    Settings,
+    configured_timezone,
+    flag,
+    live_redis_url_from_env,
+    validate_live_redis_url,
+)
 
 from . import delivery_pages as delivery_pages  # its views join pages_blueprint on import
 from .api import api_blueprint
@@ -100,6 +107,7 @@ class NotifierWeb:
         app.config.setdefault("NOTIFIER_STREAM_MAX_SECONDS", 300)
         app.config.setdefault("NOTIFIER_STREAM_RETRY_MS", 3000)
         app.config.setdefault("NOTIFIER_LIVE_POLL_SECONDS", 0.5)
+        app.config.setdefault("NOTIFIER_LIVE_REDIS_URL", live_redis_url_from_env())
         app.config.setdefault("NOTIFIER_METRICS_PATH", "/metrics")
         app.config.setdefault("NOTIFIER_METRICS_TOKEN", None)
         # The engine's rule for delivery URLs (notifier.egress): checked on save here too.
@@ -126,6 +134,7 @@ class NotifierWeb:
                 database,
                 max_streams=int(app.config["NOTIFIER_MAX_STREAMS"]),
                 poll_seconds=float(app.config["NOTIFIER_LIVE_POLL_SECONDS"]),
+                redis_url=app.config["NOTIFIER_LIVE_REDIS_URL"],
             ),
         )
         app.extensions[EXTENSION_KEY] = self
@@ -141,11 +150,14 @@ class NotifierWeb:
         app.teardown_appcontext(close_session)  # closes only the notifier's own session
 
     def _database(self, app: Flask) -> tuple[Database, Any]:
+        live = app.config["NOTIFIER_LIVE_REDIS_URL"]  # this process's writes reach the others
+        if live:
+            validate_live_redis_url(live)
         if self._db is None:
             if "NOTIFIER_DATABASE_URL" not in app.config:
                 app.config["NOTIFIER_DATABASE_URL"] = Settings.from_env().database_url
             url = app.config["NOTIFIER_DATABASE_URL"]
-            return Database(url, **app.config["NOTIFIER_ENGINE_OPTIONS"]), None
+            return Database(url, live_redis_url=live, **app.config["NOTIFIER_ENGINE_OPTIONS"]), None
         if "sqlalchemy" not in app.extensions:
             raise RuntimeError(
                 "NotifierWeb(app, db=db) needs db.init_app(app) (or SQLAlchemy(app)) first"
@@ -155,7 +167,7 @@ class NotifierWeb:
         app.config.setdefault(
             "NOTIFIER_DATABASE_URL", engine.url.render_as_string(hide_password=False)
         )
-        return Database.for_engine(engine), self._db.session
+        return Database.for_engine(engine, live_redis_url=live), self._db.session
 
     def state(self, app: Flask) -> AppState:
         """The per-app state created by ``init_app``."""

@@ -4,8 +4,11 @@ Each process runs at most one watcher thread, and only while a stream is open:
 
 - on PostgreSQL it LISTENs on its own connection; the triggers of ``notifier.changes`` send
   ids on commit, so the watcher reads exactly the rows that changed;
-- on SQLite (one host, writes serialised by the file lock) it reads the ends of three
-  indexes every ``NOTIFIER_LIVE_POLL_SECONDS`` and, when they moved, what changed.
+- elsewhere, with ``NOTIFIER_LIVE_REDIS_URL`` set, it SUBSCRIBEs on that Redis: every
+  process's commits publish a change notice there (``notifier.pubsub``), and the watcher
+  reads what changed after its position;
+- otherwise (SQLite, one host, writes serialised by the file lock) it reads the ends of
+  three indexes every ``NOTIFIER_LIVE_POLL_SECONDS`` and, when they moved, what changed.
 
 Either way the database is read once per change per process, never once per client; every
 stream gets the same :class:`Batch` through its own bounded queue.
@@ -84,7 +87,14 @@ class Subscriber:
 class Hub:
     """The per-process fan-out of database changes to open streams."""
 
-    def __init__(self, database: Database, *, max_streams: int, poll_seconds: float) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        max_streams: int,
+        poll_seconds: float,
+        redis_url: str | None = None,
+    ) -> None:
         self.database = database
         self.max_streams = max_streams
         self.poll_seconds = poll_seconds
@@ -95,7 +105,12 @@ class Hub:
         self._position = Position()
         self._unread = -1
         self._alert_states: dict[int, tuple[int, int, bool]] = {}
+        self._caught_up = False
         self.postgres = database.engine.dialect.name == "postgresql"
+        #: Where change notices come from: LISTEN on PostgreSQL (its triggers see every
+        #: writer, SQL included), else Redis when configured, else reading the database.
+        self.source = "postgresql" if self.postgres else "redis" if redis_url else "poll"
+        self.redis_url = redis_url
 
     @property
     def open_streams(self) -> int:
@@ -132,16 +147,19 @@ class Hub:
 
     def _run(self) -> None:
         backoff = 0.5
+        self._caught_up = False  # no position of this run's yet: the first source sets it
         while self._active():
             try:
-                if self.postgres:
+                if self.source == "postgresql":
                     self._listen()
+                elif self.source == "redis":
+                    self._subscribe()
                 else:
                     self._poll()
             except Exception:
-                # The database went away: say so once, wait, start again (and re-read the
-                # state, so a change made meanwhile is still sent).
-                log.warning("live updates: lost the database; retrying", exc_info=True)
+                # The database (or Redis) went away: say so, wait, start again (and re-read
+                # the state, so a change made meanwhile is still sent).
+                log.warning("live updates: lost the %s; retrying", self.source, exc_info=True)
                 self._ready.set()
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -204,6 +222,47 @@ class Hub:
                         alerts.add(int(ident))
                 with self.database.sessionmaker() as db:
                     self._publish(db, notified=notified, alerts=alerts)
+
+    def _subscribe(self) -> None:
+        import redis  # a dependency; imported here like psycopg, where it is used
+
+        client = redis.Redis.from_url(
+            self.redis_url or "",
+            socket_connect_timeout=5,
+            socket_timeout=5,
+            health_check_interval=15,  # a silent Redis is found out within seconds
+        )
+        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+        try:
+            pubsub.subscribe(CHANNEL)
+            # Redis confirms the subscription in order: from here on a notice reaches us.
+            while (message := pubsub.get_message(timeout=5.0)) is None or (
+                message["type"] != "subscribe"
+            ):
+                if message is None:
+                    raise ConnectionError("Redis did not confirm the subscription")
+            if self._caught_up:
+                # A reconnect: notices sent while we were away are lost; read what moved
+                # since our position (nothing a stream already has is sent again).
+                with self.database.sessionmaker() as db:
+                    self._publish(db, notified=None, alerts=None)
+            else:
+                self._baseline()
+                self._caught_up = True
+            self._ready.set()
+            while self._active():
+                message = pubsub.get_message(timeout=1.0)
+                if message is None or message["type"] != "message":
+                    continue
+                # what arrives with it is read in the same query (a storm is one read)
+                deadline = time.monotonic() + GATHER_SECONDS
+                while (left := deadline - time.monotonic()) > 0:
+                    pubsub.get_message(timeout=left)
+                with self.database.sessionmaker() as db:
+                    self._publish(db, notified=None, alerts=None)
+        finally:
+            pubsub.close()
+            client.close()
 
     # -- fan-out ---------------------------------------------------------------------------
 

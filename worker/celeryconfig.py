@@ -34,6 +34,8 @@ imports = ("notifier.worker.jobs", "notifier.worker.autoinstall")
 
 # The notifier plugin (see README "For Celery task authors").
 notifier_database_url = _settings.database_url
+# On SQLite: the Redis on which recorded failures announce themselves to live streams.
+notifier_live_redis_url = _settings.live_redis_url
 notifier_spool_dir = str(_settings.instance_path / "spool")
 notifier_error_threshold = 5
 notifier_notification_cooldown = 15 * 60  # seconds

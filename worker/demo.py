@@ -31,7 +31,7 @@ def _demo_admin(settings: Settings) -> str:
     """Create the demo admin once; its password is kept in the instance folder (0600)."""
     path = settings.instance_path / _PASSWORD_FILE
     password = path.read_text().strip() if path.exists() else secrets.token_urlsafe(12)
-    database = Database(settings.database_url)
+    database = Database.from_settings(settings)
     try:
         with database.session_scope() as db:
             create_admin(db, email=DEMO_EMAIL, password=password, display_name="Demo admin")

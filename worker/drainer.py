@@ -46,6 +46,7 @@ logger = logging.getLogger("notifier.worker")
 _ENV_SPOOL = "NOTIFIER_DRAIN_SPOOL"
 _ENV_DATABASE = "NOTIFIER_DRAIN_DATABASE_URL"
 _ENV_COOLDOWN = "NOTIFIER_DRAIN_COOLDOWN"
+_ENV_LIVE = "NOTIFIER_DRAIN_LIVE_REDIS_URL"
 _ENV_PARENT = "NOTIFIER_DRAIN_PARENT"
 # Started with -c, not -m: `python -m` of a module the package already imported warns
 # (RuntimeWarning: found in sys.modules) on every worker start.
@@ -61,9 +62,12 @@ class SpoolRecorder(Recorder):
     drainer logs one line saying what to run and keeps every report in the spool.
     """
 
-    def __init__(self, database_url: str, cooldown: timedelta) -> None:
+    def __init__(
+        self, database_url: str, cooldown: timedelta, live_redis_url: str | None = None
+    ) -> None:
         self.database_url = database_url
         self.cooldown = cooldown
+        self.live_redis_url = live_redis_url  # where commits announce themselves (SQLite)
         self._database: Database | None = None
         self._pruned_at = 0.0
         self._dispatcher: DispatcherThread | None = None
@@ -72,7 +76,7 @@ class SpoolRecorder(Recorder):
     def database(self) -> Database:
         """The engine, created on first use (never in a process that only spools)."""
         if self._database is None:
-            self._database = Database(self.database_url)
+            self._database = Database(self.database_url, live_redis_url=self.live_redis_url)
         return self._database
 
     def prepare(self, spool: Spool) -> None:
@@ -149,10 +153,17 @@ class SpoolRecorder(Recorder):
 class DrainerProcess:
     """The drainer process of one prefork worker, restarted if it dies while the worker runs."""
 
-    def __init__(self, spool: Spool, database_url: str, cooldown: timedelta) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        database_url: str,
+        cooldown: timedelta,
+        live_redis_url: str | None = None,
+    ) -> None:
         self.spool = spool
         self.database_url = database_url
         self.cooldown = cooldown
+        self.live_redis_url = live_redis_url
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
@@ -202,6 +213,7 @@ class DrainerProcess:
             _ENV_DATABASE: self.database_url,
             _ENV_COOLDOWN: str(self.cooldown.total_seconds()),
             _ENV_PARENT: str(os.getpid()),
+            _ENV_LIVE: self.live_redis_url or "",
             "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
         }
         return subprocess.Popen([sys.executable, "-c", _MAIN], env=env)
@@ -242,6 +254,7 @@ def main() -> None:
     recorder = SpoolRecorder(
         os.environ[_ENV_DATABASE],
         timedelta(seconds=float(os.environ.get(_ENV_COOLDOWN) or 0)),
+        os.environ.get(_ENV_LIVE) or None,
     )
     parent = int(os.environ.get(_ENV_PARENT) or os.getppid())
     drainer = Drainer(Spool(Path(os.environ[_ENV_SPOOL])), recorder)

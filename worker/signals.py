@@ -34,7 +34,7 @@ from billiard.process import current_process
 from celery import Celery, signals
 from celery.concurrency import get_implementation
 
-from notifier import FailureReport, Settings
+from notifier import FailureReport, Settings, live_redis_url_from_env
 
 from .decorators import spec_of
 from .drainer import DrainerProcess, SpoolRecorder
@@ -95,8 +95,12 @@ class _Installation:
             with self._lock:
                 if self._parts is None:
                     spool = Spool(self._spool_dir())
-                    recorder = SpoolRecorder(self._database_url(), self._cooldown())
-                    process = DrainerProcess(spool, recorder.database_url, recorder.cooldown)
+                    recorder = SpoolRecorder(
+                        self._database_url(), self._cooldown(), self._live_redis_url()
+                    )
+                    process = DrainerProcess(
+                        spool, recorder.database_url, recorder.cooldown, recorder.live_redis_url
+                    )
                     self._parts = _Parts(spool, recorder, Drainer(spool, recorder), process)
                 parts = self._parts
         return parts
@@ -114,6 +118,10 @@ class _Installation:
     def _database_url(self) -> str:
         url = self._setting("notifier_database_url", None)
         return str(url) if url else Settings.from_env().database_url
+
+    def _live_redis_url(self) -> str | None:
+        url = self._setting("notifier_live_redis_url", None)
+        return str(url) if url else live_redis_url_from_env()
 
     def error_threshold(self) -> int:
         """The app's ``notifier_error_threshold``, read once."""
@@ -167,7 +175,8 @@ class _Installation:
         self._lock = threading.Lock()  # a thread of the parent may have held it at fork
         parts = self._parts
         if parts is not None:
-            parts.recorder = SpoolRecorder(parts.recorder.database_url, parts.recorder.cooldown)
+            old = parts.recorder
+            parts.recorder = SpoolRecorder(old.database_url, old.cooldown, old.live_redis_url)
             parts.process.forget()
             parts.drainer = Drainer(parts.spool, parts.recorder)
 

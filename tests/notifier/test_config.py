@@ -18,6 +18,7 @@ def test_defaults_live_in_the_instance_folder(tmp_path: Path) -> None:
     assert settings.database_url == f"sqlite:///{tmp_path / 'inst' / 'notifier.db'}"
     assert settings.broker_url == f"sqla+sqlite:///{tmp_path / 'inst' / 'broker.db'}"
     assert settings.timezone == "UTC"
+    assert settings.live_redis_url is None  # live push needs no Redis by default
     # Reading settings writes no file: the web app makes its key when it needs one
     # (tests/web/test_extension.py::test_app_keeps_a_generated_secret_key).
     assert settings.secret_key is None
@@ -32,9 +33,11 @@ def test_explicit_values_win(tmp_path: Path) -> None:
             "NOTIFIER_BROKER_URL": "redis://localhost:6379/0",
             "NOTIFIER_SECRET_KEY": "s3cret",
             "NOTIFIER_TIMEZONE": "Europe/Luxembourg",
+            "NOTIFIER_LIVE_REDIS_URL": "redis://localhost:6379/3",
         }
     )
     assert settings.database_url == "postgresql+psycopg://u@db/x"
+    assert settings.live_redis_url == "redis://localhost:6379/3"
     assert settings.broker_url == "redis://localhost:6379/0"
     assert settings.secret_key == "s3cret"
     assert str(settings.tz) == "Europe/Luxembourg"
@@ -46,6 +49,7 @@ def test_explicit_values_win(tmp_path: Path) -> None:
         ({"NOTIFIER_DATABASE_URL": "not a url"}, "is not a SQLAlchemy URL"),
         ({"NOTIFIER_DATABASE_URL": "mysql://u@h/db"}, "supports 'sqlite' and 'postgresql'"),
         ({"NOTIFIER_TIMEZONE": "Mars/Olympus"}, "is not a known time zone"),
+        ({"NOTIFIER_LIVE_REDIS_URL": "memcached://x"}, "is not a Redis URL; set it to e.g."),
     ],
 )
 def test_bad_settings_say_what_to_do(tmp_path: Path, env: dict[str, str], says: str) -> None:

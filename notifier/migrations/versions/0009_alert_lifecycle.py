@@ -1,7 +1,7 @@
 """Alert lifecycle: acknowledge, snooze, escalation time, reminder claims; two delivery events
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0010 (rechain onto the head when merging)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0009'
-down_revision = '0007'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
