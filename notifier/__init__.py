@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .alerts import SNOOZE_MAX as SNOOZE_MAX
 from .alerts import AlertFields as AlertFields
 from .alerts import PlatformAlertService as PlatformAlertService
 from .alerts import platform_alert_service as platform_alert_service
@@ -57,6 +58,7 @@ from .migrate import upgrade as upgrade
 from .models import AdminNotification as AdminNotification
 from .models import AdminSession as AdminSession
 from .models import AdminUser as AdminUser
+from .models import AlertReminder as AlertReminder
 from .models import ApiToken as ApiToken
 from .models import Delivery as Delivery
 from .models import DeliveryAttempt as DeliveryAttempt
@@ -74,6 +76,8 @@ from .preference_store import admin_bell_filter as admin_bell_filter
 from .preference_store import category_table as category_table
 from .preference_store import preferences_document as preferences_document
 from .preference_store import save_preferences as save_preferences
+from .reminders import DEFAULT_REPEAT_INTERVAL as DEFAULT_REPEAT_INTERVAL
+from .reminders import queue_reminders as queue_reminders
 from .retention import parse_age as parse_age
 from .retention import prune as prune
 from .sessions import SESSION_LIFETIME as SESSION_LIFETIME
@@ -129,6 +133,7 @@ __all__ = [
     "ACTION_URL_MAX",
     "CHANNEL",
     "CLOCK_PATTERN",
+    "DEFAULT_REPEAT_INTERVAL",
     "ENDPOINT_URL_PATTERN",
     "FINGERPRINT_MAX",
     "INT32_MAX",
@@ -143,6 +148,7 @@ __all__ = [
     "SAFE_URL_PATTERN",
     "SESSION_LIFETIME",
     "SKIP_MAX",
+    "SNOOZE_MAX",
     "SYSTEM_NAME_MAX",
     "TEXT_PATTERN",
     "TIME_ZONE_MAX",
@@ -153,6 +159,7 @@ __all__ = [
     "AdminSession",
     "AdminUser",
     "AlertFields",
+    "AlertReminder",
     "AlertType",
     "AlreadyResolvedError",
     "ApiToken",
@@ -227,6 +234,7 @@ __all__ = [
     "prune",
     "prune_expired_sessions",
     "prune_processed",
+    "queue_reminders",
     "queued_in",
     "record_failures",
     "replay",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, tzinfo
+from datetime import datetime, time, timedelta, tzinfo
 from typing import Any, Required, TypedDict, Unpack
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import outbox
@@ -25,6 +25,26 @@ ALERT_ORDER = SortKey(
     (PlatformAlert.is_resolved, PlatformAlert.last_occurred_at, PlatformAlert.id),
     (False, True, True),
 )
+
+#: The longest snooze: a forgotten snooze must not hide a live problem for months.
+SNOOZE_MAX = timedelta(days=30)
+
+
+def snoozed_at(moment: datetime) -> ColumnElement[bool]:
+    """Open alerts snoozed at ``moment`` (a snooze ends by itself: compared when read)."""
+    return and_(
+        PlatformAlert.is_resolved.is_(False),
+        PlatformAlert.snoozed_until.is_not(None),
+        PlatformAlert.snoozed_until > moment,
+    )
+
+
+def _not_snoozed_at(moment: datetime) -> ColumnElement[bool]:
+    return or_(
+        PlatformAlert.is_resolved.is_(True),
+        PlatformAlert.snoozed_until.is_(None),
+        PlatformAlert.snoozed_until <= moment,
+    )
 
 
 def default_fingerprint(alert_type: AlertType | str, title: str) -> str:
@@ -62,7 +82,9 @@ class PlatformAlertService:
         its title and metadata stay. This is a single ``INSERT ... ON CONFLICT DO UPDATE``
         against the partial unique index, so concurrent callers never lose a count nor open
         a second alert. A new alert for a fingerprint whose last alert was resolved records
-        that alert's id as ``previous_alert_id`` in its metadata.
+        that alert's id as ``previous_alert_id`` in its metadata. An occurrence that raises
+        the severity lifts a snooze and an acknowledgment and queues ``alert.escalated``;
+        other occurrences of an open alert queue nothing.
         """
         values = _validated(fields)
         if isinstance(occurrences, bool) or not isinstance(occurrences, int) or occurrences < 1:
@@ -85,6 +107,10 @@ class PlatformAlertService:
             regressed = self._link_previous(db, alert)
             event = DeliveryEvent.ALERT_REGRESSED if regressed else DeliveryEvent.ALERT_OPENED
             outbox.on_alert(db, alert, event)
+        elif alert.escalated_at == now:
+            # This occurrence raised the severity: the upsert lifted any snooze and
+            # acknowledgment, and the recipients hear of it.
+            outbox.on_alert(db, alert, DeliveryEvent.ALERT_ESCALATED)
         labels = (alert.alert_type.value, alert.severity.value)
         if created:
             inc_on_commit(db, "notifier_alerts_opened_total", labels)
@@ -119,11 +145,16 @@ class PlatformAlertService:
         alert_type: AlertType | str | None = None,
         severity: Severity | str | None = None,
         is_resolved: bool | None = None,
+        snoozed: bool = False,
+        acknowledged: bool | None = None,
         skip: int = 0,
         limit: int = 50,
     ) -> tuple[list[PlatformAlert], int]:
-        """A page of alerts, unresolved first, then by latest occurrence; and the total."""
-        conditions = self._filters(alert_type, severity, is_resolved)
+        """A page of alerts, unresolved first, then by latest occurrence; and the total.
+
+        Snoozed alerts are left out, or only they are listed with ``snoozed=True``.
+        """
+        conditions = self._filters(alert_type, severity, is_resolved, snoozed, acknowledged)
         order = ALERT_ORDER.order_by()
         return fetch_page(db, PlatformAlert, conditions, order, skip=skip, limit=limit)
 
@@ -134,12 +165,17 @@ class PlatformAlertService:
         alert_type: AlertType | str | None = None,
         severity: Severity | str | None = None,
         is_resolved: bool | None = None,
+        snoozed: bool = False,
+        acknowledged: bool | None = None,
         cursor: str | None = None,
         skip: int = 0,
         limit: int = 50,
     ) -> Page[PlatformAlert]:
-        """A page of alerts in list order after ``cursor`` (or ``skip`` in); total capped."""
-        conditions = self._filters(alert_type, severity, is_resolved)
+        """A page of alerts in list order after ``cursor`` (or ``skip`` in); total capped.
+
+        Snoozed alerts are left out, or only they are listed with ``snoozed=True``.
+        """
+        conditions = self._filters(alert_type, severity, is_resolved, snoozed, acknowledged)
         skip, limit = page_bounds(skip, limit)
         return keyset_page(
             db, PlatformAlert, conditions, ALERT_ORDER, cursor=cursor, skip=skip, limit=limit
@@ -150,6 +186,8 @@ class PlatformAlertService:
         alert_type: AlertType | str | None,
         severity: Severity | str | None,
         is_resolved: bool | None,
+        snoozed: bool = False,
+        acknowledged: bool | None = None,
     ) -> list[Any]:
         check = Checker()
         conditions: list[Any] = []
@@ -161,6 +199,11 @@ class PlatformAlertService:
             conditions.append(PlatformAlert.severity == check.enum("severity", severity, Severity))
         if is_resolved is not None:
             conditions.append(PlatformAlert.is_resolved.is_(bool(is_resolved)))
+        now = utcnow()
+        conditions.append(snoozed_at(now) if snoozed else _not_snoozed_at(now))
+        if acknowledged is not None:
+            column = PlatformAlert.acknowledged_at
+            conditions.append(column.is_not(None) if acknowledged else column.is_(None))
         check.done()
         return conditions
 
@@ -200,33 +243,109 @@ class PlatformAlertService:
         outbox.on_alert(db, alert, DeliveryEvent.ALERT_RESOLVED)
         return alert
 
+    def acknowledge_alert(
+        self, db: Session, alert_id: int, *, user_id: int | None
+    ) -> PlatformAlert | None:
+        """Mark an open alert as taken on by ``user_id``; None for an unknown id.
+
+        Idempotent: acknowledging it again keeps the first admin and time. Reminders stop
+        until it is unacknowledged or an occurrence raises its severity. Raises
+        AlreadyResolvedError for a resolved alert.
+        """
+        return self._change_open(
+            db,
+            alert_id,
+            {"acknowledged_at": utcnow(), "acknowledged_by_user_id": user_id},
+            PlatformAlert.acknowledged_at.is_(None),
+        )
+
+    def unacknowledge_alert(self, db: Session, alert_id: int) -> PlatformAlert | None:
+        """Withdraw an open alert's acknowledgment (reminders resume); None for an unknown id."""
+        return self._change_open(
+            db, alert_id, {"acknowledged_at": None, "acknowledged_by_user_id": None}
+        )
+
+    def snooze_alert(
+        self, db: Session, alert_id: int, *, until: datetime, now: datetime | None = None
+    ) -> PlatformAlert | None:
+        """Hide an open alert and keep it silent until ``until``; None for an unknown id.
+
+        ``until`` must be aware, in the future and at most ``SNOOZE_MAX`` away, else a
+        ValidationError. Its occurrences still count; one that raises the severity ends the
+        snooze. Snoozing again moves the time. Raises AlreadyResolvedError when resolved.
+        """
+        now = now or utcnow()
+        if not isinstance(until, datetime) or until.tzinfo is None:
+            raise ValidationError({"until": "must be a date and time with a time zone"})
+        if until <= now:
+            raise ValidationError({"until": "must be in the future"})
+        if until - now > SNOOZE_MAX:
+            raise ValidationError({"until": f"must be at most {SNOOZE_MAX.days} days away"})
+        return self._change_open(db, alert_id, {"snoozed_until": until})
+
+    def unsnooze_alert(self, db: Session, alert_id: int) -> PlatformAlert | None:
+        """End an open alert's snooze now; None for an unknown id."""
+        return self._change_open(db, alert_id, {"snoozed_until": None})
+
+    def _change_open(
+        self,
+        db: Session,
+        alert_id: int,
+        values: dict[str, Any],
+        *only_if: ColumnElement[bool],
+    ) -> PlatformAlert | None:
+        # One UPDATE guarded by "still open": a concurrent resolve wins cleanly.
+        db.execute(
+            update(PlatformAlert)
+            .where(PlatformAlert.id == alert_id, PlatformAlert.is_resolved.is_(False), *only_if)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        alert = db.get(PlatformAlert, alert_id, populate_existing=True)
+        if alert is not None and alert.is_resolved:
+            raise AlreadyResolvedError(alert_id)
+        return alert
+
     def get_statistics(
         self, db: Session, *, tz: tzinfo | None = None, now: datetime | None = None
     ) -> dict[str, Any]:
         """Counts of alerts for the statistics cards and the alert breakdowns.
 
-        Keys: active_alerts, critical_alerts (active and critical),
+        Keys: active_alerts, critical_alerts (active and critical; a snoozed alert is not
+        active until its snooze ends), snoozed_alerts, acknowledged_alerts (active ones),
         resolved_today (since midnight in ``NOTIFIER_TIMEZONE``), total_alerts, and
         by_severity / by_type over active alerts with every enum value present.
         """
         zone = tz or configured_timezone()
-        local_now = (now or utcnow()).astimezone(zone)
+        now = now or utcnow()
+        local_now = now.astimezone(zone)
         midnight = datetime.combine(local_now.date(), time.min, tzinfo=zone)
 
         by_severity = dict.fromkeys((s.value for s in Severity), 0)
         by_type = dict.fromkeys((t.value for t in AlertType), 0)
-        # Read from ix_platform_alerts_counts (is_resolved, severity, alert_type) alone: the
-        # open alerts' heap pages cost more than the rest at 100,000 alerts. (One grouped
-        # pass over every alert for the total as well was slower: it compares three strings
-        # per row where count(*) compares none.)
+        # One grouped pass over the open alerts. It tells snoozed and acknowledged ones apart,
+        # so it reads their rows, not ix_platform_alerts_counts alone as it could before the
+        # lifecycle columns. (One grouped pass over every alert for the total as well was
+        # slower: it compares three strings per row where count(*) compares none.)
         rows = db.execute(
-            select(PlatformAlert.severity, PlatformAlert.alert_type, func.count())
+            select(
+                PlatformAlert.severity,
+                PlatformAlert.alert_type,
+                snoozed_at(now).label("snoozed"),
+                PlatformAlert.acknowledged_at.is_not(None).label("acknowledged"),
+                func.count(),
+            )
             .where(PlatformAlert.is_resolved.is_(False))
-            .group_by(PlatformAlert.severity, PlatformAlert.alert_type)
+            .group_by("severity", "alert_type", "snoozed", "acknowledged")
         ).all()
-        for severity, alert_type, count in rows:
+        snoozed = acknowledged = 0
+        for severity, alert_type, is_snoozed, is_acknowledged, count in rows:
+            if is_snoozed:
+                snoozed += count
+                continue
             by_severity[Severity(severity).value] += count
             by_type[AlertType(alert_type).value] += count
+            acknowledged += count if is_acknowledged else 0
 
         total_alerts = db.scalar(select(func.count()).select_from(PlatformAlert)) or 0
         resolved_today = (
@@ -240,6 +359,8 @@ class PlatformAlertService:
         return {
             "active_alerts": sum(by_severity.values()),
             "critical_alerts": by_severity[Severity.CRITICAL.value],
+            "snoozed_alerts": snoozed,
+            "acknowledged_alerts": acknowledged,
             "resolved_today": int(resolved_today),
             "total_alerts": int(total_alerts),
             "by_severity": by_severity,
@@ -286,8 +407,10 @@ def _validated(fields: AlertFields) -> dict[str, Any]:
 platform_alert_service = PlatformAlertService()
 
 __all__ = [
+    "SNOOZE_MAX",
     "AlertFields",
     "PlatformAlertService",
     "default_fingerprint",
     "platform_alert_service",
+    "snoozed_at",
 ]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ValidationError
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Settings:
     | NOTIFIER_RATELIMIT_STORAGE_URL | the broker if it is Redis, else memory://     |
     | NOTIFIER_LIVE_REDIS_URL  | None: live push fans out without Redis             |
     | NOTIFIER_SPOOL_URL       | None: the worker spools to a local folder          |
+    | NOTIFIER_ALERT_REPEAT_INTERVAL | 4h (reminders of unacknowledged critical alerts) |
     """
 
     database_url: str
@@ -42,6 +44,7 @@ class Settings:
     ratelimit_storage_url: str = "memory://"
     live_redis_url: str | None = None
     spool_url: str | None = None  # a Redis stream that outlives the host, for the worker
+    alert_repeat_interval: timedelta = timedelta(hours=4)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -101,6 +104,7 @@ class Settings:
             ratelimit_storage_url,
             live_redis_url_from_env(env),
             spool_url,
+            _repeat_interval(env.get("NOTIFIER_ALERT_REPEAT_INTERVAL") or "4h"),
         )
 
 
@@ -126,6 +130,18 @@ def validate_live_redis_url(url: str) -> None:
             "redis://127.0.0.1:6379/0 (the same in every web, worker and CLI process), "
             "or leave it empty"
         )
+
+
+def _repeat_interval(text: str) -> timedelta:
+    from .retention import parse_age  # retention reads notifier.db, which reads this module
+
+    try:
+        return parse_age(text)
+    except ValidationError:
+        raise ConfigurationError(
+            f"NOTIFIER_ALERT_REPEAT_INTERVAL={text!r} is not an interval; give hours, days "
+            "or weeks, e.g. 4h, 1d or 1w"
+        ) from None
 
 
 def flag(env: Mapping[str, str], name: str) -> bool:

@@ -340,6 +340,10 @@ def _mail_content(delivery: Delivery, settings: DispatchSettings) -> MailContent
     paragraphs = [p for p in (text,) if p]
     if delivery.event_type is DeliveryEvent.ALERT_RESOLVED:
         paragraphs.insert(0, "This alert is resolved.")
+    elif delivery.event_type is DeliveryEvent.ALERT_ESCALATED:
+        paragraphs.insert(0, f"This alert's severity rose to {level}.")
+    elif delivery.event_type is DeliveryEvent.ALERT_REMINDER:
+        paragraphs.insert(0, "Reminder: this alert is still open and nobody acknowledged it.")
     return MailContent(
         subject=f"[{level.upper()}] {kind}: {title}",
         paragraphs=paragraphs or [title],

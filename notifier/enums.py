@@ -67,6 +67,10 @@ class DeliveryEvent(StrEnum):
     ALERT_OPENED = "alert.opened"
     ALERT_REGRESSED = "alert.regressed"
     ALERT_RESOLVED = "alert.resolved"
+    #: An occurrence raised an open alert's severity (it lifts a snooze and an acknowledgment).
+    ALERT_ESCALATED = "alert.escalated"
+    #: An open critical alert nobody acknowledged, emailed again in its thread.
+    ALERT_REMINDER = "alert.reminder"
     ENDPOINT_TEST = "endpoint.test"
 
 

@@ -318,11 +318,13 @@ def prune_processed(
 
 def _record(db: Session, reports: Sequence[FailureReport], cooldown: timedelta) -> None:
     fresh = _claim(db, reports)
-    counted = _count_alerts(db, fresh)
+    counted, snoozed = _count_alerts(db, fresh)
     notified: dict[str, bool] = {}
     for position, report in enumerate(fresh):
         created = counted.get(position)
         fingerprint = report.fingerprint if created is not None else None
+        if fingerprint in snoozed:
+            continue  # counted, but a snoozed alert stays silent
         if fingerprint is not None and created is False:
             if fingerprint not in notified:
                 notified[fingerprint] = _notified_recently(db, fingerprint, cooldown)
@@ -353,8 +355,13 @@ def _claim(db: Session, reports: Sequence[FailureReport]) -> list[FailureReport]
     return fresh
 
 
-def _count_alerts(db: Session, reports: Sequence[FailureReport]) -> dict[int, bool]:
+def _count_alerts(
+    db: Session, reports: Sequence[FailureReport]
+) -> tuple[dict[int, bool], set[str]]:
     """Count every report's alert with one upsert per fingerprint; ``created`` by position.
+
+    Also returns the fingerprints whose alert is snoozed after counting (a rise in severity
+    has already ended the snooze).
 
     The result is what one upsert per report, in order, would have left: the count grows by
     the number of reports, the severity is the highest, the stores and systems are the
@@ -368,6 +375,8 @@ def _count_alerts(db: Session, reports: Sequence[FailureReport]) -> dict[int, bo
         if alert is not None:
             groups.setdefault(alert["fingerprint"], []).append((position, alert))
     counted: dict[int, bool] = {}
+    snoozed: set[str] = set()
+    now = utcnow()
     for fingerprint in sorted(groups):
         members = groups[fingerprint]
         alerts = [alert for _, alert in members]
@@ -378,12 +387,14 @@ def _count_alerts(db: Session, reports: Sequence[FailureReport]) -> dict[int, bo
         merged["description"] = next(
             (a["description"] for a in reversed(alerts) if a["description"]), None
         )
-        _, created = platform_alert_service.create_or_increment_alert(
+        row, created = platform_alert_service.create_or_increment_alert(
             db, **merged, occurrences=len(members)
         )
         for n, (position, _) in enumerate(members):
             counted[position] = created and n == 0
-    return counted
+        if row.snoozed_until is not None and row.snoozed_until > now:
+            snoozed.add(row.fingerprint)
+    return counted, snoozed
 
 
 def _notified_recently(db: Session, fingerprint: str, cooldown: timedelta) -> bool:

@@ -166,6 +166,15 @@ class PlatformAlert(Base):
     resolution_notes: Mapped[str | None] = mapped_column(Text)
     alert_metadata: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Someone took it on: reminders stop until it is unacknowledged or its severity rises.
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="SET NULL")
+    )
+    #: Out of the active count and lists, and silent, until then (compared at query time).
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When an occurrence last raised the severity (the upsert sets it; reminders count from it).
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         CheckConstraint(f"length(title) <= {TITLE_MAX}", name="title_length"),
@@ -198,6 +207,26 @@ Index(
     PlatformAlert.last_occurred_at.desc(),
     PlatformAlert.id.desc(),
 )
+
+
+class AlertReminder(Base):
+    """A reminder claimed for one alert and one interval: the key makes it one per interval.
+
+    Inserted (``ON CONFLICT DO NOTHING``) in the transaction that queues the reminder's
+    emails, so two beats, or one beat ticking twice, queue them once.
+    """
+
+    __tablename__ = "alert_reminders"
+
+    alert_id: Mapped[int] = mapped_column(
+        ForeignKey("platform_alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: The start of the interval this reminder is for.
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<AlertReminder alert={self.alert_id} due {self.due_at}>"
 
 
 class ProcessedFailure(Base):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -107,6 +107,10 @@ def alert_payload(alert: PlatformAlert) -> dict[str, Any]:
         "resolution_notes": alert.resolution_notes,
         "alert_metadata": dict(alert.alert_metadata or {}),
         "created_at": _iso(alert.created_at),
+        "acknowledged_at": _iso(alert.acknowledged_at),
+        "acknowledged_by_user_id": alert.acknowledged_by_user_id,
+        "snoozed_until": _iso(alert.snoozed_until),
+        "escalated_at": _iso(alert.escalated_at),
     }
 
 
@@ -175,30 +179,34 @@ def queue(
     notification_id: int | None = None,
     alert_id: int | None = None,
     facts: Event | None = None,
+    recipients: Sequence[int] | None = None,
 ) -> int:
     """Add ``event`` for ``endpoint`` (one row per active admin for email); returns rows.
 
     For email, ``facts`` (the notification's or alert's type and level) go through each
     admin's preferences: no row when that admin turned it off or takes it in the digest, a
     row held until the end of their quiet hours, or a row due now. Without ``facts`` (an
-    endpoint test) every active admin gets one.
+    endpoint test, a reminder) every admin addressed gets one. ``recipients``: for email,
+    only these admins (a reminder goes to whoever was emailed); else every active admin.
     """
-    recipients: list[tuple[int | None, datetime, str | None]] = [(None, occurred_at, None)]
+    rows: list[tuple[int | None, datetime, str | None]] = [(None, occurred_at, None)]
     if endpoint.channel is DeliveryChannel.EMAIL:
         admins = list(
-            db.scalars(select(AdminUser.id).where(AdminUser.is_active).order_by(AdminUser.id))
+            recipients
+            if recipients is not None
+            else db.scalars(select(AdminUser.id).where(AdminUser.is_active).order_by(AdminUser.id))
         )
-        recipients = [(admin, occurred_at, None) for admin in admins]
+        rows = [(admin, occurred_at, None) for admin in admins]
         if facts is not None:
             routed = cached_audience(db, admins).route(facts, utcnow(), Channel.EMAIL)
-            recipients = []
+            rows = []
             for admin in admins:
                 routing = routed[admin]
                 if routing.action is Action.IMMEDIATE:
-                    recipients.append((admin, occurred_at, None))
+                    rows.append((admin, occurred_at, None))
                 elif routing.action is Action.HELD and routing.until is not None:
-                    recipients.append((admin, routing.until, HOLD_QUIET))
-    for recipient, due, hold in recipients:
+                    rows.append((admin, routing.until, HOLD_QUIET))
+    for recipient, due, hold in rows:
         db.add(
             Delivery(
                 message_id=new_id("msg"),
@@ -215,8 +223,8 @@ def queue(
                 hold=hold,
             )
         )
-    mark_queued(db, len(recipients))
-    return len(recipients)
+    mark_queued(db, len(rows))
+    return len(rows)
 
 
 def mark_queued(db: Session, count: int) -> None:
@@ -359,6 +367,7 @@ def ensure_default_email_endpoint(db: Session) -> DeliveryEndpoint:
             str(DeliveryEvent.NOTIFICATION_CREATED),
             str(DeliveryEvent.ALERT_OPENED),
             str(DeliveryEvent.ALERT_REGRESSED),
+            str(DeliveryEvent.ALERT_ESCALATED),
         ],
         min_priority=Priority.CRITICAL,
         min_severity=Severity.CRITICAL,

@@ -98,13 +98,21 @@ def upsert_alert(dialect: str) -> ExecutableReturnsRows:
     """INSERT an open alert, or count one more occurrence of the open one; RETURNING it."""
     columns = ", ".join(c.name for c in PlatformAlert.__table__.c)
     merge = _MERGE[dialect]
+    rise = f"{_rank('excluded.severity')} > {_rank('platform_alerts.severity')}"
     sql = (
         _insert_sql("platform_alerts", _ALERT_COLUMNS)
         + f" ON CONFLICT (fingerprint) WHERE {_OPEN[dialect]} DO UPDATE SET"
         " occurrence_count = platform_alerts.occurrence_count + excluded.occurrence_count,"
+        # A rise in severity is news: it stamps escalated_at and lifts a snooze and an
+        # acknowledgment (every right-hand side reads the row as it was).
+        f" escalated_at = CASE WHEN {rise} THEN excluded.last_occurred_at"
+        " ELSE platform_alerts.escalated_at END,"
+        f" snoozed_until = CASE WHEN {rise} THEN NULL ELSE platform_alerts.snoozed_until END,"
+        f" acknowledged_at = CASE WHEN {rise} THEN NULL ELSE platform_alerts.acknowledged_at END,"
+        f" acknowledged_by_user_id = CASE WHEN {rise} THEN NULL"
+        " ELSE platform_alerts.acknowledged_by_user_id END,"
         " last_occurred_at = excluded.last_occurred_at,"
-        f" severity = CASE WHEN {_rank('excluded.severity')} > {_rank('platform_alerts.severity')}"
-        " THEN excluded.severity ELSE platform_alerts.severity END,"
+        f" severity = CASE WHEN {rise} THEN excluded.severity ELSE platform_alerts.severity END,"
         " description = COALESCE(excluded.description, platform_alerts.description),"
         f" affected_stores = {merge.format(col='affected_stores')},"
         f" affected_systems = {merge.format(col='affected_systems')}"

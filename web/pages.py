@@ -173,6 +173,7 @@ def notifications() -> str:
     """The notifications page: statistics, chart, and the tab and filters in the URL."""
     session = db_session()
     zone = app_timezone()
+    now = utcnow()
     tab = "alerts" if request.args.get("tab") == "alerts" else "notifications"
     filters = Filters(NotificationQuery if tab == "notifications" else AlertQuery)
     page = page_number()
@@ -204,6 +205,8 @@ def notifications() -> str:
             alert_type=filters.get("alert_type"),
             severity=filters.get("severity"),
             is_resolved=filters.get("is_resolved"),
+            snoozed=bool(filters.get("snoozed")),
+            acknowledged=filters.get("acknowledged"),
             skip=skip,
             limit=PER_PAGE,
         )
@@ -215,13 +218,18 @@ def notifications() -> str:
             exact=listed.total_exact,
             more=listed.next_cursor is not None,
         )
-        resolvers = (a.resolved_by_user_id for a in listed.items)
-        user_ids = {user_id for user_id in resolvers if user_id is not None}
+        people = (
+            user_id
+            for a in listed.items
+            for user_id in (a.resolved_by_user_id, a.acknowledged_by_user_id)
+        )
+        user_ids = {user_id for user_id in people if user_id is not None}
     users = admin_names(session, user_ids)
     return render_template(
         "notifier/notifications.html",
         tab=tab,
-        rendered_at=utcnow().isoformat(),
+        now=now,
+        rendered_at=now.isoformat(),
         stats=get_statistics(session, tz=zone),
         chart=daily_chart(admin_notification_service.get_daily_counts(session, days=14, tz=zone)),
         filters=filters.values | {"active": filters.active},

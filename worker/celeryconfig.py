@@ -45,12 +45,16 @@ notifier_catalogue_url = f"sqlite:///{_settings.instance_path / 'catalogue.db'}"
 notifier_letzshop_base_url = os.environ.get("NOTIFIER_LETZSHOP_URL") or None
 notifier_letzshop_timeout = 10.0
 notifier_letzshop_retry_delay = float(os.environ.get("NOTIFIER_LETZSHOP_RETRY_DELAY") or 30)
+# An open critical alert nobody acknowledged is emailed again this often (seconds).
+notifier_alert_repeat_interval = _settings.alert_repeat_interval.total_seconds()
 
 # Spooled events need no schedule (each worker's drainer, a process next to a prefork
-# worker, replays them). Retention, the delivery sweep and digests do (`celery -A
+# worker, replays them). Retention, the delivery sweep, digests and reminders do (`celery -A
 # notifier.worker.app beat`): read notifications and resolved alerts older than
 # NOTIFIER_RETENTION (default 90d) go once a day, in bounded batches; deliveries no one
 # kicked go out within NOTIFIER_DISPATCH_SWEEP seconds (30); every minute beat looks for
 # digest periods that began (each admin and period is claimed once, so a second beat is
-# harmless). A host merges these into its own schedule with `notifier.worker.beat_schedule()`.
+# harmless); every 5 minutes it looks for critical alerts owed a reminder (one per alert and
+# NOTIFIER_ALERT_REPEAT_INTERVAL, however often it ticks). A host merges these into its own
+# schedule with `notifier.worker.beat_schedule()`.
 beat_schedule: dict[str, dict[str, object]] = _beat_schedule()

@@ -1,4 +1,5 @@
-"""The beat entries the package provides: daily retention, the delivery sweep, digests.
+"""The beat entries the package provides: daily retention, the delivery sweep, digests,
+reminders.
 
 A host with its own Celery app merges them into its schedule::
 
@@ -23,7 +24,8 @@ DIGEST_TICK = 60.0
 
 def beat_schedule(retention: str | None = None) -> dict[str, dict[str, object]]:
     """``notifier-prune`` daily (``NOTIFIER_RETENTION``, 90d), ``notifier-dispatch`` (the
-    delivery sweep, every ``NOTIFIER_DISPATCH_SWEEP`` seconds, 30) and ``notifier-digests``."""
+    delivery sweep, every ``NOTIFIER_DISPATCH_SWEEP`` seconds, 30), ``notifier-digests`` and
+    ``notifier-alert-reminders`` (every 5 minutes)."""
     sweep = float(os.environ.get("NOTIFIER_DISPATCH_SWEEP") or 30)
     return {
         "notifier-prune": {
@@ -39,6 +41,9 @@ def beat_schedule(retention: str | None = None) -> dict[str, dict[str, object]]:
             "options": {"expires": sweep},
         },
         "notifier-digests": {"task": "notifier.digests", "schedule": _digest_tick()},
+        # Critical alerts owed a reminder: one per alert and NOTIFIER_ALERT_REPEAT_INTERVAL
+        # (claimed in the database), however often this ticks.
+        "notifier-alert-reminders": {"task": "notifier.alert_reminders", "schedule": 5 * 60},
     }
 
 

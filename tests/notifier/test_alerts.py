@@ -217,6 +217,8 @@ def test_statistics(db_session: Session) -> None:
         "unread_notifications": 1,
         "active_alerts": 3,
         "critical_alerts": 2,
+        "snoozed_alerts": 0,
+        "acknowledged_alerts": 0,
         "resolved_today": 1,
         "total_alerts": 4,
         "by_severity": {"info": 1, "warning": 0, "error": 0, "critical": 2},

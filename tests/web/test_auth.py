@@ -19,6 +19,7 @@ BODIES: dict[str, dict[str, Any]] = {
     f"POST {API}": {"type": "system_info", "title": "t", "message": "m"},
     f"POST {API}/alerts": {"alert_type": "system", "severity": "info", "title": "t"},
     f"PUT {API}/alerts/{{alert_id}}/resolve": {"resolution_notes": "n"},
+    f"PUT {API}/alerts/{{alert_id}}/snooze": {"until": "2030-01-01T00:00:00Z"},
     f"POST {API}/endpoints": {"name": "e", "channel": "webhook", "url": "https://hooks.example/"},
     f"PATCH {API}/endpoints/{{endpoint_id}}": {"name": "renamed"},
     f"POST {API}/deliveries/replay-failed": {"since": "2026-01-01T00:00:00Z"},
@@ -43,7 +44,7 @@ def _routes(api: FlaskClient) -> list[tuple[str, str, dict[str, Any] | None]]:
             for name, value in ids.items():
                 url = url.replace(f"{{{name}}}", str(value))
             routes.append((method.upper(), url, body))
-    assert len(routes) == 30  # 29 operations (the event stream too) and the document itself
+    assert len(routes) == 34  # 33 operations (the event stream too) and the document itself
     return routes
 
 

@@ -1,4 +1,5 @@
-"""Platform alert endpoints: list, create-or-increment, read one, resolve, statistics."""
+"""Platform alert endpoints: list, create-or-increment, read one, resolve, acknowledge,
+snooze, statistics."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .schemas import (
     AlertPage,
     AlertQuery,
     AlertResolve,
+    AlertSnooze,
     AlertStatsOut,
     ErrorOut,
 )
@@ -36,6 +38,8 @@ def list_alerts(query: AlertQuery) -> Reply:
         alert_type=query.alert_type,
         severity=query.severity,
         is_resolved=query.is_resolved,
+        snoozed=query.snoozed,
+        acknowledged=query.acknowledged,
         **paging(query),
     )
     items = [AlertOut.model_validate(item) for item in result.items]
@@ -110,5 +114,69 @@ def resolve_alert(body: AlertResolve, alert_id: int) -> Reply:
         resolution_notes=body.resolution_notes,
     )
     alert = found(alert, "platform alert", alert_id)
+    db.commit()
+    return AlertOut.model_validate(alert), 200
+
+
+_LIFECYCLE_ERRORS = {404: ErrorOut, 409: ErrorOut, **WRITE_ERRORS}
+
+
+@api.route(
+    "PUT",
+    "/alerts/{alert_id}/acknowledge",
+    summary="Acknowledge an open alert: reminders stop (the first acknowledgment is kept)",
+    responses={200: AlertOut, **_LIFECYCLE_ERRORS},
+)
+def acknowledge_alert(alert_id: int) -> Reply:
+    """Acknowledge an alert as the caller; 409 when it is resolved."""
+    db = db_session()
+    admin = current_admin()
+    alert = service.acknowledge_alert(db, alert_id, user_id=admin.id if admin else None)
+    alert = found(alert, "platform alert", alert_id)
+    db.commit()
+    return AlertOut.model_validate(alert), 200
+
+
+@api.route(
+    "DELETE",
+    "/alerts/{alert_id}/acknowledge",
+    summary="Withdraw an open alert's acknowledgment: reminders resume",
+    responses={200: AlertOut, **_LIFECYCLE_ERRORS},
+)
+def unacknowledge_alert(alert_id: int) -> Reply:
+    """Unacknowledge an alert; 409 when it is resolved."""
+    db = db_session()
+    alert = found(service.unacknowledge_alert(db, alert_id), "platform alert", alert_id)
+    db.commit()
+    return AlertOut.model_validate(alert), 200
+
+
+@api.route(
+    "PUT",
+    "/alerts/{alert_id}/snooze",
+    summary="Snooze an open alert until a time (at most 30 days): out of the active lists "
+    "and silent until then, unless its severity rises",
+    body=AlertSnooze,
+    responses={200: AlertOut, **_LIFECYCLE_ERRORS},
+)
+def snooze_alert(body: AlertSnooze, alert_id: int) -> Reply:
+    """Snooze an alert; 422 for a time past or too far, 409 when it is resolved."""
+    db = db_session()
+    alert = service.snooze_alert(db, alert_id, until=body.until)
+    alert = found(alert, "platform alert", alert_id)
+    db.commit()
+    return AlertOut.model_validate(alert), 200
+
+
+@api.route(
+    "DELETE",
+    "/alerts/{alert_id}/snooze",
+    summary="End an open alert's snooze now",
+    responses={200: AlertOut, **_LIFECYCLE_ERRORS},
+)
+def unsnooze_alert(alert_id: int) -> Reply:
+    """Unsnooze an alert; 409 when it is resolved."""
+    db = db_session()
+    alert = found(service.unsnooze_alert(db, alert_id), "platform alert", alert_id)
     db.commit()
     return AlertOut.model_validate(alert), 200

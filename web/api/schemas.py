@@ -8,6 +8,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -196,6 +197,24 @@ class AlertResolve(_Input):
     resolution_notes: Message
 
 
+def _date_time_text(value: Any) -> Any:
+    # Bodies are strict JSON: a date and time comes as RFC 3339 text, never as a number.
+    if not isinstance(value, str):
+        raise ValueError("give a date and time with its offset, e.g. 2026-01-31T18:00:00Z")
+    return value
+
+
+class AlertSnooze(_Input):
+    """Body of PUT /notifications/alerts/{id}/snooze."""
+
+    #: When the alert comes back: in the future and at most 30 days away, with an offset.
+    until: Annotated[
+        AwareDatetime,
+        BeforeValidator(_date_time_text),
+        Field(strict=False, description="in the future, at most 30 days away (RFC 3339)"),
+    ]
+
+
 #: A keyset cursor as ``next_cursor`` gave it (URL-safe base64 of the last row's sort key).
 Cursor = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -218,6 +237,9 @@ class AlertQuery(_Query):
     alert_type: AlertType | None = None
     severity: Severity | None = None
     is_resolved: bool | None = None
+    #: false (default): leave out alerts snoozed now; true: only those.
+    snoozed: bool = False
+    acknowledged: bool | None = None
     skip: Annotated[int, Field(ge=0, le=SKIP_MAX)] = 0
     cursor: Cursor | None = None
     limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 50
@@ -272,6 +294,12 @@ class AlertOut(_Output):
     resolution_notes: str | None
     alert_metadata: dict[str, Any]
     created_at: Timestamp
+    acknowledged_at: Timestamp | None
+    acknowledged_by_user_id: int | None
+    #: Hidden from the active count and lists until then (a time in the past: back).
+    snoozed_until: Timestamp | None
+    #: When an occurrence last raised the severity (reminders count from it).
+    escalated_at: Timestamp | None
 
 
 T = TypeVar("T", bound=BaseModel)
@@ -323,6 +351,8 @@ class AlertStatsOut(BaseModel):
     unread_notifications: int
     active_alerts: int
     critical_alerts: int
+    snoozed_alerts: int
+    acknowledged_alerts: int
     resolved_today: int
     total_alerts: int
     by_severity: dict[str, int]

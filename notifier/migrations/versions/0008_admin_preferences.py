@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import notifier.types
 
 revision = '0008'
-down_revision = '0010'  # after main's 0010 (which revises 0007); D's 0009 follows
+down_revision = '0010'  # after 0010 (which revises 0007); 0009 follows
 branch_labels = None
 depends_on = None
 

@@ -1,5 +1,6 @@
 // The notifications page: filters that keep themselves in the URL, per-row actions, bulk
-// mark-all-read, delete with confirmation and the alert resolution dialog.
+// mark-all-read, delete with confirmation, the alert resolution and snooze dialogs, and
+// acknowledge.
 import { api, refreshTimes } from "./api.js";
 
 const page = document.querySelector("[data-notifier-page]");
@@ -9,6 +10,7 @@ if (page) {
   const status = page.querySelector("[data-page-status]");
   const deleteDialog = document.getElementById("nt-confirm-delete");
   const resolveDialog = document.getElementById("nt-resolve");
+  const snoozeDialog = document.getElementById("nt-snooze");
 
   const say = (message, kind = "info") => {
     status.textContent = message;
@@ -51,6 +53,19 @@ if (page) {
       deleteDialog.dataset.id = id;
       deleteDialog.returnValue = "";
       deleteDialog.showModal();
+    } else if (action === "acknowledge" || action === "unacknowledge") {
+      perform(control, action === "acknowledge" ? "Acknowledging…" : "Withdrawing…", () =>
+        api(`${apiBase}/alerts/${id}/acknowledge`, {
+          method: action === "acknowledge" ? "PUT" : "DELETE",
+        }));
+    } else if (action === "unsnooze") {
+      perform(control, "Unsnoozing…", () =>
+        api(`${apiBase}/alerts/${id}/snooze`, { method: "DELETE" }));
+    } else if (action === "snooze") {
+      snoozeDialog.querySelector("[data-dialog-title]").textContent = control.dataset.title;
+      snoozeDialog.dataset.id = id;
+      snoozeDialog.querySelector("[data-dialog-error]").hidden = true;
+      snoozeDialog.showModal();
     } else if (action === "resolve") {
       resolveDialog.querySelector("[data-dialog-title]").textContent = control.dataset.title;
       resolveDialog.dataset.id = id;
@@ -67,34 +82,64 @@ if (page) {
       api(`${apiBase}/${deleteDialog.dataset.id}`, { method: "DELETE" }));
   });
 
-  resolveDialog?.querySelector("form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const notes = resolveDialog.querySelector("textarea").value.trim();
-    const error = resolveDialog.querySelector("[data-dialog-error]");
-    if (!notes) {
-      error.textContent = "Resolution notes are required: say what was done.";
-      error.hidden = false;
-      return;
+  // A dialog's form: ``read`` gives the request body or throws the sentence to show; the
+  // call then runs with the submit button busy, and the page reloads when it worked.
+  const onDialogSubmit = (dialog, busyText, read, path) => {
+    dialog?.querySelector("form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const error = dialog.querySelector("[data-dialog-error]");
+      const submit = dialog.querySelector("[data-submit]");
+      const label = submit.textContent;
+      const fail = (message) => {
+        error.textContent = message;
+        error.hidden = false;
+        submit.disabled = false;
+        submit.textContent = label;
+      };
+      let body;
+      try {
+        body = read(event.target);
+      } catch (problem) {
+        fail(problem.message);
+        return;
+      }
+      submit.disabled = true;
+      submit.textContent = busyText;
+      try {
+        await api(`${apiBase}/alerts/${dialog.dataset.id}/${path}`, { method: "PUT", body });
+        dialog.close("done");
+        window.location.reload();
+      } catch (err) {
+        fail(`That did not work: ${err.explain ? err.explain() : err.message}`);
+      }
+    });
+  };
+
+  onDialogSubmit(resolveDialog, "Resolving…", (form) => {
+    const notes = form.querySelector("textarea").value.trim();
+    if (!notes) throw new Error("Resolution notes are required: say what was done.");
+    return { resolution_notes: notes };
+  }, "resolve");
+
+  // The snooze's end: now plus a preset, or a time picked in the browser's zone; the server
+  // says when it is past or more than 30 days away.
+  onDialogSubmit(snoozeDialog, "Snoozing…", (form) => {
+    const choice = form.querySelector('input[name="duration"]:checked').value;
+    if (choice !== "custom") {
+      return { until: new Date(Date.now() + Number(choice) * 1000).toISOString() };
     }
-    const submit = resolveDialog.querySelector("[data-submit]");
-    submit.disabled = true;
-    submit.textContent = "Resolving…";
-    try {
-      await api(`${apiBase}/alerts/${resolveDialog.dataset.id}/resolve`, {
-        method: "PUT",
-        body: { resolution_notes: notes },
-      });
-      resolveDialog.close("resolved");
-      window.location.reload();
-    } catch (err) {
-      error.textContent = `That did not work: ${err.message}`;
-      error.hidden = false;
-      submit.disabled = false;
-      submit.textContent = "Resolve";
+    const picked = form.querySelector("[data-custom-until]").value;
+    const moment = picked ? new Date(picked) : null; // datetime-local: the browser's zone
+    if (!moment || Number.isNaN(moment.getTime())) {
+      throw new Error("Pick the date and time the alert should come back.");
     }
+    return { until: moment.toISOString() };
+  }, "snooze");
+  snoozeDialog?.querySelector("[data-custom-until]").addEventListener("input", () => {
+    snoozeDialog.querySelector('input[name="duration"][value="custom"]').checked = true;
   });
 
-  for (const dialog of [deleteDialog, resolveDialog]) {
+  for (const dialog of [deleteDialog, resolveDialog, snoozeDialog]) {
     dialog?.querySelector("[data-cancel]")?.addEventListener("click", () => dialog.close("cancel"));
   }
 
