@@ -110,3 +110,13 @@ export function el(tag, attrs = {}, text) {
   if (text !== undefined && text !== null) node.textContent = String(text);
   return node;
 }
+
+// A page's status line: the function it returns shows a message as text (never HTML) with
+// a kind ("info", "error", ...) for the style; an empty message hides the line.
+export function statusLine(status) {
+  return (message, kind = "info") => {
+    status.textContent = message;
+    status.dataset.kind = kind;
+    status.hidden = !message;
+  };
+}

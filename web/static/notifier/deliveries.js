@@ -1,6 +1,6 @@
 // The delivery log: filters kept in the URL, replay one failed delivery, replay every failed
 // delivery since a time. Text goes in with textContent only.
-import { api, refreshTimes } from "./api.js";
+import { api, refreshTimes, statusLine } from "./api.js";
 
 const page = document.querySelector("[data-deliveries-page]");
 
@@ -9,11 +9,7 @@ if (page) {
   const status = page.querySelector("[data-page-status]");
   const replayForm = page.querySelector("form[data-replay-since]");
 
-  const say = (message, kind = "info") => {
-    status.textContent = message;
-    status.dataset.kind = kind;
-    status.hidden = !message;
-  };
+  const say = statusLine(status);
   const explain = (err) => (err.explain ? err.explain() : err.message);
 
   for (const form of page.querySelectorAll("form[data-autosubmit]")) {

@@ -1,7 +1,7 @@
 // The notifications page: filters that keep themselves in the URL, per-row actions, bulk
 // mark-all-read, delete with confirmation, the alert resolution and snooze dialogs, and
 // acknowledge.
-import { api, refreshTimes } from "./api.js";
+import { api, refreshTimes, statusLine } from "./api.js";
 
 const page = document.querySelector("[data-notifier-page]");
 
@@ -12,11 +12,7 @@ if (page) {
   const resolveDialog = document.getElementById("nt-resolve");
   const snoozeDialog = document.getElementById("nt-snooze");
 
-  const say = (message, kind = "info") => {
-    status.textContent = message;
-    status.dataset.kind = kind;
-    status.hidden = !message;
-  };
+  const say = statusLine(status);
 
   // Runs one API call with a loading state, then reloads so the server re-renders the lists
   // (and the statistics) with the filters that are already in the URL.

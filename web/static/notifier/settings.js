@@ -1,6 +1,6 @@
 // The notification settings page: the form becomes one preferences document, saved with
 // PUT through the JSON API (its rules, its 422s). Text goes in with textContent only.
-import { api } from "./api.js";
+import { api, statusLine } from "./api.js";
 
 const page = document.querySelector("[data-settings-page]");
 
@@ -10,11 +10,7 @@ if (page) {
   const windows = page.querySelector("[data-windows]");
   const template = page.querySelector("template[data-window-template]");
 
-  const say = (message, kind = "info") => {
-    status.textContent = message;
-    status.dataset.kind = kind;
-    status.hidden = !message;
-  };
+  const say = statusLine(status);
 
   page.querySelector("[data-add-window]").addEventListener("click", () => {
     windows.append(template.content.cloneNode(true));
