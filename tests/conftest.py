@@ -31,7 +31,22 @@ from tests.receivers import MailSink, Receiver, serve_receiver, serve_smtp
 POSTGRES_ADMIN_URL = os.environ.get(
     "NOTIFIER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("NOTIFIER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis_url_for_this_process() -> str:
+    """``NOTIFIER_TEST_REDIS_URL`` (db 15 by default); under pytest-xdist (``make test``
+    runs two), worker gwN takes the db N below it, since every test flushes its db."""
+    url = make_url(os.environ.get("NOTIFIER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url.render_as_string(hide_password=False)
+    db = int(url.database or 0) - int(worker[2:])
+    if db < 0:
+        raise RuntimeError(f"NOTIFIER_TEST_REDIS_URL leaves no Redis db for xdist worker {worker}")
+    return url.set(database=str(db)).render_as_string(hide_password=False)
+
+
+REDIS_URL = _redis_url_for_this_process()
 RABBITMQ_URL = os.environ.get("NOTIFIER_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
