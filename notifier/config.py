@@ -122,14 +122,20 @@ def live_redis_url_from_env(environ: Mapping[str, str] | None = None) -> str | N
     return url
 
 
+def _require_redis_url(url: str, name: str, advice: str) -> None:
+    """Raise ConfigurationError (``name`` is not a Redis URL; ``advice``) unless it is one."""
+    if url.partition("://")[0] not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(f"{name}={url!r} is not a Redis URL; {advice}")
+
+
 def validate_live_redis_url(url: str) -> None:
     """Raise ConfigurationError unless ``url`` names a Redis server."""
-    if url.partition("://")[0] not in ("redis", "rediss", "unix"):
-        raise ConfigurationError(
-            f"NOTIFIER_LIVE_REDIS_URL={url!r} is not a Redis URL; set it to e.g. "
-            "redis://127.0.0.1:6379/0 (the same in every web, worker and CLI process), "
-            "or leave it empty"
-        )
+    _require_redis_url(
+        url,
+        "NOTIFIER_LIVE_REDIS_URL",
+        "set it to e.g. redis://127.0.0.1:6379/0 (the same in every web, worker and CLI "
+        "process), or leave it empty",
+    )
 
 
 def _repeat_interval(text: str) -> timedelta:
@@ -156,11 +162,12 @@ def flag(env: Mapping[str, str], name: str) -> bool:
 
 def validate_spool_url(url: str, name: str) -> None:
     """Raise ConfigurationError unless ``url`` names a Redis server the worker can spool to."""
-    if url.partition("://")[0] not in ("redis", "rediss", "unix"):
-        raise ConfigurationError(
-            f"{name}={url!r} is not a Redis URL; set it to redis://host:6379/0 (a Redis "
-            "stream every worker reaches) or leave it unset for the local spool folder"
-        )
+    _require_redis_url(
+        url,
+        name,
+        "set it to redis://host:6379/0 (a Redis stream every worker reaches) or leave it "
+        "unset for the local spool folder",
+    )
 
 
 def validate_database_url(url: str) -> None:
