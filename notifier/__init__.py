@@ -52,6 +52,7 @@ from .failures import JobKind as JobKind
 from .failures import must_wait as must_wait
 from .failures import prune_processed as prune_processed
 from .failures import record_failures as record_failures
+from .keyset import CappedCount as CappedCount
 from .keyset import Page as Page
 from .migrate import schema_problem as schema_problem
 from .migrate import upgrade as upgrade
@@ -165,6 +166,7 @@ __all__ = [
     "ApiToken",
     "Backlog",
     "BellFilter",
+    "CappedCount",
     "ConfigurationError",
     "DailyCount",
     "Database",

@@ -12,7 +12,7 @@ from . import outbox
 from .config import configured_timezone
 from .enums import AlertType, DeliveryEvent, Severity
 from .errors import AlreadyResolvedError, ValidationError
-from .keyset import Page, SortKey, keyset_page
+from .keyset import Page, SortKey, capped_count, keyset_page
 from .metrics import inc_on_commit
 from .models import PlatformAlert
 from .paging import fetch_page, page_bounds
@@ -313,7 +313,8 @@ class PlatformAlertService:
 
         Keys: active_alerts, critical_alerts (active and critical; a snoozed alert is not
         active until its snooze ends), snoozed_alerts, acknowledged_alerts (active ones),
-        resolved_today (since midnight in ``NOTIFIER_TIMEZONE``), total_alerts, and
+        resolved_today (since midnight in ``NOTIFIER_TIMEZONE``), total_alerts (exact up to
+        ``keyset.TOTAL_CAP``, then the cap with total_alerts_exact False), and
         by_severity / by_type over active alerts with every enum value present.
         """
         zone = tz or configured_timezone()
@@ -347,7 +348,8 @@ class PlatformAlertService:
             by_type[AlertType(alert_type).value] += count
             acknowledged += count if is_acknowledged else 0
 
-        total_alerts = db.scalar(select(func.count()).select_from(PlatformAlert)) or 0
+        # Capped like the lists' totals: an exact count reads every alert's index entry.
+        total_alerts = capped_count(db, PlatformAlert, [])
         resolved_today = (
             db.scalar(
                 select(func.count())
@@ -362,7 +364,8 @@ class PlatformAlertService:
             "snoozed_alerts": snoozed,
             "acknowledged_alerts": acknowledged,
             "resolved_today": int(resolved_today),
-            "total_alerts": int(total_alerts),
+            "total_alerts": total_alerts.value,
+            "total_alerts_exact": total_alerts.exact,
             "by_severity": by_severity,
             "by_type": by_type,
         }

@@ -15,9 +15,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from .errors import ValidationError
@@ -129,13 +129,28 @@ def _typed(column: InstrumentedAttribute[Any], value: Any) -> Any:
     return value
 
 
-def capped_count(db: Session, entity: Any, conditions: Sequence[Any]) -> tuple[int, bool]:
-    """How many rows match, counted up to :data:`TOTAL_CAP`; ``(count, exact)``."""
+class CappedCount(NamedTuple):
+    """A count exact up to :data:`TOTAL_CAP`; beyond, ``TOTAL_CAP`` with ``exact`` False."""
+
+    value: int
+    exact: bool
+
+    @classmethod
+    def of(cls, counted: int | None) -> CappedCount:
+        """What a :func:`capped_count_query` answered, as a count and whether it is exact."""
+        counted = int(counted or 0)
+        return cls(TOTAL_CAP, False) if counted > TOTAL_CAP else cls(counted, True)
+
+
+def capped_count_query(entity: Any, conditions: Sequence[Any]) -> Select[tuple[int]]:
+    """``count(*)`` over at most ``TOTAL_CAP + 1`` matching rows (read with CappedCount.of)."""
     limited = select(literal(1)).select_from(entity).where(*conditions).limit(TOTAL_CAP + 1)
-    count = int(db.scalar(select(func.count()).select_from(limited.subquery())) or 0)
-    if count > TOTAL_CAP:
-        return TOTAL_CAP, False
-    return count, True
+    return select(func.count()).select_from(limited.subquery())
+
+
+def capped_count(db: Session, entity: Any, conditions: Sequence[Any]) -> CappedCount:
+    """How many rows match, counted up to :data:`TOTAL_CAP`; ``(value, exact)``."""
+    return CappedCount.of(db.scalar(capped_count_query(entity, conditions)))
 
 
 def keyset_page(
@@ -164,4 +179,12 @@ def keyset_page(
     return Page(rows, total, exact, key.encode(rows[-1]) if more and rows else None)
 
 
-__all__ = ["TOTAL_CAP", "Page", "SortKey", "capped_count", "keyset_page"]
+__all__ = [
+    "TOTAL_CAP",
+    "CappedCount",
+    "Page",
+    "SortKey",
+    "capped_count",
+    "capped_count_query",
+    "keyset_page",
+]

@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from . import outbox
 from .config import configured_timezone
 from .enums import NotificationType, Priority
-from .keyset import Page, SortKey, keyset_page
+from .keyset import CappedCount, Page, SortKey, capped_count, keyset_page
 from .metrics import inc_on_commit
 from .models import AdminNotification
 from .paging import MAX_PAGE, fetch_page, page_bounds
@@ -229,14 +229,16 @@ class AdminNotificationService:
             )
         )
 
-    def get_unread_count(self, db: Session, *, only: BellFilter = None) -> int:
-        """How many notifications nobody has read yet (of those in ``only``, if given)."""
-        count = db.scalar(
-            select(func.count())
-            .select_from(AdminNotification)
-            .where(AdminNotification.is_read.is_(False), *_bell_clause(only))
+    def get_unread_count(self, db: Session, *, only: BellFilter = None) -> CappedCount:
+        """How many notifications nobody has read yet (of those in ``only``, if given).
+
+        Counted up to ``keyset.TOTAL_CAP`` like the lists' totals: past it the value is the
+        cap and ``exact`` is False (the badge says "10,000+"), so the bell, polled by every
+        open page, never counts 100,000 unread rows.
+        """
+        return capped_count(
+            db, AdminNotification, [AdminNotification.is_read.is_(False), *_bell_clause(only)]
         )
-        return int(count or 0)
 
     def get_daily_counts(
         self,

@@ -14,9 +14,15 @@ from .notifications import admin_notification_service
 def get_statistics(
     db: Session, *, tz: tzinfo | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
-    """Unread notifications plus the alert counts (see ``PlatformAlertService.get_statistics``)."""
+    """Unread notifications plus the alert counts (see ``PlatformAlertService.get_statistics``).
+
+    ``unread_notifications`` is exact up to ``keyset.TOTAL_CAP``; past it, the cap with
+    ``unread_notifications_exact`` False.
+    """
+    unread = admin_notification_service.get_unread_count(db)
     return {
-        "unread_notifications": admin_notification_service.get_unread_count(db),
+        "unread_notifications": unread.value,
+        "unread_notifications_exact": unread.exact,
         **platform_alert_service.get_statistics(db, tz=tz, now=now),
     }
 

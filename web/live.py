@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 
 from notifier import (
     CHANNEL,
+    CappedCount,
     Database,
     Position,
     admin_notification_service,
@@ -39,6 +40,7 @@ from notifier import (
     notifications_after,
     notifications_by_id,
 )
+from notifier.keyset import capped_count_query
 from notifier.models import AdminNotification, PlatformAlert
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ class Batch:
 
     notifications: list[AdminNotification]
     alerts: list[PlatformAlert]
-    unread_count: int
+    unread_count: CappedCount
     position: Position
 
 
@@ -103,7 +105,7 @@ class Hub:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._position = Position()
-        self._unread = -1
+        self._unread: CappedCount | None = None
         self._alert_states: dict[int, tuple[int, int, bool]] = {}
         self._caught_up = False
         self.postgres = database.engine.dialect.name == "postgresql"
@@ -176,10 +178,9 @@ class Hub:
         row = db.execute(
             select(
                 select(func.max(AdminNotification.id)).scalar_subquery(),
-                select(func.count())
-                .select_from(AdminNotification)
-                .where(AdminNotification.is_read.is_(False))
-                .scalar_subquery(),
+                capped_count_query(
+                    AdminNotification, [AdminNotification.is_read.is_(False)]
+                ).scalar_subquery(),
                 select(func.max(PlatformAlert.last_occurred_at)).scalar_subquery(),
                 select(func.max(PlatformAlert.resolved_at)).scalar_subquery(),
             )

@@ -57,7 +57,7 @@ class Listing:
     @property
     def total_text(self) -> str:
         """The total as people read it: "1,234", or "10,000+" past the counting cap."""
-        return f"{self.total:,}" + ("" if self.total_exact else "+")
+        return count_text(self.total, self.total_exact)
 
 
 @dataclass
@@ -246,6 +246,15 @@ def notifications() -> str:
         api_base=url_for("notifier_api.list_notifications"),
         link_of=notification_link,
     )
+
+
+@pages_blueprint.app_template_global("notifier_count")
+def count_text(count: int, exact: bool = True) -> str:
+    """A count as people read it: "1,234", or "10,000+" when counting stopped at the cap.
+
+    The same text as ``countText`` in ``static/notifier/api.js`` (live updates).
+    """
+    return f"{count:,}" + ("" if exact else "+")
 
 
 @pages_blueprint.app_template_filter("notifier_safe_url")

@@ -212,15 +212,18 @@ def test_statistics(db_session: Session) -> None:
     db_session.commit()
     # The cards' numbers come from one place, which asks each service for its own counts.
     stats = get_statistics(db_session)
-    assert service.get_statistics(db_session).keys() == stats.keys() - {"unread_notifications"}
+    unread = {"unread_notifications", "unread_notifications_exact"}
+    assert service.get_statistics(db_session).keys() == stats.keys() - unread
     assert stats == {
         "unread_notifications": 1,
+        "unread_notifications_exact": True,
         "active_alerts": 3,
         "critical_alerts": 2,
         "snoozed_alerts": 0,
         "acknowledged_alerts": 0,
         "resolved_today": 1,
         "total_alerts": 4,
+        "total_alerts_exact": True,
         "by_severity": {"info": 1, "warning": 0, "error": 0, "critical": 2},
         "by_type": {
             "security": 0,

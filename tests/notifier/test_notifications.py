@@ -123,12 +123,12 @@ def test_limit_is_capped_at_200(db_session: Session) -> None:
 
 def test_recent_and_unread_count(db_session: Session) -> None:
     notes = _make(db_session, 7)
-    assert service.get_unread_count(db_session) == 7
+    assert service.get_unread_count(db_session) == (7, True)
     recent = service.get_recent_notifications(db_session)
     assert [n.title for n in recent] == ["note 6", "note 5", "note 4", "note 3", "note 2"]
     service.mark_as_read(db_session, notes[6].id, user_id=None)
     db_session.commit()
-    assert service.get_unread_count(db_session) == 6
+    assert service.get_unread_count(db_session) == (6, True)
     assert service.get_recent_notifications(db_session, limit=1)[0].title == "note 5"
 
 
@@ -153,7 +153,7 @@ def test_mark_all_as_read_counts_only_unread(db_session: Session) -> None:
     service.mark_as_read(db_session, notes[0].id, user_id=None)
     assert service.mark_all_as_read(db_session, user_id=None) == 4
     db_session.commit()
-    assert service.get_unread_count(db_session) == 0
+    assert service.get_unread_count(db_session) == (0, True)
     assert service.mark_all_as_read(db_session, user_id=None) == 0
 
 

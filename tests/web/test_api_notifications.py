@@ -81,7 +81,7 @@ def test_list_filters_pages_and_envelope(api: FlaskClient) -> None:
 
 def test_recent_unread_count_mark_read_and_mark_all(api: FlaskClient, admin: Admin) -> None:
     ids = [_create(api, title=f"n{i}")["id"] for i in range(3)]
-    assert api.get(f"{API}/unread-count").json == {"unread_count": 3}
+    assert api.get(f"{API}/unread-count").json == {"unread_count": 3, "unread_count_exact": True}
     recent = api.get(f"{API}/recent", query_string={"limit": 2}).json
     assert recent["unread_count"] == 3 and [n["id"] for n in recent["items"]] == ids[:0:-1]
 
@@ -90,11 +90,15 @@ def test_recent_unread_count_mark_read_and_mark_all(api: FlaskClient, admin: Adm
     assert read.json["is_read"] is True and read.json["read_by_user_id"] == admin.id
     again = api.put(f"{API}/{ids[0]}/read")
     assert again.json["read_at"] == read.json["read_at"]  # idempotent: first read kept
-    assert api.get(f"{API}/unread-count").json == {"unread_count": 2}
+    assert api.get(f"{API}/unread-count").json == {"unread_count": 2, "unread_count_exact": True}
 
     assert api.put(f"{API}/mark-all-read").json == {"marked": 2}
     assert api.put(f"{API}/mark-all-read").json == {"marked": 0}
-    assert api.get(f"{API}/recent").json == {"items": [], "unread_count": 0}
+    assert api.get(f"{API}/recent").json == {
+        "items": [],
+        "unread_count": 0,
+        "unread_count_exact": True,
+    }
 
 
 def test_delete_then_gone(api: FlaskClient) -> None:

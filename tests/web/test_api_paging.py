@@ -1,4 +1,4 @@
-"""Lists at scale: keyset cursors as well as skip/limit, and a total capped at 10,000."""
+"""Lists at scale: keyset cursors as well as skip/limit, and totals and counts capped at 10,000."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ from datetime import timedelta
 from flask.testing import FlaskClient
 from sqlalchemy import insert
 
-from notifier import AdminNotification, Database
+from notifier import AdminNotification, Database, PlatformAlert
 from notifier.keyset import TOTAL_CAP
 from notifier.types import utcnow
 from tests.web.conftest import API
+from tests.web.test_stream import Stream
 
 
-def _bulk(database: Database, count: int, *, same_time: bool = False) -> None:
-    """``count`` notifications; with ``same_time`` they all share one timestamp (ties)."""
+def _bulk(database: Database, count: int, *, same_time: bool = False, unread: bool = False) -> None:
+    """``count`` notifications, every other one read (``unread``: none read); with
+    ``same_time`` they all share one timestamp (ties)."""
     now = utcnow()
     rows = [
         {
@@ -22,7 +24,7 @@ def _bulk(database: Database, count: int, *, same_time: bool = False) -> None:
             "priority": "normal",
             "title": f"n{i}",
             "message": "m",
-            "is_read": i % 2 == 0,
+            "is_read": not unread and i % 2 == 0,
             "action_required": False,
             "notification_metadata": {},
             "created_at": now if same_time else now - timedelta(seconds=i),
@@ -99,3 +101,41 @@ def test_totals_stop_counting_at_the_cap(
     html = client.get("/admin/notifications").get_data(as_text=True)
     assert "10,000+ in all · page 1</span>" in html
     assert 'rel="next"' in html
+
+
+def test_unread_count_and_alert_total_stop_counting_at_the_cap(
+    api: FlaskClient, database: Database, browser: tuple[FlaskClient, str]
+) -> None:
+    _bulk(database, TOTAL_CAP + 1, unread=True)
+    rows = [
+        {"alert_type": "system", "severity": "info", "title": "a", "fingerprint": f"f{i}"}
+        for i in range(TOTAL_CAP + 1)
+    ]
+    with database.engine.begin() as conn:
+        conn.execute(insert(PlatformAlert.__table__), rows)
+    capped = {"unread_count": TOTAL_CAP, "unread_count_exact": False}
+    assert api.get(f"{API}/unread-count").json == capped
+    recent = api.get(f"{API}/recent", query_string={"limit": 1}).json
+    assert recent | {"items": []} == capped | {"items": []} and len(recent["items"]) == 1
+    stats = api.get(f"{API}/alerts/stats").json
+    assert (stats["unread_notifications"], stats["unread_notifications_exact"]) == (
+        TOTAL_CAP,
+        False,
+    )
+    assert (stats["total_alerts"], stats["total_alerts_exact"]) == (TOTAL_CAP, False)
+    assert stats["active_alerts"] == TOTAL_CAP + 1  # the open alerts' breakdown stays exact
+    # the live stream's count follows the same rule
+    stream = Stream(api)
+    try:
+        hello = stream.next_event()
+        assert (hello.event, hello.data) == ("unread", capped)
+    finally:
+        stream.close()
+    client, _ = browser
+    html = client.get("/admin/notifications").get_data(as_text=True)
+    assert 'data-stat="unread"><div class="nt-card__label">Unread</div>' in html
+    assert '<div class="nt-card__value">10,000+</div>' in html
+    # one read leaves exactly the cap unread: exact again
+    api.put(f"{API}/{recent['items'][0]['id']}/read")
+    exact = {"unread_count": TOTAL_CAP, "unread_count_exact": True}
+    assert api.get(f"{API}/unread-count").json == exact

@@ -83,7 +83,10 @@ def test_401_names_how_to_authenticate(client: FlaskClient) -> None:
 def test_cookie_reads_need_no_csrf_and_writes_do(app: Flask, admin: Admin) -> None:
     browser = app.test_client()
     csrf = login(browser, admin)
-    assert browser.get(f"{API}/unread-count").json == {"unread_count": 0}
+    assert browser.get(f"{API}/unread-count").json == {
+        "unread_count": 0,
+        "unread_count_exact": True,
+    }
     response = browser.put(f"{API}/mark-all-read")
     assert response.status_code == 403 and response.json["error"]["code"] == "csrf_failed"
     response = browser.put(f"{API}/mark-all-read", headers={"X-CSRF-Token": csrf})

@@ -60,7 +60,7 @@ def test_types_turned_off_in_app_stop_lighting_that_admins_bell(
     mine = api.get(f"{API}/recent?limit=10").json
     assert [n["title"] for n in mine["items"]] == ["breach", "big import"]
     assert mine["unread_count"] == 2
-    assert api.get(f"{API}/unread-count").json == {"unread_count": 2}
+    assert api.get(f"{API}/unread-count").json == {"unread_count": 2, "unread_count_exact": True}
     theirs = other.get(f"{API}/recent?limit=10").json
     assert theirs["unread_count"] == 5 and len(theirs["items"]) == 5
     # The shared inbox shows everything to everyone.
@@ -74,11 +74,11 @@ def test_the_live_stream_pushes_only_what_lights_this_admins_bell(
     _notify(database, "system_info", "low", "before")
     stream = Stream(api)
     try:
-        assert stream.next_event().data == {"unread_count": 0}
+        assert stream.next_event().data == {"unread_count": 0, "unread_count_exact": True}
         _notify(database, "system_info", "low", "FYI")
         _notify(database, "import_failure", "high", "big import")
         events = stream.until("unread")
-        while events[-1].data != {"unread_count": 1}:
+        while events[-1].data != {"unread_count": 1, "unread_count_exact": True}:
             events += stream.until("unread")
         pushed = [e.data["title"] for e in events if e.event == "notification"]
         assert pushed == ["big import"]

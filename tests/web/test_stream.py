@@ -101,7 +101,10 @@ def test_a_committed_notification_is_pushed_with_the_unread_count(
         assert stream.response.headers["X-Accel-Buffering"] == "no"
         assert stream.response.headers["Cache-Control"] == "no-store"
         hello = stream.next_event()
-        assert (hello.event, hello.data) == ("unread", {"unread_count": 0})
+        assert (hello.event, hello.data) == (
+            "unread",
+            {"unread_count": 0, "unread_count_exact": True},
+        )
         assert stream.retry == 3000 and hello.id is not None
 
         with database.session_scope() as db:
@@ -112,7 +115,7 @@ def test_a_committed_notification_is_pushed_with_the_unread_count(
         assert [e.event for e in events] == ["notification", "unread"]
         assert events[0].data["id"] == created.id
         assert events[0].data["title"] == "Critical error: Disk"
-        assert events[1].data == {"unread_count": 1}
+        assert events[1].data == {"unread_count": 1, "unread_count_exact": True}
         assert events[1].id is not None and events[1].id.startswith(f"{created.id}-")
     finally:
         stream.close()
@@ -125,9 +128,9 @@ def test_marking_read_and_alert_changes_are_pushed(api: FlaskClient, database: D
         )
     stream = Stream(api)
     try:
-        assert stream.next_event().data == {"unread_count": 1}
+        assert stream.next_event().data == {"unread_count": 1, "unread_count_exact": True}
         assert api.put(f"{API}/{note.id}/read").status_code == 200
-        assert stream.until("unread")[-1].data == {"unread_count": 0}
+        assert stream.until("unread")[-1].data == {"unread_count": 0, "unread_count_exact": True}
 
         with database.session_scope() as db:
             alert, _ = platform_alert_service.create_or_increment_alert(
@@ -179,7 +182,7 @@ def test_reconnecting_with_last_event_id_replays_what_was_missed(
         # the link is built by the web app, as in the JSON API
         assert notes[1]["action_url"] == "/admin/notifications?store_id=4"
         assert [e.data["title"] for e in events if e.event == "alert"] == ["Slow"]
-        assert events[-1].data == {"unread_count": 2}
+        assert events[-1].data == {"unread_count": 2, "unread_count_exact": True}
     finally:
         again.close()
 

@@ -116,7 +116,7 @@ def test_a_notification_from_another_process_reaches_every_stream_without_pollin
     others = [hub.subscribe(), hub.subscribe()]
     log = StatementLog(app)
     try:
-        assert stream.next_event().data == {"unread_count": 0}
+        assert stream.next_event().data == {"unread_count": 0, "unread_count_exact": True}
         # Quiet: three open streams, heartbeats flowing, and no query at all.
         before = log.count()
         heartbeats = stream.heartbeats
@@ -137,12 +137,12 @@ def test_a_notification_from_another_process_reaches_every_stream_without_pollin
         assert [e.event for e in events] == ["notification", "unread"]
         assert events[0].data["id"] == created
         assert events[0].data["title"] == "Critical error: Disk"
-        assert events[1].data == {"unread_count": 1}
+        assert events[1].data == {"unread_count": 1, "unread_count_exact": True}
         for inbox in others:
             batch = inbox.inbox.get(timeout=10)
             assert batch is not None
             assert [n.id for n in batch.notifications] == [created]
-            assert batch.unread_count == 1
+            assert batch.unread_count == (1, True)
         # The news was read from the database once for the process, not once per stream.
         assert 0 < log.count() - before <= 6
     finally:
@@ -159,7 +159,7 @@ def test_the_worker_drainer_process_publishes_what_it_records(
     drainer = DrainerProcess(spool, database.url, timedelta(minutes=15), redis_url)
     stream = Stream(api)
     try:
-        assert stream.next_event().data == {"unread_count": 0}
+        assert stream.next_event().data == {"unread_count": 0, "unread_count_exact": True}
         drainer.start()
         spool.put(
             FailureReport(
@@ -177,7 +177,7 @@ def test_the_worker_drainer_process_publishes_what_it_records(
         events = stream.until("unread", timeout=30)
         notes = [e.data for e in events if e.event == "notification"]
         assert len(notes) == 1 and notes[0]["store_id"] == 7
-        assert events[-1].data == {"unread_count": 1}
+        assert events[-1].data == {"unread_count": 1, "unread_count_exact": True}
     finally:
         stream.close()
         drainer.stop()
@@ -192,9 +192,12 @@ def test_writes_in_the_web_process_reach_its_own_streams_through_redis(
         )
     stream = Stream(api)
     try:
-        assert stream.next_event().data == {"unread_count": 1}
+        assert stream.next_event().data == {"unread_count": 1, "unread_count_exact": True}
         assert api.put(f"{API}/{note.id}/read").status_code == 200
-        assert stream.until("unread", timeout=10)[-1].data == {"unread_count": 0}
+        assert stream.until("unread", timeout=10)[-1].data == {
+            "unread_count": 0,
+            "unread_count_exact": True,
+        }
     finally:
         stream.close()
 
@@ -205,7 +208,7 @@ def test_a_change_made_while_redis_was_cut_off_is_sent_after_the_reconnect(
     stream = Stream(api)
     server = redis.Redis.from_url(redis_url)
     try:
-        assert stream.next_event().data == {"unread_count": 0}
+        assert stream.next_event().data == {"unread_count": 0, "unread_count_exact": True}
         # Written with no notice at all (this Database does not publish), as if its notice
         # had been sent while the watcher was cut off: only its catch-up can find it.
         with database.session_scope() as db:
@@ -221,7 +224,7 @@ def test_a_change_made_while_redis_was_cut_off_is_sent_after_the_reconnect(
             server.client_kill_filter(_id=client_id)
         events = stream.until("unread", timeout=15)
         assert [e.data["id"] for e in events if e.event == "notification"] == [note.id]
-        assert events[-1].data == {"unread_count": 1}
+        assert events[-1].data == {"unread_count": 1, "unread_count_exact": True}
     finally:
         server.close()
         stream.close()

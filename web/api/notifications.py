@@ -105,9 +105,11 @@ def recent_notifications(query: RecentQuery) -> Reply:
     db = db_session()
     only = admin_bell_filter(db, _admin().id)
     items = service.get_recent_notifications(db, limit=query.limit, only=only)
+    count = service.get_unread_count(db, only=only)
     out = RecentOut(
         items=[_out(item) for item in items],
-        unread_count=service.get_unread_count(db, only=only),
+        unread_count=count.value,
+        unread_count_exact=count.exact,
     )
     return out, 200
 
@@ -122,7 +124,7 @@ def unread_count() -> Reply:
     """The unread count (of what lights the caller's bell, by their in-app preferences)."""
     db = db_session()
     count = service.get_unread_count(db, only=admin_bell_filter(db, _admin().id))
-    return UnreadCountOut(unread_count=count), 200
+    return UnreadCountOut(unread_count=count.value, unread_count_exact=count.exact), 200
 
 
 @api.route(

@@ -41,7 +41,8 @@ _STREAM: dict[str, Any] = {
     "summary": "Server-Sent Events: new notifications, unread counts, alert changes",
     "description": (
         "Events `notification` and `alert` carry the object as in the JSON API; every batch "
-        'ends with `unread` (`{"unread_count": N}`) whose `id` is a position. Reconnect '
+        'ends with `unread` (`{"unread_count": N, "unread_count_exact": true}`, as '
+        "`/unread-count` answers) whose `id` is a position. Reconnect "
         "with `Last-Event-ID` (or `?since=<id>`) to get what was missed. Heartbeat comments "
         "every 15 s; the stream ends after a few minutes so the client re-authenticates. "
         "503 with Retry-After when this process holds its maximum of streams: poll instead."

@@ -326,17 +326,18 @@ class AlertPage(Page[AlertOut]):
     """A page of platform alerts."""
 
 
-class RecentOut(BaseModel):
-    """The newest unread notifications and the unread count, for the header bell."""
-
-    items: list[NotificationOut]
-    unread_count: int
-
-
 class UnreadCountOut(BaseModel):
     """How many notifications nobody has read."""
 
+    #: Exact up to 10,000; beyond, 10,000 and ``unread_count_exact`` false ("10,000+").
     unread_count: int
+    unread_count_exact: bool
+
+
+class RecentOut(UnreadCountOut):
+    """The newest unread notifications and the unread count, for the header bell."""
+
+    items: list[NotificationOut]
 
 
 class MarkedOut(BaseModel):
@@ -348,13 +349,17 @@ class MarkedOut(BaseModel):
 class AlertStatsOut(BaseModel):
     """Counts for the statistics cards and the breakdown of active alerts."""
 
+    #: Exact up to 10,000; beyond, 10,000 and ``unread_notifications_exact`` false.
     unread_notifications: int
+    unread_notifications_exact: bool
     active_alerts: int
     critical_alerts: int
     snoozed_alerts: int
     acknowledged_alerts: int
     resolved_today: int
+    #: Exact up to 10,000; beyond, 10,000 and ``total_alerts_exact`` false.
     total_alerts: int
+    total_alerts_exact: bool
     by_severity: dict[str, int]
     by_type: dict[str, int]
 

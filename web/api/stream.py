@@ -27,7 +27,7 @@ from ..live import Batch, TooManyStreams, drain, replay, sse
 from ..state import app_state, close_session
 from .blueprint import api_blueprint
 from .errors import ApiError
-from .schemas import AlertOut, NotificationOut
+from .schemas import AlertOut, NotificationOut, UnreadCountOut
 
 
 def _render(batch: Batch, only: BellFilter, database: Database) -> str:
@@ -48,8 +48,8 @@ def _render(batch: Batch, only: BellFilter, database: Database) -> str:
     for alert in batch.alerts:
         parts.append(sse("alert", AlertOut.model_validate(alert).model_dump_json()))
     # Last, with the id: a client cut off mid-batch replays the whole batch.
-    count = f'{{"unread_count": {int(unread)}}}'
-    parts.append(sse("unread", count, str(batch.position)))
+    count = UnreadCountOut(unread_count=unread.value, unread_count_exact=unread.exact)
+    parts.append(sse("unread", count.model_dump_json(), str(batch.position)))
     return "".join(parts)
 
 

@@ -1,7 +1,7 @@
 // The header bell: unread badge, dropdown of the newest unread notifications. Live through
 // the server's event stream when it works; otherwise polling that pauses while the tab is
 // hidden, backs off on errors and says when the connection is lost.
-import { api, el, refreshTimes, safeHref, timeAgo } from "./api.js";
+import { api, countText, el, refreshTimes, safeHref, timeAgo } from "./api.js";
 
 const MAX_BACKOFF_MS = 5 * 60 * 1000;
 const FAILURES_BEFORE_OFFLINE = 3;
@@ -11,7 +11,7 @@ const LIVE_REFRESH_MS = 50;
 const STREAM_RETRY_MS = 5 * 60 * 1000;
 
 export function badgeText(count) {
-  return count > 99 ? "99+" : String(count);
+  return count > 99 ? "99+" : String(count); // a capped count (10,000+) is past 99 too
 }
 
 class Bell {
@@ -92,7 +92,7 @@ class Bell {
       return;
     }
     const moved = kind === "unread" && data.unread_count !== this.count;
-    if (kind === "unread") this.renderCount(data.unread_count);
+    if (kind === "unread") this.renderCount(data.unread_count, data.unread_count_exact);
     document.dispatchEvent(new CustomEvent("notifier:live", { detail: { kind, data } }));
     // The dropdown shows notifications only; a reconnect repeats the count unchanged.
     if (kind === "alert" || (kind === "unread" && !moved)) return;
@@ -256,22 +256,25 @@ class Bell {
     this.announce.textContent = message;
   }
 
-  renderCount(count) {
+  // exact === false: the server stopped counting at its cap; say "10,000+", never a number
+  // that looks exact.
+  renderCount(count, exact = true) {
+    const text = countText(count, exact);
     this.badge.textContent = badgeText(count);
     this.badge.hidden = count === 0;
     this.button.setAttribute(
       "aria-label",
-      count === 0 ? "Notifications, none unread" : `Notifications, ${count} unread`,
+      count === 0 ? "Notifications, none unread" : `Notifications, ${text} unread`,
     );
     if (this.count !== null && this.count !== count) {
-      this.announce.textContent = `${count} unread notification${count === 1 ? "" : "s"}`;
+      this.announce.textContent = `${text} unread notification${count === 1 ? "" : "s"}`;
     }
     this.count = count;
     this.markAll.disabled = count === 0;
   }
 
-  render({ items, unread_count: count }) {
-    this.renderCount(count);
+  render({ items, unread_count: count, unread_count_exact: exact }) {
+    this.renderCount(count, exact);
     // The same rows again: keep the list (and the keyboard focus inside it) as it is.
     const key = items.map((item) => `${item.id}:${item.is_read}`).join(",");
     if (key === this.listKey) return;

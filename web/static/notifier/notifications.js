@@ -1,7 +1,7 @@
 // The notifications page: filters that keep themselves in the URL, per-row actions, bulk
 // mark-all-read, delete with confirmation, the alert resolution and snooze dialogs, and
 // acknowledge.
-import { api, refreshTimes, statusLine } from "./api.js";
+import { api, countText, refreshTimes, statusLine } from "./api.js";
 
 const page = document.querySelector("[data-notifier-page]");
 
@@ -160,7 +160,9 @@ if (page) {
   };
   document.addEventListener("notifier:live", ({ detail: { kind, data } }) => {
     if (kind === "unread") {
-      if (unreadCard) unreadCard.textContent = String(data.unread_count);
+      if (unreadCard) {
+        unreadCard.textContent = countText(data.unread_count, data.unread_count_exact);
+      }
       return;
     }
     const key = kind === "notification" ? `n${data.id}` :
