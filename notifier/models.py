@@ -188,8 +188,15 @@ class PlatformAlert(Base):
             sqlite_where=text("is_resolved = 0"),
         ),
         Index("ix_platform_alerts_resolved_last", "is_resolved", "last_occurred_at"),
-        # The statistics' one pass (and the severity filter): see get_statistics.
-        Index("ix_platform_alerts_counts", "is_resolved", "severity", "alert_type"),
+        # The statistics' one pass (and the severity filter): see get_statistics. On
+        # PostgreSQL it carries the lifecycle columns that pass reads (index-only).
+        Index(
+            "ix_platform_alerts_counts",
+            "is_resolved",
+            "severity",
+            "alert_type",
+            postgresql_include=["snoozed_until", "acknowledged_at"],
+        ),
         Index("ix_platform_alerts_resolved_type", "is_resolved", "alert_type"),
         Index("ix_platform_alerts_resolved_at", "resolved_at"),
         Index("ix_platform_alerts_fingerprint", "fingerprint"),
