@@ -23,8 +23,12 @@ from .upserts import insert_notification_once
 from .validation import FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX, Checker
 
 # A plain INSERT ... RETURNING loaded as the ORM object: one cached statement, no flush.
+# It also returns whether any delivery endpoint is enabled (outbox.ENDPOINT_ENABLED), so a
+# one-row transaction with none enabled reads no endpoints: one round trip, as raw SQL.
 _TABLE = AdminNotification.__table__
-_INSERT = select(AdminNotification).from_statement(insert(_TABLE).returning(*_TABLE.c))  # type: ignore[arg-type]
+_INSERT = select(AdminNotification, outbox.ENDPOINT_ENABLED.element).from_statement(
+    insert(_TABLE).returning(*_TABLE.c, outbox.ENDPOINT_ENABLED)  # type: ignore[arg-type]
+)
 _FRESH = {"populate_existing": True}
 #: Newest first; the id breaks ties, so a cursor names one position.
 NOTIFICATION_ORDER = SortKey((AdminNotification.created_at, AdminNotification.id), (True, True))
@@ -127,11 +131,10 @@ class AdminNotificationService:
         values = _validated(fields)
         labels = (values["type"].value, values["priority"].value)
         if values["dedup_key"] is None:
-            notification: AdminNotification = db.scalars(
-                _INSERT, values, execution_options=_FRESH
-            ).one()
+            row = db.execute(_INSERT, values, execution_options=_FRESH).one()
+            notification: AdminNotification = row[0]
             inc_on_commit(db, "notifier_notifications_created_total", labels)
-            outbox.on_notification(db, notification)
+            outbox.on_notification(db, notification, endpoint_enabled=bool(row[1]))
             return notification, True
         created: AdminNotification | None = db.scalars(
             insert_notification_once(), values, execution_options=_FRESH

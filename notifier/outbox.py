@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .enums import DeliveryChannel, DeliveryEvent, Priority, Severity
@@ -30,6 +30,7 @@ from .types import utcnow
 __all__ = [
     "DEFAULT_EMAIL_ENDPOINT_NAME",
     "EMAIL_ALERT_COOLDOWN",
+    "ENDPOINT_ENABLED",
     "HOLD_DIGEST",
     "HOLD_QUIET",
     "alert_payload",
@@ -56,6 +57,12 @@ log = logging.getLogger(__name__)
 HOLD_QUIET = "quiet"
 #: ``Delivery.hold``: over the hourly cap, waiting for the admin's digest.
 HOLD_DIGEST = "digest"
+
+#: Whether any delivery endpoint is enabled, as a column a writer's own statement returns
+#: (``create_notification``'s INSERT ... RETURNING does): read in the same snapshot as a
+#: separate SELECT would be, so never stale, and when False the outbox has nothing to read.
+#: A one-row transaction then makes one round trip, not two, before its COMMIT.
+ENDPOINT_ENABLED = exists().where(DeliveryEndpoint.is_enabled).label("notifier_endpoint_enabled")
 
 _QUEUED = "notifier_deliveries_queued"
 _ENDPOINTS = "notifier_enabled_endpoints"
@@ -260,8 +267,16 @@ def _forget_queued(session: Session) -> None:
     session.info.pop(_QUEUED, None)
 
 
-def on_notification(db: Session, notification: AdminNotification) -> int:
-    """Queue ``notification.created`` for every endpoint whose filter takes it."""
+def on_notification(
+    db: Session, notification: AdminNotification, *, endpoint_enabled: bool = True
+) -> int:
+    """Queue ``notification.created`` for every endpoint whose filter takes it.
+
+    ``endpoint_enabled``: False when the caller's own statement returned
+    :data:`ENDPOINT_ENABLED` false (no endpoint is enabled): nothing is read or queued.
+    """
+    if not endpoint_enabled:
+        return 0
     db.flush()  # the payload carries the id
     endpoints = [
         endpoint
