@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 from notifier import AdminNotification, AdminUser, Database, platform_alert_service
 from tests.conftest import POSTGRES_ADMIN_URL, REDIS_URL, require_service
-from tests.web.test_pages_browser import LiveServer, chromium, playwright  # noqa: F401
+from tests.web.browser.conftest import LiveServer, chromium, playwright  # noqa: F401
 from tests.worker.conftest import wait_for
 
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"
