@@ -16,7 +16,7 @@ from .delivery_schemas import (
     ReplayFailed,
 )
 from .errors import ApiError
-from .operations import READ_ERRORS, WRITE_ERRORS, Reply, found, page_of
+from .operations import READ_ERRORS, WRITE_ERRORS, Reply, found, list_arguments, page_of
 from .schemas import ErrorOut
 
 _ONE = {404: ErrorOut}
@@ -31,14 +31,7 @@ _ONE = {404: ErrorOut}
 )
 def list_deliveries(query: DeliveryQuery) -> Reply:
     """A filtered page of deliveries."""
-    items, total = delivery_log.page(
-        db_session(),
-        status=query.status,
-        endpoint_id=query.endpoint_id,
-        event_type=query.event_type,
-        skip=query.skip,
-        limit=query.limit,
-    )
+    items, total = delivery_log.page(db_session(), **list_arguments(query))
     return page_of(DeliveryPage, [DeliveryOut.of(item) for item in items], total, query), 200
 
 
