@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from notifier import DeliveryStatus, delivery_log, endpoint_service, replay, replay_failed_since
+from notifier import (
+    DeliveryStatus,
+    delivery_log,
+    endpoint_service,
+    replay_failed_delivery,
+    replay_failed_since,
+)
 
 from ..state import db_session
 from .blueprint import api
@@ -68,7 +74,7 @@ def replay_delivery(delivery_id: int) -> Reply:
         raise ApiError(
             409, f"only failed deliveries can be replayed; this one is {delivery.status}"
         )
-    replay(db, delivery.id)
+    replay_failed_delivery(db, delivery.id)
     db.commit()
     return DeliveryOut.of(delivery), 200
 

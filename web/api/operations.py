@@ -16,8 +16,7 @@ from flask import Blueprint, Response, current_app, request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
-from notifier import INT32_MAX
-from notifier import Page as KeysetPage
+from notifier import INT32_MAX, KeysetPage
 
 from .errors import ApiError
 from .jsonbody import RepeatedKeyError, check_body
