@@ -44,7 +44,7 @@ from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.engine import make_url
 
 from notifier import Database, FailureReport, JobKind, admin_notification_service
-from notifier.dispatch import DispatchSettings, dispatch_due, replay_failed_since
+from notifier.dispatch import DispatchSettings, dispatch_batches, replay_failed_since
 from notifier.endpoints import endpoint_service
 from notifier.enums import DeliveryStatus
 from notifier.migrate import upgrade
@@ -139,8 +139,7 @@ def _queue(database: Database, count: int) -> None:
 
 
 def _drain(database: Database) -> None:
-    while dispatch_due(database, SETTINGS).total:
-        pass
+    dispatch_batches(database, SETTINGS)
 
 
 def bench_throughput(database: Database, sink: Sink, count: int, rounds: int) -> dict[str, float]:

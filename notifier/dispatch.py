@@ -19,7 +19,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -52,6 +52,7 @@ __all__ = [
     "DispatchReport",
     "DispatchSettings",
     "DispatcherThread",
+    "dispatch_batches",
     "dispatch_due",
     "replay",
     "replay_failed_since",
@@ -150,6 +151,8 @@ class DispatchReport:
     """What one run did, by outcome."""
 
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: Batches claimed (a run of :func:`dispatch_batches` that stops at its bound says so).
+    batches: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, result: str, n: int = 1) -> None:
@@ -213,7 +216,8 @@ def _classify(response: egress.Response, now: datetime) -> _Outcome:
     return outcome("failed", **said)
 
 
-def _claim(db: Session, now: datetime, limit: int, lease: timedelta) -> list[int]:
+def _claim(db: Session, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
+    """Claim up to ``limit`` due rows and load them, in one statement (UPDATE ... RETURNING)."""
     enabled = select(DeliveryEndpoint.id).where(DeliveryEndpoint.is_enabled)
     due = (
         select(Delivery.id)
@@ -232,9 +236,10 @@ def _claim(db: Session, now: datetime, limit: int, lease: timedelta) -> list[int
         update(Delivery)
         .where(Delivery.id.in_(due.scalar_subquery()))
         .values(claimed_until=now + lease)
-        .returning(Delivery.id)
+        .returning(Delivery),
+        execution_options={"synchronize_session": False},
     )
-    return sorted(claimed.all())
+    return sorted(claimed.all(), key=lambda row: row.id)
 
 
 # -- what each channel sends -----------------------------------------------------------
@@ -770,27 +775,17 @@ class _Recorder:
     the claims lapse and the next run sends the unrecorded ones again.
     """
 
-    def __init__(
-        self,
-        database: Database,
-        report: DispatchReport,
-        in_flight: int,
-        endpoints: Mapping[int, DeliveryEndpoint],
-    ) -> None:
+    def __init__(self, database: Database, report: DispatchReport, in_flight: int) -> None:
         self.database = database
         self.report = report
         self._slots = threading.BoundedSemaphore(max(1, in_flight))
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="notifier-record")
-        self._futures: list[Future[None]] = []
-        self._waiting: list[tuple[int, DeliveryChannel, int | None, _Outcome]] = []
+        self._waiting: list[tuple[int, DeliveryChannel, int | None, datetime | None, _Outcome]] = []
         self._lock = threading.Lock()
-        # When each endpoint was last known healthy (no failing_since), to skip an UPDATE
-        # per send: only the recording thread reads and writes it.
-        self._healthy_at = {
-            e.id: e.last_success_at
-            for e in endpoints.values()
-            if e.failing_since is None and e.last_success_at is not None
-        }
+        self._error: BaseException | None = None
+        # When each endpoint was last stamped healthy by this recorder (None: failing or
+        # unknown), to skip an UPDATE per send: only the recording thread uses it.
+        self._healthy_at: dict[int, datetime | None] = {}
         self.broken = threading.Event()
 
     @contextmanager
@@ -808,11 +803,15 @@ class _Recorder:
             if not handed_over:
                 self._slots.release()
 
-    def record(self, delivery: Delivery, outcome: _Outcome) -> None:
+    def record(self, delivery: Delivery, endpoint: DeliveryEndpoint, outcome: _Outcome) -> None:
         """Record ``outcome`` in the background; frees the slot taken for its send."""
+        # What the batch's read said of the endpoint's health, for the first send to it.
+        healthy_at = endpoint.last_success_at if endpoint.failing_since is None else None
         with self._lock:
-            self._waiting.append((delivery.id, delivery.channel, delivery.endpoint_id, outcome))
-            self._futures.append(self._pool.submit(self._record_waiting))
+            self._waiting.append(
+                (delivery.id, delivery.channel, delivery.endpoint_id, healthy_at, outcome)
+            )
+        self._pool.submit(self._record_waiting)
 
     def _record_waiting(self) -> None:
         with self._lock:
@@ -822,28 +821,29 @@ class _Recorder:
         try:
             now = utcnow()
             stamp = set()
-            for _, _, endpoint_id, outcome in group:
+            for _, _, endpoint_id, read_healthy_at, outcome in group:
                 if endpoint_id is None:
                     continue
-                healthy_at = self._healthy_at.get(endpoint_id)
+                healthy_at = self._healthy_at.get(endpoint_id, read_healthy_at)
                 if outcome.result != "succeeded":
-                    self._healthy_at.pop(endpoint_id, None)
+                    self._healthy_at[endpoint_id] = None
                 elif healthy_at is None or now - healthy_at >= SUCCESS_STAMP_EVERY:
                     stamp.add(endpoint_id)
             with self.database.session_scope(immediate=True) as db:
-                succeeded = [(i, c, o) for i, c, _, o in group if o.result == "succeeded"]
+                succeeded = [(i, c, o) for i, c, _, _, o in group if o.result == "succeeded"]
                 if succeeded:
                     self.report.add("succeeded", _record_successes(db, succeeded, now, stamp))
-                for delivery_id, _, _, outcome in group:
+                for delivery_id, _, _, _, outcome in group:
                     if outcome.result != "succeeded":
                         fresh = db.get(Delivery, delivery_id)
                         if fresh is not None:
                             self.report.add(_record(db, fresh, outcome, now))
             for endpoint_id in stamp:
                 self._healthy_at[endpoint_id] = now
-        except BaseException:
+        except BaseException as exc:
+            if self._error is None:
+                self._error = exc
             self.broken.set()
-            raise
         finally:
             for _ in group:
                 self._slots.release()
@@ -851,8 +851,8 @@ class _Recorder:
     def finish(self) -> None:
         """Wait for every record; raise the first that failed."""
         self._pool.shutdown(wait=True)
-        for future in self._futures:
-            future.result()
+        if self._error is not None:
+            raise self._error
 
 
 def _send_lane(
@@ -874,29 +874,25 @@ def _send_lane(
                     time.sleep(wait)
                 last_chat = time.monotonic()
             outcome = _send_http(client, delivery, endpoint, settings, utcnow())
-            recorder.record(delivery, outcome)
+            recorder.record(delivery, endpoint, outcome)
 
 
-def dispatch_due(
-    database: Database, settings: DispatchSettings, *, limit: int | None = None
-) -> DispatchReport:
-    """Send every delivery that is due now (up to ``limit``); safe to run in many processes.
+@dataclass(slots=True)
+class _Batch:
+    """Claimed rows, by URL (webhooks, Slack, Teams) and by recipient (emails)."""
 
-    Deliveries to one URL go out one after another, in order (and Slack/Teams paced);
-    different URLs and different email recipients go out side by side (``senders`` threads).
-    Attempts are recorded while the next sends go on, never more than ``in_flight`` behind.
-    """
-    report = DispatchReport()
-    with database.session_scope(immediate=True) as db:
-        ids = _claim(db, utcnow(), limit or settings.batch_size, settings.claim_lease)
-    if not ids:
-        return report
-    by_recipient: dict[int, list[int]] = defaultdict(list)
+    lanes: dict[str, list[tuple[Delivery, DeliveryEndpoint]]]
+    by_recipient: dict[int, list[int]]
+
+
+def _claim_batch(database: Database, settings: DispatchSettings, limit: int) -> _Batch | None:
+    """Claim and read one batch in one transaction: the rows are ours while the claim holds."""
     lanes: dict[str, list[tuple[Delivery, DeliveryEndpoint]]] = defaultdict(list)
-    # One read for the whole batch (the rows are ours while the claim holds): a read per
-    # send doubled the database round trips of every webhook (see BENCHMARKS.md, Delivery).
+    by_recipient: dict[int, list[int]] = defaultdict(list)
     with database.session_scope(immediate=True) as db:
-        rows = list(db.scalars(select(Delivery).where(Delivery.id.in_(ids)).order_by(Delivery.id)))
+        rows = _claim(db, utcnow(), limit, settings.claim_lease)
+        if not rows:
+            return None
         wanted = {row.endpoint_id for row in rows if row.endpoint_id is not None}
         endpoints = {
             e.id: e
@@ -909,26 +905,71 @@ def dispatch_due(
                 endpoint = endpoints[row.endpoint_id]
                 lanes[endpoint.url].append((row, endpoint))
         db.expunge_all()
-    recorder = _Recorder(database, report, settings.in_flight, endpoints)
-    work = len(lanes) + len(by_recipient)
+    return _Batch(lanes, by_recipient)
+
+
+def dispatch_due(
+    database: Database, settings: DispatchSettings, *, limit: int | None = None
+) -> DispatchReport:
+    """Send one batch of due deliveries (up to ``limit``); safe to run in many processes.
+
+    Deliveries to one URL go out one after another, in order (and Slack/Teams paced);
+    different URLs and different email recipients go out side by side (``senders`` threads).
+    Attempts are recorded while the next sends go on, never more than ``in_flight`` behind.
+    """
+    return dispatch_batches(database, settings, max_batches=1, limit=limit)
+
+
+def dispatch_batches(
+    database: Database,
+    settings: DispatchSettings,
+    *,
+    max_batches: int | None = None,
+    limit: int | None = None,
+    stop: threading.Event | None = None,
+) -> DispatchReport:
+    """Send batch after batch until nothing is due (or ``max_batches``, or ``stop`` is set).
+
+    As :func:`dispatch_due`, and the next batch is claimed and read while the current one
+    is sent: a batch's database round trips overlap the sends instead of pausing them.
+    One URL's deliveries still go in order (a batch's sends start once the last batch's
+    sends are done). Connections are kept for the run.
+    """
+    report = DispatchReport()
+    size = limit or settings.batch_size
+    batch = _claim_batch(database, settings, size)
+    if batch is None:
+        return report
+    report.batches = 1
+    recorder = _Recorder(database, report, settings.in_flight)
     try:
-        # Connections are kept for this run only: between the sends of a batch.
         with (
             egress.Client(per_address=settings.senders) as client,
             ThreadPoolExecutor(
-                max(1, min(settings.senders, work)), thread_name_prefix="notifier-send"
+                max(1, settings.senders), thread_name_prefix="notifier-send"
             ) as senders,
         ):
-            futures = [
-                senders.submit(_send_lane, lane, settings, client, recorder)
-                for lane in lanes.values()
-            ]
-            futures += [
-                senders.submit(_dispatch_emails, database, settings, user_id, user_ids, report)
-                for user_id, user_ids in by_recipient.items()
-            ]
-            for future in futures:
-                future.result()
+            while batch is not None:
+                futures = [
+                    senders.submit(_send_lane, lane, settings, client, recorder)
+                    for lane in batch.lanes.values()
+                ]
+                futures += [
+                    senders.submit(_dispatch_emails, database, settings, user_id, ids, report)
+                    for user_id, ids in batch.by_recipient.items()
+                ]
+                upcoming = None
+                if (
+                    (max_batches is None or report.batches < max_batches)
+                    and not (stop is not None and stop.is_set())
+                    and not recorder.broken.is_set()
+                ):
+                    # Should a send fail below, this batch's claims lapse and it goes later.
+                    upcoming = _claim_batch(database, settings, size)
+                    report.batches += upcoming is not None
+                for future in futures:
+                    future.result()
+                batch = upcoming
     finally:
         recorder.finish()
     return report
@@ -950,8 +991,7 @@ def run_dispatcher(
     while not stop.is_set():
         wake.clear()
         try:
-            while not stop.is_set() and dispatch_due(database, settings).total:
-                pass
+            dispatch_batches(database, settings, stop=stop)
         except Exception:
             log.exception("notifier: delivery dispatch failed; retrying in %.0f s", sweep_every)
         wake.wait(sweep_every)
