@@ -829,7 +829,9 @@ class _Recorder:
                     self._healthy_at[endpoint_id] = None
                 elif healthy_at is None or now - healthy_at >= SUCCESS_STAMP_EVERY:
                     stamp.add(endpoint_id)
+            failing = {e for _, _, e, _, o in group if e is not None and o.result != "succeeded"}
             with self.database.session_scope(immediate=True) as db:
+                _lock_endpoints(db, stamp | failing)
                 succeeded = [(i, c, o) for i, c, _, _, o in group if o.result == "succeeded"]
                 if succeeded:
                     self.report.add("succeeded", _record_successes(db, succeeded, now, stamp))
@@ -853,6 +855,23 @@ class _Recorder:
         self._pool.shutdown(wait=True)
         if self._error is not None:
             raise self._error
+
+
+def _lock_endpoints(db: Session, ids: set[int]) -> None:
+    """Lock the endpoint rows a record will change, first and in id order (PostgreSQL).
+
+    Two dispatchers recording groups that touch the same endpoints in opposite order (one
+    stamps A then marks B failing, the other stamps B then marks A failing) would otherwise
+    each hold the row the other waits for: a deadlock, one record lost and its sends
+    repeated. Taken in one order up front, the second waits for the first instead.
+    """
+    if ids and db.get_bind().dialect.name == "postgresql":
+        db.execute(
+            select(DeliveryEndpoint.id)
+            .where(DeliveryEndpoint.id.in_(sorted(ids)))
+            .order_by(DeliveryEndpoint.id)
+            .with_for_update()
+        )
 
 
 def _send_lane(
