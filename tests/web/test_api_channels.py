@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -317,6 +319,20 @@ def test_cookie_writes_need_csrf_and_strangers_get_401(
         assert db.query(Delivery).count() == 0
 
 
+@contextmanager
+def _kicking_api(
+    app_config: dict[str, Any], token: str, kick: Callable[[], object]
+) -> Iterator[FlaskClient]:
+    """An API client of an app given ``kick`` as its NOTIFIER_DELIVERY_KICK."""
+    application = create_app({**app_config, "NOTIFIER_DELIVERY_KICK": kick})
+    try:
+        api = application.test_client()
+        api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        yield api
+    finally:
+        application.extensions["notifier"].state(application).database.dispose()
+
+
 def test_a_configured_kick_starts_a_dispatcher_after_each_commit_that_queued_deliveries(
     app_config: dict[str, Any], database: Database, token: str, receiver: Receiver
 ) -> None:
@@ -327,10 +343,7 @@ def test_a_configured_kick_starts_a_dispatcher_after_each_commit_that_queued_del
         kicks.append(dispatch_due(database, LOCAL).total)
         kicked.release()
 
-    application = create_app({**app_config, "NOTIFIER_DELIVERY_KICK": kick})
-    try:
-        api = application.test_client()
-        api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    with _kicking_api(app_config, token, kick) as api:
         created = _webhook(api, receiver)
         assert kicks == []  # creating an endpoint queues nothing
         assert api.post(f"{ENDPOINTS}/{created['id']}/test").status_code == 202
@@ -347,8 +360,6 @@ def test_a_configured_kick_starts_a_dispatcher_after_each_commit_that_queued_del
         assert api.post(f"{DELIVERIES}/{failed['id']}/replay").status_code == 200
         assert kicked.acquire(timeout=30)
         assert kicks == [1, 1, 1] and len(receiver.requests) == 3
-    finally:
-        application.extensions["notifier"].state(application).database.dispose()
 
 
 def test_a_slow_kick_does_not_hold_up_the_request_that_committed(
@@ -362,22 +373,19 @@ def test_a_slow_kick_does_not_hold_up_the_request_that_committed(
         calls.append(release.wait(10))
         done.release()
 
-    application = create_app({**app_config, "NOTIFIER_DELIVERY_KICK": kick})
     try:
-        api = application.test_client()
-        api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-        created = _webhook(api, receiver)
-        for _ in range(3):  # each answered while the first kick still hangs
-            assert api.post(f"{ENDPOINTS}/{created['id']}/test").status_code == 202
-        assert calls == []  # no kick has returned yet
-        release.set()
-        assert done.acquire(timeout=30) and done.acquire(timeout=30)
-        # The two commits made while the first kick ran folded into one kick after it.
-        assert not done.acquire(timeout=0.5)
-        assert calls == [True, True]
+        with _kicking_api(app_config, token, kick) as api:
+            created = _webhook(api, receiver)
+            for _ in range(3):  # each answered while the first kick still hangs
+                assert api.post(f"{ENDPOINTS}/{created['id']}/test").status_code == 202
+            assert calls == []  # no kick has returned yet
+            release.set()
+            assert done.acquire(timeout=30) and done.acquire(timeout=30)
+            # The two commits made while the first kick ran folded into one kick after it.
+            assert not done.acquire(timeout=0.5)
+            assert calls == [True, True]
     finally:
         release.set()
-        application.extensions["notifier"].state(application).database.dispose()
 
 
 def test_a_kick_that_fails_is_logged_and_the_request_succeeds(
@@ -386,10 +394,7 @@ def test_a_kick_that_fails_is_logged_and_the_request_succeeds(
     def kick() -> None:
         raise ConnectionError("the broker is down")
 
-    application = create_app({**app_config, "NOTIFIER_DELIVERY_KICK": kick})
-    try:
-        api = application.test_client()
-        api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    with _kicking_api(app_config, token, kick) as api:
         created = _webhook(api, receiver)
         with caplog.at_level(logging.ERROR, logger="notifier"):
             assert api.post(f"{ENDPOINTS}/{created['id']}/test").status_code == 202
@@ -398,8 +403,6 @@ def test_a_kick_that_fails_is_logged_and_the_request_succeeds(
                 assert time.monotonic() < deadline, "the failed kick was not logged"
                 time.sleep(0.05)
         assert "the broker is down" in caplog.text
-    finally:
-        application.extensions["notifier"].state(application).database.dispose()
 
 
 def test_a_kick_that_is_not_callable_is_refused_at_start(app_config: dict[str, Any]) -> None:
