@@ -42,9 +42,12 @@ class BackgroundKick:
 
     def __call__(self) -> None:
         """Ask for a kick: now if none runs, else once more after the one running."""
+        if self._pid != os.getpid():
+            # A forked child (a prefork worker, a preloading web server): the parent's thread
+            # is not here, and its lock may have been copied held.
+            self._lock = threading.Lock()
+            self._pid, self._started, self._pending = os.getpid(), None, False
         with self._lock:
-            if self._pid != os.getpid():  # a forked child: the parent's thread is not here
-                self._pid, self._started, self._pending = os.getpid(), None, False
             self._pending = True
             if self._started is not None:
                 running = time.monotonic() - self._started
