@@ -285,6 +285,9 @@ class Recorder:
         # unknown), to skip an UPDATE per send: only the recording thread uses it.
         self._healthy_at: dict[int, datetime | None] = {}
         self.broken = threading.Event()
+        #: Endpoints that answered 410 Gone in this run (disabled once recorded): the rest
+        #: of the run, including a batch claimed before the answer came, sends them nothing.
+        self.gone: set[int] = set()
 
     @contextmanager
     def slot(self) -> Iterator[bool]:
@@ -304,6 +307,8 @@ class Recorder:
     def record(self, delivery: Delivery, endpoint: DeliveryEndpoint, outcome: Outcome) -> None:
         """Record ``outcome`` in the background; frees the slot taken for its send."""
         # What the batch's read said of the endpoint's health, for the first send to it.
+        if outcome.result == "gone":
+            self.gone.add(endpoint.id)
         healthy_at = endpoint.last_success_at if endpoint.failing_since is None else None
         with self._lock:
             self._waiting.append(

@@ -91,6 +91,8 @@ def _send_lane(
     """Send one URL's deliveries in order, paced for chat, each recorded in the background."""
     last_chat = 0.0
     for delivery, endpoint in lane:
+        if endpoint.id in recorder.gone:  # left pending: sent if the endpoint is enabled again
+            continue
         with recorder.slot() as may_send:
             if not may_send:
                 return
