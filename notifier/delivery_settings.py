@@ -33,8 +33,8 @@ class DispatchSettings:
     slack_interval: float = 1.0
     batch_size: int = 20
     #: How long a claim holds a row; a dispatcher killed mid-send is replaced after this.
-    #: The next batch is claimed while the current one sends, so this must outlast two
-    #: batches of the slowest URL's sends (a lapsed claim is sent again, same webhook-id).
+    #: A batch claimed ahead (while the one before sends) is claimed afresh before it
+    #: sends once half of this has passed; rows another dispatcher took are dropped.
     claim_lease: timedelta = CLAIM_LEASE
     #: Sends whose attempt is not recorded yet, at most: the database round trips of one
     #: send overlap the next sends, and attempts waiting are recorded together. A crash or

@@ -112,6 +112,50 @@ class _Batch:
 
     lanes: dict[str, list[tuple[Delivery, DeliveryEndpoint]]]
     by_recipient: dict[int, list[int]]
+    #: The claim: until when it holds (as stored), and when it was taken (monotonic).
+    until: datetime
+    claimed_at: float
+
+    def ids(self) -> list[int]:
+        """Every delivery in the batch."""
+        ids = [delivery.id for lane in self.lanes.values() for delivery, _ in lane]
+        return ids + [i for group in self.by_recipient.values() for i in group]
+
+
+def _renewed(database: Database, settings: DispatchSettings, batch: _Batch) -> _Batch | None:
+    """``batch`` claimed afresh, less any row whose claim lapsed and went to someone else.
+
+    A batch claimed ahead waits for the one before it to send; should that take long, its
+    lease may have run out and another dispatcher may have sent some of its rows.
+    """
+    now = utcnow()
+    with database.session_scope(immediate=True) as db:
+        kept = set(
+            db.scalars(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_(batch.ids()),
+                    Delivery.status == DeliveryStatus.PENDING,
+                    Delivery.claimed_until == batch.until,  # still our claim
+                )
+                .values(claimed_until=now + settings.claim_lease)
+                .returning(Delivery.claimed_until, Delivery.id),
+                execution_options={"synchronize_session": False},
+            ).all()
+        )
+    if not kept:
+        return None
+    ids = {row_id for _, row_id in kept}
+    lanes = {url: [(d, e) for d, e in lane if d.id in ids] for url, lane in batch.lanes.items()}
+    by_recipient = {
+        user_id: [i for i in group if i in ids] for user_id, group in batch.by_recipient.items()
+    }
+    return _Batch(
+        {url: lane for url, lane in lanes.items() if lane},
+        {user_id: group for user_id, group in by_recipient.items() if group},
+        next(iter(kept))[0],
+        time.monotonic(),
+    )
 
 
 def _claim_batch(database: Database, settings: DispatchSettings, limit: int) -> _Batch | None:
@@ -134,7 +178,9 @@ def _claim_batch(database: Database, settings: DispatchSettings, limit: int) -> 
                 endpoint = endpoints[row.endpoint_id]
                 lanes[endpoint.url].append((row, endpoint))
         db.expunge_all()
-    return _Batch(lanes, by_recipient)
+    until = rows[0].claimed_until
+    assert until is not None
+    return _Batch(lanes, by_recipient, until, time.monotonic())
 
 
 def dispatch_due(
@@ -179,6 +225,14 @@ def dispatch_batches(
             ) as senders,
         ):
             while batch is not None:
+                if time.monotonic() - batch.claimed_at > settings.claim_lease.total_seconds() / 2:
+                    renewed = _renewed(database, settings, batch)
+                    if renewed is None:  # every row went elsewhere: claim afresh
+                        more = max_batches is None or report.batches < max_batches
+                        batch = _claim_batch(database, settings, size) if more else None
+                        report.batches += batch is not None
+                        continue
+                    batch = renewed
                 futures = [
                     senders.submit(_send_lane, lane, settings, client, recorder)
                     for lane in batch.lanes.values()
