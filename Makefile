@@ -33,7 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_store.py
 
 screenshots: $(STAMP)
-	$(BIN)/pytest -q tests/web/test_pages_browser.py
+	$(BIN)/pytest -q tests/web/browser/test_pages.py
 	mkdir -p docs/screenshots
 	cp test-results/screenshots/*.png docs/screenshots/
 

@@ -32,11 +32,11 @@ import tracemalloc
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import time as clock
 from datetime import timedelta
 from typing import Any
 
 import psutil
+from preference_samples import LEVELS, random_preferences
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
@@ -52,13 +52,7 @@ from notifier.preferences import (
     Audience,
     Channel,
     DigestFrequency,
-    DigestSchedule,
     Event,
-    Mode,
-    Preferences,
-    QuietHours,
-    Rule,
-    Window,
     categories,
     decide_for_all,
 )
@@ -67,8 +61,6 @@ from notifier.types import utcnow
 ADMIN_URL = os.environ.get(
     "NOTIFIER_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney"]
-LEVELS = {"notification": [str(p) for p in Priority], "alert": [str(s) for s in Severity]}
 
 
 @contextmanager
@@ -83,25 +75,6 @@ def scratch_postgres() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def random_preferences(rng: random.Random, digest: bool = False) -> Preferences:
-    rules = {}
-    for category in rng.sample(categories(), 6):
-        kind = category.split(":", 1)[0]
-        channel = rng.choice([Channel.IN_APP, Channel.EMAIL])
-        modes = [Mode.OFF, Mode.IMMEDIATE] + ([Mode.DIGEST] if channel is Channel.EMAIL else [])
-        rules[(channel, category)] = Rule(rng.choice(modes), rng.choice([None, *LEVELS[kind]]))
-    windows = (
-        (Window(frozenset(range(7)), clock(22), clock(7)),)
-        if rng.random() < 0.5
-        else (Window(frozenset({5, 6}), clock(0), clock(0)),)
-    )
-    return Preferences(
-        rules=rules,
-        quiet=QuietHours(rng.choice(ZONES), windows),
-        digest=DigestSchedule(DigestFrequency.HOURLY if digest else DigestFrequency.OFF),
-    )
 
 
 def _pct(samples: list[float], q: float) -> float:

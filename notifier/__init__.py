@@ -6,7 +6,7 @@ from .alerts import SNOOZE_MAX as SNOOZE_MAX
 from .alerts import AlertFields as AlertFields
 from .alerts import PlatformAlertService as PlatformAlertService
 from .alerts import platform_alert_service as platform_alert_service
-from .changes import CHANNEL as CHANNEL
+from .changes import CHANNEL as CHANGES_CHANNEL
 from .changes import Position as Position
 from .changes import alert_change as alert_change
 from .changes import alerts_by_id as alerts_by_id
@@ -17,7 +17,7 @@ from .changes import notifications_by_id as notifications_by_id
 from .config import Settings as Settings
 from .config import configured_timezone as configured_timezone
 from .config import ensure_instance as ensure_instance
-from .config import flag as flag
+from .config import flag as env_flag
 from .config import live_redis_url_from_env as live_redis_url_from_env
 from .config import validate_live_redis_url as validate_live_redis_url
 from .db import Database as Database
@@ -29,7 +29,7 @@ from .dispatch import DispatcherThread as DispatcherThread
 from .dispatch import DispatchSettings as DispatchSettings
 from .dispatch import dispatch_batches as dispatch_batches
 from .dispatch import dispatch_due as dispatch_due
-from .dispatch import replay as replay
+from .dispatch import replay as replay_failed_delivery
 from .dispatch import replay_failed_since as replay_failed_since
 from .endpoints import NAME_MAX as NAME_MAX
 from .endpoints import display_url as display_url
@@ -53,7 +53,7 @@ from .failures import JobKind as JobKind
 from .failures import must_wait as must_wait
 from .failures import prune_processed as prune_processed
 from .failures import record_failures as record_failures
-from .keyset import Page as Page
+from .keyset import Page as KeysetPage
 from .migrate import schema_problem as schema_problem
 from .migrate import upgrade as upgrade
 from .models import AdminNotification as AdminNotification
@@ -128,11 +128,11 @@ from .validation import text_problem as text_problem
 from .validation import time_zone_problem as time_zone_problem
 from .validation import time_zones as time_zones
 from .validation import url_problem as url_problem
-from .webhooks import sign as sign
+from .webhooks import sign as sign_webhook
 
 __all__ = [
     "ACTION_URL_MAX",
-    "CHANNEL",
+    "CHANGES_CHANNEL",
     "CLOCK_PATTERN",
     "DEFAULT_REPEAT_INTERVAL",
     "ENDPOINT_URL_PATTERN",
@@ -183,10 +183,10 @@ __all__ = [
     "FailureKind",
     "FailureReport",
     "JobKind",
+    "KeysetPage",
     "NotificationFields",
     "NotificationType",
     "NotifierError",
-    "Page",
     "PlatformAlert",
     "PlatformAlertService",
     "Position",
@@ -218,8 +218,8 @@ __all__ = [
     "endpoint_service",
     "endpoint_url_problem",
     "ensure_instance",
+    "env_flag",
     "find_token",
-    "flag",
     "get_statistics",
     "is_app_path",
     "is_safe_url",
@@ -239,14 +239,14 @@ __all__ = [
     "queue_reminders",
     "queued_in",
     "record_failures",
-    "replay",
+    "replay_failed_delivery",
     "replay_failed_since",
     "revoke_token",
     "run_digests",
     "save_preferences",
     "schema_problem",
     "session_admin",
-    "sign",
+    "sign_webhook",
     "start_session",
     "text_problem",
     "time_zone_problem",

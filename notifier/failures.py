@@ -412,61 +412,101 @@ def _notified_recently(db: Session, fingerprint: str, cooldown: timedelta) -> bo
 
 
 def _notify(db: Session, report: FailureReport, fingerprint: str | None) -> None:
-    """Create the report's notification through the service call its job kind names."""
-    service = admin_notification_service
-    meta = _metadata(report)
+    """Create the report's notification through the service call its failure names."""
     # Every notification of a report is deduplicated by its key and names its alert.
     keys: dict[str, Any] = {"dedup_key": report.key, "alert_fingerprint": fingerprint}
+    _sender(report)(db, report, _metadata(report), keys)
+
+
+#: A notification shape: (session, report, metadata, dedup and alert keys).
+_Sender = Callable[[Session, FailureReport, dict[str, Any], dict[str, Any]], object]
+
+
+def _order_exception(
+    db: Session, report: FailureReport, meta: dict[str, Any], keys: dict[str, Any]
+) -> object:
+    return admin_notification_service.notify_order_exception(
+        db,
+        store_name=report.store_name,
+        order_number=report.order_number or "?",
+        unmatched_products=report.unmatched_products,
+        store_id=report.store_id,
+        extra=meta,
+        **keys,
+    )
+
+
+def _import_failure(
+    db: Session, report: FailureReport, meta: dict[str, Any], keys: dict[str, Any]
+) -> object:
+    return admin_notification_service.notify_import_failure(
+        db,
+        store_name=report.store_name,
+        job_id=report.job_id or report.task_id,
+        error_message=report.message,
+        store_id=report.store_id,
+        error_count=report.error_count,
+        extra=meta,
+        **keys,
+    )
+
+
+def _sync_failure(
+    db: Session, report: FailureReport, meta: dict[str, Any], keys: dict[str, Any]
+) -> object:
+    return admin_notification_service.notify_order_sync_failure(
+        db,
+        store_name=report.store_name,
+        error_message=report.message,
+        store_id=report.store_id,
+        extra=meta,
+        **keys,
+    )
+
+
+def _declared_type(
+    db: Session, report: FailureReport, meta: dict[str, Any], keys: dict[str, Any]
+) -> object:
+    assert report.notification_type is not None  # _sender checked
+    return admin_notification_service.create_notification(
+        db,
+        type=report.notification_type,
+        priority=report.priority or Priority.HIGH,
+        title=report.title or f"Task {report.task_name} failed: {report.short_exception}",
+        message=report.message or report.short_exception,
+        action_required=True,
+        store_id=report.store_id,
+        metadata=meta,
+        **keys,
+    )
+
+
+def _critical_error(
+    db: Session, report: FailureReport, meta: dict[str, Any], keys: dict[str, Any]
+) -> object:
+    return admin_notification_service.notify_critical_error(
+        db,
+        error_type=clip(f"task {report.task_name} failed", 150),
+        error_message=report.message or report.short_exception,
+        details=meta,
+        **keys,
+    )
+
+
+#: The notification an import or a sync job raises; a generic job's depends on its task.
+_BY_JOB: dict[JobKind, _Sender] = {JobKind.IMPORT: _import_failure, JobKind.SYNC: _sync_failure}
+
+
+def _sender(report: FailureReport) -> _Sender:
+    """An order exception's shape first (whatever the job), then the job kind's, then the
+    type the task declared, else a critical error."""
     if report.kind is FailureKind.ORDER_EXCEPTION:
-        service.notify_order_exception(
-            db,
-            store_name=report.store_name,
-            order_number=report.order_number or "?",
-            unmatched_products=report.unmatched_products,
-            store_id=report.store_id,
-            extra=meta,
-            **keys,
-        )
-    elif report.job is JobKind.IMPORT:
-        service.notify_import_failure(
-            db,
-            store_name=report.store_name,
-            job_id=report.job_id or report.task_id,
-            error_message=report.message,
-            store_id=report.store_id,
-            error_count=report.error_count,
-            extra=meta,
-            **keys,
-        )
-    elif report.job is JobKind.SYNC:
-        service.notify_order_sync_failure(
-            db,
-            store_name=report.store_name,
-            error_message=report.message,
-            store_id=report.store_id,
-            extra=meta,
-            **keys,
-        )
-    elif report.notification_type is not None:
-        service.create_notification(
-            db,
-            type=report.notification_type,
-            priority=report.priority or Priority.HIGH,
-            title=report.title or f"Task {report.task_name} failed: {report.short_exception}",
-            message=report.message or report.short_exception,
-            action_required=True,
-            store_id=report.store_id,
-            metadata=meta,
-            **keys,
-        )
-    else:
-        service.notify_critical_error(
-            db,
-            error_type=clip(f"task {report.task_name} failed", 150),
-            error_message=report.message or report.short_exception,
-            details=meta,
-            **keys,
-        )
+        return _order_exception
+    if report.job in _BY_JOB:
+        return _BY_JOB[report.job]
+    if report.notification_type is not None:
+        return _declared_type
+    return _critical_error
 
 
 def _metadata(report: FailureReport) -> dict[str, Any]:

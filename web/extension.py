@@ -18,7 +18,7 @@ from notifier import (
     Database,
     Settings,
     configured_timezone,
-    flag,
+    env_flag,
     kick_after_commit,
     live_redis_url_from_env,
     validate_live_redis_url,
@@ -114,7 +114,8 @@ class NotifierWeb:
         app.config.setdefault("NOTIFIER_METRICS_TOKEN", None)
         # The engine's rule for delivery URLs (notifier.egress): checked on save here too.
         app.config.setdefault(
-            "NOTIFIER_DELIVERY_ALLOW_PRIVATE", flag(os.environ, "NOTIFIER_DELIVERY_ALLOW_PRIVATE")
+            "NOTIFIER_DELIVERY_ALLOW_PRIVATE",
+            env_flag(os.environ, "NOTIFIER_DELIVERY_ALLOW_PRIVATE"),
         )
         pages_prefix = _prefix(app, "NOTIFIER_URL_PREFIX")
         api_prefix = _prefix(app, "NOTIFIER_API_PREFIX")

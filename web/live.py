@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from notifier import (
-    CHANNEL,
+    CHANGES_CHANNEL,
     Database,
     Position,
     admin_notification_service,
@@ -203,7 +203,7 @@ class Hub:
         url = make_url(self.database.url).set(drivername="postgresql")
         conninfo = url.render_as_string(hide_password=False)
         with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f"LISTEN {CHANNEL}")
+            conn.execute(f"LISTEN {CHANGES_CHANNEL}")
             self._baseline()  # after LISTEN: a change from here on is noticed
             self._ready.set()
             while self._active():
@@ -234,7 +234,7 @@ class Hub:
         )
         pubsub = client.pubsub()  # type: ignore[no-untyped-call]
         try:
-            pubsub.subscribe(CHANNEL)
+            pubsub.subscribe(CHANGES_CHANNEL)
             # Redis confirms the subscription in order: from here on a notice reaches us.
             while (message := pubsub.get_message(timeout=5.0)) is None or (
                 message["type"] != "subscribe"

@@ -21,7 +21,7 @@ from typing import Any
 
 from notifier import FailureReport
 
-from .spool import EventSpool
+from .event_spool import EventSpool
 
 logger = logging.getLogger("notifier.worker")
 

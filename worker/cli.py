@@ -14,7 +14,7 @@ import click
 from notifier import Settings
 from notifier.cli import celery_conf, settings_options
 
-from .spool import EventSpool, SpoolUnavailable
+from .event_spool import EventSpool, SpoolUnavailable
 from .spools import configured_spool
 
 #: How many dead events ``spool status`` names before it only counts.

@@ -19,7 +19,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from notifier import Database, DeliveryChannel, DeliveryEndpoint, endpoint_service, sign
+from notifier import Database, DeliveryChannel, DeliveryEndpoint, endpoint_service, sign_webhook
 
 DEMO_ENDPOINT = "Demo webhook receiver"
 
@@ -35,7 +35,9 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         msg_id = self.headers.get("webhook-id", "")
         timestamp = int(self.headers.get("webhook-timestamp") or 0)
-        expected = sign(self.server.secret, msg_id, timestamp, body) if self.server.secret else ""
+        expected = (
+            sign_webhook(self.server.secret, msg_id, timestamp, body) if self.server.secret else ""
+        )
         given = (self.headers.get("webhook-signature") or "").split(" ")
         verified = any(hmac.compare_digest(expected, s) for s in given if expected)
         with suppress(ValueError, KeyError, TypeError):

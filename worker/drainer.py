@@ -40,7 +40,8 @@ from notifier import (
     schema_problem,
 )
 
-from .spool import Drainer, EventSpool, NotReady, Recorder, SpoolUnavailable
+from .drain_loop import Drainer, NotReady, Recorder
+from .event_spool import EventSpool, SpoolUnavailable
 from .spools import spool_env, spool_from_env
 
 logger = logging.getLogger("notifier.worker")

@@ -37,9 +37,10 @@ from notifier import FailureReport, Settings, live_redis_url_from_env
 
 from .bypass import SpoolBypass
 from .decorators import spec_of
+from .drain_loop import Drainer
 from .drainer import DrainerProcess, SpoolRecorder
+from .event_spool import EventSpool
 from .events import failure_report, returned_reports
-from .spool import Drainer, EventSpool
 from .spools import configured_spool
 
 logger = logging.getLogger("notifier.worker")

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from notifier import FailureKind, FailureReport, metrics
 
-from .spool import Claim, EventSpool, SpoolUnavailable, read_report
+from .event_spool import Claim, EventSpool, SpoolUnavailable, read_report
 
 DEFAULT_STREAM = "notifier:spool"
 DEFAULT_CLAIM_IDLE = 60.0  # seconds: far above a batch's commit, far below a pod's restart

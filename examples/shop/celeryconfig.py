@@ -3,9 +3,20 @@ notifier installs no top-level ``celeryconfig`` that could shadow it)."""
 
 import os
 
+from celery.schedules import crontab
+
 broker_url = os.environ.get("SHOP_BROKER_URL", "redis://127.0.0.1:6379/0")
 task_acks_late = True
 worker_prefetch_multiplier = 1
+
+# The shop's own schedule; worker.py adds the notifier's entries to it.
+beat_schedule = {
+    "shop-nightly-import": {
+        "task": "shop.import_products",
+        "schedule": crontab(hour=2, minute=0),
+        "args": (1, "imports/store-1.csv"),
+    },
+}
 
 # The notifier reads its settings from here: the database URL is written once, as the
 # shop's own; `notifier init-db -A worker:app` reads the same value.

@@ -6,11 +6,15 @@ import csv
 from typing import Any
 
 from celery import Celery
-from notifier.worker import import_job, install
+from notifier.worker import beat_schedule, import_job, install
 
 app = Celery("shop")
 app.config_from_object("celeryconfig")
 install(app)
+# The notifier's beat entries beside the shop's own (`celery -A worker beat`), and the
+# jobs they run.
+app.conf.beat_schedule = {**app.conf.beat_schedule, **beat_schedule()}
+app.conf.imports = [*app.conf.imports, "notifier.worker.jobs"]
 
 
 @app.task(

@@ -7,6 +7,7 @@ chromium driving its pages.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -25,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 from notifier import AdminNotification, AdminUser, Database, platform_alert_service
 from tests.conftest import POSTGRES_ADMIN_URL, REDIS_URL, require_service
-from tests.web.test_pages_browser import LiveServer, chromium, playwright  # noqa: F401
+from tests.web.browser.conftest import LiveServer, chromium, playwright  # noqa: F401
 from tests.worker.conftest import wait_for
 
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"
@@ -94,6 +95,30 @@ def test_init_db_leaves_the_shops_alembic_history_alone(migrated: dict[str, str]
             ]
     finally:
         engine.dispose()
+
+
+_SCHEDULE = """
+import json
+from worker import app
+app.loader.import_default_modules()
+print(json.dumps({name: [entry["task"], entry["task"] in app.tasks]
+                  for name, entry in app.conf.beat_schedule.items()}))
+"""
+
+
+def test_the_shops_beat_runs_its_own_entries_and_the_notifiers(
+    shop_env: dict[str, str],
+) -> None:
+    # What `celery -A worker beat` would schedule, and whether the shop's worker has each task.
+    loaded = _run("python", "-c", _SCHEDULE, env=shop_env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout) == {
+        "shop-nightly-import": ["shop.import_products", True],
+        "notifier-prune": ["notifier.prune", True],
+        "notifier-dispatch": ["notifier.dispatch_deliveries", True],
+        "notifier-digests": ["notifier.digests", True],
+        "notifier-alert-reminders": ["notifier.alert_reminders", True],
+    }
 
 
 @pytest.fixture(scope="module")

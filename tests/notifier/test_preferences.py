@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time
 
 import pytest
 
+from bench.preference_samples import random_preferences
 from notifier.enums import AlertType, NotificationType, Priority, Severity
 from notifier.preferences import (
     Action,
@@ -20,7 +21,6 @@ from notifier.preferences import (
     QuietHours,
     Rule,
     Window,
-    categories,
     decide,
     decide_for_all,
     is_required,
@@ -306,22 +306,7 @@ def test_digest_periods(
 
 def test_the_grouped_audience_routes_every_admin_as_decide_does() -> None:
     rng = random.Random(7)
-    zones = ["UTC", "Europe/Berlin", "America/New_York"]
-    held: dict[int, Preferences] = {}
-    for admin in range(300):
-        rules = {}
-        for category in rng.sample(categories(), 5):
-            kind = category.split(":", 1)[0]
-            channel = rng.choice([IN_APP, EMAIL])
-            modes = [Mode.OFF, Mode.IMMEDIATE] + ([Mode.DIGEST] if channel is EMAIL else [])
-            levels = ["low", "normal", "high"] if kind == "notification" else ["warning", "error"]
-            rules[(channel, category)] = Rule(rng.choice(modes), rng.choice([None, *levels]))
-        windows = (Window(EVERY_DAY, time(rng.randrange(24)), time(rng.randrange(24))),)
-        held[admin] = Preferences(
-            rules=rules,
-            channels={EMAIL: rng.random() > 0.1},
-            quiet=QuietHours(rng.choice(zones), windows if rng.random() < 0.6 else ()),
-        )
+    held = {admin: random_preferences(rng, varied=True) for admin in range(300)}
     admins = [*held, 1000, 1001]  # two without preferences
     audience = Audience(held, admins)
     for _ in range(40):

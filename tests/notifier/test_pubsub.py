@@ -14,7 +14,7 @@ import redis
 from sqlalchemy import func, select, update
 
 from notifier import (
-    CHANNEL,
+    CHANGES_CHANNEL,
     AdminNotification,
     Database,
     admin_notification_service,
@@ -38,7 +38,7 @@ def notices(redis_url: str) -> Iterator[redis.client.PubSub]:
     """A subscriber on the change channel, subscribed before the test writes."""
     client = redis.Redis.from_url(redis_url)
     pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-    pubsub.subscribe(CHANNEL)
+    pubsub.subscribe(CHANGES_CHANNEL)
     pubsub.get_message(timeout=5)  # the subscription's confirmation
     yield pubsub
     pubsub.close()

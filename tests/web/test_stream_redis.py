@@ -112,8 +112,8 @@ def test_a_notification_from_another_process_reaches_every_stream_without_pollin
     hub = app.extensions["notifier"].state(app).hub
     assert hub.source == "redis"
     stream = Stream(api)
-    # Two more streams' inboxes (a test client cannot interleave two responses' contexts).
-    others = [hub.subscribe(), hub.subscribe()]
+    # Five more streams' inboxes (a test client cannot interleave two responses' contexts).
+    others = [hub.subscribe() for _ in range(5)]
     log = StatementLog(app)
     try:
         assert stream.next_event().data == {"unread_count": 0}
@@ -143,8 +143,10 @@ def test_a_notification_from_another_process_reaches_every_stream_without_pollin
             assert batch is not None
             assert [n.id for n in batch.notifications] == [created]
             assert batch.unread_count == 1
-        # The news was read from the database once for the process, not once per stream.
-        assert 0 < log.count() - before <= 6
+        # The news was read from the database once for the process, not once per stream (six
+        # here). Under load the notices of one commit may arrive apart and be read twice.
+        reads = [s for s in log.statements[before:] if s.startswith("SELECT admin_notifications.")]
+        assert 1 <= len(reads) <= 2, reads
     finally:
         log.close()
         for inbox in others:

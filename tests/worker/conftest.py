@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import notifier.worker.jobs  # noqa: F401  (registers the bundled jobs on every 
 import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
+from celery.result import AsyncResult
 from notifier.worker import install, uninstall
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
@@ -104,6 +106,11 @@ def notifications(database: Database) -> list[AdminNotification]:
 def alerts(database: Database) -> list[PlatformAlert]:
     with database.session_scope() as db:
         return list(db.scalars(sql_select(PlatformAlert).order_by(PlatformAlert.id)))
+
+
+def recorded_task_ids(database: Database) -> list[str]:
+    """The ids of the tasks the notifier recorded a notification for, sorted."""
+    return sorted(n.notification_metadata["task_id"] for n in notifications(database))
 
 
 def notification_count(database: Database) -> int:
@@ -206,3 +213,43 @@ def client_app(
     app = make_app(worker_env["NOTIFIER_TEST_BROKER"], worker_database.url, spool_dir)
     yield app
     app.close()
+
+
+def finished(results: list[AsyncResult], timeout: float = 60) -> list[AsyncResult]:
+    """Wait for every result, failures included, and return them."""
+    for result in results:
+        result.get(timeout=timeout, propagate=False)
+    return results
+
+
+def fail(app: Celery, stores: Iterable[int], timeout: float = 60) -> list[AsyncResult]:
+    """Run ``t.boom`` once per store and wait until each has failed."""
+    results = finished([app.tasks["t.boom"].delay(n) for n in stores], timeout)
+    assert {r.state for r in results} == {"FAILURE"}
+    return results
+
+
+@dataclass
+class Prefork:
+    """Subprocess prefork workers, the client app that feeds them and the store they record to."""
+
+    env: dict[str, str]
+    start: Callable[..., WorkerProcess]
+    client: Celery
+    database: Database
+    spool: Path
+
+    def settle(self, **kwargs: float) -> None:
+        """Wait until the workers' spool is empty and their recording has stopped."""
+        settle(self.database, self.spool, **kwargs)
+
+
+@pytest.fixture
+def prefork(
+    worker_env: dict[str, str],
+    start_workers: Callable[..., WorkerProcess],
+    client_app: Celery,
+    worker_database: Database,
+    spool_dir: Path,
+) -> Prefork:
+    return Prefork(worker_env, start_workers, client_app, worker_database, spool_dir)

@@ -3,78 +3,60 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from celery import Celery
 
-from notifier import Database
-
-from .conftest import WorkerProcess, alerts, notifications, proxied, settle, wait_for
+from .conftest import (
+    Prefork,
+    alerts,
+    fail,
+    finished,
+    notifications,
+    proxied,
+    recorded_task_ids,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
 
-def test_a_killed_pool_child_notifies_once_with_a_capacity_alert(
-    worker_env: dict[str, str],
-    start_workers: Callable[..., WorkerProcess],
-    client_app: Celery,
-    worker_database: Database,
-    spool_dir: Path,
-) -> None:
-    start_workers(worker_env)
-    result = client_app.tasks["t.kill"].delay(3)
-    result.get(timeout=60, propagate=False)
-    settle(worker_database, spool_dir)
+def test_a_killed_pool_child_notifies_once_with_a_capacity_alert(prefork: Prefork) -> None:
+    prefork.start(prefork.env)
+    [result] = finished([prefork.client.tasks["t.kill"].delay(3)])
+    prefork.settle()
     assert result.state == "FAILURE"
     assert type(result.result).__name__ == "WorkerLostError"
-    [note] = notifications(worker_database)
+    [note] = notifications(prefork.database)
     assert note.type == "import_failure" and note.store_id == 3
-    [alert] = alerts(worker_database)
+    [alert] = alerts(prefork.database)
     assert alert.alert_type == "capacity"
     assert alert.fingerprint == "celery:t.kill:billiard.exceptions.WorkerLostError"
 
 
-def test_time_limits(
-    worker_env: dict[str, str],
-    start_workers: Callable[..., WorkerProcess],
-    client_app: Celery,
-    worker_database: Database,
-    spool_dir: Path,
-) -> None:
-    start_workers({**worker_env, "NOTIFIER_TEST_TIME_LIMIT": "1"})
-    hard = client_app.tasks["t.sleep"].delay(1, 5)
-    soft = client_app.tasks["t.soft"].delay(2)
-    hard.get(timeout=60, propagate=False)
-    soft.get(timeout=60, propagate=False)
-    settle(worker_database, spool_dir, quiet=2)
+def test_time_limits(prefork: Prefork) -> None:
+    prefork.start({**prefork.env, "NOTIFIER_TEST_TIME_LIMIT": "1"})
+    hard = prefork.client.tasks["t.sleep"].delay(1, 5)
+    soft = prefork.client.tasks["t.soft"].delay(2)
+    finished([hard, soft])
+    prefork.settle(quiet=2)
     assert hard.state == "FAILURE" and soft.state == "FAILURE"
-    by_task = {n.notification_metadata["task_id"]: n for n in notifications(worker_database)}
-    assert set(by_task) == {hard.id, soft.id}  # exactly one each
-    kinds = {a.fingerprint: a for a in alerts(worker_database)}
+    assert recorded_task_ids(prefork.database) == sorted([hard.id, soft.id])  # one each
+    kinds = {a.fingerprint: a for a in alerts(prefork.database)}
     soft_alert = kinds["celery:t.soft:billiard.exceptions.SoftTimeLimitExceeded"]
     assert soft_alert.alert_type == "performance"
     assert sum(a.occurrence_count for a in kinds.values()) == 2
 
 
 def test_a_storm_across_two_workers_gives_one_notification_and_an_exact_count(
-    worker_env: dict[str, str],
-    start_workers: Callable[..., WorkerProcess],
-    client_app: Celery,
-    worker_database: Database,
-    spool_dir: Path,
+    prefork: Prefork,
 ) -> None:
-    start_workers(worker_env)
-    start_workers(worker_env)
-    results = [client_app.tasks["t.boom"].delay(1) for _ in range(500)]
-    for result in results:
-        result.get(timeout=120, propagate=False)
-    settle(worker_database, spool_dir, timeout=60)
-    assert {r.state for r in results} == {"FAILURE"}
-    assert len(notifications(worker_database)) == 1
-    [alert] = alerts(worker_database)
+    prefork.start(prefork.env)
+    prefork.start(prefork.env)
+    fail(prefork.client, [1] * 500, timeout=120)
+    prefork.settle(timeout=60)
+    assert len(notifications(prefork.database)) == 1
+    [alert] = alerts(prefork.database)
     assert alert.occurrence_count == 500
 
 
@@ -83,13 +65,7 @@ def _outcome(result: Any) -> tuple[str, str, str, str]:
     return (result.state, type(exc).__name__, str(exc), result.traceback or "")
 
 
-def test_the_plugin_never_changes_a_task_outcome(
-    worker_env: dict[str, str],
-    start_workers: Callable[..., WorkerProcess],
-    client_app: Celery,
-    worker_database: Database,
-    spool_dir: Path,
-) -> None:
+def test_the_plugin_never_changes_a_task_outcome(prefork: Prefork) -> None:
     calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
         ("t.boom", (1,), {}),
         ("t.retry_self", (1,), {}),
@@ -101,66 +77,46 @@ def test_the_plugin_never_changes_a_task_outcome(
     ]
     outcomes: dict[str, list[Any]] = {}
     for plugin in ("0", "1"):
-        worker = start_workers({**worker_env, "NOTIFIER_TEST_PLUGIN": plugin})
-        results = [client_app.tasks[name].apply_async(a, k) for name, a, k in calls]
-        for result in results:
-            result.get(timeout=60, propagate=False)
+        worker = prefork.start({**prefork.env, "NOTIFIER_TEST_PLUGIN": plugin})
+        results = finished([prefork.client.tasks[name].apply_async(a, k) for name, a, k in calls])
         outcomes[plugin] = [
             (r.state, repr(r.result) if r.state == "SUCCESS" else _outcome(r)) for r in results
         ]
         worker.stop()
     assert outcomes["0"] == outcomes["1"]
-    settle(worker_database, spool_dir)
-    assert len(notifications(worker_database)) >= 4
+    prefork.settle()
+    assert len(notifications(prefork.database)) >= 4
 
 
-def test_events_survive_a_database_outage_and_a_worker_restart(
-    worker_env: dict[str, str],
-    start_workers: Callable[..., WorkerProcess],
-    client_app: Celery,
-    worker_database: Database,
-    spool_dir: Path,
-) -> None:
-    with proxied(worker_database.url) as (proxy, url):
-        env = {**worker_env, "NOTIFIER_TEST_DATABASE": url, "NOTIFIER_TEST_COOLDOWN": "0"}
-        worker = start_workers(env)
+def test_events_survive_a_database_outage_and_a_worker_restart(prefork: Prefork) -> None:
+    with proxied(prefork.database.url) as (proxy, url):
+        env = {**prefork.env, "NOTIFIER_TEST_DATABASE": url, "NOTIFIER_TEST_COOLDOWN": "0"}
+        worker = prefork.start(env)
         proxy.cut()
-        first = [client_app.tasks["t.boom"].delay(n) for n in range(10)]
-        for result in first:
-            result.get(timeout=60, propagate=False)
+        first = fail(prefork.client, range(10))
         worker.stop()  # a restart while the database is still down
-        worker = start_workers(env)
-        second = [client_app.tasks["t.boom"].delay(n) for n in range(10, 20)]
-        for result in second:
-            result.get(timeout=60, propagate=False)
-        assert notifications(worker_database) == []
+        worker = prefork.start(env)
+        second = fail(prefork.client, range(10, 20))
+        assert notifications(prefork.database) == []
         results = first + second
         assert [str(r.result) for r in results] == [f"boom for store {n}" for n in range(20)]
-        assert {r.state for r in results} == {"FAILURE"}
         time.sleep(1)
         proxy.restore()
         restored = time.monotonic()
-        wait_for(lambda: len(notifications(worker_database)) >= 20, timeout=60)
+        wait_for(lambda: len(notifications(prefork.database)) >= 20, timeout=60)
         assert time.monotonic() - restored < 60
-        settle(worker_database, spool_dir)
-    recorded = sorted(n.notification_metadata["task_id"] for n in notifications(worker_database))
-    assert recorded == sorted(r.id for r in results)
-    [alert] = alerts(worker_database)
+        prefork.settle()
+    assert recorded_task_ids(prefork.database) == sorted(r.id for r in results)
+    [alert] = alerts(prefork.database)
     assert alert.occurrence_count == 20
 
 
-def test_a_killed_drainer_process_is_restarted(
-    worker_env: dict[str, str],
-    start_workers: Callable[..., WorkerProcess],
-    client_app: Celery,
-    worker_database: Database,
-    spool_dir: Path,
-) -> None:
+def test_a_killed_drainer_process_is_restarted(prefork: Prefork) -> None:
     import signal
 
     import psutil
 
-    worker = start_workers(worker_env)
+    worker = prefork.start(prefork.env)
 
     def drainers() -> list[psutil.Process]:
         found = []
@@ -176,8 +132,8 @@ def test_a_killed_drainer_process_is_restarted(
     first.send_signal(signal.SIGKILL)  # as the OOM killer would
     [second] = wait_for(lambda: [p for p in drainers() if p.pid != first.pid], 30)
     assert second.is_running()
-    client_app.tasks["t.boom"].delay(4).get(timeout=60, propagate=False)
-    wait_for(lambda: notifications(worker_database), 30)
-    assert [n.store_id for n in notifications(worker_database)] == [4]
+    fail(prefork.client, [4])
+    wait_for(lambda: notifications(prefork.database), 30)
+    assert [n.store_id for n in notifications(prefork.database)] == [4]
     # Started three times (worker start, restart), the drainer never warns about how it runs.
     assert b"RuntimeWarning" not in worker.log.read_bytes()

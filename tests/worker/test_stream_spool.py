@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,18 @@ from notifier import Database, FailureReport
 from notifier.failures import FailureKind, JobKind
 from notifier.types import utcnow
 
-from .conftest import REDIS_URL, WorkerProcess, alerts, notifications, proxied, settle, wait_for
+from .conftest import (
+    REDIS_URL,
+    Prefork,
+    WorkerProcess,
+    alerts,
+    fail,
+    notifications,
+    proxied,
+    recorded_task_ids,
+    settle,
+    wait_for,
+)
 
 STREAM = "notifier:spool"
 
@@ -142,30 +152,23 @@ def _kill_tree(worker: WorkerProcess) -> None:
 
 @pytest.mark.slow
 def test_a_killed_workers_spooled_events_are_recorded_by_another_worker(
-    worker_env: dict[str, str],
-    start_workers: Callable[..., WorkerProcess],
-    client_app: Celery,
-    worker_database: Database,
-    redis_url: str,
-    tmp_path: Path,
+    prefork: Prefork, redis_url: str, tmp_path: Path
 ) -> None:
     stream = redis.Redis.from_url(redis_url)
-    with proxied(worker_database.url) as (proxy, url):
+    database = prefork.database
+    with proxied(database.url) as (proxy, url):
         env = {
-            **worker_env,
+            **prefork.env,
             "NOTIFIER_TEST_DATABASE": url,
             "NOTIFIER_TEST_SPOOL_URL": redis_url,
             "NOTIFIER_TEST_CLAIM_IDLE": "1",
             "NOTIFIER_TEST_COOLDOWN": "0",
         }
-        first = start_workers(env)
-        results = [client_app.tasks["t.boom"].delay(0)]
-        results[0].get(timeout=60, propagate=False)
-        wait_for(lambda: notifications(worker_database), timeout=30)  # its drainer is ready
+        first = prefork.start(env)
+        results = fail(prefork.client, [0])
+        wait_for(lambda: notifications(database), timeout=30)  # its drainer is ready
         proxy.cut()
-        results += [client_app.tasks["t.boom"].delay(n) for n in range(1, 21)]
-        for result in results:
-            result.get(timeout=60, propagate=False)
+        results += fail(prefork.client, range(1, 21))
         # Every event is in the stream, and the first worker's drainer has taken some (how
         # many depends on where its backoff stands) and cannot record them: those only a
         # claim by another consumer can bring back.
@@ -173,12 +176,11 @@ def test_a_killed_workers_spooled_events_are_recorded_by_another_worker(
         wait_for(lambda: stream.xpending(STREAM, GROUP)["pending"] > 0, timeout=30)
         _kill_tree(first)
         proxy.restore()
-        start_workers(env)
+        prefork.start(env)
         wait_for(lambda: stream.xlen(STREAM) == 0, timeout=60)
-        settle(worker_database, tmp_path / "no-folder-spool")
-    recorded = sorted(n.notification_metadata["task_id"] for n in notifications(worker_database))
-    assert recorded == sorted(r.id for r in results)
-    [alert] = alerts(worker_database)
+        settle(database, tmp_path / "no-folder-spool")
+    assert recorded_task_ids(database) == sorted(r.id for r in results)
+    [alert] = alerts(database)
     assert alert.occurrence_count == 21
     assert stream.xpending(STREAM, GROUP)["pending"] == 0
 
@@ -187,9 +189,7 @@ def test_a_killed_workers_spooled_events_are_recorded_by_another_worker(
 def test_a_solo_worker_spools_to_the_stream(
     celery_app: Celery, celery_worker: Any, worker_database: Database, redis_url: str
 ) -> None:
-    results = [celery_app.tasks["t.boom"].delay(1) for _ in range(5)]
-    for result in results:
-        result.get(timeout=30, propagate=False)
+    fail(celery_app, [1] * 5, timeout=30)
     wait_for(lambda: alerts(worker_database) and alerts(worker_database)[0].occurrence_count == 5)
     assert redis.Redis.from_url(redis_url).xlen(STREAM) == 0
     assert len(notifications(worker_database)) == 1
@@ -202,12 +202,9 @@ _NOWHERE = {"notifier_spool_url": "redis://127.0.0.1:9/0", "notifier_notificatio
 def test_failures_go_straight_to_the_database_while_redis_is_unreachable(
     celery_app: Celery, celery_worker: Any, worker_database: Database, tmp_path: Path
 ) -> None:
-    results = [celery_app.tasks["t.boom"].delay(n) for n in range(5)]
-    for result in results:
-        result.get(timeout=30, propagate=False)
+    results = fail(celery_app, range(5), timeout=30)
     settle(worker_database, tmp_path / "no-folder-spool")
-    recorded = sorted(n.notification_metadata["task_id"] for n in notifications(worker_database))
-    assert recorded == sorted(r.id for r in results)
+    assert recorded_task_ids(worker_database) == sorted(r.id for r in results)
     alerted = alerts(worker_database)
     [spool_alert] = [a for a in alerted if a.fingerprint.startswith("notifier:spool:")]
     assert "Redis stream notifier:spool at redis://127.0.0.1:9/0" in spool_alert.description

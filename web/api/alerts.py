@@ -11,7 +11,7 @@ from notifier import platform_alert_service as service
 from ..auth import current_admin
 from ..state import app_timezone, db_session
 from .blueprint import api
-from .operations import READ_ERRORS, WRITE_ERRORS, Reply, found, page_of, paging
+from .operations import READ_ERRORS, WRITE_ERRORS, Reply, found, list_arguments, page_of
 from .schemas import (
     AlertCreate,
     AlertOut,
@@ -33,15 +33,7 @@ from .schemas import (
 )
 def list_alerts(query: AlertQuery) -> Reply:
     """A filtered page of alerts."""
-    result = service.page_alerts(
-        db_session(),
-        alert_type=query.alert_type,
-        severity=query.severity,
-        is_resolved=query.is_resolved,
-        snoozed=query.snoozed,
-        acknowledged=query.acknowledged,
-        **paging(query),
-    )
+    result = service.page_alerts(db_session(), **list_arguments(query))
     items = [AlertOut.model_validate(item) for item in result.items]
     return page_of(AlertPage, items, result, query), 200
 

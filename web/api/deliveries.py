@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from notifier import DeliveryStatus, delivery_log, endpoint_service, replay, replay_failed_since
+from notifier import (
+    DeliveryStatus,
+    delivery_log,
+    endpoint_service,
+    replay_failed_delivery,
+    replay_failed_since,
+)
 
 from ..state import db_session
 from .blueprint import api
@@ -16,7 +22,7 @@ from .delivery_schemas import (
     ReplayFailed,
 )
 from .errors import ApiError
-from .operations import READ_ERRORS, WRITE_ERRORS, Reply, found, page_of
+from .operations import READ_ERRORS, WRITE_ERRORS, Reply, found, list_arguments, page_of
 from .schemas import ErrorOut
 
 _ONE = {404: ErrorOut}
@@ -31,14 +37,7 @@ _ONE = {404: ErrorOut}
 )
 def list_deliveries(query: DeliveryQuery) -> Reply:
     """A filtered page of deliveries."""
-    items, total = delivery_log.page(
-        db_session(),
-        status=query.status,
-        endpoint_id=query.endpoint_id,
-        event_type=query.event_type,
-        skip=query.skip,
-        limit=query.limit,
-    )
+    items, total = delivery_log.page(db_session(), **list_arguments(query))
     return page_of(DeliveryPage, [DeliveryOut.of(item) for item in items], total, query), 200
 
 
@@ -75,7 +74,7 @@ def replay_delivery(delivery_id: int) -> Reply:
         raise ApiError(
             409, f"only failed deliveries can be replayed; this one is {delivery.status}"
         )
-    replay(db, delivery.id)
+    replay_failed_delivery(db, delivery.id)
     db.commit()
     return DeliveryOut.of(delivery), 200
 

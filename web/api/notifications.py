@@ -12,7 +12,7 @@ from ..auth import current_admin
 from ..links import notification_link
 from ..state import db_session
 from .blueprint import api
-from .operations import READ_ERRORS, WRITE_ERRORS, Reply, found, page_of, paging
+from .operations import READ_ERRORS, WRITE_ERRORS, Reply, found, list_arguments, page_of
 from .schemas import (
     ErrorOut,
     MarkedOut,
@@ -50,14 +50,7 @@ def _out(notification: AdminNotification) -> NotificationOut:
 )
 def list_notifications(query: NotificationQuery) -> Reply:
     """A filtered page of notifications."""
-    result = service.page_notifications(
-        db_session(),
-        priority=query.priority,
-        type=query.type,
-        is_read=query.is_read,
-        store_id=query.store_id,
-        **paging(query),
-    )
+    result = service.page_notifications(db_session(), **list_arguments(query))
     return page_of(NotificationPage, [_out(item) for item in result.items], result, query), 200
 
 

@@ -16,8 +16,7 @@ from flask import Blueprint, Response, current_app, request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
-from notifier import INT32_MAX
-from notifier import Page as KeysetPage
+from notifier import INT32_MAX, KeysetPage
 
 from .errors import ApiError
 from .jsonbody import RepeatedKeyError, check_body
@@ -30,10 +29,6 @@ PageT = TypeVar("PageT", bound=BaseModel)
 class _PageQuery(Protocol):
     skip: int
     limit: int
-
-
-class _CursorQuery(_PageQuery, Protocol):
-    cursor: str | None
 
 
 def found(row: Row | None, what: str, row_id: int) -> Row:
@@ -67,15 +62,18 @@ def page_of(
     )
 
 
-def paging(query: _CursorQuery) -> dict[str, Any]:
-    """The paging arguments of a list query: a cursor, or a skip, not both."""
-    if query.cursor is not None and query.skip:
+def list_arguments(query: BaseModel) -> dict[str, Any]:
+    """A list query as its service's keyword arguments: each filter and paging field under
+    its own name (the query models name them as the services do), a cursor or a skip but
+    not both."""
+    arguments = {name: getattr(query, name) for name in type(query).model_fields}
+    if arguments.get("cursor") is not None and arguments.get("skip"):
         raise ApiError(
             422,
             "the query is not valid",
             details={"cursor": "use either cursor (from next_cursor) or skip, not both"},
         )
-    return {"cursor": query.cursor, "skip": query.skip, "limit": query.limit}
+    return arguments
 
 
 #: A view's answer: the body model (None for 204), the status, and extra headers.

@@ -152,7 +152,10 @@ class _Input(BaseModel):
 
 
 class _Query(BaseModel):
-    """Query parameters: strings converted to the declared types, unknown names refused."""
+    """Query parameters: strings converted to the declared types, unknown names refused.
+
+    A list's query names each field as its service's keyword argument: ``list_arguments``
+    passes them through as they are."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the browser fixtures are imported from test_pages_browser and requested by name
 """The Channels page and the Delivery log in a real browser (chromium driven by Playwright),
 with a real webhook receiver on loopback and the real dispatcher run in between."""
 
@@ -6,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -17,37 +15,11 @@ from notifier import Database, endpoint_service
 from notifier.dispatch import DispatchSettings, dispatch_due
 from notifier.models import Delivery
 from tests.notifier.conftest import Receiver
+from tests.web.browser.conftest import LiveServer, shoot, sign_in
 from tests.web.conftest import Admin
-from tests.web.test_pages_browser import (  # the browser fixtures, shared
-    LiveServer,
-    chromium,  # noqa: F401
-    context,  # noqa: F401
-    live,  # noqa: F401
-    page,  # noqa: F401
-    playwright,  # noqa: F401
-    shoot,
-    sign_in,
-)
 
 pytestmark = pytest.mark.browser
 LOCAL = DispatchSettings(allow_private=True)
-
-
-@pytest.fixture
-def database_url(sqlite_url: str) -> str:
-    """The browser tests run on SQLite: the pages are the same on both databases."""
-    return sqlite_url
-
-
-@pytest.fixture
-def live_config(database: Database) -> dict[str, Any]:
-    """The served app, allowed to deliver to loopback (a development and test setting)."""
-    return {
-        "SECRET_KEY": "browser-test",
-        "NOTIFIER_DATABASE_URL": database.url,
-        "NOTIFIER_TIMEZONE": "UTC",
-        "NOTIFIER_DELIVERY_ALLOW_PRIVATE": True,
-    }
 
 
 def _ready(page: Page) -> None:

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the browser fixtures are imported from test_pages_browser and requested by name
 """Acknowledge and snooze in the alerts tab, in a real browser (chromium driven by Playwright)."""
 
 from __future__ import annotations
@@ -11,27 +10,11 @@ from sqlalchemy import select
 
 from notifier import Database, PlatformAlert, platform_alert_service
 from notifier.types import utcnow
+from tests.web.browser.conftest import LiveServer, shoot, sign_in
 from tests.web.conftest import Admin
-from tests.web.test_pages_browser import (  # the browser fixtures, shared
-    LiveServer,
-    chromium,  # noqa: F401
-    context,  # noqa: F401
-    live,  # noqa: F401
-    live_config,  # noqa: F401
-    page,  # noqa: F401
-    playwright,  # noqa: F401
-    shoot,
-    sign_in,
-)
 
 pytestmark = pytest.mark.browser
 TITLE = "Primary database unreachable"
-
-
-@pytest.fixture
-def database_url(sqlite_url: str) -> str:
-    """The browser tests run on SQLite: the pages are the same on both databases."""
-    return sqlite_url
 
 
 def _seed(database: Database) -> None:

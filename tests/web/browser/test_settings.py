@@ -1,44 +1,17 @@
-# ruff: noqa: F811 - the browser fixtures are imported from test_pages_browser and requested by name
 """The Notification settings page in a real browser (chromium driven by Playwright): the
 matrix, the locked rows, quiet hours with a zone, the digest, saved through the API."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from notifier import Database
 from notifier.preference_store import preferences_document
+from tests.web.browser.conftest import LiveServer, shoot, sign_in
 from tests.web.conftest import Admin
-from tests.web.test_pages_browser import (  # the browser fixtures, shared
-    LiveServer,
-    chromium,  # noqa: F401
-    context,  # noqa: F401
-    live,  # noqa: F401
-    page,  # noqa: F401
-    playwright,  # noqa: F401
-    shoot,
-    sign_in,
-)
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def database_url(sqlite_url: str) -> str:
-    """The browser tests run on SQLite: the pages are the same on both databases."""
-    return sqlite_url
-
-
-@pytest.fixture
-def live_config(database: Database) -> dict[str, Any]:
-    return {
-        "SECRET_KEY": "browser-test",
-        "NOTIFIER_DATABASE_URL": database.url,
-        "NOTIFIER_TIMEZONE": "UTC",
-    }
 
 
 def _open_settings(page: Page, live: LiveServer, admin: Admin) -> None:
