@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_delivery.py [--count 1000] [--rounds 3] [--samples 200]
                                              [--flaky 10000]
 
-(1) throughput: ``dispatch_due`` sending ``count`` queued webhooks, against a bare
+(1) throughput: ``dispatch_batches`` sending ``count`` queued webhooks, against a bare
     ``requests.post`` loop sending the same bodies and headers to the same receiver.
     Target: at least 0.8 of bare. Variants alternate order round by round.
 (2) latency from a failure being handed to the drainer's recorder (``SpoolRecorder.record``,
@@ -44,7 +44,7 @@ from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.engine import make_url
 
 from notifier import Database, FailureReport, JobKind, admin_notification_service
-from notifier.dispatch import DispatchSettings, dispatch_due, replay_failed_since
+from notifier.dispatch import DispatchSettings, dispatch_batches, replay_failed_since
 from notifier.endpoints import endpoint_service
 from notifier.enums import DeliveryStatus
 from notifier.migrate import upgrade
@@ -139,16 +139,15 @@ def _queue(database: Database, count: int) -> None:
 
 
 def _drain(database: Database) -> None:
-    while dispatch_due(database, SETTINGS).total:
-        pass
+    dispatch_batches(database, SETTINGS)
 
 
 def bench_throughput(database: Database, sink: Sink, count: int, rounds: int) -> dict[str, float]:
-    """Seconds for ``count`` sends by ``dispatch_due`` and by two bare requests loops.
+    """Seconds for ``count`` sends by ``dispatch_batches`` and by two bare requests loops.
 
     ``bare`` is ``requests.post`` per send (a new connection each time); ``session`` is one
-    ``requests.Session`` (one kept-alive connection), like with like for ``dispatch_due``,
-    which keeps its connections for the length of a batch.
+    ``requests.Session`` (one kept-alive connection), like with like for ``dispatch_batches``,
+    which keeps its connections for the length of a run.
     """
     seconds = dict.fromkeys(("ours", "bare", "session"), 0.0)
     sent: list[tuple[bytes, dict[str, str]]] = []
@@ -290,7 +289,7 @@ def main() -> None:
             n = args.count * args.rounds
             rate = {variant: n / spent for variant, spent in seconds.items()}
             print(
-                f"(1) throughput: dispatch_due {rate['ours']:.0f}/s; "
+                f"(1) throughput: dispatch_batches {rate['ours']:.0f}/s; "
                 f"bare requests.post {rate['bare']:.0f}/s, "
                 f"ratio {rate['ours'] / rate['bare']:.2f}; "
                 f"bare requests.Session {rate['session']:.0f}/s, "

@@ -27,6 +27,7 @@ from .digests import DigestReport as DigestReport
 from .digests import run_digests as run_digests
 from .dispatch import DispatcherThread as DispatcherThread
 from .dispatch import DispatchSettings as DispatchSettings
+from .dispatch import dispatch_batches as dispatch_batches
 from .dispatch import dispatch_due as dispatch_due
 from .dispatch import replay as replay_failed_delivery
 from .dispatch import replay_failed_since as replay_failed_since
@@ -211,6 +212,7 @@ __all__ = [
     "current_position",
     "delivery_log",
     "describe_unsubscribe",
+    "dispatch_batches",
     "dispatch_due",
     "display_url",
     "end_admin_sessions",

@@ -214,7 +214,7 @@ def dispatch_command(settings: Settings, once: bool, sweep_every: float) -> None
     import signal
     import threading
 
-    from .dispatch import DispatchSettings, dispatch_due, run_dispatcher
+    from .dispatch import DispatchSettings, dispatch_batches, run_dispatcher
 
     try:
         delivery = DispatchSettings.from_env()
@@ -223,10 +223,8 @@ def dispatch_command(settings: Settings, once: bool, sweep_every: float) -> None
     database = Database.from_settings(settings)
     try:
         if once:
-            total = 0
-            while (report := dispatch_due(database, delivery)).total:
-                total += report.total
-            click.echo(f"Dispatched {total} deliveries")
+            report = dispatch_batches(database, delivery)
+            click.echo(f"Dispatched {report.total} deliveries")
             return
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -22,6 +22,7 @@ from sqlalchemy import event, exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .enums import DeliveryChannel, DeliveryEvent, Priority, Severity
+from .kicks import BackgroundKick
 from .models import AdminNotification, AdminUser, Delivery, DeliveryEndpoint, PlatformAlert
 from .preference_store import cached_audience
 from .preferences import Action, Channel, Event
@@ -248,10 +249,11 @@ def kick_after_commit(factory: sessionmaker[Session], kick: Callable[[], object]
     """Call ``kick`` after each commit of a ``factory`` session that queued deliveries.
 
     For a process that can start a dispatcher, e.g. by sending a Celery task; nothing is
-    sent from inside the transaction. A kick that fails is logged: the periodic sweep
-    sends the rows anyway.
+    sent from inside the transaction. The kick runs on a background thread (see
+    :class:`~notifier.kicks.BackgroundKick`), so a slow broker never holds up the request
+    that committed. A kick that fails is logged: the periodic sweep sends the rows anyway.
     """
-    event.listen(factory, "after_commit", partial(_kick_if_queued, kick))
+    event.listen(factory, "after_commit", partial(_kick_if_queued, BackgroundKick(kick)))
     event.listen(factory, "after_rollback", _forget_queued)
 
 

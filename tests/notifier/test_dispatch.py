@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from notifier.dispatch import (
     MAX_ATTEMPTS,
     RETRY_DELAYS,
     DispatchSettings,
+    dispatch_batches,
     dispatch_due,
     replay,
     replay_failed_since,
@@ -179,6 +181,24 @@ def test_other_4xx_fail_at_once_and_410_disables_the_endpoint_and_tells_the_admi
         assert bodies[0] == '{"error":"bad"}'
     _notify(database, title="third")  # a disabled endpoint gets nothing new
     assert len(_deliveries(database)) == 2
+
+
+def test_after_410_the_run_sends_that_endpoint_nothing_more(
+    database: Database, receiver: Receiver
+) -> None:
+    endpoint_id, _ = _webhook(database, receiver)
+    for title in ("first", "second", "third"):
+        _notify(database, title=title)
+    receiver.then(410)
+    # Batches of one: the next batch is claimed while the first is sent, before the 410.
+    report = dispatch_batches(database, replace(LOCAL, batch_size=1))
+    assert report.counts == {"failed": 1}
+    assert len(receiver.requests) == 1
+    statuses = [d.status for d in _deliveries(database)]
+    assert statuses == [DeliveryStatus.FAILED, DeliveryStatus.PENDING, DeliveryStatus.PENDING]
+    with database.session_scope() as db:
+        endpoint = db.get(DeliveryEndpoint, endpoint_id)
+        assert endpoint is not None and not endpoint.is_enabled
 
 
 def test_retries_end_after_the_last_attempt_and_replay_starts_over(

@@ -12,16 +12,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from notifier import Database, admin_notification_service
-from notifier.dispatch import DispatcherThread, DispatchSettings, dispatch_due
+from notifier.dispatch import DispatcherThread, DispatchSettings, dispatch_batches, dispatch_due
 from notifier.endpoints import endpoint_service
 from notifier.enums import DeliveryStatus
 from notifier.models import Delivery
+from notifier.types import utcnow
 from tests.conftest import proxied
 from tests.notifier.conftest import Receiver
 
@@ -137,3 +140,28 @@ def test_the_database_cut_mid_batch_loses_nothing(
     # At least once: a send whose attempt could not be recorded may go out again; at most
     # ``in_flight`` sends are unrecorded at any moment.
     assert len(ids) <= COUNT + SETTINGS.in_flight
+
+
+def test_a_batch_claimed_ahead_whose_claim_lapsed_is_not_sent_twice(
+    database: Database, receiver: Receiver
+) -> None:
+    first, second = _queue(database, receiver, count=2)
+    receiver.stall(3.0)  # the first send outlasts the lease; meanwhile the second waits
+    settings = replace(SETTINGS, batch_size=1)
+
+    def lapsed() -> bool:
+        with database.session_scope() as db:
+            claims = list(db.scalars(select(Delivery.claimed_until)))
+        return all(c is not None and c < utcnow() for c in claims)
+
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(dispatch_batches, database, settings)
+        _wait_for(lambda: len(receiver.requests) == 1)
+        _wait_for(lapsed)  # both claims ran out, the second one's while it waited its turn
+        # Another dispatcher takes both and sends them while the first send still hangs.
+        assert dispatch_due(database, SETTINGS).counts == {"succeeded": 2}
+        slow.result()
+    assert _statuses(database) == [DeliveryStatus.SUCCEEDED] * 2
+    ids = receiver.ids()
+    assert ids.count(first) == 2  # sent when its claim lapsed mid-send (at least once)
+    assert ids.count(second) == 1  # not sent again by the first dispatcher

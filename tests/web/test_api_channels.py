@@ -3,6 +3,11 @@ against a real HTTP receiver on loopback and the real dispatcher."""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -314,33 +319,90 @@ def test_cookie_writes_need_csrf_and_strangers_get_401(
         assert db.query(Delivery).count() == 0
 
 
-def test_a_configured_kick_starts_a_dispatcher_after_each_commit_that_queued_deliveries(
-    app_config: dict[str, Any], database: Database, token: str, receiver: Receiver
-) -> None:
-    kicks: list[int] = []
-
-    def kick() -> None:  # what a host does with Celery: send notifier.dispatch_deliveries
-        kicks.append(dispatch_due(database, LOCAL).total)
-
+@contextmanager
+def _kicking_api(
+    app_config: dict[str, Any], token: str, kick: Callable[[], object]
+) -> Iterator[FlaskClient]:
+    """An API client of an app given ``kick`` as its NOTIFIER_DELIVERY_KICK."""
     application = create_app({**app_config, "NOTIFIER_DELIVERY_KICK": kick})
     try:
         api = application.test_client()
         api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        yield api
+    finally:
+        application.extensions["notifier"].state(application).database.dispose()
+
+
+def test_a_configured_kick_starts_a_dispatcher_after_each_commit_that_queued_deliveries(
+    app_config: dict[str, Any], database: Database, token: str, receiver: Receiver
+) -> None:
+    kicks: list[int] = []
+    kicked = threading.Semaphore(0)
+
+    def kick() -> None:  # what a host does with Celery: send notifier.dispatch_deliveries
+        kicks.append(dispatch_due(database, LOCAL).total)
+        kicked.release()
+
+    with _kicking_api(app_config, token, kick) as api:
         created = _webhook(api, receiver)
         assert kicks == []  # creating an endpoint queues nothing
         assert api.post(f"{ENDPOINTS}/{created['id']}/test").status_code == 202
-        assert kicks == [1]  # after the commit, and the send went out
+        assert kicked.acquire(timeout=30)  # after the commit, on the kick's own thread
+        assert kicks == [1]  # and the send went out
         [request] = receiver.requests
         assert Webhook(created["secret"]).verify(request.body, request.headers)["type"] == (
             "endpoint.test"
         )
         receiver.then(400)  # fails at once; a replay is queued work again
         api.post(f"{ENDPOINTS}/{created['id']}/test")
+        assert kicked.acquire(timeout=30)
         [failed] = api.get(f"{DELIVERIES}?status=failed").json["items"]
         assert api.post(f"{DELIVERIES}/{failed['id']}/replay").status_code == 200
+        assert kicked.acquire(timeout=30)
         assert kicks == [1, 1, 1] and len(receiver.requests) == 3
+
+
+def test_a_slow_kick_does_not_hold_up_the_request_that_committed(
+    app_config: dict[str, Any], token: str, receiver: Receiver
+) -> None:
+    release = threading.Event()
+    calls: list[bool] = []  # per kick: whether it was released (False: it gave up waiting)
+    done = threading.Semaphore(0)
+
+    def kick() -> None:  # a broker that hangs until the test lets it go
+        calls.append(release.wait(10))
+        done.release()
+
+    try:
+        with _kicking_api(app_config, token, kick) as api:
+            created = _webhook(api, receiver)
+            for _ in range(3):  # each answered while the first kick still hangs
+                assert api.post(f"{ENDPOINTS}/{created['id']}/test").status_code == 202
+            assert calls == []  # no kick has returned yet
+            release.set()
+            assert done.acquire(timeout=30) and done.acquire(timeout=30)
+            # The two commits made while the first kick ran folded into one kick after it.
+            assert not done.acquire(timeout=0.5)
+            assert calls == [True, True]
     finally:
-        application.extensions["notifier"].state(application).database.dispose()
+        release.set()
+
+
+def test_a_kick_that_fails_is_logged_and_the_request_succeeds(
+    app_config: dict[str, Any], token: str, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    def kick() -> None:
+        raise ConnectionError("the broker is down")
+
+    with _kicking_api(app_config, token, kick) as api:
+        created = _webhook(api, receiver)
+        with caplog.at_level(logging.ERROR, logger="notifier"):
+            assert api.post(f"{ENDPOINTS}/{created['id']}/test").status_code == 202
+            deadline = time.monotonic() + 30  # logged on the kick's thread
+            while "could not start a dispatcher" not in caplog.text:
+                assert time.monotonic() < deadline, "the failed kick was not logged"
+                time.sleep(0.05)
+        assert "the broker is down" in caplog.text
 
 
 def test_a_kick_that_is_not_callable_is_refused_at_start(app_config: dict[str, Any]) -> None:

@@ -68,7 +68,7 @@ def test_a_commit_that_queued_deliveries_kicks_the_task_which_sends_them(
                 db, type="import_failure", title="Import 3 failed", message="bad row"
             )
             assert kicks == []  # nothing leaves before the commit
-        [kicked] = kicks
+        [kicked] = wait_for(lambda: kicks)  # sent on the kick's own thread
         assert kicked.get(timeout=30) == {"succeeded": 1}
         with database.session_scope() as db:  # a commit that queued nothing kicks nothing
             db.execute(select(1))

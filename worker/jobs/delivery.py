@@ -15,7 +15,7 @@ from typing import Any
 
 from celery import shared_task
 
-from notifier import Database, DispatchSettings, dispatch_due
+from notifier import Database, DispatchSettings, dispatch_batches
 
 logger = logging.getLogger("notifier.worker")
 
@@ -29,17 +29,11 @@ def dispatch_deliveries(self: Any, max_batches: int = MAX_BATCHES) -> dict[str, 
     """Send every delivery that is due, up to ``max_batches`` batches; what happened, by outcome."""
     settings = DispatchSettings.from_env()
     database = Database(self.app.conf.notifier_database_url)
-    counts: dict[str, int] = {}
     try:
-        for _ in range(max(1, max_batches)):
-            report = dispatch_due(database, settings)
-            for result, n in report.counts.items():
-                counts[result] = counts.get(result, 0) + n
-            if not report.total:
-                break
-        else:
-            logger.info("notifier: %d delivery batches sent; sending the rest next", max_batches)
-            self.apply_async(kwargs={"max_batches": max_batches})
+        report = dispatch_batches(database, settings, max_batches=max(1, max_batches))
     finally:
         database.dispose()
-    return counts
+    if report.batches >= max(1, max_batches):
+        logger.info("notifier: %d delivery batches sent; sending the rest next", max_batches)
+        self.apply_async(kwargs={"max_batches": max_batches})
+    return dict(report.counts)
