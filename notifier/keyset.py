@@ -24,6 +24,10 @@ from .errors import ValidationError
 
 #: Totals are exact up to here; beyond, ``total_exact`` is False and the total says "at least".
 TOTAL_CAP = 10_000
+#: Where the unread count (the bell, ``recent``, the unread card) stops: "1,000+". Every open
+#: page asks for it, so it counts a tenth of what a list's total does; nobody triages by
+#: whether 1,000 or 9,000 are unread, and the badge itself says "99+".
+UNREAD_CAP = 1_000
 
 T = TypeVar("T")
 
@@ -130,27 +134,33 @@ def _typed(column: InstrumentedAttribute[Any], value: Any) -> Any:
 
 
 class CappedCount(NamedTuple):
-    """A count exact up to :data:`TOTAL_CAP`; beyond, ``TOTAL_CAP`` with ``exact`` False."""
+    """A count exact up to its cap (:data:`TOTAL_CAP` unless told); beyond, the cap with
+    ``exact`` False."""
 
     value: int
     exact: bool
 
     @classmethod
-    def of(cls, counted: int | None) -> CappedCount:
-        """What a :func:`capped_count_query` answered, as a count and whether it is exact."""
+    def of(cls, counted: int | None, cap: int = TOTAL_CAP) -> CappedCount:
+        """What a :func:`capped_count_query` with ``cap`` answered, as a count and whether
+        it is exact."""
         counted = int(counted or 0)
-        return cls(TOTAL_CAP, False) if counted > TOTAL_CAP else cls(counted, True)
+        return cls(cap, False) if counted > cap else cls(counted, True)
 
 
-def capped_count_query(entity: Any, conditions: Sequence[Any]) -> Select[tuple[int]]:
-    """``count(*)`` over at most ``TOTAL_CAP + 1`` matching rows (read with CappedCount.of)."""
-    limited = select(literal(1)).select_from(entity).where(*conditions).limit(TOTAL_CAP + 1)
+def capped_count_query(
+    entity: Any, conditions: Sequence[Any], cap: int = TOTAL_CAP
+) -> Select[tuple[int]]:
+    """``count(*)`` over at most ``cap + 1`` matching rows (read with CappedCount.of)."""
+    limited = select(literal(1)).select_from(entity).where(*conditions).limit(cap + 1)
     return select(func.count()).select_from(limited.subquery())
 
 
-def capped_count(db: Session, entity: Any, conditions: Sequence[Any]) -> CappedCount:
-    """How many rows match, counted up to :data:`TOTAL_CAP`; ``(value, exact)``."""
-    return CappedCount.of(db.scalar(capped_count_query(entity, conditions)))
+def capped_count(
+    db: Session, entity: Any, conditions: Sequence[Any], cap: int = TOTAL_CAP
+) -> CappedCount:
+    """How many rows match, counted up to ``cap``; ``(value, exact)``."""
+    return CappedCount.of(db.scalar(capped_count_query(entity, conditions, cap)), cap)
 
 
 def keyset_page(
@@ -181,6 +191,7 @@ def keyset_page(
 
 __all__ = [
     "TOTAL_CAP",
+    "UNREAD_CAP",
     "CappedCount",
     "Page",
     "SortKey",

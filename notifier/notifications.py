@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from . import outbox
 from .config import configured_timezone
 from .enums import NotificationType, Priority
-from .keyset import CappedCount, Page, SortKey, capped_count, keyset_page
+from .keyset import UNREAD_CAP, CappedCount, Page, SortKey, capped_count, keyset_page
 from .metrics import inc_on_commit
 from .models import AdminNotification
 from .paging import MAX_PAGE, fetch_page, page_bounds
@@ -235,12 +235,15 @@ class AdminNotificationService:
     def get_unread_count(self, db: Session, *, only: BellFilter = None) -> CappedCount:
         """How many notifications nobody has read yet (of those in ``only``, if given).
 
-        Counted up to ``keyset.TOTAL_CAP`` like the lists' totals: past it the value is the
-        cap and ``exact`` is False (the badge says "10,000+"), so the bell, polled by every
-        open page, never counts 100,000 unread rows.
+        Counted up to ``keyset.UNREAD_CAP`` (1,000): past it the value is the cap and
+        ``exact`` is False (the bell says "1,000+ unread"), so the bell, asked by every open
+        page, never counts 100,000 unread rows.
         """
         return capped_count(
-            db, AdminNotification, [AdminNotification.is_read.is_(False), *_bell_clause(only)]
+            db,
+            AdminNotification,
+            [AdminNotification.is_read.is_(False), *_bell_clause(only)],
+            UNREAD_CAP,
         )
 
     def get_daily_counts(

@@ -16,7 +16,7 @@ def get_statistics(
 ) -> dict[str, Any]:
     """Unread notifications plus the alert counts (see ``PlatformAlertService.get_statistics``).
 
-    ``unread_notifications`` is exact up to ``keyset.TOTAL_CAP``; past it, the cap with
+    ``unread_notifications`` is exact up to ``keyset.UNREAD_CAP``; past it, the cap with
     ``unread_notifications_exact`` False.
     """
     unread = admin_notification_service.get_unread_count(db)

@@ -40,7 +40,7 @@ from notifier import (
     notifications_after,
     notifications_by_id,
 )
-from notifier.keyset import capped_count_query
+from notifier.keyset import UNREAD_CAP, capped_count_query
 from notifier.models import AdminNotification, PlatformAlert
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ class Hub:
             select(
                 select(func.max(AdminNotification.id)).scalar_subquery(),
                 capped_count_query(
-                    AdminNotification, [AdminNotification.is_read.is_(False)]
+                    AdminNotification, [AdminNotification.is_read.is_(False)], UNREAD_CAP
                 ).scalar_subquery(),
                 select(func.max(PlatformAlert.last_occurred_at)).scalar_subquery(),
                 select(func.max(PlatformAlert.resolved_at)).scalar_subquery(),

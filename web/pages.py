@@ -250,7 +250,7 @@ def notifications() -> str:
 
 @pages_blueprint.app_template_global("notifier_count")
 def count_text(count: int, exact: bool = True) -> str:
-    """A count as people read it: "1,234", or "10,000+" when counting stopped at the cap.
+    """A count as people read it: "1,234", or "1,000+" when counting stopped at its cap.
 
     The same text as ``countText`` in ``static/notifier/api.js`` (live updates).
     """

@@ -1,4 +1,4 @@
-"""Lists at scale: keyset cursors as well as skip/limit, and totals and counts capped at 10,000."""
+"""Lists at scale: keyset cursors and skip/limit; totals capped at 10,000, unread at 1,000."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import insert
 
 from notifier import AdminNotification, Database, PlatformAlert
-from notifier.keyset import TOTAL_CAP
+from notifier.keyset import TOTAL_CAP, UNREAD_CAP
 from notifier.types import utcnow
 from tests.web.conftest import API
 from tests.web.test_stream import Stream
@@ -106,22 +106,20 @@ def test_totals_stop_counting_at_the_cap(
 def test_unread_count_and_alert_total_stop_counting_at_the_cap(
     api: FlaskClient, database: Database, browser: tuple[FlaskClient, str]
 ) -> None:
-    _bulk(database, TOTAL_CAP + 1, unread=True)
+    _bulk(database, UNREAD_CAP + 1, unread=True)
     rows = [
         {"alert_type": "system", "severity": "info", "title": "a", "fingerprint": f"f{i}"}
         for i in range(TOTAL_CAP + 1)
     ]
     with database.engine.begin() as conn:
         conn.execute(insert(PlatformAlert.__table__), rows)
-    capped = {"unread_count": TOTAL_CAP, "unread_count_exact": False}
+    capped = {"unread_count": UNREAD_CAP, "unread_count_exact": False}
     assert api.get(f"{API}/unread-count").json == capped
     recent = api.get(f"{API}/recent", query_string={"limit": 1}).json
     assert recent | {"items": []} == capped | {"items": []} and len(recent["items"]) == 1
     stats = api.get(f"{API}/alerts/stats").json
-    assert (stats["unread_notifications"], stats["unread_notifications_exact"]) == (
-        TOTAL_CAP,
-        False,
-    )
+    unread = (stats["unread_notifications"], stats["unread_notifications_exact"])
+    assert unread == (UNREAD_CAP, False)
     assert (stats["total_alerts"], stats["total_alerts_exact"]) == (TOTAL_CAP, False)
     assert stats["active_alerts"] == TOTAL_CAP + 1  # the open alerts' breakdown stays exact
     # the live stream's count follows the same rule
@@ -134,8 +132,8 @@ def test_unread_count_and_alert_total_stop_counting_at_the_cap(
     client, _ = browser
     html = client.get("/admin/notifications").get_data(as_text=True)
     assert 'data-stat="unread"><div class="nt-card__label">Unread</div>' in html
-    assert '<div class="nt-card__value">10,000+</div>' in html
+    assert '<div class="nt-card__value">1,000+</div>' in html
     # one read leaves exactly the cap unread: exact again
     api.put(f"{API}/{recent['items'][0]['id']}/read")
-    exact = {"unread_count": TOTAL_CAP, "unread_count_exact": True}
+    exact = {"unread_count": UNREAD_CAP, "unread_count_exact": True}
     assert api.get(f"{API}/unread-count").json == exact

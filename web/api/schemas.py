@@ -332,7 +332,7 @@ class AlertPage(Page[AlertOut]):
 class UnreadCountOut(BaseModel):
     """How many notifications nobody has read."""
 
-    #: Exact up to 10,000; beyond, 10,000 and ``unread_count_exact`` false ("10,000+").
+    #: Exact up to 1,000; beyond, 1,000 and ``unread_count_exact`` false ("1,000+").
     unread_count: int
     unread_count_exact: bool
 
@@ -352,7 +352,7 @@ class MarkedOut(BaseModel):
 class AlertStatsOut(BaseModel):
     """Counts for the statistics cards and the breakdown of active alerts."""
 
-    #: Exact up to 10,000; beyond, 10,000 and ``unread_notifications_exact`` false.
+    #: Exact up to 1,000; beyond, 1,000 and ``unread_notifications_exact`` false.
     unread_notifications: int
     unread_notifications_exact: bool
     active_alerts: int

@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import insert
 
 from notifier import AdminNotification, Database, admin_notification_service, platform_alert_service
-from notifier.keyset import TOTAL_CAP
+from notifier.keyset import UNREAD_CAP
 from tests.web.browser.conftest import LiveServer, shoot, sign_in
 from tests.web.conftest import Admin, make_token
 
@@ -78,20 +78,20 @@ def test_login_badge_and_logout(
     page.wait_for_url(lambda url: "/admin/login" in url)
 
 
-def test_past_the_counting_cap_the_bell_and_the_card_say_10000_plus(
+def test_past_the_counting_cap_the_bell_and_the_card_say_1000_plus(
     page: Page, live: LiveServer, admin: Admin, database: Database
 ) -> None:
     rows = [
         {"type": "system_info", "title": f"n{i}", "message": "m", "notification_metadata": {}}
-        for i in range(TOTAL_CAP + 1)
+        for i in range(UNREAD_CAP + 1)
     ]
     with database.engine.begin() as conn:
         conn.execute(insert(AdminNotification.__table__), rows)
     sign_in(page, live, admin)
     expect(badge(page)).to_have_text("99+")
     button = page.locator("[data-notifier-bell] [data-bell-button]")
-    expect(button).to_have_attribute("aria-label", "Notifications, 10,000+ unread")
-    expect(page.locator('[data-stat="unread"] .nt-card__value')).to_have_text("10,000+")
+    expect(button).to_have_attribute("aria-label", "Notifications, 1,000+ unread")
+    expect(page.locator('[data-stat="unread"] .nt-card__value')).to_have_text("1,000+")
 
 
 def test_api_notification_appears_after_next_poll(

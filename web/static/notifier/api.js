@@ -81,7 +81,7 @@ export function timeAgo(iso, now = Date.now()) {
   return "just now";
 }
 
-// A count as the server renders it: "1,234", or "10,000+" when the server stopped counting
+// A count as the server renders it: "1,234", or "1,000+" when the server stopped counting
 // at its cap (exact === false); the same text as notifier_count() in the templates.
 export function countText(count, exact = true) {
   return Number(count).toLocaleString("en-US") + (exact === false ? "+" : "");

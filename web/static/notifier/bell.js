@@ -11,7 +11,7 @@ const LIVE_REFRESH_MS = 50;
 const STREAM_RETRY_MS = 5 * 60 * 1000;
 
 export function badgeText(count) {
-  return count > 99 ? "99+" : String(count); // a capped count (10,000+) is past 99 too
+  return count > 99 ? "99+" : String(count); // a capped count (1,000+) is past 99 too
 }
 
 class Bell {
@@ -256,7 +256,7 @@ class Bell {
     this.announce.textContent = message;
   }
 
-  // exact === false: the server stopped counting at its cap; say "10,000+", never a number
+  // exact === false: the server stopped counting at its cap; say "1,000+", never a number
   // that looks exact.
   renderCount(count, exact = true) {
     const text = countText(count, exact);
