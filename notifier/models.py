@@ -198,6 +198,14 @@ class PlatformAlert(Base):
             postgresql_include=["snoozed_until", "acknowledged_at"],
         ),
         Index("ix_platform_alerts_resolved_type", "is_resolved", "alert_type"),
+        # The alerts snoozed now, counted by the alert list's total (see page_alerts): a
+        # snooze is rare, so this index holds few entries.
+        Index(
+            "ix_platform_alerts_snoozed",
+            "snoozed_until",
+            postgresql_where=text("snoozed_until IS NOT NULL AND NOT is_resolved"),
+            sqlite_where=text("snoozed_until IS NOT NULL AND is_resolved = 0"),
+        ),
         Index("ix_platform_alerts_resolved_at", "resolved_at"),
         Index("ix_platform_alerts_fingerprint", "fingerprint"),
     )

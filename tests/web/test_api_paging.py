@@ -137,3 +137,33 @@ def test_unread_count_and_alert_total_stop_counting_at_the_cap(
     api.put(f"{API}/{recent['items'][0]['id']}/read")
     exact = {"unread_count": UNREAD_CAP, "unread_count_exact": True}
     assert api.get(f"{API}/unread-count").json == exact
+
+
+def test_the_alert_list_total_leaves_out_snoozed_alerts_up_to_the_cap(
+    api: FlaskClient, database: Database
+) -> None:
+    now = utcnow()
+    later, earlier = now + timedelta(hours=1), now - timedelta(hours=1)
+    snoozes = [later, later, later, earlier] + [None] * (TOTAL_CAP - 1)
+    rows = [
+        {"alert_type": "system", "severity": "info", "title": "a", "fingerprint": f"f{i}"}
+        | {"snoozed_until": until}
+        for i, until in enumerate(snoozes)
+    ]
+    with database.engine.begin() as conn:
+        conn.execute(insert(PlatformAlert.__table__), rows)
+
+    def total(**query: str) -> tuple[int, bool]:
+        page = api.get(f"{API}/alerts", query_string={"limit": 1, **query}).json
+        return page["total"], page["total_exact"]
+
+    # 10,003 open alerts, 3 of them snoozed now (a fourth snooze has ended): exactly the cap
+    assert total() == (TOTAL_CAP, True)
+    assert total(snoozed="true") == (3, True)
+    assert total(severity="warning") == (0, True)
+    first = api.get(f"{API}/alerts", query_string={"snoozed": "true", "limit": 1}).json
+    api.delete(f"{API}/alerts/{first['items'][0]['id']}/snooze")
+    # one more unsnoozed alert is past the cap; resolved alerts were never snoozed
+    assert total() == (TOTAL_CAP, False)
+    assert total(snoozed="true") == (2, True)
+    assert total(is_resolved="true") == (0, True)
