@@ -19,9 +19,9 @@ def upgrade() -> None:
     op.create_index(
         'ix_platform_alerts_snoozed',
         'platform_alerts',
-        ['snoozed_until'],
-        postgresql_where=sa.text('snoozed_until IS NOT NULL AND NOT is_resolved'),
-        sqlite_where=sa.text('snoozed_until IS NOT NULL AND is_resolved = 0'),
+        ['snoozed_until', 'is_resolved'],
+        postgresql_where=sa.text('snoozed_until IS NOT NULL'),
+        sqlite_where=sa.text('snoozed_until IS NOT NULL'),
     )
 
 
