@@ -11,6 +11,10 @@
       endpoint is enabled (the outbox needs to know), fetched. Same SQL and round trips as
       the service, so this ratio is the client side alone: validation, the ``Session``,
       the ORM loading the row, the metrics and outbox hooks.
+    - "bare ORM": SQLAlchemy's own floor, no notifier code: a plain engine and ``Session``,
+      ``session.add(AdminNotification(...))`` and ``commit()`` (an ``INSERT ... RETURNING
+      id``). The service's ratio to it is what the notifier adds over the ORM it is
+      specified with; its ratio to raw is what the ORM costs.
 (2) ``create_or_increment_alert`` from 8 processes on one fingerprint, against raw psycopg
     from 8 processes, two ways. Target: at least 0.6 of raw, count exact.
     - "raw minimal" (the original baseline): an upsert that only adds one to the count and
@@ -18,6 +22,8 @@
     - "raw, same SQL": the service's own statement (``notifier.upserts.upsert_alert``,
       compiled for psycopg: severity rise, snooze and acknowledgment lifted, store and
       system lists merged) with the same parameters, ``RETURNING`` the row, fetched.
+    - "bare Session": that same statement through a plain engine's ``Session.execute``,
+      row fetched, committed: the ``Session``'s floor for it, no notifier code.
 
 The create variants take turns every 50 rows and the upsert variants round by round, so
 machine noise hits them alike; ratios are of totals.
@@ -37,9 +43,11 @@ from multiprocessing.synchronize import Barrier
 import psycopg
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
-from notifier import Database, admin_notification_service, platform_alert_service
+from notifier import AdminNotification, Database, admin_notification_service, platform_alert_service
 from notifier.migrate import upgrade
+from notifier.upserts import upsert_alert
 
 ADMIN_URL = os.environ.get(
     "NOTIFIER_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -78,9 +86,10 @@ def _libpq(url: str) -> str:
 CHUNK = 50
 
 
-def bench_create(url: str, rows: int) -> tuple[float, float, float]:
-    """Seconds for ``rows`` service inserts, raw minimal inserts, raw same-SQL inserts."""
+def bench_create(url: str, rows: int) -> tuple[float, float, float, float]:
+    """Seconds for ``rows`` service inserts, raw minimal, raw same-SQL, bare ORM inserts."""
     database = Database(url)
+    plain = create_engine(url)
     metadata = {"job_id": 1, "store_name": "Acme"}
     title = "Import failed for store {}"
     message = "CSV parsing failed: invalid column format"
@@ -120,16 +129,31 @@ def bench_create(url: str, rows: int) -> tuple[float, float, float]:
         ).fetchone()
         conn.commit()
 
-    totals = [0.0, 0.0, 0.0]
+    def orm(i: int) -> None:
+        with Session(plain) as session:
+            session.add(
+                AdminNotification(
+                    type="import_failure",
+                    priority="high",
+                    title=title.format(i),
+                    message=message,
+                    notification_metadata=metadata,
+                    store_id=5,
+                )
+            )
+            session.commit()
+
+    totals = [0.0, 0.0, 0.0, 0.0]
     with psycopg.connect(_libpq(url)) as conn:
         for first in range(0, rows, CHUNK):
-            for n, variant in enumerate((ours, raw, same)):
+            for n, variant in enumerate((ours, raw, same, orm)):
                 start = time.perf_counter()
                 for i in range(first, min(first + CHUNK, rows)):
                     variant(i)
                 totals[n] += time.perf_counter() - start
     database.dispose()
-    return totals[0], totals[1], totals[2]
+    plain.dispose()
+    return totals[0], totals[1], totals[2], totals[3]
 
 
 def _service_upserts(url: str, barrier: Barrier, calls: int, fp: str) -> None:
@@ -187,6 +211,35 @@ def _same_upserts(url: str, barrier: Barrier, calls: int, fp: str) -> None:
             conn.commit()
 
 
+def _session_upserts(url: str, barrier: Barrier, calls: int, fp: str) -> None:
+    plain = create_engine(url)
+    statement = upsert_alert("postgresql")
+    barrier.wait()
+    for _ in range(calls):
+        now = datetime.now(UTC)
+        with Session(plain) as session:
+            session.execute(
+                statement,
+                {
+                    "alert_type": "integration",
+                    "severity": "error",
+                    "title": "Marketplace unreachable",
+                    "description": None,
+                    "affected_stores": [1],
+                    "affected_systems": [],
+                    "fingerprint": fp,
+                    "occurrence_count": 1,
+                    "first_occurred_at": now,
+                    "last_occurred_at": now,
+                    "is_resolved": False,
+                    "alert_metadata": {},
+                    "created_at": now,
+                },
+            ).fetchone()
+            session.commit()
+    plain.dispose()
+
+
 def bench_upsert(url: str, target: object, calls: int) -> tuple[float, int]:
     """Seconds for 8 processes x ``calls`` upserts on one fresh fingerprint; final count."""
     fp = f"bench-{uuid.uuid4().hex}"
@@ -230,22 +283,24 @@ def main() -> None:
     url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
         upgrade(url)
-        ours_total = raw_total = same_total = 0.0
-        svc_total = rawu_total = sameu_total = 0.0
+        ours_total = raw_total = same_total = orm_total = 0.0
+        svc_total = rawu_total = sameu_total = sessu_total = 0.0
         for r in range(args.rounds):
-            ours, raw, same = bench_create(url, args.rows)
+            ours, raw, same, orm = bench_create(url, args.rows)
             ours_total, raw_total = ours_total + ours, raw_total + raw
-            same_total += same
+            same_total, orm_total = same_total + same, orm_total + orm
             svc, count_svc = bench_upsert(url, _service_upserts, args.calls)
             rawu, count_raw = bench_upsert(url, _raw_upserts, args.calls)
             sameu, _ = bench_upsert(url, _same_upserts, args.calls)
+            sessu, _ = bench_upsert(url, _session_upserts, args.calls)
             svc_total, rawu_total = svc_total + svc, rawu_total + rawu
-            sameu_total += sameu
+            sameu_total, sessu_total = sameu_total + sameu, sessu_total + sessu
             print(
                 f"round {r + 1}: create {args.rows / ours:6.0f}/s vs raw {args.rows / raw:6.0f}/s"
-                f" (same SQL {args.rows / same:6.0f}/s)"
+                f" (same SQL {args.rows / same:6.0f}/s, bare ORM {args.rows / orm:6.0f}/s)"
                 f" | upsert x{PROCESSES} {count_svc / svc:6.0f}/s vs raw {count_raw / rawu:6.0f}/s"
-                f" (same SQL {count_raw / sameu:6.0f}/s)"
+                f" (same SQL {count_raw / sameu:6.0f}/s,"
+                f" bare Session {count_raw / sessu:6.0f}/s)"
                 f" (count {count_svc} exact)"
             )
         n = args.rows * args.rounds
@@ -256,11 +311,17 @@ def main() -> None:
         print(f"ratio (target >= 0.60):     {raw_total / ours_total:8.2f}")
         print(f"raw same SQL+COMMIT:        {n / same_total:8.0f} rows/s")
         print(f"ratio to same SQL:          {same_total / ours_total:8.2f}")
+        print(f"bare ORM add+commit:        {n / orm_total:8.0f} rows/s")
+        print(f"ratio to bare ORM:          {orm_total / ours_total:8.2f}")
+        print(f"bare ORM / raw minimal:     {raw_total / orm_total:8.2f}")
         print(f"create_or_increment x{PROCESSES}:     {m / svc_total:8.0f} upserts/s")
         print(f"raw minimal upsert x{PROCESSES}:      {m / rawu_total:8.0f} upserts/s")
         print(f"ratio (target >= 0.60):     {rawu_total / svc_total:8.2f}")
         print(f"raw same SQL upsert x{PROCESSES}:     {m / sameu_total:8.0f} upserts/s")
         print(f"ratio to same SQL:          {sameu_total / svc_total:8.2f}")
+        print(f"bare Session, same SQL x{PROCESSES}:  {m / sessu_total:8.0f} upserts/s")
+        print(f"ratio to bare Session:      {sessu_total / svc_total:8.2f}")
+        print(f"bare Session / raw minimal: {rawu_total / sessu_total:8.2f}")
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
