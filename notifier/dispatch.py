@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -82,15 +82,71 @@ def _claim(db: Session, now: datetime, limit: int, lease: timedelta) -> list[Del
     return sorted(claimed.all(), key=lambda row: row.id)
 
 
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """A claim on some rows: until when it holds (as stored), and when it was taken."""
+
+    until: datetime
+    taken: float  # time.monotonic()
+
+    def half_gone(self, settings: DispatchSettings) -> bool:
+        """Whether half the lease has passed: time to renew before sending more."""
+        return time.monotonic() - self.taken > settings.claim_lease.total_seconds() / 2
+
+
+def _reclaim(
+    database: Database, settings: DispatchSettings, ids: list[int], claim: _Claim
+) -> tuple[set[int], _Claim] | None:
+    """Hold ``ids`` a lease longer, those still ours under ``claim``; None if none is.
+
+    A row whose claim lapsed may have been claimed and sent by another dispatcher: it is
+    left out, so it is not sent twice.
+    """
+    now = utcnow()
+    with database.session_scope(immediate=True) as db:
+        kept = db.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(ids),
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.claimed_until == claim.until,  # still our claim
+            )
+            .values(claimed_until=now + settings.claim_lease)
+            .returning(Delivery.id, Delivery.claimed_until),
+            execution_options={"synchronize_session": False},
+        ).all()
+    if not kept:
+        return None
+    until = kept[0][1]
+    assert until is not None
+    return {row_id for row_id, _ in kept}, _Claim(until, time.monotonic())
+
+
 def _send_lane(
     lane: list[tuple[Delivery, DeliveryEndpoint]],
+    claim: _Claim,
+    database: Database,
     settings: DispatchSettings,
     client: egress.Client,
     recorder: Recorder,
 ) -> None:
-    """Send one URL's deliveries in order, paced for chat, each recorded in the background."""
+    """Send one URL's deliveries in order, paced for chat, each recorded in the background.
+
+    A slow URL (sends near their timeout, one after another) can outlast the claim, and
+    another dispatcher would then send the rest again: past half the lease, the lane's
+    unsent rows are claimed a lease longer before the next send.
+    """
     last_chat = 0.0
-    for delivery, endpoint in lane:
+    rest = deque(lane)
+    while rest:
+        if claim.half_gone(settings):
+            renewed = _reclaim(database, settings, [d.id for d, _ in rest], claim)
+            if renewed is None:
+                return
+            kept, claim = renewed
+            rest = deque(pair for pair in rest if pair[0].id in kept)
+            continue
+        delivery, endpoint = rest.popleft()
         if endpoint.id in recorder.gone:  # left pending: sent if the endpoint is enabled again
             continue
         with recorder.slot() as may_send:
@@ -112,9 +168,7 @@ class _Batch:
 
     lanes: dict[str, list[tuple[Delivery, DeliveryEndpoint]]]
     by_recipient: dict[int, list[int]]
-    #: The claim: until when it holds (as stored), and when it was taken (monotonic).
-    until: datetime
-    claimed_at: float
+    claim: _Claim
 
     def ids(self) -> list[int]:
         """Every delivery in the batch."""
@@ -128,24 +182,10 @@ def _renewed(database: Database, settings: DispatchSettings, batch: _Batch) -> _
     A batch claimed ahead waits for the one before it to send; should that take long, its
     lease may have run out and another dispatcher may have sent some of its rows.
     """
-    now = utcnow()
-    with database.session_scope(immediate=True) as db:
-        kept = set(
-            db.scalars(
-                update(Delivery)
-                .where(
-                    Delivery.id.in_(batch.ids()),
-                    Delivery.status == DeliveryStatus.PENDING,
-                    Delivery.claimed_until == batch.until,  # still our claim
-                )
-                .values(claimed_until=now + settings.claim_lease)
-                .returning(Delivery.claimed_until, Delivery.id),
-                execution_options={"synchronize_session": False},
-            ).all()
-        )
-    if not kept:
+    renewed = _reclaim(database, settings, batch.ids(), batch.claim)
+    if renewed is None:
         return None
-    ids = {row_id for _, row_id in kept}
+    ids, claim = renewed
     lanes = {url: [(d, e) for d, e in lane if d.id in ids] for url, lane in batch.lanes.items()}
     by_recipient = {
         user_id: [i for i in group if i in ids] for user_id, group in batch.by_recipient.items()
@@ -153,8 +193,7 @@ def _renewed(database: Database, settings: DispatchSettings, batch: _Batch) -> _
     return _Batch(
         {url: lane for url, lane in lanes.items() if lane},
         {user_id: group for user_id, group in by_recipient.items() if group},
-        next(iter(kept))[0],
-        time.monotonic(),
+        claim,
     )
 
 
@@ -180,7 +219,7 @@ def _claim_batch(database: Database, settings: DispatchSettings, limit: int) -> 
         db.expunge_all()
     until = rows[0].claimed_until
     assert until is not None
-    return _Batch(lanes, by_recipient, until, time.monotonic())
+    return _Batch(lanes, by_recipient, _Claim(until, time.monotonic()))
 
 
 def dispatch_due(
@@ -225,7 +264,7 @@ def dispatch_batches(
             ) as senders,
         ):
             while batch is not None:
-                if time.monotonic() - batch.claimed_at > settings.claim_lease.total_seconds() / 2:
+                if batch.claim.half_gone(settings):
                     renewed = _renewed(database, settings, batch)
                     if renewed is None:  # every row went elsewhere: claim afresh
                         more = max_batches is None or report.batches < max_batches
@@ -234,7 +273,9 @@ def dispatch_batches(
                         continue
                     batch = renewed
                 futures = [
-                    senders.submit(_send_lane, lane, settings, client, recorder)
+                    senders.submit(
+                        _send_lane, lane, batch.claim, database, settings, client, recorder
+                    )
                     for lane in batch.lanes.values()
                 ]
                 futures += [

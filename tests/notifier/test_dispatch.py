@@ -393,6 +393,32 @@ def test_two_dispatchers_at_once_send_each_delivery_once(
         assert db.scalar(select(func.count()).select_from(DeliveryAttempt)) == 40
 
 
+def test_a_slow_url_keeps_its_claim_so_a_second_dispatcher_sends_nothing_twice(
+    database: Database, receiver: Receiver
+) -> None:
+    # Six sends of 0.6 s each to one URL take 3.6 s; the claim lasts 2 s. A second
+    # dispatcher sweeps all along: it must find nothing of the first one's batch to take.
+    settings = replace(LOCAL, claim_lease=timedelta(seconds=2), batch_size=6)
+    _webhook(database, receiver)
+    for n in range(6):
+        _notify(database, title=f"n{n}")
+        receiver.stall(0.6)
+    first = threading.Thread(target=dispatch_due, args=(database, settings))
+    first.start()
+    other = Database(database.url)
+    try:
+        while first.is_alive():
+            dispatch_due(other, settings)
+            first.join(timeout=0.2)
+    finally:
+        other.dispose()
+    ids = receiver.ids()
+    assert len(ids) == 6 and len(set(ids)) == 6, ids
+    assert {d.status for d in _deliveries(database)} == {DeliveryStatus.SUCCEEDED}
+    with database.session_scope() as db:
+        assert db.scalar(select(func.count()).select_from(DeliveryAttempt)) == 6
+
+
 def test_rotation_signs_with_both_secrets_for_a_day(database: Database, receiver: Receiver) -> None:
     endpoint_id, old = _webhook(database, receiver)
     with database.session_scope() as db:
