@@ -152,6 +152,9 @@ def _send_lane(
         with recorder.slot() as may_send:
             if not may_send:
                 return
+            if claim.half_gone(settings):  # waited for a slot: renew before sending
+                rest.appendleft((delivery, endpoint))
+                continue
             if endpoint.channel in (DeliveryChannel.SLACK, DeliveryChannel.TEAMS):
                 # about one message a second per URL: Slack's documented pace
                 wait = last_chat + settings.slack_interval - time.monotonic()
@@ -160,6 +163,23 @@ def _send_lane(
                 last_chat = time.monotonic()
             outcome = send_http(client, delivery, endpoint, settings, utcnow())
             recorder.record(delivery, endpoint, outcome)
+
+
+def _send_emails(
+    database: Database,
+    settings: DispatchSettings,
+    claim: _Claim,
+    user_id: int,
+    ids: list[int],
+    report: DispatchReport,
+) -> None:
+    """One admin's emails, re-claimed first should they have waited behind slow lanes."""
+    if claim.half_gone(settings):
+        renewed = _reclaim(database, settings, ids, claim)
+        if renewed is None:
+            return
+        ids = [i for i in ids if i in renewed[0]]
+    dispatch_emails(database, settings, user_id, ids, report)
 
 
 @dataclass(slots=True)
@@ -279,7 +299,9 @@ def dispatch_batches(
                     for lane in batch.lanes.values()
                 ]
                 futures += [
-                    senders.submit(dispatch_emails, database, settings, user_id, ids, report)
+                    senders.submit(
+                        _send_emails, database, settings, batch.claim, user_id, ids, report
+                    )
                     for user_id, ids in batch.by_recipient.items()
                 ]
                 upcoming = None

@@ -140,6 +140,13 @@ class CappedCount(NamedTuple):
     value: int
     exact: bool
 
+    def __bool__(self) -> bool:
+        """Whether anything was counted (a tuple would be true even for zero)."""
+        return self.value > 0
+
+    def __int__(self) -> int:
+        return self.value
+
     @classmethod
     def of(cls, counted: int | None, cap: int = TOTAL_CAP) -> CappedCount:
         """What a :func:`capped_count_query` with ``cap`` answered, as a count and whether

@@ -279,7 +279,9 @@ class Hub:
             changed = alerts_by_id(db, alerts)
         changed = [alert for alert in changed if self._alert_is_news(alert)]
         unread = admin_notification_service.get_unread_count(db)
-        if not new and not changed and unread == self._unread:
+        # Past the cap the count stays "1,000+" whatever is read, yet each admin's own
+        # (filtered) count may have dropped: then every notice is passed on.
+        if not new and not changed and unread == self._unread and unread.exact:
             return
         self._unread = unread
         position = self._position

@@ -14,6 +14,8 @@ beat_schedule = {
     "shop-nightly-import": {
         "task": "shop.import_products",
         "schedule": crontab(hour=2, minute=0),
+        # Where the shop's supplier drops its nightly feed. A night without the file fails
+        # the job, and the notifier tells the admins: what this example is about.
         "args": (1, "imports/store-1.csv"),
     },
 }

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import insert
 
-from notifier import Database, admin_notification_service
+from notifier import AdminNotification, Database, admin_notification_service
+from notifier.keyset import UNREAD_CAP
 from tests.web.conftest import API, Admin, make_admin, make_token
 from tests.web.test_stream import Stream
 
@@ -82,5 +84,32 @@ def test_the_live_stream_pushes_only_what_lights_this_admins_bell(
             events += stream.until("unread")
         pushed = [e.data["title"] for e in events if e.event == "notification"]
         assert pushed == ["big import"]
+    finally:
+        stream.close()
+
+
+# On PostgreSQL every read is a notice; the SQLite default's one poller sees a read past the
+# cap only when the capped count changes (README, Live updates).
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_past_the_unread_cap_a_read_still_reaches_a_filtered_bell(
+    api: FlaskClient, database: Database
+) -> None:
+    background = [
+        {"type": "system_info", "title": f"n{i}", "message": "m", "notification_metadata": {}}
+        for i in range(UNREAD_CAP + 5)
+    ]
+    with database.engine.begin() as conn:
+        conn.execute(insert(AdminNotification.__table__), background)
+    assert api.put(f"{API}/preferences", json=QUIET_BELL).status_code == 200
+    _notify(database, "import_failure", "high", "big import")
+    [mine] = api.get(f"{API}/recent?limit=5").json["items"]
+    stream = Stream(api)
+    try:
+        assert stream.next_event().data == {"unread_count": 1, "unread_count_exact": True}
+        # Site-wide the count stays "1,000+"; this admin's bell goes from 1 to 0.
+        with database.session_scope() as db:  # read in another tab, say
+            admin_notification_service.mark_as_read(db, mine["id"], user_id=None)
+        events = stream.until("unread")
+        assert events[-1].data == {"unread_count": 0, "unread_count_exact": True}
     finally:
         stream.close()
