@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Any, Required, TypedDict, Unpack
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import outbox
@@ -184,16 +184,24 @@ class PlatformAlertService:
             # The unsnoozed ones are all of them less the snoozed ones. Counting both reads
             # index entries only (few alerts are snoozed: ix_platform_alerts_snoozed), where
             # testing "not snoozed" on each of 10,001 rows cost as much again as the count.
-            snoozed_now = db.scalar(
-                select(func.count()).select_from(PlatformAlert).where(*conditions, snoozed_at(now))
+            # One statement, so both counts see the same snapshot.
+            snoozed_now = (
+                select(func.count())
+                .select_from(PlatformAlert)
+                .where(*conditions, snoozed_at(now))
+                .scalar_subquery()
             )
-            cap = TOTAL_CAP + int(snoozed_now or 0)
-            every = CappedCount.of(
-                db.scalar(capped_count_query(PlatformAlert, conditions, cap)), cap
+            every = (
+                select(literal(1))
+                .select_from(PlatformAlert)
+                .where(*conditions)
+                .limit(TOTAL_CAP + 1 + snoozed_now)
+                .subquery()
             )
-            if not every.exact:
-                return CappedCount(TOTAL_CAP, False)
-            return CappedCount(max(0, every.value - int(snoozed_now or 0)), True)
+            snoozed, counted = db.execute(
+                select(snoozed_now, select(func.count()).select_from(every).scalar_subquery())
+            ).one()
+            return CappedCount.of(int(counted or 0) - int(snoozed or 0))
 
         return keyset_page(
             db,
