@@ -276,6 +276,15 @@ def dispatch_batches(
         return report
     report.batches = 1
     recorder = Recorder(database, report, settings.in_flight)
+
+    def claim_next() -> _Batch | None:
+        """The next batch, if the run may take one more (``max_batches``)."""
+        if max_batches is not None and report.batches >= max_batches:
+            return None
+        claimed = _claim_batch(database, settings, size)
+        report.batches += claimed is not None
+        return claimed
+
     try:
         with (
             egress.Client(per_address=settings.senders) as client,
@@ -287,9 +296,7 @@ def dispatch_batches(
                 if batch.claim.half_gone(settings):
                     renewed = _renewed(database, settings, batch)
                     if renewed is None:  # every row went elsewhere: claim afresh
-                        more = max_batches is None or report.batches < max_batches
-                        batch = _claim_batch(database, settings, size) if more else None
-                        report.batches += batch is not None
+                        batch = claim_next()
                         continue
                     batch = renewed
                 futures = [
@@ -305,14 +312,9 @@ def dispatch_batches(
                     for user_id, ids in batch.by_recipient.items()
                 ]
                 upcoming = None
-                if (
-                    (max_batches is None or report.batches < max_batches)
-                    and not (stop is not None and stop.is_set())
-                    and not recorder.broken.is_set()
-                ):
+                if not (stop is not None and stop.is_set()) and not recorder.broken.is_set():
                     # Should a send fail below, this batch's claims lapse and it goes later.
-                    upcoming = _claim_batch(database, settings, size)
-                    report.batches += upcoming is not None
+                    upcoming = claim_next()
                 for future in futures:
                     future.result()
                 batch = upcoming

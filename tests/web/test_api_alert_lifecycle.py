@@ -31,6 +31,12 @@ def test_acknowledge_shows_who_and_when_and_can_be_withdrawn(
     assert api.get(ALERTS, query_string={"acknowledged": "true"}).json["total"] == 1
     assert api.get(ALERTS, query_string={"acknowledged": "false"}).json["total"] == 0
     assert api.get(f"{ALERTS}/stats").json["acknowledged_alerts"] == 1
+    # Snoozed as well: counted as snoozed, not among the active acknowledged ones.
+    api.put(f"{ALERTS}/{alert['id']}/snooze", json={"until": _iso(timedelta(hours=1))})
+    stats = api.get(f"{ALERTS}/stats").json
+    assert (stats["acknowledged_alerts"], stats["snoozed_alerts"]) == (0, 1)
+    api.delete(f"{ALERTS}/{alert['id']}/snooze")
+    assert api.get(f"{ALERTS}/stats").json["acknowledged_alerts"] == 1
     withdrawn = api.delete(url)
     assert withdrawn.status_code == 200 and withdrawn.json["acknowledged_at"] is None
     assert api.put(f"{ALERTS}/999999/acknowledge").status_code == 404
