@@ -180,6 +180,26 @@ def _raw_upserts(url: str, barrier: Barrier, calls: int, fp: str) -> None:
             conn.commit()
 
 
+def _alert_values(fp: str, *, as_json: bool) -> dict[str, object]:
+    """The upsert's parameters: JSON columns as text for raw psycopg, as values for a Session."""
+    now = datetime.now(UTC)
+    return {
+        "alert_type": "integration",
+        "severity": "error",
+        "title": "Marketplace unreachable",
+        "description": None,
+        "affected_stores": "[1]" if as_json else [1],
+        "affected_systems": "[]" if as_json else [],
+        "fingerprint": fp,
+        "occurrence_count": 1,
+        "first_occurred_at": now,
+        "last_occurred_at": now,
+        "is_resolved": False,
+        "alert_metadata": "{}" if as_json else {},
+        "created_at": now,
+    }
+
+
 def _same_upserts(url: str, barrier: Barrier, calls: int, fp: str) -> None:
     from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 
@@ -189,25 +209,7 @@ def _same_upserts(url: str, barrier: Barrier, calls: int, fp: str) -> None:
     with psycopg.connect(_libpq(url)) as conn:
         barrier.wait()
         for _ in range(calls):
-            now = datetime.now(UTC)
-            conn.execute(
-                sql,
-                {
-                    "alert_type": "integration",
-                    "severity": "error",
-                    "title": "Marketplace unreachable",
-                    "description": None,
-                    "affected_stores": "[1]",
-                    "affected_systems": "[]",
-                    "fingerprint": fp,
-                    "occurrence_count": 1,
-                    "first_occurred_at": now,
-                    "last_occurred_at": now,
-                    "is_resolved": False,
-                    "alert_metadata": "{}",
-                    "created_at": now,
-                },
-            ).fetchone()
+            conn.execute(sql, _alert_values(fp, as_json=True)).fetchone()
             conn.commit()
 
 
@@ -216,26 +218,8 @@ def _session_upserts(url: str, barrier: Barrier, calls: int, fp: str) -> None:
     statement = upsert_alert("postgresql")
     barrier.wait()
     for _ in range(calls):
-        now = datetime.now(UTC)
         with Session(plain) as session:
-            session.execute(
-                statement,
-                {
-                    "alert_type": "integration",
-                    "severity": "error",
-                    "title": "Marketplace unreachable",
-                    "description": None,
-                    "affected_stores": [1],
-                    "affected_systems": [],
-                    "fingerprint": fp,
-                    "occurrence_count": 1,
-                    "first_occurred_at": now,
-                    "last_occurred_at": now,
-                    "is_resolved": False,
-                    "alert_metadata": {},
-                    "created_at": now,
-                },
-            ).fetchone()
+            session.execute(statement, _alert_values(fp, as_json=False)).fetchone()
             session.commit()
     plain.dispose()
 
