@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from notifier.db import make_engine
 from notifier.migrate import VERSION_TABLE, upgrade
@@ -36,3 +36,27 @@ def test_upgrade_twice_changes_nothing(database_url: str) -> None:
     indexes = {ix["name"] for ix in inspector.get_indexes("platform_alerts")}
     assert "uq_platform_alerts_open_fingerprint" in indexes
     engine.dispose()
+
+
+INDEXES = text(
+    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+    " AND tablename <> :version ORDER BY indexname"
+)
+
+
+def test_migrations_build_the_models_indexes_exactly_on_postgresql(
+    postgres_url: str, empty_postgres_url: str
+) -> None:
+    # compare_metadata above ignores INCLUDE columns and partial-index conditions; the
+    # definitions PostgreSQL keeps do not.
+    built = make_engine(empty_postgres_url)
+    Base.metadata.create_all(built)
+    migrated = make_engine(postgres_url)
+    definitions = []
+    for engine in (built, migrated):
+        with engine.connect() as conn:
+            definitions.append(dict(conn.execute(INDEXES, {"version": VERSION_TABLE}).all()))
+        engine.dispose()
+    assert definitions[0] == definitions[1]
+    assert "INCLUDE (snoozed_until, acknowledged_at)" in definitions[1]["ix_platform_alerts_counts"]
+    assert "WHERE (snoozed_until IS NOT NULL)" in definitions[1]["ix_platform_alerts_snoozed"]
