@@ -40,20 +40,16 @@ from typing import Any
 import requests
 from notifier.worker.drainer import SpoolRecorder
 from notifier.worker.spool import Spool
-from sqlalchemy import create_engine, func, select, text, update
-from sqlalchemy.engine import make_url
+from scratch import fresh_database
+from sqlalchemy import func, select, update
 
 from notifier import Database, FailureReport, JobKind, admin_notification_service
 from notifier.dispatch import DispatchSettings, dispatch_batches, replay_failed_since
 from notifier.endpoints import endpoint_service
 from notifier.enums import DeliveryStatus
-from notifier.migrate import upgrade
 from notifier.models import Base, Delivery
 from notifier.types import utcnow
 
-ADMIN_URL = os.environ.get(
-    "NOTIFIER_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 SETTINGS = DispatchSettings(allow_private=True)
 
 
@@ -276,13 +272,7 @@ def main() -> None:
     parser.add_argument("--flaky", type=int, default=10000, help="deliveries in (3)")
     args = parser.parse_args()
 
-    name = f"notifier_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with fresh_database() as url:
         database = Database(url)
         with serve() as sink:
             seconds = bench_throughput(database, sink, args.count, args.rounds)
@@ -310,10 +300,6 @@ def main() -> None:
                 + ", ".join(f"{k} {v}" for k, v in flaky.items())
             )
         database.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import time
 import tracemalloc
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -37,15 +36,14 @@ from typing import Any
 
 import psutil
 from preference_samples import LEVELS, random_preferences
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from scratch import fresh_database
+from sqlalchemy import insert, text
 
 from notifier import Database
 from notifier.digests import run_digests
 from notifier.dispatch import DispatchSettings
 from notifier.enums import AlertType, NotificationType, Priority, Severity
 from notifier.mail import SmtpSettings
-from notifier.migrate import upgrade
 from notifier.models import AdminNotification, AdminPreferences, AdminUser, PlatformAlert
 from notifier.preference_store import document_of, load_preferences
 from notifier.preferences import (
@@ -57,24 +55,6 @@ from notifier.preferences import (
     decide_for_all,
 )
 from notifier.types import utcnow
-
-ADMIN_URL = os.environ.get(
-    "NOTIFIER_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-@contextmanager
-def scratch_postgres() -> Iterator[str]:
-    name = f"notifier_bench_prefs_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -257,12 +237,11 @@ def smtp_sink() -> Iterator[int]:
 
 
 def bench_digests(admins: int, notifications: int, rng: random.Random) -> dict[str, Any]:
-    with smtp_sink() as port, scratch_postgres() as url:
+    with smtp_sink() as port, fresh_database("notifier_bench_prefs") as url:
         settings = DispatchSettings(
             smtp=SmtpSettings.from_url(f"smtp://127.0.0.1:{port}", sender="notifier@shop.example"),
             base_url="https://admin.shop.example",
         )
-        upgrade(url)
         database = Database(url)
         _seed_admins(database, admins, rng)
         _seed_alerts(database, rng)

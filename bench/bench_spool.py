@@ -35,7 +35,8 @@ from notifier.failures import FailureKind, JobKind
 from notifier.types import utcnow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_worker import REDIS_URL, fresh_database
+from bench_worker import REDIS_URL
+from scratch import fresh_database
 
 
 def _reports(count: int) -> list[FailureReport]:

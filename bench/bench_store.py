@@ -34,24 +34,20 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import time
 import uuid
 from datetime import UTC, datetime
 from multiprocessing.synchronize import Barrier
 
 import psycopg
-from sqlalchemy import create_engine, text
+from scratch import fresh_database
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from notifier import AdminNotification, Database, admin_notification_service, platform_alert_service
-from notifier.migrate import upgrade
 from notifier.upserts import upsert_alert
 
-ADMIN_URL = os.environ.get(
-    "NOTIFIER_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 PROCESSES = 8
 _fork = multiprocessing.get_context("fork")
 
@@ -260,13 +256,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    name = f"notifier_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with fresh_database() as url:
         ours_total = raw_total = same_total = orm_total = 0.0
         svc_total = rawu_total = sameu_total = sessu_total = 0.0
         for r in range(args.rounds):
@@ -306,10 +296,6 @@ def main() -> None:
         print(f"bare Session, same SQL x{PROCESSES}:  {m / sessu_total:8.0f} upserts/s")
         print(f"ratio to bare Session:      {sessu_total / svc_total:8.2f}")
         print(f"bare Session / raw minimal: {rawu_total / sessu_total:8.2f}")
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -34,24 +34,18 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import redis
 from celery import Celery
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from scratch import fresh_database
+from sqlalchemy import func, select
 
 from notifier import AdminNotification, Database, PlatformAlert
-from notifier.migrate import upgrade
 
 REDIS_URL = os.environ.get("NOTIFIER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-ADMIN_URL = os.environ.get(
-    "NOTIFIER_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 HERE = Path(__file__).resolve().parent
 _redis: redis.Redis | None = None
 
@@ -126,22 +120,6 @@ class _Sink(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"notifier_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 class Worker:

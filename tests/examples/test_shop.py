@@ -22,10 +22,9 @@ from celery import Celery
 from flask import Flask
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
 
 from notifier import AdminNotification, AdminUser, Database, platform_alert_service
-from tests.conftest import POSTGRES_ADMIN_URL, REDIS_URL, require_service
+from tests.conftest import REDIS_URL, require_service, scratch_postgres
 from tests.web.browser.conftest import LiveServer, chromium, playwright  # noqa: F401
 from tests.worker.conftest import wait_for
 
@@ -46,26 +45,18 @@ def _run(*command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 @pytest.fixture(scope="module")
 def shop_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The shop's environment on a new PostgreSQL database: the URL is written once, here."""
-    require_service("PostgreSQL", POSTGRES_ADMIN_URL)
     require_service("Redis", REDIS_URL)
-    name = f"shop_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    env = {
-        "PATH": f"{BIN}:/usr/bin:/bin",
-        "SHOP_DATABASE_URL": url,
-        "SHOP_BROKER_URL": REDIS_URL,
-        "SHOP_SPOOL_DIR": str(tmp_path_factory.mktemp("shop-spool")),
-        "HOME": str(tmp_path_factory.mktemp("home")),
-        # Nothing of the notifier's own defaults lands in the example's folder.
-        "NOTIFIER_INSTANCE_PATH": str(tmp_path_factory.mktemp("notifier-instance")),
-    }
-    yield env
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_postgres("shop") as url:
+        env = {
+            "PATH": f"{BIN}:/usr/bin:/bin",
+            "SHOP_DATABASE_URL": url,
+            "SHOP_BROKER_URL": REDIS_URL,
+            "SHOP_SPOOL_DIR": str(tmp_path_factory.mktemp("shop-spool")),
+            "HOME": str(tmp_path_factory.mktemp("home")),
+            # Nothing of the notifier's own defaults lands in the example's folder.
+            "NOTIFIER_INSTANCE_PATH": str(tmp_path_factory.mktemp("notifier-instance")),
+        }
+        yield env
 
 
 @pytest.fixture(scope="module")
