@@ -233,7 +233,7 @@ class Hub:
             socket_timeout=5,
             health_check_interval=15,  # a silent Redis is found out within seconds
         )
-        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+        pubsub = client.pubsub()
         try:
             pubsub.subscribe(CHANGES_CHANNEL)
             # Redis confirms the subscription in order: from here on a notice reaches us.
