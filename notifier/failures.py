@@ -459,6 +459,7 @@ def _sync_failure(
         store_name=report.store_name,
         error_message=report.message,
         store_id=report.store_id,
+        error_count=report.error_count,
         extra=meta,
         **keys,
     )

@@ -156,6 +156,32 @@ def test_order_exceptions_from_a_returned_sync(
     assert notes[0].title.endswith("from Shop 9 has unmatched products")
 
 
+def test_a_sync_with_row_errors_at_the_threshold_notifies_once(
+    celery_app: Celery, celery_worker: Any, worker_database: Database, spool_dir: Path
+) -> None:
+    """Sync jobs share the import jobs' threshold (5 by default); order exceptions still notify."""
+    at = run(celery_app, "t.sync_rows", 3, 7)
+    below = run(celery_app, "t.sync_rows", 3, 4)
+    orders = run(celery_app, "t.sync_rows", 4, 4, orders=2)
+    settle(worker_database, spool_dir)
+    assert {r.state for r in (at, below, orders)} == {"SUCCESS"}
+    notes = notifications(worker_database)
+    by_task: dict[str, list[Any]] = {}
+    for note in notes:
+        by_task.setdefault(note.notification_metadata["task_id"], []).append(note)
+    assert set(by_task) == {at.id, orders.id}
+    [rows] = by_task[at.id]
+    assert rows.type == "order_sync_failure" and rows.store_id == 3
+    assert rows.title == "Order sync for store 3 finished with 7 errors"
+    assert rows.notification_metadata["error_count"] == 7
+    assert "line 0: unknown status" in rows.message
+    assert sorted(n.notification_metadata["order_number"] for n in by_task[orders.id]) == [
+        "S-0",
+        "S-1",
+    ]
+    assert alerts(worker_database) == []
+
+
 def test_the_same_failure_reported_twice_notifies_once(
     celery_app: Celery, celery_worker: Any, worker_database: Database, spool_dir: Path
 ) -> None:
