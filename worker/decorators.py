@@ -89,6 +89,10 @@ class JobSpec:
         """The platform alert a failure counts: one per task and exception class."""
         return f"celery:{failure.task_name}:{failure.exception_class}"
 
+    def storm_fingerprint(self, failure: Failure, store_id: int | None) -> str | None:
+        """The alert a storm of this failure across stores folds into (None: never folds)."""
+        return None
+
     def notification_fields(self, failure: Failure) -> dict[str, Any]:
         """Report fields that pick and fill this kind's notification."""
         return {}
@@ -109,6 +113,7 @@ class JobSpec:
             arguments=failure.safe_arguments,
             traceback=failure.traceback,
             fingerprint=self.fingerprint(failure, located["store_id"]),
+            storm_fingerprint=self.storm_fingerprint(failure, located["store_id"]),
             alert_type=self.alert_type,
             **located,
             **self.notification_fields(failure),
@@ -131,10 +136,19 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class StoreJob(JobSpec):
-    """A job about one store (an import or a sync): a run that returns at least the
-    threshold of row errors notifies."""
+    """A job about one store (an import or a sync): one alert per store, folded into one
+    per task and exception class when 5+ stores fail alike (see ``record_failures``); a
+    run that returns at least the threshold of row errors notifies."""
 
     error_threshold: int | None = None
+
+    def fingerprint(self, failure: Failure, store_id: int | None) -> str:
+        """One alert per task, exception class and store."""
+        return f"{super().fingerprint(failure, store_id)}:store={store_id}"
+
+    def storm_fingerprint(self, failure: Failure, store_id: int | None) -> str | None:
+        """The task and exception class's alert, whatever the store (none without a store)."""
+        return None if store_id is None else super().fingerprint(failure, store_id)
 
     def wants_result(self, result: Any, default_threshold: Callable[[], int]) -> bool:
         """True when the run returned at least the threshold of row errors."""
@@ -165,10 +179,6 @@ class SyncJob(StoreJob):
 
     alert_type: ClassVar[AlertType] = AlertType.INTEGRATION
     job: ClassVar[JobKind] = JobKind.SYNC
-
-    def fingerprint(self, failure: Failure, store_id: int | None) -> str:
-        """One alert per task, exception class and store."""
-        return f"{super().fingerprint(failure, store_id)}:store={store_id}"
 
     def wants_result(self, result: Any, default_threshold: Callable[[], int]) -> bool:
         """True when the run returned order exceptions or too many row errors."""
@@ -242,8 +252,8 @@ def import_job(
 ) -> F | Callable[[F], F]:
     """Mark a task as a store's data import.
 
-    Its final failure calls ``notify_import_failure`` and counts a ``system`` alert; a run
-    that returns at least ``error_threshold`` row errors (default: the app's
+    Its final failure calls ``notify_import_failure`` and counts a ``system`` alert for that
+    store; a run that returns at least ``error_threshold`` row errors (default: the app's
     ``notifier_error_threshold``, 5) calls it too, with the count.
     ``job_id`` defaults to the Celery task id, ``store_name`` to ``"store <id>"``.
     """

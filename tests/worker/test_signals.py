@@ -38,7 +38,7 @@ def test_body_exception_notifies_once(
     assert "boom for store 7" in meta["traceback"]
     assert note.dedup_key == f"celery:{result.id}:failure"
     [alert] = alerts(worker_database)
-    assert alert.fingerprint == "celery:t.boom:ValueError"
+    assert alert.fingerprint == "celery:t.boom:ValueError:store=7"
     assert alert.occurrence_count == 1
     assert alert.alert_type == "system"
 
@@ -232,3 +232,36 @@ def test_an_unstorable_result_is_still_recorded(
     assert result.state == "FAILURE"
     [note] = notifications(worker_database)
     assert note.type == "import_failure"
+
+
+@pytest.mark.parametrize("celery_config", [{"notifier_notification_cooldown": 900}])
+def test_import_failures_of_two_stores_notify_for_each_store(
+    celery_app: Celery, celery_worker: Any, worker_database: Database, spool_dir: Path
+) -> None:
+    run(celery_app, "t.boom", 42)
+    run(celery_app, "t.boom", 43)
+    settle(worker_database, spool_dir)
+    notes = notifications(worker_database)
+    assert [(n.store_id, n.title) for n in notes] == [
+        (42, "Import failed for store 42"),
+        (43, "Import failed for store 43"),
+    ]
+    assert [a.fingerprint for a in alerts(worker_database)] == [
+        "celery:t.boom:ValueError:store=42",
+        "celery:t.boom:ValueError:store=43",
+    ]
+
+
+@pytest.mark.parametrize("celery_config", [{"notifier_notification_cooldown": 900}])
+def test_the_same_failure_for_many_stores_is_one_storm_notification(
+    celery_app: Celery, celery_worker: Any, worker_database: Database, spool_dir: Path
+) -> None:
+    for store in range(1, 7):
+        run(celery_app, "t.boom", store)
+        settle(worker_database, spool_dir)  # one at a time: the count named is then exact
+    notes = notifications(worker_database)
+    assert [n.store_id for n in notes] == [1, 2, 3, 4, None]
+    assert notes[-1].title == "Import failed for 5 stores"
+    assert notes[-1].notification_metadata["store_count"] == 5
+    storm = {a.fingerprint: a for a in alerts(worker_database)}["celery:t.boom:ValueError"]
+    assert storm.occurrence_count == 2 and storm.affected_stores == [1, 2, 3, 4, 5, 6]
