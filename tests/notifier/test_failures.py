@@ -29,17 +29,15 @@ COOLDOWN = timedelta(minutes=15)
 
 
 def _sync(key: str, fingerprint: str, store: int, message: str, **extra: Any) -> FailureReport:
+    job = {"job": JobKind.SYNC, "task_name": "shop.sync", "exception_class": "ConnectionError"}
     return FailureReport(
         key=key,
-        job=JobKind.SYNC,
-        task_name="shop.sync",
         task_id=key,
         store_id=store,
         store_name=f"store {store}",
-        exception_class="ConnectionError",
         message=message,
         fingerprint=fingerprint,
-        **extra,
+        **{**job, **extra},
     )
 
 
@@ -270,18 +268,16 @@ def test_schema_problem_says_what_is_missing_or_old(empty_url: str) -> None:
     assert schema_problem(empty_url) is None
 
 
-def _import(key: str, store: int, message: str = "ValueError: bad header") -> FailureReport:
+def _import(key: str, store: int) -> FailureReport:
     """A failure of one store's import, as the worker reports it."""
-    return FailureReport(
-        key=key,
+    return _sync(
+        key,
+        f"celery:shop.import:ValueError:store={store}",
+        store,
+        "ValueError: bad header",
         job=JobKind.IMPORT,
         task_name="shop.import",
-        task_id=key,
-        store_id=store,
-        store_name=f"store {store}",
         exception_class="ValueError",
-        message=message,
-        fingerprint=f"celery:shop.import:ValueError:store={store}",
         storm_fingerprint="celery:shop.import:ValueError",
     )
 

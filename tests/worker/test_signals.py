@@ -130,19 +130,33 @@ def test_generic_decorator(
     assert note.title == "Nightly t.generic"
 
 
-def test_sync_failure_counts_an_integration_alert_per_store(
-    celery_app: Celery, celery_worker: Any, worker_database: Database, spool_dir: Path
+@pytest.mark.parametrize(
+    ("task", "failure", "alert_type", "title"),
+    [
+        ("t.autoretry", "ConnectionError", "integration", "Order sync failed for store {}"),
+        ("t.boom", "ValueError", "system", "Import failed for store {}"),
+    ],
+)
+def test_two_stores_failing_alike_each_get_an_alert_and_a_notification(
+    celery_app: Celery,
+    celery_worker: Any,
+    worker_database: Database,
+    spool_dir: Path,
+    task: str,
+    failure: str,
+    alert_type: str,
+    title: str,
 ) -> None:
-    run(celery_app, "t.autoretry", 4)
-    run(celery_app, "t.autoretry", 5)
+    """Within the cooldown (900 s by default), store 43 is not store 42's repeat."""
+    run(celery_app, task, 42)
+    run(celery_app, task, 43)
     settle(worker_database, spool_dir)
-    fingerprints = sorted(a.fingerprint for a in alerts(worker_database))
-    assert fingerprints == [
-        "celery:t.autoretry:ConnectionError:store=4",
-        "celery:t.autoretry:ConnectionError:store=5",
+    assert [(a.fingerprint, a.alert_type) for a in alerts(worker_database)] == [
+        (f"celery:{task}:{failure}:store=42", alert_type),
+        (f"celery:{task}:{failure}:store=43", alert_type),
     ]
-    assert {a.alert_type for a in alerts(worker_database)} == {"integration"}
-    assert len(notifications(worker_database)) == 2
+    notes = notifications(worker_database)
+    assert [(n.store_id, n.title) for n in notes] == [(s, title.format(s)) for s in (42, 43)]
 
 
 def test_order_exceptions_from_a_returned_sync(
@@ -232,24 +246,6 @@ def test_an_unstorable_result_is_still_recorded(
     assert result.state == "FAILURE"
     [note] = notifications(worker_database)
     assert note.type == "import_failure"
-
-
-@pytest.mark.parametrize("celery_config", [{"notifier_notification_cooldown": 900}])
-def test_import_failures_of_two_stores_notify_for_each_store(
-    celery_app: Celery, celery_worker: Any, worker_database: Database, spool_dir: Path
-) -> None:
-    run(celery_app, "t.boom", 42)
-    run(celery_app, "t.boom", 43)
-    settle(worker_database, spool_dir)
-    notes = notifications(worker_database)
-    assert [(n.store_id, n.title) for n in notes] == [
-        (42, "Import failed for store 42"),
-        (43, "Import failed for store 43"),
-    ]
-    assert [a.fingerprint for a in alerts(worker_database)] == [
-        "celery:t.boom:ValueError:store=42",
-        "celery:t.boom:ValueError:store=43",
-    ]
 
 
 @pytest.mark.parametrize("celery_config", [{"notifier_notification_cooldown": 900}])
