@@ -47,6 +47,7 @@ from .errors import DeliveryRefusedError as DeliveryRefusedError
 from .errors import DuplicateAdminError as DuplicateAdminError
 from .errors import NotifierError as NotifierError
 from .errors import ValidationError as ValidationError
+from .failures import STORM_STORES as STORM_STORES
 from .failures import FailureKind as FailureKind
 from .failures import FailureReport as FailureReport
 from .failures import JobKind as JobKind
@@ -151,6 +152,7 @@ __all__ = [
     "SESSION_LIFETIME",
     "SKIP_MAX",
     "SNOOZE_MAX",
+    "STORM_STORES",
     "SYSTEM_NAME_MAX",
     "TEXT_PATTERN",
     "TIME_ZONE_MAX",

@@ -20,19 +20,19 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from .alerts import platform_alert_service
 from .enums import AlertType, NotificationType, Priority, Severity
-from .models import AdminNotification, ProcessedFailure
+from .models import AdminNotification, PlatformAlert, ProcessedFailure
 from .notifications import admin_notification_service
 from .types import utcnow
 from .validation import FINGERPRINT_MAX, INT32_MAX, METADATA_MAX_BYTES, TITLE_MAX
@@ -44,6 +44,10 @@ logger = logging.getLogger("notifier.failures")
 PROCESSED_RETENTION = timedelta(days=30)
 #: Rows deleted per statement when pruning, so pruning never holds long locks.
 PRUNE_BATCH = 1000
+#: Stores failing alike within the cooldown that make a storm across stores.
+STORM_STORES = 5
+#: Store ids a storm notification's metadata lists at most.
+_STORE_IDS = 100
 
 MESSAGE_CHARS = 1000
 NAME_CHARS = 100
@@ -80,7 +84,9 @@ class FailureReport:
 
     ``key`` identifies the event (``celery:<task id>:<event>`` from the worker): a report
     with a key already recorded is never counted again. ``fingerprint`` names the platform
-    alert the failure counts; None counts none (row errors, order exceptions). Generic jobs
+    alert the failure counts; None counts none (row errors, order exceptions).
+    ``storm_fingerprint`` (with a ``store_id``) names the store-independent alert that the
+    same failure of many stores folds into (see :func:`record_failures`). Generic jobs
     carry their ``notification_type``, ``priority`` and ``title``; a generic report
     without a notification type becomes a critical error. Construction makes every field
     storable: NUL characters escaped, text clipped to its column, an id too large for the
@@ -104,6 +110,7 @@ class FailureReport:
     arguments: Any = None
     traceback: str = ""
     fingerprint: str | None = None
+    storm_fingerprint: str | None = None
     alert_type: AlertType = AlertType.SYSTEM
     error_count: int | None = None
     errors: Any = None
@@ -136,6 +143,8 @@ class FailureReport:
         set_(self, "key", bounded(_text(self.key)))
         if self.fingerprint is not None:
             set_(self, "fingerprint", bounded(_text(self.fingerprint)))
+        if self.storm_fingerprint is not None:
+            set_(self, "storm_fingerprint", bounded(_text(self.storm_fingerprint)))
         for name, limit in (
             ("task_name", _LINE_CHARS),
             ("task_id", NAME_CHARS * 2),
@@ -208,10 +217,17 @@ class FailureReport:
             "description": self.message or None,
             "affected_stores": [self.store_id] if self.store_id is not None else [],
             "affected_systems": [self.source] if self.source.strip() else [],
-            "metadata": {"task_name": self.task_name, "exception_class": self.exception_class},
+            "metadata": {
+                "task_name": self.task_name,
+                "exception_class": self.exception_class,
+                # How a storm finds the stores failing alike (see _recent_stores).
+                **({_FAMILY: self.storm_fingerprint} if self.storm_fingerprint else {}),
+            },
         }
 
 
+#: The per-store alert's metadata key naming its storm fingerprint.
+_FAMILY = "storm_fingerprint"
 _FIELDS = frozenset(f.name for f in fields(FailureReport))
 _REQUIRED = frozenset(("key", "job", "task_name", "task_id", "occurred_at"))
 _DEFAULTS: dict[str, Callable[[], Any]] = {
@@ -246,6 +262,13 @@ def record_failures(
     Each report counts its alert (one upsert per fingerprint for the batch) and becomes a
     notification, unless a notification for the same fingerprint was created within
     ``cooldown`` (a storm is one notification and an alert counting every occurrence).
+    A report with a ``storm_fingerprint`` and a store is a storm across stores once
+    ``STORM_STORES`` stores have open alerts of that storm fingerprint that occurred within
+    ``cooldown`` (its own store included): it and every later one, while that storm alert
+    keeps occurring within ``cooldown``, count on the storm fingerprint's alert instead,
+    whose one notification names how many stores it lists. Reports of one storm
+    fingerprint are decided one transaction at a time (a PostgreSQL advisory lock; SQLite
+    has one writer), so concurrent recorders never both start a storm.
     A report whose key was recorded before changes nothing and counts as recorded.
     If one report cannot be stored, the batch is redone one savepoint per report, so only
     that one gets False. An unreachable database, or a schema that is missing or out of
@@ -318,19 +341,25 @@ def prune_processed(
 
 def _record(db: Session, reports: Sequence[FailureReport], cooldown: timedelta) -> None:
     fresh = _claim(db, reports)
-    counted, snoozed = _count_alerts(db, fresh)
+    alerts, storms = _route(db, fresh, cooldown)
+    counted, rows = _count_alerts(db, alerts)
+    now = utcnow()
     notified: dict[str, bool] = {}
     for position, report in enumerate(fresh):
-        created = counted.get(position)
-        fingerprint = report.fingerprint if created is not None else None
-        if fingerprint in snoozed:
+        alert, created = alerts[position], counted.get(position)
+        fingerprint = alert["fingerprint"] if alert is not None else None
+        row = rows.get(fingerprint) if fingerprint is not None else None
+        if row is not None and row.snoozed_until is not None and row.snoozed_until > now:
             continue  # counted, but a snoozed alert stays silent
         if fingerprint is not None and created is False:
             if fingerprint not in notified:
                 notified[fingerprint] = _notified_recently(db, fingerprint, cooldown)
             if notified[fingerprint]:
                 continue
-        _notify(db, report, fingerprint)
+        if row is not None and position in storms:
+            _notify_storm(db, report, row)
+        else:
+            _notify(db, report, fingerprint)
         if fingerprint is not None and cooldown > timedelta(0):
             notified[fingerprint] = True
 
@@ -356,12 +385,12 @@ def _claim(db: Session, reports: Sequence[FailureReport]) -> list[FailureReport]
 
 
 def _count_alerts(
-    db: Session, reports: Sequence[FailureReport]
-) -> tuple[dict[int, bool], set[str]]:
+    db: Session, routed: Sequence[dict[str, Any] | None]
+) -> tuple[dict[int, bool], dict[str, PlatformAlert]]:
     """Count every report's alert with one upsert per fingerprint; ``created`` by position.
 
-    Also returns the fingerprints whose alert is snoozed after counting (a rise in severity
-    has already ended the snooze).
+    Also returns each alert as counted, by fingerprint (a rise in severity has already
+    ended its snooze).
 
     The result is what one upsert per report, in order, would have left: the count grows by
     the number of reports, the severity is the highest, the stores and systems are the
@@ -370,13 +399,11 @@ def _count_alerts(
     sorted order, so two recorders lock alert rows in the same order.
     """
     groups: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for position, report in enumerate(reports):
-        alert = report.alert()
+    for position, alert in enumerate(routed):
         if alert is not None:
             groups.setdefault(alert["fingerprint"], []).append((position, alert))
     counted: dict[int, bool] = {}
-    snoozed: set[str] = set()
-    now = utcnow()
+    rows: dict[str, PlatformAlert] = {}
     for fingerprint in sorted(groups):
         members = groups[fingerprint]
         alerts = [alert for _, alert in members]
@@ -392,9 +419,115 @@ def _count_alerts(
         )
         for n, (position, _) in enumerate(members):
             counted[position] = created and n == 0
-        if row.snoozed_until is not None and row.snoozed_until > now:
-            snoozed.add(row.fingerprint)
-    return counted, snoozed
+        rows[fingerprint] = row
+    return counted, rows
+
+
+def _route(
+    db: Session, reports: Sequence[FailureReport], cooldown: timedelta
+) -> tuple[list[dict[str, Any] | None], set[int]]:
+    """Each report's alert: its own, or its storm alert; and the positions of the latter.
+
+    With no cooldown there are no storms: every report notifies anyway.
+    """
+    alerts = [report.alert() for report in reports]
+    families: dict[str, list[int]] = {}
+    for position, report in enumerate(reports):
+        family = report.storm_fingerprint
+        if family and report.store_id is not None and alerts[position] and report.job in _BY_JOB:
+            families.setdefault(family, []).append(position)
+    if not families or cooldown <= timedelta(0):
+        return alerts, set()
+    _lock_families(db, families)
+    since = utcnow() - cooldown
+    storms: set[int] = set()
+    for family, positions in families.items():
+        # None once the storm is on: every later report of the family joins it.
+        stores = None if _storm_going_on(db, family, since) else _recent_stores(db, family, since)
+        for position in positions:
+            report = reports[position]
+            assert report.store_id is not None  # families hold reports with a store only
+            if stores is not None:
+                stores.add(report.store_id)
+                if len(stores) < STORM_STORES:
+                    continue
+            alerts[position] = _storm_alert(report, stores or {report.store_id})
+            storms.add(position)
+            stores = None
+    return alerts, storms
+
+
+def _lock_families(db: Session, families: Mapping[str, object]) -> None:
+    """Take each storm fingerprint's lock until commit, in one order for every recorder.
+
+    Deciding whether a storm begins reads other transactions' counts, so two recorders of
+    one family must not decide at once. SQLite needs nothing: the claim already made this
+    transaction the only writer.
+    """
+    if db.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted({_lock_key(family) for family in families}):
+        db.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def _lock_key(family: str) -> int:
+    digest = hashlib.sha256(b"notifier:storm:" + family.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _storm_going_on(db: Session, family: str, since: datetime) -> bool:
+    """Whether the family's storm alert is open and occurred within the cooldown."""
+    found = db.scalar(
+        select(PlatformAlert.id)
+        .where(
+            PlatformAlert.fingerprint == family,
+            PlatformAlert.is_resolved.is_(False),
+            PlatformAlert.last_occurred_at >= since,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def _recent_stores(db: Session, family: str, since: datetime) -> set[int]:
+    """The stores whose open alert of this family occurred within the cooldown."""
+    listed = db.scalars(
+        select(PlatformAlert.affected_stores).where(
+            PlatformAlert.is_resolved.is_(False),
+            PlatformAlert.last_occurred_at >= since,
+            PlatformAlert.alert_metadata[_FAMILY].as_string() == family,
+        )
+    )
+    return {store for stores in listed for store in stores if isinstance(store, int)}
+
+
+def _storm_alert(report: FailureReport, stores: set[int]) -> dict[str, Any]:
+    """The family's alert for ``report``: the first one names every store of the storm."""
+    alert = report.alert()
+    assert alert is not None and report.storm_fingerprint is not None  # _route checked
+    alert.update(
+        fingerprint=report.storm_fingerprint,
+        title=clip(
+            f"{report.task_name} failed for many stores: {report.short_exception}", TITLE_MAX
+        ),
+        affected_stores=sorted(stores),
+        metadata={"task_name": report.task_name, "exception_class": report.exception_class},
+    )
+    return alert
+
+
+def _notify_storm(db: Session, report: FailureReport, alert: PlatformAlert) -> None:
+    """One notification for a storm across stores, naming how many its alert lists."""
+    stores = sorted(s for s in alert.affected_stores if isinstance(s, int))
+    # Fitted again: the store ids must not push the metadata past its limit.
+    meta = _fit({**_metadata(report), "store_count": len(stores), "store_ids": stores[:_STORE_IDS]})
+    label = f"{len(stores)} stores"
+    said = f"{report.task_name} failed alike for {label}; the last, {report.store_name}: "
+    storm = replace(
+        report, store_id=None, store_name=label, message=clip(said + report.message, MESSAGE_CHARS)
+    )
+    keys: dict[str, Any] = {"dedup_key": report.key, "alert_fingerprint": alert.fingerprint}
+    _BY_JOB[report.job](db, storm, meta, keys)
 
 
 def _notified_recently(db: Session, fingerprint: str, cooldown: timedelta) -> bool:
@@ -459,6 +592,7 @@ def _sync_failure(
         store_name=report.store_name,
         error_message=report.message,
         store_id=report.store_id,
+        error_count=report.error_count,
         extra=meta,
         **keys,
     )
@@ -596,6 +730,7 @@ def bounded(text: str) -> str:
 
 __all__ = [
     "PROCESSED_RETENTION",
+    "STORM_STORES",
     "FailureKind",
     "FailureReport",
     "JobKind",

@@ -364,22 +364,28 @@ class AdminNotificationService:
         store_name: str,
         error_message: str,
         store_id: int | None = None,
+        error_count: int | None = None,
         dedup_key: str | None = None,
         extra: dict[str, Any] | None = None,
         alert_fingerprint: str | None = None,
     ) -> AdminNotification:
-        """An order sync with a marketplace failed (high)."""
+        """An order sync with a marketplace failed, or finished with too many row errors (high)."""
+        if error_count:
+            title = f"Order sync for {store_name} finished with {error_count} errors"
+        else:
+            title = f"Order sync failed for {store_name}"
         return self.create_notification(
             db,
             type=NotificationType.ORDER_SYNC_FAILURE,
             priority=Priority.HIGH,
-            title=_clip(f"Order sync failed for {store_name}", TITLE_MAX),
+            title=_clip(title, TITLE_MAX),
             message=_clip(error_message, MESSAGE_MAX),
             action_required=True,
             metadata={
                 **(extra or {}),
                 "store_name": store_name,
                 "error_message": error_message[:2000],
+                **({"error_count": error_count} if error_count is not None else {}),
             },
             store_id=store_id,
             dedup_key=dedup_key,

@@ -89,6 +89,10 @@ class JobSpec:
         """The platform alert a failure counts: one per task and exception class."""
         return f"celery:{failure.task_name}:{failure.exception_class}"
 
+    def storm_fingerprint(self, failure: Failure, store_id: int | None) -> str | None:
+        """The alert a storm of this failure across stores folds into (None: never folds)."""
+        return None
+
     def notification_fields(self, failure: Failure) -> dict[str, Any]:
         """Report fields that pick and fill this kind's notification."""
         return {}
@@ -109,6 +113,7 @@ class JobSpec:
             arguments=failure.safe_arguments,
             traceback=failure.traceback,
             fingerprint=self.fingerprint(failure, located["store_id"]),
+            storm_fingerprint=self.storm_fingerprint(failure, located["store_id"]),
             alert_type=self.alert_type,
             **located,
             **self.notification_fields(failure),
@@ -118,38 +123,70 @@ class JobSpec:
         """Whether a returned ``result`` has anything to report (cheap: every success asks)."""
         return False
 
+    def row_errors(
+        self, result: Any, default_threshold: Callable[[], int]
+    ) -> tuple[int, Sequence[Any]] | None:
+        """The row error count and reasons of a returned run, when they are worth a report."""
+        return None
+
+    def unmatched_orders(self, result: Any) -> list[Mapping[str, Any]]:
+        """The orders with unknown products a returned run reports, one report each."""
+        return []
+
 
 @dataclass(frozen=True)
-class ImportJob(JobSpec):
-    """A store's data import: failures and runs with too many row errors notify."""
+class StoreJob(JobSpec):
+    """A job about one store (an import or a sync): one alert per store, folded into one
+    per task and exception class when 5+ stores fail alike (see ``record_failures``); a
+    run that returns at least the threshold of row errors notifies."""
 
     error_threshold: int | None = None
-
-    job: ClassVar[JobKind] = JobKind.IMPORT
-
-    def wants_result(self, result: Any, default_threshold: Callable[[], int]) -> bool:
-        """True when the run returned at least the threshold of row errors."""
-        count, _ = error_count(result)
-        if count is None:
-            return False
-        threshold = self.error_threshold
-        return count >= (default_threshold() if threshold is None else threshold)
-
-
-@dataclass(frozen=True)
-class SyncJob(JobSpec):
-    """A sync with a marketplace: an ``integration`` alert per store; order exceptions."""
-
-    alert_type: ClassVar[AlertType] = AlertType.INTEGRATION
-    job: ClassVar[JobKind] = JobKind.SYNC
 
     def fingerprint(self, failure: Failure, store_id: int | None) -> str:
         """One alert per task, exception class and store."""
         return f"{super().fingerprint(failure, store_id)}:store={store_id}"
 
+    def storm_fingerprint(self, failure: Failure, store_id: int | None) -> str | None:
+        """The task and exception class's alert, whatever the store (none without a store)."""
+        return None if store_id is None else super().fingerprint(failure, store_id)
+
     def wants_result(self, result: Any, default_threshold: Callable[[], int]) -> bool:
-        """True when the run returned order exceptions."""
-        return bool(order_exceptions(result))
+        """True when the run returned at least the threshold of row errors."""
+        return self.row_errors(result, default_threshold) is not None
+
+    def row_errors(
+        self, result: Any, default_threshold: Callable[[], int]
+    ) -> tuple[int, Sequence[Any]] | None:
+        """The count and reasons, when the count reaches this task's threshold or the app's."""
+        count, reasons = error_count(result)
+        if count is None:
+            return None
+        threshold = default_threshold() if self.error_threshold is None else self.error_threshold
+        return (count, reasons) if count >= threshold else None
+
+
+@dataclass(frozen=True)
+class ImportJob(StoreJob):
+    """A store's data import: failures and runs with too many row errors notify."""
+
+    job: ClassVar[JobKind] = JobKind.IMPORT
+
+
+@dataclass(frozen=True)
+class SyncJob(StoreJob):
+    """A sync with a marketplace: an ``integration`` alert per store; failures, runs with
+    too many row errors and each order with unknown products notify."""
+
+    alert_type: ClassVar[AlertType] = AlertType.INTEGRATION
+    job: ClassVar[JobKind] = JobKind.SYNC
+
+    def wants_result(self, result: Any, default_threshold: Callable[[], int]) -> bool:
+        """True when the run returned order exceptions or too many row errors."""
+        return bool(order_exceptions(result)) or super().wants_result(result, default_threshold)
+
+    def unmatched_orders(self, result: Any) -> list[Mapping[str, Any]]:
+        """The run's ``order_exceptions``."""
+        return order_exceptions(result)
 
 
 @dataclass(frozen=True)
@@ -215,8 +252,9 @@ def import_job(
 ) -> F | Callable[[F], F]:
     """Mark a task as a store's data import.
 
-    Its final failure calls ``notify_import_failure``; so does a run that returns at least
-    ``error_threshold`` row errors (default: the app's ``notifier_error_threshold``, 5).
+    Its final failure calls ``notify_import_failure`` and counts a ``system`` alert for that
+    store; a run that returns at least ``error_threshold`` row errors (default: the app's
+    ``notifier_error_threshold``, 5) calls it too, with the count.
     ``job_id`` defaults to the Celery task id, ``store_name`` to ``"store <id>"``.
     """
     spec = ImportJob(
@@ -234,7 +272,10 @@ def import_job(
 def sync_job(fn: F, /) -> F: ...
 @overload
 def sync_job(
-    *, store_id: ArgumentRef = "store_id", store_name: ArgumentRef = None
+    *,
+    store_id: ArgumentRef = "store_id",
+    store_name: ArgumentRef = None,
+    error_threshold: int | None = None,
 ) -> Callable[[F], F]: ...
 def sync_job(
     fn: F | None = None,
@@ -242,14 +283,16 @@ def sync_job(
     *,
     store_id: ArgumentRef = "store_id",
     store_name: ArgumentRef = None,
+    error_threshold: int | None = None,
 ) -> F | Callable[[F], F]:
     """Mark a task as a sync with an external marketplace API.
 
     Its final failure calls ``notify_order_sync_failure`` and counts an ``integration``
-    alert for that store; a returned run listing ``order_exceptions`` calls
-    ``notify_order_exception`` once per order.
+    alert for that store; a run that returns at least ``error_threshold`` row errors
+    (default: the app's ``notifier_error_threshold``, 5) calls it too, with the count, and
+    one listing ``order_exceptions`` calls ``notify_order_exception`` once per order.
     """
-    spec = SyncJob(store_id=store_id, store_name=store_name)
+    spec = SyncJob(store_id=store_id, store_name=store_name, error_threshold=error_threshold)
     if fn is not None:
         return _mark(fn, spec, "sync_job")
     return lambda f: _mark(f, spec, "sync_job")

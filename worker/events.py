@@ -18,10 +18,7 @@ from notifier import FailureKind, FailureReport, JobKind
 from .decorators import (
     ANY_TASK,
     Failure,
-    ImportJob,
     JobSpec,
-    error_count,
-    order_exceptions,
     spec_of,
     task_arguments,
 )
@@ -110,11 +107,13 @@ def returned_reports(
         "arguments": safe_arguments(arguments),
         **spec.locate(arguments, task_id),
     }
-    if isinstance(spec, ImportJob):
-        count, reasons = error_count(result)
+    reports = []
+    row_errors = spec.row_errors(result, default_threshold)
+    if row_errors is not None:
+        count, reasons = row_errors
         sample = "; ".join(clip_text(_describe(r), 200) for r in reasons[:5])
         message = f"{count} rows failed" + (f": {sample}" if sample else "")
-        return [
+        reports.append(
             FailureReport(
                 **base,
                 key=dedup_key(task_id, "row_errors"),
@@ -124,9 +123,8 @@ def returned_reports(
                 error_count=count,
                 errors=safe_arguments(list(reasons[:50])),
             )
-        ]
-    reports = []
-    for position, exception in enumerate(order_exceptions(result)):
+        )
+    for position, exception in enumerate(spec.unmatched_orders(result)):
         number = clip_text(str(exception.get("order_number", "?")), 100)
         # The position keeps two exceptions with the same (or no) number apart, and is stable
         # when the same result is reported again.

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from notifier import (
+    STORM_STORES,
     AdminNotification,
     Database,
     FailureKind,
@@ -28,17 +29,15 @@ COOLDOWN = timedelta(minutes=15)
 
 
 def _sync(key: str, fingerprint: str, store: int, message: str, **extra: Any) -> FailureReport:
+    job = {"job": JobKind.SYNC, "task_name": "shop.sync", "exception_class": "ConnectionError"}
     return FailureReport(
         key=key,
-        job=JobKind.SYNC,
-        task_name="shop.sync",
         task_id=key,
         store_id=store,
         store_name=f"store {store}",
-        exception_class="ConnectionError",
         message=message,
         fingerprint=fingerprint,
-        **extra,
+        **{**job, **extra},
     )
 
 
@@ -267,3 +266,116 @@ def test_schema_problem_says_what_is_missing_or_old(empty_url: str) -> None:
     assert problem is not None and problem.startswith("the notifier schema is at revision 0002,")
     upgrade(empty_url)
     assert schema_problem(empty_url) is None
+
+
+def _import(key: str, store: int) -> FailureReport:
+    """A failure of one store's import, as the worker reports it."""
+    return _sync(
+        key,
+        f"celery:shop.import:ValueError:store={store}",
+        store,
+        "ValueError: bad header",
+        job=JobKind.IMPORT,
+        task_name="shop.import",
+        exception_class="ValueError",
+        storm_fingerprint="celery:shop.import:ValueError",
+    )
+
+
+def test_import_failures_of_two_stores_notify_for_each(database: Database) -> None:
+    _record(database, [_import("k1", 42)], COOLDOWN)
+    _record(database, [_import("k2", 43)], COOLDOWN)
+    alerts, notes = _state(database)
+    assert [(n.store_id, n.title) for n in notes] == [
+        (42, "Import failed for store 42"),
+        (43, "Import failed for store 43"),
+    ]
+    assert {fp: a.occurrence_count for fp, a in alerts.items()} == {
+        "celery:shop.import:ValueError:store=42": 1,
+        "celery:shop.import:ValueError:store=43": 1,
+    }
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_storm_across_stores_folds_into_one_notification(
+    database: Database, batched: bool
+) -> None:
+    """The same failure for 5+ stores within the cooldown: one notification naming the count."""
+    stores = [11, 12, 13, 14, 15, 16, 17, 18]
+    reports = [_import(f"k{store}", store) for store in stores]
+    reports.append(_import("k11-again", 11))  # a store of the storm failing again
+    if batched:
+        _record(database, reports, COOLDOWN)
+    else:
+        for report in reports:
+            _record(database, [report], COOLDOWN)
+    alerts, notes = _state(database)
+    per_store = [n for n in notes if n.store_id is not None]
+    assert [n.store_id for n in per_store] == [11, 12, 13, 14]
+    [storm] = [n for n in notes if n.store_id is None]
+    # it names the stores its alert lists when it is made: a batch counts its later stores
+    named = stores if batched else stores[:5]
+    assert storm.title == f"Import failed for {len(named)} stores"
+    assert storm.alert_fingerprint == "celery:shop.import:ValueError"
+    assert storm.notification_metadata["store_count"] == len(named)
+    assert storm.notification_metadata["store_ids"] == named
+    assert f"{len(named)} stores" in storm.message and "bad header" in storm.message
+    # later stores, and earlier ones failing again, only count on the storm's alert
+    storm_alert = alerts["celery:shop.import:ValueError"]
+    assert storm_alert.occurrence_count == 5
+    assert storm_alert.affected_stores == stores
+    assert sum(a.occurrence_count for a in alerts.values()) == len(reports)
+    assert sorted(fp for fp in alerts if ":store=" in fp) == [
+        f"celery:shop.import:ValueError:store={store}" for store in (11, 12, 13, 14)
+    ]
+    # replayed, nothing changes
+    _record(database, reports, COOLDOWN)
+    assert _state(database)[0]["celery:shop.import:ValueError"].occurrence_count == 5
+    assert len(_state(database)[1]) == 5
+
+
+def test_stores_failing_apart_are_no_storm(database: Database) -> None:
+    """Stores that failed longer than the cooldown ago do not count towards a storm."""
+    for store in range(1, 5):
+        _record(database, [_import(f"old{store}", store)], COOLDOWN)
+    with database.session_scope() as db:
+        db.execute(
+            PlatformAlert.__table__.update().values(  # type: ignore[attr-defined]
+                last_occurred_at=utcnow() - COOLDOWN - timedelta(minutes=1)
+            )
+        )
+    _record(database, [_import("new5", 5), _import("new6", 6)], COOLDOWN)
+    _, notes = _state(database)
+    assert [n.store_id for n in notes] == [1, 2, 3, 4, 5, 6]
+
+
+def test_without_cooldown_a_storm_across_stores_notifies_per_store(database: Database) -> None:
+    _record(database, [_import(f"k{store}", store) for store in range(8)], timedelta(0))
+    alerts, notes = _state(database)
+    assert len(notes) == 8 and len(alerts) == 8
+
+
+def test_a_sync_storm_of_many_stores_is_one_notification_within_the_size_limit(
+    database: Database,
+) -> None:
+    stores = [2_000_000_000 + n for n in range(300)]
+    reports = [
+        _sync(
+            f"s{store}",
+            f"celery:shop.sync:ConnectionError:store={store}",
+            store,
+            "ConnectionError: marketplace down",
+            storm_fingerprint="celery:shop.sync:ConnectionError",
+            traceback="Traceback\n" + "  frame\n" * 2000,
+        )
+        for store in stores
+    ]
+    assert _record(database, reports, COOLDOWN) == [True] * 300
+    alerts, notes = _state(database)
+    assert len(notes) == STORM_STORES
+    storm = notes[-1]
+    assert storm.type == "order_sync_failure" and storm.store_id is None
+    assert storm.title == "Order sync failed for 300 stores"
+    assert storm.notification_metadata["store_count"] == 300
+    assert storm.notification_metadata["store_ids"] == stores[:100]
+    assert alerts["celery:shop.sync:ConnectionError"].occurrence_count == 300 - (STORM_STORES - 1)

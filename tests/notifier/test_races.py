@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import multiprocessing
+from datetime import timedelta
 from multiprocessing.synchronize import Barrier
 
 import pytest
 from sqlalchemy import func, select
 
 from notifier import (
+    STORM_STORES,
     AdminNotification,
     Database,
+    FailureReport,
+    JobKind,
     PlatformAlert,
     admin_notification_service,
     platform_alert_service,
+    record_failures,
 )
 
 PROCESSES = 8
@@ -44,6 +49,28 @@ def _create_with_key(url: str, barrier: Barrier, rounds: int) -> None:
             admin_notification_service.create_notification(
                 db, type="system_info", title="t", message="m", dedup_key=f"task-1:failure:{i}"
             )
+    database.dispose()
+
+
+def _fail_stores(url: str, barrier: Barrier, stores: int) -> None:
+    """Record one import failure for each of ``stores`` stores of its own, one per commit."""
+    database = Database(url)
+    first = multiprocessing.current_process().pid or 0
+    barrier.wait()
+    for n in range(stores):
+        store = first * 1000 + n
+        report = FailureReport(
+            key=f"import:{store}",
+            job=JobKind.IMPORT,
+            task_name="shop.import",
+            task_id=str(store),
+            store_id=store % 2**31,
+            exception_class="ValueError",
+            fingerprint=f"celery:shop.import:ValueError:store={store % 2**31}",
+            storm_fingerprint="celery:shop.import:ValueError",
+        )
+        with database.session_scope() as db:
+            record_failures(db, [report], cooldown=timedelta(minutes=15))
     database.dispose()
 
 
@@ -80,3 +107,20 @@ def test_racing_dedup_keys_create_one_row_each(database: Database) -> None:
         count = db.scalar(select(func.count()).select_from(AdminNotification))
         keys = db.scalar(select(func.count(func.distinct(AdminNotification.dedup_key))))
     assert count == rounds and keys == rounds
+
+
+@pytest.mark.slow
+def test_racing_recorders_start_one_storm_across_stores(database: Database) -> None:
+    """8 processes record failures of 5 stores each at once: exactly STORM_STORES - 1
+    per-store notifications, one storm notification, every failure counted once."""
+    _run(_fail_stores, database.url, 5)
+    with database.session_scope() as db:
+        notes = db.scalars(select(AdminNotification)).all()
+        alerts = {a.fingerprint: a for a in db.scalars(select(PlatformAlert))}
+    per_store = [n for n in notes if n.store_id is not None]
+    [storm] = [n for n in notes if n.store_id is None]
+    assert len(per_store) == STORM_STORES - 1
+    assert storm.notification_metadata["store_count"] == STORM_STORES
+    assert sum(a.occurrence_count for a in alerts.values()) == PROCESSES * 5
+    assert len(alerts) == STORM_STORES  # the per-store ones, and the storm's
+    assert len(alerts["celery:shop.import:ValueError"].affected_stores) == PROCESSES * 5

@@ -108,6 +108,15 @@ def alerts(database: Database) -> list[PlatformAlert]:
         return list(db.scalars(sql_select(PlatformAlert).order_by(PlatformAlert.id)))
 
 
+def family_count(database: Database, fingerprint: str) -> int:
+    """Occurrences counted for ``fingerprint`` and its per-store alerts (``...:store=<id>``)."""
+    return sum(
+        a.occurrence_count
+        for a in alerts(database)
+        if a.fingerprint == fingerprint or a.fingerprint.startswith(f"{fingerprint}:store=")
+    )
+
+
 def recorded_task_ids(database: Database) -> list[str]:
     """The ids of the tasks the notifier recorded a notification for, sorted."""
     return sorted(n.notification_metadata["task_id"] for n in notifications(database))

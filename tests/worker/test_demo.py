@@ -91,8 +91,9 @@ def test_demo_enqueues_jobs_whose_failures_become_notifications(tmp_path: Path) 
         wait_for(lambda: types() >= expected, timeout=90, interval=1)
         with database.session_scope() as db:
             alerts = {a.fingerprint: a for a in db.scalars(select(PlatformAlert))}
-        assert "celery:notifier.demo.crash:billiard.exceptions.WorkerLostError" in alerts
-        wait_for(lambda: _count(database, "celery:notifier.demo.price_feed:TimeoutError") == 20)
+        assert "celery:notifier.demo.crash:billiard.exceptions.WorkerLostError:store=3" in alerts
+        feed = "celery:notifier.demo.price_feed:TimeoutError:store=7"
+        wait_for(lambda: _count(database, feed) == 20)
         with database.session_scope() as db:
             storm = db.scalars(
                 select(AdminNotification).where(AdminNotification.title.contains("storm store"))

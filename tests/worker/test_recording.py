@@ -80,7 +80,7 @@ def test_a_missing_schema_keeps_failures_spooled_until_init_db(
     logger.setLevel(logging.INFO)  # the in-process worker logs only errors by default
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=20):
-            results = [app.tasks["t.boom"].apply_async(args=(i,)) for i in range(3)]
+            results = [app.tasks["t.boom"].apply_async(args=(1,)) for _ in range(3)]
             for result in results:
                 result.get(timeout=30, propagate=False)
             time.sleep(3)  # the drainer retries meanwhile

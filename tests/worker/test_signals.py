@@ -38,7 +38,7 @@ def test_body_exception_notifies_once(
     assert "boom for store 7" in meta["traceback"]
     assert note.dedup_key == f"celery:{result.id}:failure"
     [alert] = alerts(worker_database)
-    assert alert.fingerprint == "celery:t.boom:ValueError"
+    assert alert.fingerprint == "celery:t.boom:ValueError:store=7"
     assert alert.occurrence_count == 1
     assert alert.alert_type == "system"
 
@@ -130,19 +130,33 @@ def test_generic_decorator(
     assert note.title == "Nightly t.generic"
 
 
-def test_sync_failure_counts_an_integration_alert_per_store(
-    celery_app: Celery, celery_worker: Any, worker_database: Database, spool_dir: Path
+@pytest.mark.parametrize(
+    ("task", "failure", "alert_type", "title"),
+    [
+        ("t.autoretry", "ConnectionError", "integration", "Order sync failed for store {}"),
+        ("t.boom", "ValueError", "system", "Import failed for store {}"),
+    ],
+)
+def test_two_stores_failing_alike_each_get_an_alert_and_a_notification(
+    celery_app: Celery,
+    celery_worker: Any,
+    worker_database: Database,
+    spool_dir: Path,
+    task: str,
+    failure: str,
+    alert_type: str,
+    title: str,
 ) -> None:
-    run(celery_app, "t.autoretry", 4)
-    run(celery_app, "t.autoretry", 5)
+    """Within the cooldown (900 s by default), store 43 is not store 42's repeat."""
+    run(celery_app, task, 42)
+    run(celery_app, task, 43)
     settle(worker_database, spool_dir)
-    fingerprints = sorted(a.fingerprint for a in alerts(worker_database))
-    assert fingerprints == [
-        "celery:t.autoretry:ConnectionError:store=4",
-        "celery:t.autoretry:ConnectionError:store=5",
+    assert [(a.fingerprint, a.alert_type) for a in alerts(worker_database)] == [
+        (f"celery:{task}:{failure}:store=42", alert_type),
+        (f"celery:{task}:{failure}:store=43", alert_type),
     ]
-    assert {a.alert_type for a in alerts(worker_database)} == {"integration"}
-    assert len(notifications(worker_database)) == 2
+    notes = notifications(worker_database)
+    assert [(n.store_id, n.title) for n in notes] == [(s, title.format(s)) for s in (42, 43)]
 
 
 def test_order_exceptions_from_a_returned_sync(
@@ -154,6 +168,32 @@ def test_order_exceptions_from_a_returned_sync(
     assert sorted(n.notification_metadata["order_number"] for n in notes) == ["A-1", "A-2"]
     assert {n.type for n in notes} == {"order_exception"}
     assert notes[0].title.endswith("from Shop 9 has unmatched products")
+
+
+def test_a_sync_with_row_errors_at_the_threshold_notifies_once(
+    celery_app: Celery, celery_worker: Any, worker_database: Database, spool_dir: Path
+) -> None:
+    """Sync jobs share the import jobs' threshold (5 by default); order exceptions still notify."""
+    at = run(celery_app, "t.sync_rows", 3, 7)
+    below = run(celery_app, "t.sync_rows", 3, 4)
+    orders = run(celery_app, "t.sync_rows", 4, 4, orders=2)
+    settle(worker_database, spool_dir)
+    assert {r.state for r in (at, below, orders)} == {"SUCCESS"}
+    notes = notifications(worker_database)
+    by_task: dict[str, list[Any]] = {}
+    for note in notes:
+        by_task.setdefault(note.notification_metadata["task_id"], []).append(note)
+    assert set(by_task) == {at.id, orders.id}
+    [rows] = by_task[at.id]
+    assert rows.type == "order_sync_failure" and rows.store_id == 3
+    assert rows.title == "Order sync for store 3 finished with 7 errors"
+    assert rows.notification_metadata["error_count"] == 7
+    assert "line 0: unknown status" in rows.message
+    assert sorted(n.notification_metadata["order_number"] for n in by_task[orders.id]) == [
+        "S-0",
+        "S-1",
+    ]
+    assert alerts(worker_database) == []
 
 
 def test_the_same_failure_reported_twice_notifies_once(
@@ -206,3 +246,18 @@ def test_an_unstorable_result_is_still_recorded(
     assert result.state == "FAILURE"
     [note] = notifications(worker_database)
     assert note.type == "import_failure"
+
+
+@pytest.mark.parametrize("celery_config", [{"notifier_notification_cooldown": 900}])
+def test_the_same_failure_for_many_stores_is_one_storm_notification(
+    celery_app: Celery, celery_worker: Any, worker_database: Database, spool_dir: Path
+) -> None:
+    for store in range(1, 7):
+        run(celery_app, "t.boom", store)
+        settle(worker_database, spool_dir)  # one at a time: the count named is then exact
+    notes = notifications(worker_database)
+    assert [n.store_id for n in notes] == [1, 2, 3, 4, None]
+    assert notes[-1].title == "Import failed for 5 stores"
+    assert notes[-1].notification_metadata["store_count"] == 5
+    storm = {a.fingerprint: a for a in alerts(worker_database)}["celery:t.boom:ValueError"]
+    assert storm.occurrence_count == 2 and storm.affected_stores == [1, 2, 3, 4, 5, 6]

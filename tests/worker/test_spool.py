@@ -17,6 +17,7 @@ from .conftest import (
     Prefork,
     alerts,
     fail,
+    family_count,
     notifications,
     proxied,
     recorded_task_ids,
@@ -51,8 +52,7 @@ def test_failures_while_the_spool_folder_cannot_be_written_are_each_recorded_onc
     results += fail(prefork.client, range(40, 60))
     prefork.settle()
     assert recorded_task_ids(prefork.database) == sorted(r.id for r in results)
-    by_fingerprint = {a.fingerprint: a for a in alerts(prefork.database)}
-    assert by_fingerprint[BOOM].occurrence_count == 60
+    assert family_count(prefork.database, BOOM) == 60
     _spool_alert(prefork.database, spool_dir)
     assert not list(spool_dir.glob("*.json")) and not list((spool_dir / "dead").iterdir())
 
@@ -74,8 +74,7 @@ def test_a_spool_folder_that_cannot_be_made_at_start_is_drained_once_it_can(
     wait_for(spool.exists, timeout=30)
     settle(prefork.database, spool)
     assert recorded_task_ids(prefork.database) == sorted(r.id for r in first + second)
-    by_fingerprint = {a.fingerprint: a for a in alerts(prefork.database)}
-    assert by_fingerprint[BOOM].occurrence_count == 20
+    assert family_count(prefork.database, BOOM) == 20
     assert worker.proc.poll() is None
 
 
@@ -100,4 +99,4 @@ def test_failures_neither_the_spool_nor_the_database_takes_wait_in_memory(
         wait_for(lambda: len(notifications(database)) == 11, timeout=60)
         prefork.settle()
     assert {r.id for r in held} <= set(recorded_task_ids(database))
-    assert {a.fingerprint: a for a in alerts(database)}[BOOM].occurrence_count == 11
+    assert family_count(database, BOOM) == 11

@@ -80,6 +80,17 @@ def define_tasks(app: Celery) -> None:
             ],
         }
 
+    @task(name="t.sync_rows")
+    @sync_job
+    def sync_rows(store_id: int, errors: int, orders: int = 0) -> dict[str, Any]:
+        """A sync that returns ``errors`` row errors and ``orders`` orders with unknown SKUs."""
+        return {
+            "errors": [{"line": n, "reason": "unknown status"} for n in range(errors)],
+            "order_exceptions": [
+                {"order_number": f"S-{n}", "unmatched_products": ["SKU-1"]} for n in range(orders)
+            ],
+        }
+
     @task(name="t.generic")
     @notify_on_failure(type="critical_error", priority="critical", title="Nightly {task_name}")
     def generic() -> None:
