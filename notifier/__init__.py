@@ -101,6 +101,8 @@ from .unsubscribe import verify as verify_unsubscribe
 from .users import admin_for_host_user as admin_for_host_user
 from .users import authenticate as authenticate
 from .users import create_admin as create_admin
+from .users import find_admin as find_admin
+from .users import password_matches as password_matches
 from .validation import ACTION_URL_MAX as ACTION_URL_MAX
 from .validation import CLOCK_PATTERN as CLOCK_PATTERN
 from .validation import ENDPOINT_URL_PATTERN as ENDPOINT_URL_PATTERN
@@ -221,6 +223,7 @@ __all__ = [
     "endpoint_url_problem",
     "ensure_instance",
     "env_flag",
+    "find_admin",
     "find_token",
     "get_statistics",
     "is_app_path",
@@ -233,6 +236,7 @@ __all__ = [
     "notifications_after",
     "notifications_by_id",
     "parse_age",
+    "password_matches",
     "platform_alert_service",
     "preferences_document",
     "prune",
