@@ -175,6 +175,21 @@ def _client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
+def bad_token_wait() -> int:
+    """Seconds this client must wait after too many bad bearer tokens, or 0.
+
+    One count per client address for every door that takes a bearer token (the API and
+    ``/metrics``): guesses at either use up the same allowance.
+    """
+    return app_state().auth_throttle.retry_after(_client_ip())
+
+
+def count_bad_token() -> None:
+    """Count one bad bearer token (API or ``/metrics``) against this client's address."""
+    app_state().auth_throttle.fail(_client_ip())
+    metrics.inc("notifier_token_failures_total")
+
+
 def _reserve_attempt(email: str) -> int:
     """Count a login attempt before its password is checked; the seconds to wait, or 0.
 
