@@ -46,6 +46,7 @@ from .errors import ConfigurationError as ConfigurationError
 from .errors import DeliveryRefusedError as DeliveryRefusedError
 from .errors import DuplicateAdminError as DuplicateAdminError
 from .errors import NotifierError as NotifierError
+from .errors import UnsubscribeLinkError as UnsubscribeLinkError
 from .errors import ValidationError as ValidationError
 from .failures import FailureKind as FailureKind
 from .failures import FailureReport as FailureReport
@@ -95,6 +96,7 @@ from .tokens import find_token as find_token
 from .tokens import revoke_token as revoke_token
 from .tokens import verify_token as verify_token
 from .types import utcnow as utcnow
+from .unsubscribe import UNSUBSCRIBE_LINK_LIFETIME as UNSUBSCRIBE_LINK_LIFETIME
 from .unsubscribe import describe as describe_unsubscribe
 from .unsubscribe import unsubscribe as unsubscribe
 from .unsubscribe import verify as verify_unsubscribe
@@ -158,6 +160,7 @@ __all__ = [
     "TIME_ZONE_MAX",
     "TITLE_MAX",
     "TOO_DEEP",
+    "UNSUBSCRIBE_LINK_LIFETIME",
     "AdminNotification",
     "AdminNotificationService",
     "AdminSession",
@@ -199,6 +202,7 @@ __all__ = [
     "Settings",
     "Severity",
     "TokenNotFoundError",
+    "UnsubscribeLinkError",
     "ValidationError",
     "admin_bell_filter",
     "admin_for_host_user",
