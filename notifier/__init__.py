@@ -46,6 +46,7 @@ from .errors import ConfigurationError as ConfigurationError
 from .errors import DeliveryRefusedError as DeliveryRefusedError
 from .errors import DuplicateAdminError as DuplicateAdminError
 from .errors import NotifierError as NotifierError
+from .errors import UnsubscribeLinkError as UnsubscribeLinkError
 from .errors import ValidationError as ValidationError
 from .failures import STORM_STORES as STORM_STORES
 from .failures import FailureKind as FailureKind
@@ -96,12 +97,15 @@ from .tokens import find_token as find_token
 from .tokens import revoke_token as revoke_token
 from .tokens import verify_token as verify_token
 from .types import utcnow as utcnow
+from .unsubscribe import UNSUBSCRIBE_LINK_LIFETIME as UNSUBSCRIBE_LINK_LIFETIME
 from .unsubscribe import describe as describe_unsubscribe
 from .unsubscribe import unsubscribe as unsubscribe
 from .unsubscribe import verify as verify_unsubscribe
 from .users import admin_for_host_user as admin_for_host_user
 from .users import authenticate as authenticate
 from .users import create_admin as create_admin
+from .users import find_admin as find_admin
+from .users import password_matches as password_matches
 from .validation import ACTION_URL_MAX as ACTION_URL_MAX
 from .validation import CLOCK_PATTERN as CLOCK_PATTERN
 from .validation import ENDPOINT_URL_PATTERN as ENDPOINT_URL_PATTERN
@@ -158,6 +162,7 @@ __all__ = [
     "TIME_ZONE_MAX",
     "TITLE_MAX",
     "TOO_DEEP",
+    "UNSUBSCRIBE_LINK_LIFETIME",
     "AdminNotification",
     "AdminNotificationService",
     "AdminSession",
@@ -199,6 +204,7 @@ __all__ = [
     "Settings",
     "Severity",
     "TokenNotFoundError",
+    "UnsubscribeLinkError",
     "ValidationError",
     "admin_bell_filter",
     "admin_for_host_user",
@@ -223,6 +229,7 @@ __all__ = [
     "endpoint_url_problem",
     "ensure_instance",
     "env_flag",
+    "find_admin",
     "find_token",
     "get_statistics",
     "is_app_path",
@@ -235,6 +242,7 @@ __all__ = [
     "notifications_after",
     "notifications_by_id",
     "parse_age",
+    "password_matches",
     "platform_alert_service",
     "preferences_document",
     "prune",

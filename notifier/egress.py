@@ -10,7 +10,9 @@ local development only) lifts the address rule and allows plain ``http``.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import re
 import socket
 import threading
 import time
@@ -26,6 +28,8 @@ __all__ = ["Client", "Response", "check_url", "post"]
 
 TOTAL_TIMEOUT = 15.0
 RESPONSE_BODY_LIMIT = 1024
+#: Seconds a save waits for a URL's host to resolve before accepting it unjudged.
+SAVE_RESOLVE_TIMEOUT = 3.0
 
 _IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -49,25 +53,73 @@ class _Target:
     path: str
 
 
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # ::a.b.c.d, deprecated by RFC 4291
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# A single numeric part of a host as inet_aton reads it: hex, octal (leading 0), decimal.
+_NUMBER = re.compile(r"0[xX][0-9A-Fa-f]+|0[0-7]*|[1-9][0-9]*")
+
+
 def _is_public(ip: _IP) -> bool:
+    """Whether a delivery may go to ``ip``: the one rule, at save and at every send."""
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None or ip.scope_id:
-            # ::ffff:a.b.c.d is an IPv4 address in disguise (refused outright, as filters
-            # judging only v6 ranges miss it); a zone id names a local interface.
+        if ip.ipv4_mapped is not None or ip in _IPV4_COMPATIBLE or ip.scope_id:
+            # ::ffff:a.b.c.d and ::a.b.c.d are IPv4 addresses in disguise (refused outright,
+            # as filters judging only v6 ranges miss them); a zone id names a local interface.
+            return False
+        if ip.is_site_local:  # fec0::/10: deprecated, but still routed inside some networks
             return False
         # A v6 address that carries a v4 one (6to4, Teredo) is judged by the v4 one.
         embedded = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
         if embedded is not None:
             return _is_public(embedded)
-        if ip in ipaddress.ip_network("64:ff9b::/96"):  # NAT64
+        if ip in _NAT64:
             return _is_public(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
     # is_global is False for loopback, RFC 1918, link-local, CGNAT (100.64/10), ULA, ...
     return ip.is_global and not ip.is_multicast
 
 
+def _numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """``host`` as the address inet_aton (and so the system resolver) reads it, or None.
+
+    Besides a.b.c.d it takes a, a.b and a.b.c (the last part filling the remaining bytes),
+    each part decimal, hex (0x7f) or octal (0177), and a trailing dot: 2130706433, 0x7f.1
+    and 127.0.0.1. all name 127.0.0.1, and none of them is what ip_address() accepts.
+    """
+    parts = host.removesuffix(".").split(".")
+    if len(parts) > 4 or not all(_NUMBER.fullmatch(part) for part in parts):
+        return None
+    numbers = [
+        int(part, 0) if part[:2].lower() == "0x" else int(part, 8 if part[0] == "0" else 10)
+        for part in parts
+    ]
+    *leading, last = numbers
+    if any(n > 0xFF for n in leading) or last >= 1 << (8 * (4 - len(leading))):
+        return None
+    value = last
+    for index, number in enumerate(leading):
+        value |= number << (8 * (3 - index))
+    return ipaddress.IPv4Address(value)
+
+
+def _literal_address(host: str) -> _IP | None:
+    """The address ``host`` spells out itself (no lookup needed), or None for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return _numeric_ipv4(host)
+
+
 def check_url(url: str, *, allow_private: bool = False) -> None:
-    """Refuse a URL that can never be sent to (scheme, credentials, literal private IP)."""
-    _parse(url, allow_private=allow_private)
+    """Refuse a URL that cannot be sent to: its scheme, credentials, or a host that is or now
+    resolves to a non-public address (a name is resolved again, and judged, at each send).
+
+    A name that does not resolve (yet) is accepted: the send will say so.
+    """
+    _, host, port, _ = _parse(url, allow_private=allow_private)
+    if allow_private or _literal_address(host) is not None:
+        return
+    with contextlib.suppress(_Unresolved):
+        _addresses(host, port, timeout=SAVE_RESOLVE_TIMEOUT)
 
 
 def _parse(url: str, *, allow_private: bool) -> tuple[str, str, int, str]:
@@ -86,30 +138,75 @@ def _parse(url: str, *, allow_private: bool) -> tuple[str, str, int, str]:
         raise DeliveryRefusedError("the URL has no host")
     if parts.username is not None or parts.password is not None:
         raise DeliveryRefusedError("credentials in the URL are not allowed; use a secret")
-    try:
-        literal: _IP | None = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None and not allow_private and not _is_public(literal):
-        raise DeliveryRefusedError(f"{host} is not a public address")
+    literal = _literal_address(host)
+    if not allow_private:
+        if literal is not None and not _is_public(literal):
+            raise DeliveryRefusedError(f"{host} is not a public address")
+        if host.removesuffix(".").lower().rsplit(".", 1)[-1] == "localhost":
+            # RFC 6761: localhost and every name under it are loopback, whatever DNS says.
+            raise DeliveryRefusedError(f"{host} is loopback, not a public address")
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
     return parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path
 
 
-def _resolve(url: str, *, allow_private: bool) -> _Target:
-    scheme, host, port, path = _parse(url, allow_private=allow_private)
+class _Unresolved(DeliveryRefusedError):
+    """The host has no address (or the lookup gave up)."""
+
+
+def _lookup(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise DeliveryRefusedError(f"{host} does not resolve ({exc.strerror})") from None
-    addresses = [str(info[4][0]) for info in infos]
-    if not allow_private:
-        for address in addresses:
-            if not _is_public(ipaddress.ip_address(address.split("%", 1)[0])):
-                raise DeliveryRefusedError(f"{host} resolves to {address}, not a public address")
-    return _Target(scheme, host, port, addresses[0], path)
+        raise _Unresolved(f"{host} does not resolve ({exc.strerror})") from None
+    return [str(info[4][0]) for info in infos]
+
+
+def _try_lookup(host: str, port: int) -> list[str] | _Unresolved:
+    try:
+        return _lookup(host, port)
+    except _Unresolved as exc:
+        return exc
+
+
+def _addresses(host: str, port: int, *, timeout: float | None = None) -> list[str]:
+    """Every address the name ``host`` resolves to; refused if any is not public.
+
+    ``timeout``: give up (``_Unresolved``) after that many seconds; the lookup thread is
+    left to finish on its own, so a save never waits out a slow resolver.
+    """
+    if timeout is None:
+        addresses = _lookup(host, port)
+    else:
+        # A thread of its own (a daemon), not a pool: nothing to rebuild after a fork.
+        answer: list[list[str] | _Unresolved] = []
+        thread = threading.Thread(
+            target=lambda: answer.append(_try_lookup(host, port)), daemon=True
+        )
+        thread.start()
+        thread.join(timeout)
+        if not answer:
+            raise _Unresolved(f"{host} did not resolve within {timeout:g} s")
+        if isinstance(answer[0], _Unresolved):
+            raise answer[0]
+        addresses = answer[0]
+    for address in addresses:
+        if not _is_public(ipaddress.ip_address(address.split("%", 1)[0])):
+            raise DeliveryRefusedError(f"{host} resolves to {address}, not a public address")
+    return addresses
+
+
+def _resolve(url: str, *, allow_private: bool) -> _Target:
+    scheme, host, port, path = _parse(url, allow_private=allow_private)
+    literal = _literal_address(host)
+    if literal is not None:  # already judged; connect to exactly the address it spells
+        address = str(literal)
+    elif allow_private:
+        address = _lookup(host, port)[0]
+    else:
+        address = _addresses(host, port)[0]
+    return _Target(scheme, host, port, address, path)
 
 
 def _drained(response: urllib3.BaseHTTPResponse, limit: int = 64 * 1024) -> bool:

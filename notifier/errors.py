@@ -37,3 +37,11 @@ class DuplicateAdminError(NotifierError):
 
 class DeliveryRefusedError(NotifierError):
     """A delivery URL may not be used (scheme, credentials, or a non-public address)."""
+
+
+class UnsubscribeLinkError(NotifierError):
+    """An unsubscribe link that cannot be used; ``reason`` is invalid, expired or inactive."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -9,16 +9,22 @@ setting, and deleting that row voids every link ever sent. What a token turns of
 - ``email``: the admin's email switch (summaries that mix categories).
 
 Required events still arrive after any of these: they cannot be turned off.
+
+A link works for :data:`UNSUBSCRIBE_LINK_LIFETIME` after its email was sent (the date is
+in the signed token), and only while its admin is active: a link forwarded or found in an
+old mailbox does not keep working forever, nor for an account that was taken away.
 """
 
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
+from .errors import UnsubscribeLinkError
 from .models import AdminPreferences, AdminUser, NotifierKey
 from .preference_store import forget_preferences, turn_off
 from .preferences import Channel, DigestFrequency, categories
@@ -27,6 +33,7 @@ from .types import UTCDateTime, utcnow
 __all__ = [
     "DIGEST",
     "EMAIL",
+    "UNSUBSCRIBE_LINK_LIFETIME",
     "describe",
     "sign",
     "signing_key",
@@ -36,6 +43,9 @@ __all__ = [
 
 DIGEST = "digest"
 EMAIL = "email"
+#: How long a link works after it was sent: about six months, longer than anyone keeps
+#: acting on an email, short enough that old mailboxes do not hold live links for good.
+UNSUBSCRIBE_LINK_LIFETIME = timedelta(days=183)
 _KEY_NAME = "unsubscribe"
 _CACHED = "notifier_unsubscribe_key"  # the key, read once per session
 _SALT = "notifier.unsubscribe"
@@ -68,23 +78,40 @@ def _known(what: str) -> bool:
     return what in (DIGEST, EMAIL) or what in categories()
 
 
-def sign(db: Session, user_id: int, what: str) -> str:
-    """A URL-safe token that turns ``what`` off for admin ``user_id``."""
+def sign(db: Session, user_id: int, what: str, *, now: datetime | None = None) -> str:
+    """A URL-safe token that turns ``what`` off for admin ``user_id``, dated ``now``."""
     if not _known(what):
         raise ValueError(f"cannot unsubscribe from {what!r}")
-    return URLSafeSerializer(_key(db), salt=_SALT).dumps([user_id, what])
+    issued = int((now or utcnow()).timestamp())
+    return URLSafeSerializer(_key(db), salt=_SALT).dumps([user_id, what, issued])
 
 
-def verify(db: Session, token: str) -> tuple[AdminUser, str] | None:
-    """The admin and what the token turns off, or None (forged, void, or the admin gone)."""
+def verify(db: Session, token: str, *, now: datetime | None = None) -> tuple[AdminUser, str]:
+    """The admin and what the token turns off.
+
+    Raises UnsubscribeLinkError: ``invalid`` (forged, void, or the admin gone), ``expired``
+    (older than :data:`UNSUBSCRIBE_LINK_LIFETIME`, or from before links carried a date) or
+    ``inactive`` (the admin is deactivated).
+    """
     try:
-        user_id, what = URLSafeSerializer(_key(db), salt=_SALT).loads(token)
+        payload = URLSafeSerializer(_key(db), salt=_SALT).loads(token)
     except (BadSignature, TypeError, ValueError):
-        return None
+        payload = None
+    if not isinstance(payload, list) or len(payload) not in (2, 3):
+        raise UnsubscribeLinkError("invalid", "this unsubscribe link is not valid")
+    user_id, what, *issued = payload
     if not isinstance(user_id, int) or not isinstance(what, str) or not _known(what):
-        return None
+        raise UnsubscribeLinkError("invalid", "this unsubscribe link is not valid")
     admin = db.get(AdminUser, user_id)
-    return (admin, what) if admin is not None else None
+    if admin is None:
+        raise UnsubscribeLinkError("invalid", "this unsubscribe link's account is gone")
+    # A link signed before links were dated (two items) cannot tell its age: expired.
+    oldest = (now or utcnow()) - UNSUBSCRIBE_LINK_LIFETIME
+    if not issued or not isinstance(issued[0], int) or issued[0] < oldest.timestamp():
+        raise UnsubscribeLinkError("expired", "this unsubscribe link has expired")
+    if not admin.is_active:
+        raise UnsubscribeLinkError("inactive", "this unsubscribe link's account is deactivated")
+    return admin, what
 
 
 def describe(what: str) -> str:

@@ -100,15 +100,24 @@ def delete_admin(db: Session, user: AdminUser) -> None:
     db.flush()
 
 
+def password_matches(stored_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches ``stored_hash``; None (no such admin) takes as long, and fails.
+
+    Needs no database: a login reads the hash, hands its connection back, then checks it,
+    so a burst of slow hash checks never holds the pool's connections.
+    """
+    if stored_hash is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return False
+    return check_password_hash(stored_hash, password)
+
+
 def authenticate(db: Session, email: str, password: str) -> AdminUser | None:
     """The active admin these credentials belong to, or None."""
     user = find_admin(db, email)
-    if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+    if not password_matches(user.password_hash if user else None, password):
         return None
-    if not check_password_hash(user.password_hash, password) or not user.is_active:
-        return None
-    return user
+    return user if user is not None and user.is_active else None
 
 
 def admin_for_host_user(

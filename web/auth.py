@@ -34,11 +34,12 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from notifier import (
     SESSION_LIFETIME,
-    authenticate,
     end_admin_sessions,
     end_session,
+    find_admin,
     is_app_path,
     metrics,
+    password_matches,
     prune_expired_sessions,
     session_admin,
     start_session,
@@ -174,6 +175,52 @@ def _client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
+def bad_token_wait() -> int:
+    """Seconds this client must wait after too many bad bearer tokens, or 0.
+
+    One count per client address for every door that takes a bearer token (the API and
+    ``/metrics``): guesses at either use up the same allowance.
+    """
+    return app_state().auth_throttle.retry_after(_client_ip())
+
+
+def count_bad_token() -> None:
+    """Count one bad bearer token (API or ``/metrics``) against this client's address."""
+    app_state().auth_throttle.fail(_client_ip())
+    metrics.inc("notifier_token_failures_total")
+
+
+def _reserve_attempt(email: str) -> int:
+    """Count a login attempt before its password is checked; the seconds to wait, or 0.
+
+    Per address and email, and (4x looser) per address: slows guessing one password and
+    spraying many accounts, without letting a stranger lock an admin out everywhere.
+    Counted first, atomically, so a burst sent at once is checked no more than the limit
+    allows; a success then clears its address-and-email count, and stays one of the
+    address's attempts.
+    """
+    state = app_state()
+    wait = state.login_throttle.reserve(f"{_client_ip()}\n{email}")
+    return wait or state.login_ip_throttle.reserve(_client_ip())
+
+
+def _check_credentials(email: str, password: str) -> AdminUser | None:
+    """The active admin with these credentials, or None.
+
+    The slow password hash is checked after the lookup's connection went back to the pool:
+    logins at once never hold more connections than the pool has (which answers 503).
+    """
+    with app_state().database.sessionmaker() as db:
+        found = find_admin(db, email)
+        admin_id, stored = (
+            (found.id, found.password_hash) if found and found.is_active else (0, None)
+        )
+    if not password_matches(stored, password):
+        return None
+    admin = db_session().get(AdminUser, admin_id)
+    return admin if admin is not None and admin.is_active else None
+
+
 @guest_route(auth_blueprint, "/static/<path:filename>", endpoint="static")
 def static(filename: str) -> Response:
     """The notifier's CSS and scripts (under its own prefix, so a host's /static is intact)."""
@@ -193,22 +240,15 @@ def login() -> Response | BaseResponse | tuple[str, int, dict[str, str]] | str:
         return render_template("notifier/login.html", next_url=next_url, error=None)
 
     email = request.form.get("email", "").strip().lower()
-    # Per address and email, and (4x looser) per address: slows guessing one password and
-    # spraying many accounts, without letting a stranger lock an admin out everywhere.
-    state = app_state()
-    account_key, ip_key = f"{_client_ip()}\n{email}", _client_ip()
-    wait = max(
-        state.login_throttle.retry_after(account_key),
-        state.login_ip_throttle.retry_after(ip_key),
-    )
+    wait = 0
     if not csrf_valid(request.form.get(CSRF_FORM_FIELD) or request.headers.get(CSRF_HEADER)):
         error, status = "Your form expired. Please try again.", 403
-    elif wait:
+    elif wait := _reserve_attempt(email):
         error, status = f"Too many failed attempts. Try again in {wait} seconds.", 429
     else:
-        admin = authenticate(db_session(), email, request.form.get("password", ""))
+        admin = _check_credentials(email, request.form.get("password", ""))
         if admin is not None:
-            state.login_throttle.reset(account_key)
+            app_state().login_throttle.reset(f"{_client_ip()}\n{email}")
             db = db_session()
             old_id = session.get(SESSION_ID_KEY)
             if isinstance(old_id, str):
@@ -226,8 +266,6 @@ def login() -> Response | BaseResponse | tuple[str, int, dict[str, str]] | str:
                 session.permanent = True
             csrf_token()
             return redirect(next_url)
-        state.login_throttle.fail(account_key)
-        state.login_ip_throttle.fail(ip_key)
         metrics.inc("notifier_login_failures_total")
         error, status = "Wrong email or password.", 401
     headers = {"Retry-After": str(wait)} if status == 429 else {}

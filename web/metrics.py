@@ -17,11 +17,12 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy import func, select
-from werkzeug.exceptions import NotFound, Unauthorized
+from werkzeug.exceptions import NotFound, TooManyRequests, Unauthorized
 
 from notifier import DeliveryChannel, DeliveryStatus, Severity, metrics
 from notifier.models import Delivery, PlatformAlert
 
+from .auth import bad_token_wait, count_bad_token
 from .state import app_state
 
 metrics_blueprint = Blueprint("notifier_metrics", __name__)
@@ -88,8 +89,18 @@ def scrape() -> Response:
     token = current_app.config.get("NOTIFIER_METRICS_TOKEN")
     if not token:
         raise NotFound()
-    sent = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+    sent = request.headers.get("Authorization")
+    if sent is None or not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        # As on the API: only a caller without the right token is throttled, and only a
+        # wrong token (not a missing one) counts, against the same allowance.
+        wait = bad_token_wait()
+        if wait:
+            raise TooManyRequests(
+                f"too many failed authentication attempts; retry in {wait} seconds",
+                retry_after=wait,
+            )
+        if sent is not None:
+            count_bad_token()
         raise Unauthorized("send Authorization: Bearer <NOTIFIER_METRICS_TOKEN>")
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

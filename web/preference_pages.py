@@ -10,6 +10,8 @@ from __future__ import annotations
 from flask import render_template, request, url_for
 
 from notifier import (
+    UNSUBSCRIBE_LINK_LIFETIME,
+    UnsubscribeLinkError,
     category_table,
     describe_unsubscribe,
     preferences_document,
@@ -23,15 +25,24 @@ from .pages import pages_blueprint
 from .routing import guest_route
 from .state import db_session
 
+# Gone for good (410) once expired; forbidden (403) while the account is deactivated.
+_REFUSED_STATUS = {"invalid": 404, "expired": 410, "inactive": 403}
+
 
 @guest_route(pages_blueprint, "/unsubscribe/<token>", methods=["GET", "POST"])
 def unsubscribe_link(token: str) -> tuple[str, int]:
     """GET: confirm with a button; POST (the button, or a mail client's one click): do it."""
     db = db_session()
-    found = verify_unsubscribe(db, token)
-    if found is None:
-        return render_template("notifier/unsubscribe.html", valid=False), 404
-    admin, what = found
+    try:
+        admin, what = verify_unsubscribe(db, token)
+    except UnsubscribeLinkError as exc:
+        status = _REFUSED_STATUS[exc.reason]
+        return render_template(
+            "notifier/unsubscribe.html",
+            valid=False,
+            reason=exc.reason,
+            lifetime_days=UNSUBSCRIBE_LINK_LIFETIME.days,
+        ), status
     changed = False
     if request.method == "POST":
         changed = unsubscribe(db, admin.id, what)

@@ -43,9 +43,11 @@ def throttle_storage(url: str) -> Storage:
 class FailureThrottle:
     """Counts failures per key; once ``limit`` happen within ``window`` seconds, the key waits.
 
-    Checking and counting are separate (check before the work, count only when it
-    failed), so a success never uses up the allowance; concurrent attempts that all pass
-    the check before any of them fails can overshoot the limit by the number in flight.
+    Two ways to use it. :meth:`retry_after` before the work and :meth:`fail` only when it
+    failed: a success never uses up the allowance, but attempts in flight at once all pass
+    the check before any of them is counted. :meth:`reserve` counts the attempt before the
+    work, in one atomic step of the storage: however many arrive at once, at most
+    ``limit`` go ahead (for the password checks of the login form).
     If the storage cannot be reached, the throttle lets the request through and logs it:
     an outage of the counter store must not lock every admin out.
     """
@@ -65,10 +67,25 @@ class FailureThrottle:
         try:
             if self._limiter.test(self._item, key):
                 return 0
-            reset_at = self._limiter.get_window_stats(self._item, key).reset_time
+            return self._wait(key)
         except Exception:
             log.exception("the throttle's storage failed; letting the request through")
             return 0
+
+    def reserve(self, key: str) -> int:
+        """Count one attempt for ``key`` unless it is throttled: 0 lets it go ahead, else the
+        seconds to wait (and nothing is counted)."""
+        try:
+            # hit() tests and adds in one step (a Lua script on Redis, a lock in memory).
+            if self._limiter.hit(self._item, key):
+                return 0
+            return self._wait(key)
+        except Exception:
+            log.exception("the throttle's storage failed; letting the request through")
+            return 0
+
+    def _wait(self, key: str) -> int:
+        reset_at = self._limiter.get_window_stats(self._item, key).reset_time
         return max(1, math.ceil(reset_at - time.time()))
 
     def fail(self, key: str) -> None:

@@ -527,11 +527,24 @@ PRIVATE_V6 = [
     "https://[fe80::1]/hook",  # link-local
     "https://[::ffff:a00:1]/hook",  # IPv4-mapped 10.0.0.1
     "https://[::ffff:5db8:d822]/hook",  # IPv4-mapped 93.184.216.34: public, refused too
+    "https://[::7f00:1]/hook",  # IPv4-compatible 127.0.0.1
+    "https://[::a9fe:a9fe]/hook",  # IPv4-compatible 169.254.169.254
+    "https://[fec0::1]/hook",  # site-local
 ]
 
 
-@pytest.mark.parametrize("url", PRIVATE_V6)
-def test_a_private_ipv6_literal_saved_in_development_is_refused_when_used(
+#: 127.0.0.1 and 169.254.169.254 as inet_aton (and so the resolver) also reads them.
+PRIVATE_NUMERIC_V4 = [
+    "https://2130706433/hook",
+    "https://0x7f.1/hook",
+    "https://127.1/hook",
+    "https://0251.0376.0251.0376/hook",
+    "https://169.254.169.254./hook",
+]
+
+
+@pytest.mark.parametrize("url", PRIVATE_V6 + PRIVATE_NUMERIC_V4)
+def test_a_private_address_saved_in_development_is_refused_when_used(
     database: Database, url: str
 ) -> None:
     with database.session_scope() as db:  # saved where private addresses were allowed ...

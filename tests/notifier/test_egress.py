@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import time
 
 import pytest
@@ -32,6 +34,9 @@ def _url(receiver: Receiver, host: str = "127.0.0.1") -> str:
         "https://[::ffff:8.8.8.8]/x",  # IPv4-mapped, even of a public address
         "https://[2606:4700::1111%25eth0]/x",  # a zone id names a local interface
         "https://[64:ff9b::a00:1]/x",  # NAT64 of 10.0.0.1
+        "https://[::7f00:1]/x",  # IPv4-compatible 127.0.0.1
+        "https://[::a9fe:a9fe]/x",  # IPv4-compatible 169.254.169.254
+        "https://[fec0::1]/x",  # site-local
         "https://0.0.0.0/x",
         "https://224.0.0.1/x",
     ],
@@ -55,14 +60,63 @@ def test_bad_urls_are_refused_with_a_reason(url: str, why: str) -> None:
         check_url(url)
 
 
-def test_a_hostname_that_resolves_to_loopback_is_refused_at_send_time(
+def test_localhost_names_are_refused_at_save_and_at_send(receiver: Receiver) -> None:
+    for host in ("localhost", "localhost.", "hooks.localhost"):
+        url = _url(receiver, host=host).replace("http://", "https://")
+        with pytest.raises(DeliveryRefusedError, match="loopback"):
+            check_url(url)
+        with pytest.raises(DeliveryRefusedError, match="loopback"):
+            post(url, b"{}", {})
+    assert receiver.requests == []
+
+
+def test_a_hostname_that_resolves_to_a_private_address_is_refused_at_save_and_at_send(
     receiver: Receiver,
 ) -> None:
-    url = _url(receiver, host="localhost").replace("http://", "https://")
-    check_url(url)  # the name itself looks fine when saved ...
+    # This machine's own name resolves to a loopback or private address (here 127.0.0.1).
+    host = socket.gethostname()
+    answers = {info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)}
+    if all(ipaddress.ip_address(str(a)).is_global for a in answers):
+        pytest.skip(f"{host} resolves to public addresses only")
+    url = _url(receiver, host=host).replace("http://", "https://")
     with pytest.raises(DeliveryRefusedError, match="resolves to"):
-        post(url, b"{}", {})  # ... but it is resolved and refused when used
+        check_url(url)  # resolved once when saved ...
+    with pytest.raises(DeliveryRefusedError, match="resolves to"):
+        post(url, b"{}", {})  # ... and again, and refused, when used
     assert receiver.requests == []
+
+
+def test_a_name_that_does_not_resolve_yet_is_accepted_at_save_and_refused_at_send() -> None:
+    url = "https://hooks.invalid/in"  # RFC 6761: .invalid never resolves
+    check_url(url)
+    with pytest.raises(DeliveryRefusedError, match="does not resolve"):
+        post(url, b"{}", {})
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("2130706433", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("0X7F.0.0.1", "127.0.0.1"),
+        ("0177.0.0.01", "127.0.0.1"),
+        ("127.1", "127.0.0.1"),
+        ("10.1.2", "10.1.0.2"),
+        ("0251.0376.0251.0376", "169.254.169.254"),
+        ("169.254.169.254.", "169.254.169.254"),
+        ("0xa9fea9fe", "169.254.169.254"),
+    ],
+)
+def test_every_numeric_ipv4_spelling_is_read_as_its_address(
+    receiver: Receiver, host: str, address: str
+) -> None:
+    url = f"https://{host}:{receiver.port}/x"
+    with pytest.raises(DeliveryRefusedError, match="not a public address"):
+        check_url(url)
+    # Allowed (local development), the send goes to the address the spelling names.
+    if address == "127.0.0.1":
+        response = post(url.replace("https", "http"), b"{}", {}, allow_private=True)
+        assert response.status == 204 and len(receiver.requests) == 1
 
 
 def test_with_allow_private_a_loopback_receiver_gets_the_body_and_headers(

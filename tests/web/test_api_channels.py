@@ -120,6 +120,52 @@ def test_urls_are_checked_by_the_engine_rules(app_config: dict[str, Any], token:
         strict.extensions["notifier"].state(strict).database.dispose()
 
 
+#: Private addresses in spellings other than the canonical one: every numeric form
+#: inet_aton reads, a trailing dot, IPv4-compatible and site-local IPv6, and names.
+DISGUISED_PRIVATE = [
+    "https://2130706433/in",  # 127.0.0.1 as one decimal number
+    "https://0x7f.1/in",  # 127.0.0.1 as hex "a.b"
+    "https://0177.0.0.01/in",  # 127.0.0.1 in octal
+    "https://10.1/in",  # 10.0.0.1 as "a.b"
+    "https://192.168.257/in",  # 192.168.1.1 as "a.b.c"
+    "https://0251.0376.0251.0376/in",  # 169.254.169.254 in octal
+    "https://169.254.169.254./in",  # trailing dot
+    "https://[::7f00:1]/in",  # IPv4-compatible 127.0.0.1
+    "https://[::a9fe:a9fe]/in",  # IPv4-compatible 169.254.169.254
+    "https://[fec0::1]/in",  # site-local
+    "https://localhost/in",  # a name for loopback
+    "https://api.localhost/in",  # every *.localhost is loopback (RFC 6761)
+]
+
+
+def test_private_addresses_in_any_spelling_are_refused_when_saved(
+    app_config: dict[str, Any], token: str
+) -> None:
+    strict = create_app(app_config | {"NOTIFIER_DELIVERY_ALLOW_PRIVATE": False})
+    client = strict.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    try:
+        ok = client.post(ENDPOINTS, json={"name": "x", "channel": "webhook", "url": SLACK_URL})
+        assert ok.status_code == 201
+        for url in DISGUISED_PRIVATE:
+            for response in (
+                client.post(ENDPOINTS, json={"name": "x", "channel": "webhook", "url": url}),
+                client.patch(f"{ENDPOINTS}/{ok.json['id']}", json={"url": url}),
+            ):
+                assert response.status_code == 422, (url, response.json)
+                error = response.json["error"]
+                assert error["code"] == "validation_error", url
+                assert "not a public address" in error["details"]["url"], (url, error)
+        assert [item["id"] for item in client.get(ENDPOINTS).json["items"]] == [ok.json["id"]]
+        assert (
+            client.get(f"{ENDPOINTS}/{ok.json['id']}")
+            .json["display_url"]
+            .startswith("https://hooks.slack.com/")
+        )
+    finally:
+        strict.extensions["notifier"].state(strict).database.dispose()
+
+
 def test_update_changes_only_what_is_sent(api: FlaskClient, receiver: Receiver) -> None:
     created = _webhook(api, receiver, min_priority="high", store_ids=[3, 1, 3])
     assert created["store_ids"] == [1, 3]

@@ -4,6 +4,7 @@ real email carries."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -11,9 +12,11 @@ from flask.testing import FlaskClient
 from notifier import Database, admin_notification_service
 from notifier.dispatch import DispatchSettings, dispatch_due
 from notifier.mail import SmtpSettings
+from notifier.models import AdminUser
 from notifier.outbox import ensure_default_email_endpoint
 from notifier.preference_store import preferences_document
-from notifier.unsubscribe import sign
+from notifier.unsubscribe import UNSUBSCRIBE_LINK_LIFETIME, sign
+from notifier.users import deactivate_admin
 from tests.receivers import MailSink
 from tests.web.conftest import API, Admin, make_admin
 
@@ -154,6 +157,41 @@ def test_forged_or_tampered_links_change_nothing(
         response = client.post(path)
         assert response.status_code == 404
         assert "not valid" in response.get_data(as_text=True)
+    with database.session_scope() as db:
+        document = preferences_document(db, admin.id)
+    assert document["rules"]["email"]["alert:database"]["mode"] == "immediate"
+
+
+def test_a_link_older_than_its_lifetime_shows_it_expired_and_changes_nothing(
+    client: FlaskClient, database: Database, admin: Admin
+) -> None:
+    issued = datetime.now(UTC) - UNSUBSCRIBE_LINK_LIFETIME - timedelta(days=1)
+    with database.session_scope() as db:
+        old = sign(db, admin.id, "alert:database", now=issued)
+        recent = sign(db, admin.id, "alert:database", now=issued + timedelta(days=2))
+    for method in (client.get, client.post):
+        response = method(f"/admin/unsubscribe/{old}")
+        assert response.status_code == 410
+        assert "expired" in response.get_data(as_text=True)
+    with database.session_scope() as db:
+        document = preferences_document(db, admin.id)
+    assert document["rules"]["email"]["alert:database"]["mode"] == "immediate"
+    assert client.post(f"/admin/unsubscribe/{recent}").status_code == 200
+
+
+def test_a_link_of_a_deactivated_admin_is_refused(
+    client: FlaskClient, database: Database, admin: Admin
+) -> None:
+    with database.session_scope() as db:
+        token = sign(db, admin.id, "alert:database")
+        user = db.get(AdminUser, admin.id)
+        assert user is not None
+        deactivate_admin(db, user)
+    for method in (client.get, client.post):
+        response = method(f"/admin/unsubscribe/{token}")
+        assert response.status_code == 403
+        page = response.get_data(as_text=True)
+        assert "deactivated" in page and admin.email not in page
     with database.session_scope() as db:
         document = preferences_document(db, admin.id)
     assert document["rules"]["email"]["alert:database"]["mode"] == "immediate"

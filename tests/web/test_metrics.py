@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from notifier.web import create_app
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifier import Database, DispatchSettings, admin_notification_service, endpoint_service
@@ -176,6 +177,27 @@ def test_metrics_need_the_token(app: Flask, client: FlaskClient) -> None:
     app.config["NOTIFIER_METRICS_TOKEN"] = None
     # off: nothing there at all
     assert client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
+
+
+def test_wrong_metrics_tokens_are_throttled_like_wrong_api_tokens(
+    app_config: dict[str, Any],
+) -> None:
+    app = create_app({**app_config, "NOTIFIER_AUTH_FAILURES_PER_IP": 3})
+    client = app.test_client()
+    wrong = {"Authorization": "Bearer guess"}
+    try:
+        assert [client.get("/metrics", headers=wrong).status_code for _ in range(2)] == [401] * 2
+        # One count per client for both doors: a bad API token is the third failure.
+        bad_api = client.get(API, headers={"Authorization": "Bearer ntf_guess"})
+        assert bad_api.status_code == 401
+        throttled = client.get("/metrics", headers=wrong)
+        assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) > 0
+        assert client.get(API, headers={"Authorization": "Bearer ntf_guess"}).status_code == 429
+        # The scraper with the right token is never locked out by a guesser on its address.
+        right = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert right.status_code == 200
+    finally:
+        app.extensions["notifier"].state(app).database.dispose()
 
 
 @pytest.fixture

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import re
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import requests
 from flask import Flask
 from notifier.web import create_app
 
 from notifier.config import Settings
+from notifier.db import Database
 from notifier.errors import ConfigurationError
-from tests.web.conftest import API
+from tests.web.conftest import API, make_admin
+from tests.web.test_cli import _free_port, notifier_serve
 
 
 def _apps(config: dict[str, Any], count: int) -> list[Flask]:
@@ -86,3 +95,76 @@ def test_storage_defaults_to_a_redis_broker_else_memory() -> None:
                 "NOTIFIER_RATELIMIT_STORAGE_URL": "memcached://m:11211",
             }
         )
+
+
+# -- a burst of logins against `notifier serve` ------------------------------------------
+
+
+def _login_burst(base: str, count: int, *, distinct_addresses: bool = False) -> list[int]:
+    """``count`` wrong-password logins for one email, sent at once on their own connections.
+
+    With ``distinct_addresses`` each claims its own client address (X-Forwarded-For, the
+    server trusting one proxy), so no per-address limit stops them: every one is checked.
+    """
+    session = requests.Session()
+    form = session.get(f"{base}/admin/login", timeout=10)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf, form.text
+    cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+    body = {"email": "admin@example.com", "password": "wrong", "csrf_token": csrf.group(1)}
+    start = threading.Barrier(count)
+
+    def attempt(number: int) -> int:
+        headers = {"Cookie": cookie}
+        if distinct_addresses:
+            headers["X-Forwarded-For"] = f"10.1.{number // 250}.{number % 250}"
+        start.wait()
+        response = requests.post(
+            f"{base}/admin/login", data=body, headers=headers, timeout=60, allow_redirects=False
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(attempt, range(count)))
+
+
+@contextmanager
+def _server(tmp_path: Path, database: Database, redis_url: str, **env: str) -> Iterator[str]:
+    """``notifier serve --workers 2`` (default threads) counting failures in Redis."""
+    make_admin(database)
+    port = str(_free_port())
+    environment = {"NOTIFIER_RATELIMIT_STORAGE_URL": redis_url, **env}
+    with notifier_serve(
+        tmp_path, database.url, "--port", port, "--workers", "2", "--no-access-log", env=environment
+    ):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.slow
+def test_concurrent_wrong_passwords_are_checked_at_most_the_limit(
+    tmp_path: Path, pg_database: Database, redis_url: str
+) -> None:
+    with _server(tmp_path, pg_database, redis_url) as base:
+        statuses = _login_burst(base, 30)
+    # Each attempt is counted before its password is checked: 5 are checked, 25 wait.
+    assert sorted(statuses) == [401] * 5 + [429] * 25
+
+
+@pytest.mark.slow
+def test_a_burst_of_logins_gets_401_or_429_never_5xx(
+    tmp_path: Path, pg_database: Database, redis_url: str
+) -> None:
+    with _server(tmp_path, pg_database, redis_url) as base:
+        statuses = _login_burst(base, 100)
+    assert set(statuses) <= {401, 429} and statuses.count(401) == 5, sorted(statuses)
+
+
+@pytest.mark.slow
+def test_logins_checked_at_once_never_run_out_of_database_connections(
+    tmp_path: Path, pg_database: Database, redis_url: str
+) -> None:
+    # 100 clients each under its own limit: 100 password checks at once on 2 processes
+    # with more threads than pooled connections; each is answered 401, none 503.
+    with _server(tmp_path, pg_database, redis_url, NOTIFIER_TRUSTED_PROXIES="1") as base:
+        statuses = _login_burst(base, 100, distinct_addresses=True)
+    assert statuses == [401] * 100, sorted(statuses)

@@ -7,11 +7,9 @@ from typing import NoReturn
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from notifier import metrics
-
-from ..auth import CSRF_HEADER, SAFE_METHODS, csrf_valid, identify
+from ..auth import CSRF_HEADER, SAFE_METHODS, bad_token_wait, count_bad_token, csrf_valid, identify
 from ..host_login import sign_in_url
-from ..state import API_PREFIX, app_state
+from ..state import API_PREFIX
 from .errors import ApiError, handle_api_error
 from .operations import OperationRegistry
 
@@ -32,9 +30,7 @@ def _guard() -> None:
     if caller.admin is None:
         # Only callers without valid credentials are throttled: an address that sent many
         # bad tokens (or a proxy that many clients share) never locks out a valid one.
-        throttle = app_state().auth_throttle
-        ip = request.remote_addr or "unknown"
-        wait = throttle.retry_after(ip)
+        wait = bad_token_wait()
         if wait:
             raise ApiError(
                 429,
@@ -42,8 +38,7 @@ def _guard() -> None:
                 headers={"Retry-After": str(wait)},
             )
         if caller.method == "bad-token":
-            throttle.fail(ip)
-            metrics.inc("notifier_token_failures_total")
+            count_bad_token()
             message = "the bearer token is unknown, revoked, or its admin is deactivated"
         else:
             where = sign_in_url("/").split("?", 1)[0]
