@@ -161,10 +161,13 @@ def matches(
 def _enabled_endpoints(db: Session) -> list[DeliveryEndpoint]:
     # Read once per session: a batch of failures must not read the endpoints per row.
     # Sessions here are short (one transaction, one request); the endpoint service drops
-    # the cached list when it changes an endpoint.
+    # the cached list when it changes an endpoint. In id order: the deliveries queued from
+    # it take their endpoints' rows (the foreign key's share lock) in the order every
+    # other path locks them, never in whatever order the table happens to be stored.
     cached: list[DeliveryEndpoint] | None = db.info.get(_ENDPOINTS)
     if cached is None:
-        cached = list(db.scalars(select(DeliveryEndpoint).where(DeliveryEndpoint.is_enabled)))
+        enabled = select(DeliveryEndpoint).where(DeliveryEndpoint.is_enabled)
+        cached = list(db.scalars(enabled.order_by(DeliveryEndpoint.id)))
         db.info[_ENDPOINTS] = cached
     return [endpoint for endpoint in cached if endpoint.is_enabled]
 
