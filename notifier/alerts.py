@@ -15,6 +15,7 @@ from .errors import AlreadyResolvedError, ValidationError
 from .keyset import TOTAL_CAP, CappedCount, Page, SortKey, capped_count_query, keyset_page
 from .metrics import inc_on_commit
 from .models import PlatformAlert
+from .notifications import admin_notification_service
 from .paging import fetch_page, page_bounds
 from .types import utcnow
 from .upserts import upsert_alert
@@ -344,9 +345,11 @@ class PlatformAlertService:
     def get_statistics(
         self, db: Session, *, tz: tzinfo | None = None, now: datetime | None = None
     ) -> dict[str, Any]:
-        """Counts of alerts for the statistics cards and the alert breakdowns.
+        """Counts for the statistics cards and the alert breakdowns.
 
-        Keys: active_alerts, critical_alerts (active and critical; a snoozed alert is not
+        Keys: unread_notifications (exact up to ``keyset.UNREAD_CAP``, then the cap with
+        unread_notifications_exact False; kept here, where hosts read it since the first
+        release), active_alerts, critical_alerts (active and critical; a snoozed alert is not
         active until its snooze ends), snoozed_alerts, acknowledged_alerts (active ones),
         resolved_today (since midnight in ``NOTIFIER_TIMEZONE``), total_alerts (exact up to
         ``keyset.TOTAL_CAP``, then the cap with total_alerts_exact False), and
@@ -396,7 +399,10 @@ class PlatformAlertService:
             )
         ).one()
         total_alerts = CappedCount.of(total)
+        unread = admin_notification_service.get_unread_count(db)
         return {
+            "unread_notifications": unread.value,
+            "unread_notifications_exact": unread.exact,
             "active_alerts": sum(by_severity.values()),
             "critical_alerts": by_severity[Severity.CRITICAL.value],
             "snoozed_alerts": snoozed,

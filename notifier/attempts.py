@@ -367,13 +367,19 @@ def _lock_endpoints(db: Session, ids: set[int]) -> None:
     stamps A then marks B failing, the other stamps B then marks A failing) would otherwise
     each hold the row the other waits for: a deadlock, one record lost and its sends
     repeated. Taken in one order up front, the second waits for the first instead.
+
+    ``FOR NO KEY UPDATE``, the lock an UPDATE of these columns takes anyway: it leaves
+    alone the key-share lock that an INSERT of a delivery takes on its endpoint (the
+    foreign key check), so an API write queueing deliveries never waits for a record, nor
+    a record for it, in whatever order each meets the rows (``FOR UPDATE`` blocked those
+    inserts and deadlocked with them).
     """
     if ids and db.get_bind().dialect.name == "postgresql":
         db.execute(
             select(DeliveryEndpoint.id)
             .where(DeliveryEndpoint.id.in_(sorted(ids)))
             .order_by(DeliveryEndpoint.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
 
 

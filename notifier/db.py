@@ -142,6 +142,8 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         # A deferred transaction that reads and then writes fails at once ("database is
         # locked") if another connection committed in between; IMMEDIATE waits instead.
+        # Asked for per transaction (session_scope(immediate=True)) or per session, by
+        # binding it to the engine copy that carries the option (Database.session).
         immediate = connection.get_execution_options().get("notifier_immediate", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
@@ -171,6 +173,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = self.engine.execution_options(notifier_immediate=True)
         self._owns_engine = True
         self._publisher = _publisher(self.engine, live_redis_url)
 
@@ -187,6 +190,7 @@ class Database:
         database.url = engine.url.render_as_string(hide_password=False)
         database.engine = engine
         database.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+        database._writer = engine.execution_options(notifier_immediate=True)
         database._owns_engine = False
         database._publisher = _publisher(engine, live_redis_url)
         return database
@@ -195,6 +199,17 @@ class Database:
     def publishes_changes(self) -> bool:
         """Whether commits here publish change notices on Redis (``live_redis_url``)."""
         return self._publisher is not None
+
+    def session(self, *, immediate: bool = False) -> Session:
+        """A new session of :attr:`sessionmaker`; close it when done.
+
+        ``immediate``: every transaction it begins takes SQLite's write lock at BEGIN
+        (waiting up to the busy timeout for it), for a unit of work that reads and then
+        writes, such as a web request that changes something: begun deferred, its first
+        write fails at once ("database is locked") whenever another process committed
+        since its first read. No effect on PostgreSQL.
+        """
+        return self.sessionmaker(bind=self._writer) if immediate else self.sessionmaker()
 
     @contextmanager
     def session_scope(self, *, immediate: bool = False) -> Iterator[Session]:

@@ -217,11 +217,19 @@ def _renewed(database: Database, settings: DispatchSettings, batch: _Batch) -> _
     )
 
 
-def _claim_batch(database: Database, settings: DispatchSettings, limit: int) -> _Batch | None:
-    """Claim and read one batch in one transaction: the rows are ours while the claim holds."""
+def _claim_batch(
+    database: Database, settings: DispatchSettings, limit: int, *, first: bool = False
+) -> _Batch | None:
+    """Claim and read one batch in one transaction: the rows are ours while the claim holds.
+
+    ``first``: a run's first batch, which also makes sure the default email rule exists
+    when SMTP is set (every dispatcher, whichever process runs it, starts this way).
+    """
     lanes: dict[str, list[tuple[Delivery, DeliveryEndpoint]]] = defaultdict(list)
     by_recipient: dict[int, list[int]] = defaultdict(list)
     with database.session_scope(immediate=True) as db:
+        if first and settings.smtp is not None:
+            ensure_default_email_endpoint(db)
         rows = _claim(db, utcnow(), limit, settings.claim_lease)
         if not rows:
             return None
@@ -267,11 +275,13 @@ def dispatch_batches(
     As :func:`dispatch_due`, and the next batch is claimed and read while the current one
     is sent: a batch's database round trips overlap the sends instead of pausing them.
     One URL's deliveries still go in order (a batch's sends start once the last batch's
-    sends are done). Connections are kept for the run.
+    sends are done). Connections are kept for the run. With SMTP set, the run first makes
+    sure the default email rule ("Admins by email") exists: every dispatcher (the task,
+    the drainer's thread, ``notifier dispatch``) runs this function, so this is its one home.
     """
     report = DispatchReport()
     size = limit or settings.batch_size
-    batch = _claim_batch(database, settings, size)
+    batch = _claim_batch(database, settings, size, first=True)
     if batch is None:
         return report
     report.batches = 1
@@ -359,12 +369,9 @@ class DispatcherThread:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the thread (once); with SMTP set, make sure the default email rule exists."""
+        """Start the thread (once); its first run creates the default email rule if due."""
         if self._thread is not None:
             return
-        if self.settings.smtp is not None:
-            with self.database.session_scope(immediate=True) as db:
-                ensure_default_email_endpoint(db)
         self._thread = threading.Thread(
             target=run_dispatcher,
             args=(self.database, self.settings),

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -133,19 +133,43 @@ def _typed(column: InstrumentedAttribute[Any], value: Any) -> Any:
     return value
 
 
-class CappedCount(NamedTuple):
+class CappedCount(int):
     """A count exact up to its cap (:data:`TOTAL_CAP` unless told); beyond, the cap with
-    ``exact`` False."""
+    ``exact`` False.
 
-    value: int
+    It is the ``int`` it shows, so code written against a plain count keeps working
+    (``count == 0``, ``count - 1``, ``json.dumps(count)``, ``f"{count}"``); ``exact`` says
+    whether it is the whole count. Two counts are equal when they show the same number
+    with the same exactness (1,000 is not 1,000+); against an ``int`` only the number counts.
+    """
+
     exact: bool
 
-    def __bool__(self) -> bool:
-        """Whether anything was counted (a tuple would be true even for zero)."""
-        return self.value > 0
+    def __new__(cls, value: int, exact: bool = True) -> CappedCount:
+        count = super().__new__(cls, value)
+        count.exact = exact
+        return count
 
-    def __int__(self) -> int:
-        return self.value
+    @property
+    def value(self) -> int:
+        """The number shown, as a plain ``int``."""
+        return int(self)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CappedCount):
+            return int(self) == int(other) and self.exact == other.exact
+        return int(self) == other
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = int.__hash__
+
+    def __repr__(self) -> str:
+        return f"CappedCount({int(self)}, exact={self.exact})"
+
+    def __str__(self) -> str:  # int's, not the repr above (print, f-strings, templates)
+        return str(int(self))
 
     @classmethod
     def of(cls, counted: int | None, cap: int = TOTAL_CAP) -> CappedCount:
@@ -166,7 +190,7 @@ def capped_count_query(
 def capped_count(
     db: Session, entity: Any, conditions: Sequence[Any], cap: int = TOTAL_CAP
 ) -> CappedCount:
-    """How many rows match, counted up to ``cap``; ``(value, exact)``."""
+    """How many rows match, counted up to ``cap`` (a :class:`CappedCount`)."""
     return CappedCount.of(db.scalar(capped_count_query(entity, conditions, cap)), cap)
 
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import event, exists, select
+from sqlalchemy import event, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .enums import DeliveryChannel, DeliveryEvent, Priority, Severity
@@ -49,6 +49,8 @@ __all__ = [
 ]
 
 DEFAULT_EMAIL_ENDPOINT_NAME = "Admins by email"
+#: The PostgreSQL advisory lock key under which the default email rule is created.
+_EMAIL_RULE_LOCK = 0x6E6F7469666965  # "notifie"
 #: At most one immediate email per alert fingerprint in this window (a flapping alert that
 #: resolves and regresses over and over stays one email).
 EMAIL_ALERT_COOLDOWN = timedelta(minutes=15)
@@ -159,10 +161,13 @@ def matches(
 def _enabled_endpoints(db: Session) -> list[DeliveryEndpoint]:
     # Read once per session: a batch of failures must not read the endpoints per row.
     # Sessions here are short (one transaction, one request); the endpoint service drops
-    # the cached list when it changes an endpoint.
+    # the cached list when it changes an endpoint. In id order: the deliveries queued from
+    # it take their endpoints' rows (the foreign key's share lock) in the order every
+    # other path locks them, never in whatever order the table happens to be stored.
     cached: list[DeliveryEndpoint] | None = db.info.get(_ENDPOINTS)
     if cached is None:
-        cached = list(db.scalars(select(DeliveryEndpoint).where(DeliveryEndpoint.is_enabled)))
+        enabled = select(DeliveryEndpoint).where(DeliveryEndpoint.is_enabled)
+        cached = list(db.scalars(enabled.order_by(DeliveryEndpoint.id)))
         db.info[_ENDPOINTS] = cached
     return [endpoint for endpoint in cached if endpoint.is_enabled]
 
@@ -371,11 +376,17 @@ def ensure_default_email_endpoint(db: Session) -> DeliveryEndpoint:
 
     Created once (admins may then edit its filter or disable it like any endpoint).
     """
-    existing = db.scalar(
-        select(DeliveryEndpoint).where(DeliveryEndpoint.channel == DeliveryChannel.EMAIL).limit(1)
-    )
+    email = select(DeliveryEndpoint).where(DeliveryEndpoint.channel == DeliveryChannel.EMAIL)
+    existing = db.scalar(email.limit(1))
     if existing is not None:
         return existing
+    if db.get_bind().dialect.name == "postgresql":
+        # Two dispatchers starting at once would each add one, and every admin would get
+        # each email twice: the second waits here for the first's commit, then sees it.
+        db.execute(select(func.pg_advisory_xact_lock(_EMAIL_RULE_LOCK)))
+        existing = db.scalar(email.limit(1))
+        if existing is not None:
+            return existing
     endpoint = DeliveryEndpoint(
         name=DEFAULT_EMAIL_ENDPOINT_NAME,
         channel=DeliveryChannel.EMAIL,

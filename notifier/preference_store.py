@@ -9,7 +9,8 @@ The document is what the API and the settings page exchange::
      "digest": {"frequency": "daily", "hour": 8}}
 
 Saving replaces the whole document (a missing part takes its default); every problem is
-reported at once, keyed by the field's path, before anything is written.
+reported at once, keyed by the field's path, before anything is written. A locked row
+(``category_table``'s ``locked_at``) cannot be off: its required events arrive anyway.
 """
 
 from __future__ import annotations
@@ -62,12 +63,30 @@ def _clock(value: str) -> time:
     return time(int(hours), int(minutes))
 
 
+def _locked_at(category: str) -> str | None:
+    """The level from which ``category`` is required (always delivered at once), if any."""
+    kind, type_ = category.split(":", 1)
+    if kind == "alert" or type_ in REQUIRED_NOTIFICATION_TYPES:
+        return "critical"
+    return None
+
+
+def _rule(category: str, cell: Mapping[str, Any]) -> Rule:
+    mode, level = Mode(cell["mode"]), cell.get("min_level")
+    locked = _locked_at(category)
+    if mode is Mode.OFF and locked is not None:
+        # "Off" on a locked row (stored before saving refused it, or by an unsubscribe
+        # link) delivers exactly what "immediate from the locked level" does: say so.
+        return Rule(Mode.IMMEDIATE, locked)
+    return Rule(mode, level)
+
+
 def preferences_of(row: AdminPreferences | None) -> Preferences:
     """The decision's view of a stored row (defaults when there is none)."""
     if row is None:
         return Preferences()
     rules = {
-        (Channel(channel), category): Rule(Mode(cell["mode"]), cell.get("min_level"))
+        (Channel(channel), category): _rule(category, cell)
         for channel, cells in (row.rules or {}).items()
         for category, cell in cells.items()
     }
@@ -104,9 +123,7 @@ def category_table() -> list[dict[str, Any]]:
     table = []
     for key in categories():
         kind, type_ = key.split(":", 1)
-        locked = None
-        if kind == "alert" or type_ in REQUIRED_NOTIFICATION_TYPES:
-            locked = "critical"
+        locked = _locked_at(key)
         table.append(
             {"key": key, "kind": kind, "type": type_, "levels": _LEVELS[kind], "locked_at": locked}
         )
@@ -175,6 +192,14 @@ def _rules(check: Checker, value: Any) -> dict[str, dict[str, dict[str, Any]]]:
             mode = check.enum(f"{at}.mode", cell.get("mode"), Mode)
             if channel == Channel.IN_APP and mode is Mode.DIGEST:
                 check.fail(f"{at}.mode", "must be off or immediate on the in-app channel")
+            locked = _locked_at(category)
+            if mode is Mode.OFF and locked is not None:
+                # Saved, "off" would read as off while the required ones keep arriving.
+                check.fail(
+                    f"{at}.mode",
+                    f"{category} is locked at {locked}: {locked} ones always arrive at once, "
+                    f'so it cannot be off; for only those, choose "immediate" from {locked}',
+                )
             level = cell.get("min_level")
             levels = _LEVELS[category.split(":", 1)[0]]
             if level is not None and level not in levels:
@@ -281,7 +306,8 @@ def save_preferences(db: Session, user_id: int, document: Mapping[str, Any]) -> 
 def turn_off(db: Session, user_id: int, channel: Channel, category: str) -> bool:
     """Turn ``category`` off on ``channel`` for the admin (unsubscribe); False if already off.
 
-    Idempotent: a second call changes nothing. Required events still arrive (locked).
+    Idempotent: a second call changes nothing. A locked category keeps its required events:
+    it is set to what "off" delivers there, immediate from the locked level.
     """
     row = db.get(AdminPreferences, user_id)
     if row is None:
@@ -289,9 +315,13 @@ def turn_off(db: Session, user_id: int, channel: Channel, category: str) -> bool
         db.add(row)
     rules = {c: dict(cells) for c, cells in (row.rules or {}).items()}
     cell = rules.get(str(channel), {}).get(category)
-    if cell is not None and cell["mode"] == Mode.OFF:
+    off = _rule(category, {"mode": str(Mode.OFF)})
+    if cell is not None and (cell["mode"] == Mode.OFF or _rule(category, cell) == off):
         return False
-    rules.setdefault(str(channel), {})[category] = {"mode": str(Mode.OFF), "min_level": None}
+    rules.setdefault(str(channel), {})[category] = {
+        "mode": str(off.mode),
+        "min_level": off.min_level,
+    }
     row.rules = rules
     row.updated_at = utcnow()
     db.flush()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 from sqlalchemy.orm import Session
 
 from notifier import Database, configured_timezone
@@ -25,6 +25,8 @@ API_PREFIX = "/api/v1/admin/notifications"
 ADMIN_PREFIX = "/admin"
 #: The key of ``app.extensions`` under which the extension keeps itself.
 EXTENSION_KEY = "notifier"
+#: Requests that change nothing (a GET's one best-effort write, a token's last use, may fail).
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass
@@ -83,7 +85,11 @@ def db_session() -> Session:
             # The host's session: its request owns the transaction, and Flask-SQLAlchemy
             # removes it at teardown; a notification written here commits with host work.
             return state.host_session()
-        session = state.database.sessionmaker()
+        # A request that may write begins its transactions IMMEDIATE (SQLite): it reads
+        # (who is asking, what exists) before it writes, and begun deferred that write
+        # fails when a worker or a dispatcher committed in between. Reads stay deferred,
+        # so they never wait for a writer.
+        session = state.database.session(immediate=request.method not in _READ_METHODS)
         g._notifier_session = session
     return session
 

@@ -173,14 +173,14 @@ def test_failures_of_a_snoozed_alert_raise_no_notifications(db_session: Session)
     record_failures(db_session, [_report("k1")], cooldown=timedelta(0))
     db_session.commit()
     [alert] = service.get_alerts(db_session)[0]
-    assert admin_notification_service.get_unread_count(db_session) == (1, True)
+    assert admin_notification_service.get_unread_count(db_session) == 1
     service.snooze_alert(db_session, alert.id, until=utcnow() + timedelta(hours=1))
     db_session.commit()
     record_failures(db_session, [_report("k2")], cooldown=timedelta(0))
     db_session.commit()
     db_session.refresh(alert)
     assert alert.occurrence_count == 2
-    assert admin_notification_service.get_unread_count(db_session) == (1, True)
+    assert admin_notification_service.get_unread_count(db_session) == 1
 
 
 def test_a_regression_after_resolve_is_a_new_unacknowledged_alert_that_notifies(

@@ -9,15 +9,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from notifier import AdminSession, AdminUser, Database
+from notifier import AdminSession, AdminUser, Database, admin_notification_service
 from notifier.sessions import session_admin, start_session
 from notifier.users import authenticate
+from tests.receivers import MailSink
 
 
 def _notifier(
-    tmp_path: Path, *args: str, stdin: str | None = None
+    tmp_path: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "NOTIFIER_INSTANCE_PATH": str(tmp_path / "instance")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "NOTIFIER_INSTANCE_PATH": str(tmp_path / "instance"),
+        **(env or {}),
+    }
     return subprocess.run(
         [sys.executable, "-m", "notifier.cli", *args],
         capture_output=True,
@@ -222,3 +227,25 @@ def test_unknown_celery_app_is_explained(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "cannot import 'no_such_module'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_dispatch_with_smtp_set_emails_the_admins_of_a_web_only_install(
+    tmp_path: Path, cli_db: Database, smtp_server: tuple[str, MailSink]
+) -> None:
+    url, sink = smtp_server
+    smtp = {"NOTIFIER_SMTP_URL": url, "NOTIFIER_MAIL_FROM": "notifier@shop.example"}
+    created = _notifier(tmp_path, "create-admin", "ops@example.com", "--password", "pass-word-1")
+    assert created.returncode == 0, created.stderr
+    # No worker: `notifier dispatch` is the only dispatcher, and starting it with SMTP set
+    # creates the "Admins by email" rule.
+    started = _notifier(tmp_path, "dispatch", "--once", env=smtp)
+    assert started.returncode == 0, started.stderr
+    with cli_db.session_scope() as db:  # what the web app records
+        admin_notification_service.create_notification(
+            db, type="security_alert", priority="critical", title="Breach", message="m"
+        )
+    sent = _notifier(tmp_path, "dispatch", "--once", env=smtp)
+    assert sent.returncode == 0, sent.stderr
+    assert "Dispatched 1 deliveries" in sent.stdout
+    [mail] = sink.to("ops@example.com")
+    assert mail["Subject"] == "[CRITICAL] security_alert: Breach"

@@ -68,7 +68,15 @@ def test_a_digest_counts_by_type_and_priority_and_lists_the_loudest_open_alerts(
     _admin(
         database,
         "picky",
-        HOURLY | {"rules": {"email": {"notification:import_failure": off, "alert:capacity": off}}},
+        HOURLY
+        | {
+            "rules": {
+                "email": {
+                    "notification:import_failure": off,
+                    "alert:capacity": {"mode": "immediate", "min_level": "critical"},
+                }
+            }
+        },
     )
     _admin(database, "none")  # no digest
     _notify(database, 3)

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from notifier import (
     AdminNotification,
+    Database,
     NotificationType,
     Priority,
     ValidationError,
+    platform_alert_service,
 )
 from notifier import (
     admin_notification_service as service,
 )
+from notifier.keyset import UNREAD_CAP
 from notifier.users import create_admin
 
 
@@ -123,13 +127,40 @@ def test_limit_is_capped_at_200(db_session: Session) -> None:
 
 def test_recent_and_unread_count(db_session: Session) -> None:
     notes = _make(db_session, 7)
-    assert service.get_unread_count(db_session) == (7, True)
+    assert service.get_unread_count(db_session) == 7
     recent = service.get_recent_notifications(db_session)
     assert [n.title for n in recent] == ["note 6", "note 5", "note 4", "note 3", "note 2"]
     service.mark_as_read(db_session, notes[6].id, user_id=None)
     db_session.commit()
-    assert service.get_unread_count(db_session) == (6, True)
+    assert service.get_unread_count(db_session) == 6
     assert service.get_recent_notifications(db_session, limit=1)[0].title == "note 5"
+
+
+def test_the_unread_count_is_the_integer_a_host_expects(database: Database) -> None:
+    # Host code written against ``get_unread_count() -> int`` keeps working.
+    with database.session_scope() as db:
+        count = service.get_unread_count(db)
+        assert count == 0 and not count and count.exact
+        assert count - 1 == -1 and count + 2 == 2 and max(count, 3) == 3
+        assert json.dumps({"unread": count}) == '{"unread": 0}'
+        assert f"{count} unread" == "0 unread"
+    with database.engine.begin() as conn:
+        conn.execute(
+            insert(AdminNotification),
+            [
+                {"type": "system_info", "title": f"n{i}", "message": "m"}
+                for i in range(UNREAD_CAP + 1)
+            ],
+        )
+    with database.session_scope() as db:
+        count = service.get_unread_count(db)
+        # Past the cap it shows the cap, and says it is not the whole count.
+        assert count == UNREAD_CAP and count.exact is False
+        assert json.dumps(count) == str(UNREAD_CAP)
+        # The statistics still carry the unread count where the first release put it.
+        stats = platform_alert_service.get_statistics(db)
+        assert stats["unread_notifications"] == UNREAD_CAP
+        assert stats["unread_notifications_exact"] is False
 
 
 def test_mark_as_read_keeps_first_reader(db_session: Session) -> None:
@@ -153,7 +184,7 @@ def test_mark_all_as_read_counts_only_unread(db_session: Session) -> None:
     service.mark_as_read(db_session, notes[0].id, user_id=None)
     assert service.mark_all_as_read(db_session, user_id=None) == 4
     db_session.commit()
-    assert service.get_unread_count(db_session) == (0, True)
+    assert service.get_unread_count(db_session) == 0
     assert service.mark_all_as_read(db_session, user_id=None) == 0
 
 

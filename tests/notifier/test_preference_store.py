@@ -32,7 +32,7 @@ DOCUMENT: dict[str, Any] = {
     "channels": {"in_app": True, "email": True},
     "rules": {
         "email": {"notification:import_failure": {"mode": "digest", "min_level": "high"}},
-        "in_app": {"alert:capacity": {"mode": "off", "min_level": None}},
+        "in_app": {"alert:capacity": {"mode": "immediate", "min_level": "critical"}},
     },
     "time_zone": "Europe/Berlin",
     "quiet_hours": [BERLIN_WEEKNIGHTS],
@@ -131,7 +131,11 @@ def test_turn_off_is_idempotent_and_keeps_the_rest(database: Database) -> None:
     with database.session_scope() as db:
         assert not turn_off(db, admin, Channel.EMAIL, "alert:database")
         document = preferences_document(db, admin)
-    assert document["rules"]["email"]["alert:database"]["mode"] == "off"
+    # alert:database is locked at critical: "off" there is immediate from critical.
+    assert document["rules"]["email"]["alert:database"] == {
+        "mode": "immediate",
+        "min_level": "critical",
+    }
     assert document["time_zone"] == "Asia/Tokyo"
 
 

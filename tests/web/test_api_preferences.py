@@ -101,6 +101,43 @@ def _unsubscribe_link(message: Any) -> str:
     return match.group(1)
 
 
+def test_a_locked_category_cannot_be_turned_off(
+    api: FlaskClient, client: FlaskClient, database: Database, admin: Admin
+) -> None:
+    off = {"mode": "off", "min_level": None}
+    document = {
+        "rules": {
+            "email": {"alert:database": off, "notification:store_issue": off},
+            "in_app": {"notification:security_alert": off},
+        }
+    }
+    response = api.put(PREFS, json=document)
+    assert response.status_code == 422, response.json
+    details = response.json["error"]["details"]
+    # Each locked row is named; the unlocked one set off is fine.
+    assert set(details) == {
+        "rules.email.alert:database.mode",
+        "rules.in_app.notification:security_alert.mode",
+    }
+    assert "locked at critical" in details["rules.email.alert:database.mode"]
+    assert api.get(PREFS).json["rules"]["email"]["notification:store_issue"]["mode"] == "immediate"
+    # What the page offers on a locked row instead: only the required ones.
+    only_critical = {"mode": "immediate", "min_level": "critical"}
+    allowed = {"rules": {"email": {"alert:database": only_critical}}}
+    assert api.put(PREFS, json=allowed).status_code == 200
+    assert api.get(PREFS).json["rules"]["email"]["alert:database"] == only_critical
+    # An unsubscribe link for a locked category sets the same, so the document an admin
+    # reads back always saves.
+    assert api.put(PREFS, json={}).status_code == 200
+    with database.session_scope() as db:
+        token = sign(db, admin.id, "alert:integration")
+    assert client.post(f"/admin/unsubscribe/{token}").status_code == 200
+    saved = api.get(PREFS).json
+    assert saved["rules"]["email"]["alert:integration"] == only_critical
+    del saved["categories"]
+    assert api.put(PREFS, json=saved).status_code == 200
+
+
 def test_one_click_unsubscribe_from_a_real_email(
     client: FlaskClient,
     database: Database,

@@ -42,7 +42,7 @@ QUIET_BELL = {
     "rules": {
         "in_app": {
             "notification:system_info": {"mode": "off", "min_level": None},
-            "notification:security_alert": {"mode": "off", "min_level": None},
+            "notification:security_alert": {"mode": "immediate", "min_level": "critical"},
             "notification:import_failure": {"mode": "immediate", "min_level": "high"},
         }
     }

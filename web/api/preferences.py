@@ -181,7 +181,8 @@ def get_preferences() -> Reply:
     responses={200: PreferencesOut, **WRITE_ERRORS},
 )
 def put_preferences(body: PreferencesIn) -> Reply:
-    """Save the whole document (required notifications stay on whatever it says)."""
+    """Save the whole document; a locked category set off is refused (422), as its
+    required events arrive whatever it says."""
     db = db_session()
     document = body.model_dump(by_alias=True, exclude_none=True)
     saved = save_preferences(db, _admin_id(), document)
