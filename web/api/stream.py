@@ -17,6 +17,7 @@ from notifier import (
     BellFilter,
     Database,
     Position,
+    ValidationError,
     admin_bell_filter,
     admin_notification_service,
 )
@@ -53,9 +54,25 @@ def _render(batch: Batch, only: BellFilter, database: Database) -> str:
     return "".join(parts)
 
 
+def _since() -> Position | None:
+    """Where the client left off: ``Last-Event-ID`` (a reconnect) or ``?since=``; 422 if bad."""
+    for name, text in (
+        ("Last-Event-ID", request.headers.get("Last-Event-ID")),
+        ("since", request.args.get("since")),
+    ):
+        if text:
+            try:
+                return Position.parse(text)
+            except ValueError as exc:
+                raise ValidationError({name: str(exc)}) from None
+    return None
+
+
 @api_blueprint.get("/stream")
 def stream() -> Response:
     """Open the event stream (``text/event-stream``)."""
+    # Before subscribing: a refused request must not take one of the process's stream slots.
+    since = _since()
     state = app_state()
     admin = current_admin()
     assert admin is not None  # the blueprint guard let only admins in
@@ -72,7 +89,6 @@ def stream() -> Response:
         subscriber = state.hub.subscribe()
     except TooManyStreams as exc:
         raise ApiError(503, f"{exc}; poll /recent instead", headers={"Retry-After": "30"}) from exc
-    since = Position.parse(request.headers.get("Last-Event-ID") or request.args.get("since"))
     heartbeat = float(config["NOTIFIER_STREAM_HEARTBEAT_SECONDS"])
     # Streams end after a while so the browser reconnects and is authenticated again: a
     # deactivated admin or a revoked token stops receiving within that time.
