@@ -8,6 +8,7 @@ database, so nothing is lost across a reconnect or a server restart.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 
@@ -68,6 +69,15 @@ def _since() -> Position | None:
     return None
 
 
+def _client_socket() -> socket.socket | None:
+    """The client's connection, where the server shows it (gunicorn, werkzeug's server)."""
+    for key in ("gunicorn.socket", "werkzeug.socket"):
+        connection = request.environ.get(key)
+        if isinstance(connection, socket.socket):
+            return connection
+    return None
+
+
 @api_blueprint.get("/stream")
 def stream() -> Response:
     """Open the event stream (``text/event-stream``)."""
@@ -86,7 +96,7 @@ def stream() -> Response:
         state.host_session().close()
     config = current_app.config
     try:
-        subscriber = state.hub.subscribe()
+        subscriber = state.hub.subscribe(_client_socket())
     except TooManyStreams as exc:
         raise ApiError(503, f"{exc}; poll /recent instead", headers={"Retry-After": "30"}) from exc
     heartbeat = float(config["NOTIFIER_STREAM_HEARTBEAT_SECONDS"])
@@ -105,6 +115,8 @@ def stream() -> Response:
             state.hub.unsubscribe(subscriber)
 
     response = Response(stream_with_context(events()), mimetype="text/event-stream")
+    # Also when the body is never read (the server gave up first): the slot must come back.
+    response.call_on_close(lambda: state.hub.unsubscribe(subscriber))
     # nginx buffers proxied responses unless told not to; an event must leave at once.
     response.headers["X-Accel-Buffering"] = "no"
     return response
