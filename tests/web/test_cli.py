@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import psutil
@@ -130,15 +129,6 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
 @contextmanager
 def serving(tmp_path: Path, *options: str) -> Iterator[tuple[str, str]]:
     """``notifier serve`` with ``options`` on a free port over a SQLite file."""
-    with serving_process(tmp_path, *options) as (base, token, _process):
-        yield base, token
-
-
-@contextmanager
-def serving_process(
-    tmp_path: Path, *options: str
-) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
-    """As :func:`serving`, with the server process too (to send it signals)."""
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     upgrade(url)
     database = Database(url)
@@ -158,8 +148,8 @@ def serving_process(
     )
     port = str(_free_port())
     args = ("--port", port, "--workers", "1", "--threads", "2", *options)
-    with notifier_serve(tmp_path, url, *args) as process:
-        yield f"http://127.0.0.1:{port}", token, process
+    with notifier_serve(tmp_path, url, *args):
+        yield f"http://127.0.0.1:{port}", token
 
 
 def _get(url: str, token: str) -> int:
@@ -337,7 +327,9 @@ def test_serve_holds_its_streams_on_threads_of_their_own(tmp_path: Path) -> None
                 response.close()
 
 
-def _open_stream(base: str, token: str) -> tuple[http.client.HTTPConnection, Any]:
+def _open_stream(
+    base: str, token: str
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     """A stream opened on its own connection, read up to its first event."""
     conn = http.client.HTTPConnection("127.0.0.1", int(base.rsplit(":", 1)[1]), timeout=20)
     conn.request("GET", f"{API}/stream", headers={"Authorization": f"Bearer {token}"})
@@ -349,8 +341,14 @@ def _open_stream(base: str, token: str) -> tuple[http.client.HTTPConnection, Any
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_stopping_serve_ends_open_streams_at_once(tmp_path: Path, signum: int) -> None:
-    with serving_process(tmp_path, "--graceful-timeout", "30") as (base, token, server):
+def test_stopping_serve_ends_open_streams_at_once(
+    tmp_path: Path, database: Database, signum: int
+) -> None:
+    token = make_token(database, make_admin(database))
+    port = str(_free_port())
+    args = ("--port", port, "--workers", "1", "--graceful-timeout", "30")
+    with notifier_serve(tmp_path, database.url, *args) as server:
+        base = f"http://127.0.0.1:{port}"
         streams = [_open_stream(base, token) for _ in range(2)]
         stopped = time.monotonic()
         server.send_signal(signum)
