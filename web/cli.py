@@ -56,12 +56,20 @@ class _Worker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no type hin
     """
 
     def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)  # first: a stream that ends now sees the stop
         end_streams()
-        super().handle_exit(sig, frame)
 
     def handle_quit(self, sig: int, frame: Any) -> None:
+        self.alive = False
         end_streams()
-        super().handle_quit(sig, frame)
+        super().handle_quit(sig, frame)  # exits
+
+    def handle_request(self, req: Any, conn: Any) -> bool:
+        keep_alive = bool(super().handle_request(req, conn))
+        # A response that ends after the stop began (the streams ended above) closes its
+        # connection: gunicorn would keep it 2 s more for a next request, but a browser
+        # reconnects a stream only after its `retry:` (3 s), so the worker would just wait.
+        return keep_alive and self.alive
 
 
 class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -352,10 +353,18 @@ def test_stopping_serve_ends_open_streams_at_once(
         streams = [_open_stream(base, token) for _ in range(2)]
         stopped = time.monotonic()
         server.send_signal(signum)
-        for conn, response in streams:
+        for _conn, response in streams:
             # the rest of the stream and its last chunk: an end, not a cut (IncompleteRead)
             assert b"event: unread" in response.read()
-            conn.close()
+        # As a browser does: keep the connection until the server closes it, then close.
+        open_sockets = [conn.sock for conn, _ in streams]
+        while open_sockets:
+            readable, _, _ = select.select(open_sockets, [], [], 10)
+            assert readable, "the server kept the ended streams' connections open"
+            for sock in readable:
+                assert sock.recv(1) == b""
+                sock.close()
+                open_sockets.remove(sock)
         server.wait(timeout=15)
         # About a second, not the 30 s --graceful-timeout: the streams ended, so the worker
         # had nothing left to wait for (the bound is loose for a busy test machine).
