@@ -57,6 +57,7 @@ from .failures import prune_processed as prune_processed
 from .failures import record_failures as record_failures
 from .keyset import CappedCount as CappedCount
 from .keyset import Page as KeysetPage
+from .migrate import schema_missing as schema_missing
 from .migrate import schema_problem as schema_problem
 from .migrate import upgrade as upgrade
 from .models import AdminNotification as AdminNotification
@@ -256,6 +257,7 @@ __all__ = [
     "revoke_token",
     "run_digests",
     "save_preferences",
+    "schema_missing",
     "schema_problem",
     "session_admin",
     "sign_webhook",

@@ -19,6 +19,7 @@ from sqlalchemy import DDL, event, func, or_, select
 from sqlalchemy.orm import Session
 
 from .models import AdminNotification, Base, PlatformAlert
+from .types import integer_bounds
 
 #: The PostgreSQL channel the triggers notify on.
 CHANNEL = "notifier_changes"
@@ -30,6 +31,9 @@ ALERT_REPLAY_OVERLAP = timedelta(seconds=2)
 REPLAY_MAX = 100
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The largest notification id the column holds, and the last microsecond Python can date.
+_NOTIFICATION_ID_MAX = integer_bounds(AdminNotification.id.type)[1]
+_CHANGE_MAX = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, order=True)
@@ -44,13 +48,21 @@ class Position:
 
     @classmethod
     def parse(cls, text: str | None) -> Position | None:
-        """The position in a ``Last-Event-ID``, or None when it is missing or malformed."""
+        """The position in a ``Last-Event-ID``, or None when there is none.
+
+        Raises ValueError (saying why) when ``text`` is malformed, or names a notification id
+        or an alert change no row can have: the replay's queries would fail on it.
+        """
         if not text:
             return None
         left, sep, right = text.strip().partition("-")
-        if not sep or not left.isdigit() or not right.isdigit() or len(text) > 40:
-            return None
-        return cls(int(left), int(right))
+        digits = left.isascii() and left.isdigit() and right.isascii() and right.isdigit()
+        if not sep or not digits or len(text) > 40:
+            raise ValueError("is not a position; send back an event id as the stream gave it")
+        position = cls(int(left), int(right))
+        if position.notification_id > _NOTIFICATION_ID_MAX or position.alert_change > _CHANGE_MAX:
+            raise ValueError("is past any position of this stream; send an id it gave")
+        return position
 
     def merge(self, other: Position) -> Position:
         """The later of the two, field by field."""

@@ -14,13 +14,14 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from .errors import ValidationError
+from .types import integer_bounds
 
 #: Totals are exact up to here; beyond, ``total_exact`` is False and the total says "at least".
 TOTAL_CAP = 10_000
@@ -94,7 +95,7 @@ class SortKey:
             return [
                 _typed(column, value) for column, value in zip(self.columns, values, strict=True)
             ]
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
             raise ValidationError(
                 {"cursor": "is not a cursor from this list; use next_cursor as given"}
             ) from None
@@ -113,13 +114,17 @@ def _plain(value: Any) -> Any:
 
 
 def _typed(column: InstrumentedAttribute[Any], value: Any) -> Any:
-    column_type = column.type
     # a TypeDecorator (UTCDateTime) names its Python type through the type it decorates
-    python_type = getattr(column_type, "impl", column_type).python_type
+    column_type = getattr(column.type, "impl", column.type)
+    python_type = column_type.python_type
     if python_type is datetime:
         if not isinstance(value, str):
             raise ValueError("not a timestamp")
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
+        # Ours always carry their zone; a naive one could only be compared by guessing it.
+        if moment.utcoffset() is None:
+            raise ValueError("a timestamp without its time zone")
+        return moment.astimezone(UTC)  # OverflowError past year 1 or 9999 (caught above)
     if python_type is bool:
         if not isinstance(value, bool):
             raise ValueError("not a boolean")
@@ -127,6 +132,9 @@ def _typed(column: InstrumentedAttribute[Any], value: Any) -> Any:
     if python_type is int:
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError("not an integer")
+        low, high = integer_bounds(column_type)
+        if not low <= value <= high:  # PostgreSQL would refuse it in the query itself
+            raise ValueError("out of the column's range")
         return value
     if not isinstance(value, str):
         raise ValueError("not text")

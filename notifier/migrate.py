@@ -21,6 +21,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData, Table, inspect, select, text
+from sqlalchemy.exc import DBAPIError
 
 from .db import make_engine
 from .models import Base
@@ -97,6 +98,17 @@ def adopt_legacy_version(connection: Connection, revisions: set[str]) -> str | N
 def notifier_revisions(config: Config) -> set[str]:
     """Every revision id the notifier ships."""
     return {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+
+
+def schema_missing(exc: BaseException) -> bool:
+    """Whether a database error says a notifier table or column is not there: ``notifier
+    init-db`` was never run against this database, or not since an upgrade."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    # PostgreSQL: undefined_table, undefined_column. SQLite has no codes, only the message.
+    if getattr(exc.orig, "sqlstate", None) in ("42P01", "42703"):
+        return True
+    return str(exc.orig).startswith(("no such table:", "no such column:"))
 
 
 def schema_problem(database_url: str) -> str | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, BigInteger, DateTime, SmallInteger
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 #: JSON everywhere, JSONB on PostgreSQL (so the alert upsert can merge arrays in SQL).
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -17,6 +17,21 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
+
+
+def integer_bounds(column_type: TypeEngine[Any]) -> tuple[int, int]:
+    """The lowest and highest value an integer column of this type holds on every database.
+
+    PostgreSQL's ``integer`` has 32 bits (``bigint`` 64, ``smallint`` 16) and refuses a
+    larger value even in a comparison; SQLite holds 64 bits in any of them.
+    """
+    if isinstance(column_type, BigInteger):
+        bits = 64
+    elif isinstance(column_type, SmallInteger):
+        bits = 16
+    else:
+        bits = 32
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):

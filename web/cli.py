@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from notifier import (
     Database,
@@ -21,6 +22,8 @@ from notifier import (
     revoke_token,
 )
 from notifier.cli import existing_admin, settings_options
+
+from .live import end_streams
 
 #: Seconds an idle keep-alive connection stays open. Longer than the idle timeout of common
 #: proxies and load balancers in front of it (nginx and AWS ALB: 60 s), so the proxy always
@@ -42,6 +45,31 @@ def _close_after_large_body(_worker: Any, req: Any) -> None:
         ):
             req.force_close()
             return
+
+
+class _Worker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's ``gthread`` worker that ends its open streams as soon as it is told to stop.
+
+    A stream never finishes by itself: a stop (SIGTERM: graceful; SIGINT: quick) waited out
+    ``--graceful-timeout`` and then cut them. Ended, they close cleanly, the worker has no
+    request left and exits at once, and each client reconnects with its ``Last-Event-ID``.
+    """
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)  # first: a stream that ends now sees the stop
+        end_streams()
+
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        self.alive = False
+        end_streams()
+        super().handle_quit(sig, frame)  # exits
+
+    def handle_request(self, req: Any, conn: Any) -> bool:
+        keep_alive = bool(super().handle_request(req, conn))
+        # A response that ends after the stop began (the streams ended above) closes its
+        # connection: gunicorn would keep it 2 s more for a next request, but a browser
+        # reconnects a stream only after its `retry:` (3 s), so the worker would just wait.
+        return keep_alive and self.alive
 
 
 class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
@@ -179,7 +207,7 @@ def serve(
         {
             "bind": f"{host}:{port}",
             "workers": workers,
-            "worker_class": "gthread",
+            "worker_class": _Worker,
             "threads": threads + max_streams,
             "child_exit": _worker_exited,
             # gthread's cap on open connections per worker; streams are long-lived ones.

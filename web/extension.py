@@ -31,7 +31,7 @@ from .auth import auth_blueprint, csrf_token, current_admin
 from .host_login import HostLogin, host_login
 from .live import Hub
 from .metrics import metrics_blueprint, observe_request, start_timer
-from .outage import DATABASE_DOWN, unavailable_page
+from .outage import DATABASE_ERRORS, unavailable_page
 from .pages import pages_blueprint
 from .routing import add_converters, drop_page_arg
 from .state import (
@@ -229,8 +229,8 @@ for _blueprint in _OWN:
 api_blueprint.before_request_funcs.setdefault(None, []).insert(0, start_timer)
 api_blueprint.after_request(observe_request)
 
-# People get a page saying the database is out of reach, not a 500 (the API answers JSON 503s
-# from its own handler).
+# People get a page saying the database is out of reach or not set up, not a 500 (the API
+# answers JSON 503s from its own handler).
 for _blueprint in (auth_blueprint, pages_blueprint):
-    for _error in DATABASE_DOWN:
+    for _error in DATABASE_ERRORS:
         _blueprint.register_error_handler(_error, unavailable_page)

@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import logging
 import queue
+import selectors
+import socket
 import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
@@ -68,22 +72,98 @@ class Batch:
 
 @dataclass(eq=False)
 class Subscriber:
-    """One open stream's inbox; ``None`` in it means "fell behind, reconnect"."""
+    """One open stream's inbox; ``None`` in it means "end the stream" (the reader fell
+    behind, its client left, or the server stops): the client reconnects and replays."""
 
     inbox: queue.Queue[Batch | None] = field(default_factory=lambda: queue.Queue(QUEUE_BATCHES))
 
     def offer(self, batch: Batch) -> bool:
-        """Queue ``batch``; False (and a closing ``None``) when the reader fell behind."""
+        """Queue ``batch``; False (and the stream ended) when the reader fell behind."""
         try:
             self.inbox.put_nowait(batch)
             return True
         except queue.Full:
-            try:
-                self.inbox.get_nowait()
-                self.inbox.put_nowait(None)
-            except (queue.Empty, queue.Full):
-                pass
+            self.end()
             return False
+
+    def end(self) -> None:
+        """Make the stream end after what it already holds (a batch may go: it is replayed)."""
+        while True:
+            try:
+                self.inbox.put_nowait(None)
+                return
+            except queue.Full:
+                with suppress(queue.Empty):
+                    self.inbox.get_nowait()
+
+
+class HangUps:
+    """Notices at once when the client of a stream closes its connection, for every stream
+    of a process in one thread (an idle stream would otherwise find out only when its next
+    heartbeat fails to send, holding its slot till then)."""
+
+    def __init__(self, on_hangup: Callable[[Subscriber], None]) -> None:
+        self._on_hangup = on_hangup
+        self._lock = threading.Lock()
+        # Made by the thread's first watch and closed when it stops: never one inherited
+        # across a fork (an epoll set shared with another process would mix their sockets).
+        self._selector: selectors.BaseSelector | None = None
+        self._watched: dict[Subscriber, socket.socket] = {}
+
+    def watch(self, subscriber: Subscriber, connection: socket.socket) -> None:
+        """Call back with ``subscriber`` once the peer of ``connection`` has closed it."""
+        with self._lock:
+            running = self._selector is not None
+            selector = self._selector or selectors.DefaultSelector()
+            try:
+                selector.register(connection, selectors.EVENT_READ, subscriber)
+            except (KeyError, ValueError, OSError):
+                if not running:
+                    selector.close()
+                return  # not a socket we can watch: the heartbeat finds the client gone
+            self._watched[subscriber] = connection
+            if not running:
+                self._selector = selector
+                thread = threading.Thread(
+                    target=self._run, args=(selector,), name="notifier-hangups", daemon=True
+                )
+                thread.start()
+
+    def forget(self, subscriber: Subscriber) -> None:
+        """Stop watching (before the server closes the connection and reuses its number)."""
+        with self._lock:
+            connection = self._watched.pop(subscriber, None)
+            if connection is not None and self._selector is not None:
+                self._selector.unregister(connection)
+
+    def _run(self, selector: selectors.BaseSelector) -> None:
+        while True:
+            with self._lock:
+                if not self._watched:
+                    self._selector = None
+                    selector.close()
+                    return
+            for key, _ in selector.select(timeout=1.0):
+                subscriber, connection = key.data, cast(socket.socket, key.fileobj)
+                hung_up = _hung_up(connection)
+                if hung_up is not None:
+                    self.forget(subscriber)  # readable once is enough to know
+                    if hung_up:
+                        self._on_hangup(subscriber)
+
+
+def _hung_up(connection: socket.socket) -> bool | None:
+    """Whether the client closed ``connection``: it sends nothing after its request, so
+    readable means closed. None for a false alarm; False when it cannot be told (bytes
+    arrived, TLS, or the stream just ended): then its next heartbeat finds out, as before."""
+    try:
+        return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return None
+    except ConnectionError:  # reset by the client
+        return True
+    except (OSError, ValueError):  # an SSLSocket takes no flags; a closed one raises
+        return False
 
 
 class Hub:
@@ -113,19 +193,30 @@ class Hub:
         #: writer, SQL included), else Redis when configured, else reading the database.
         self.source = "postgresql" if self.postgres else "redis" if redis_url else "poll"
         self.redis_url = redis_url
+        self._hangups = HangUps(self._hang_up)
+        self._stopping = False
+        _HUBS.add(self)
 
     @property
     def open_streams(self) -> int:
         """How many streams this process holds now."""
         return len(self._subscribers)
 
-    def subscribe(self) -> Subscriber:
-        """A new inbox; starts the watcher when it is the first. Raises TooManyStreams."""
+    def subscribe(self, connection: socket.socket | None = None) -> Subscriber:
+        """A new inbox; starts the watcher when it is the first. Raises TooManyStreams.
+
+        With the client's ``connection``, the stream ends (and frees its slot) as soon as
+        the client closes it.
+        """
         with self._lock:
+            if self._stopping:
+                raise TooManyStreams("this process is stopping")
             if len(self._subscribers) >= self.max_streams:
                 raise TooManyStreams(f"this process holds its {self.max_streams} streams")
             subscriber = Subscriber()
             self._subscribers.add(subscriber)
+            if connection is not None:
+                self._hangups.watch(subscriber, connection)
             if self._thread is None or not self._thread.is_alive():
                 self._ready.clear()
                 self._thread = threading.Thread(target=self._run, name="notifier-live", daemon=True)
@@ -139,6 +230,20 @@ class Hub:
         """Forget an inbox; the watcher stops by itself once none is left."""
         with self._lock:
             self._subscribers.discard(subscriber)
+        self._hangups.forget(subscriber)
+
+    def _hang_up(self, subscriber: Subscriber) -> None:
+        # Its slot is free from now on; the stream's thread wakes up and ends.
+        self.unsubscribe(subscriber)
+        subscriber.end()
+
+    def stop(self) -> None:
+        """End every open stream now and open no more (the process is stopping)."""
+        with self._lock:
+            self._stopping = True
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            subscriber.end()
 
     def _active(self) -> bool:
         with self._lock:
@@ -305,6 +410,22 @@ class Hub:
             self._alert_states.clear()
         self._alert_states[alert.id] = state
         return True
+
+
+#: Every hub of this process (one per app), for :func:`end_streams`; weak, so an app that
+#: is dropped takes its hub with it.
+_HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()
+
+
+def end_streams() -> None:
+    """End every open stream of this process at once; for a server that is stopping.
+
+    An open stream never finishes by itself, so a graceful stop would otherwise wait its
+    whole timeout and then cut them; ended, they close cleanly and each client reconnects
+    (to another process, or this one restarted) with its ``Last-Event-ID``.
+    """
+    for hub in list(_HUBS):
+        hub.stop()
 
 
 def replay(database: Database, since: Position | None) -> tuple[Batch, Position]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import insert
 
@@ -167,3 +170,33 @@ def test_the_alert_list_total_leaves_out_snoozed_alerts_up_to_the_cap(
     assert total() == (TOTAL_CAP, False)
     assert total(snoozed="true") == (2, True)
     assert total(is_resolved="true") == (0, True)
+
+
+def _forged(values: list[object]) -> str:
+    """A cursor of the right shape holding ``values``, as a client could craft one."""
+    raw = json.dumps(values).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("path", "values"),
+    [
+        ("", ["2026-01-01T00:00:00+00:00", 2**31]),  # past PostgreSQL's integer
+        ("", ["2026-01-01T00:00:00", 1]),  # no time zone
+        ("", ["0001-01-01T00:00:00+01:00", 1]),  # before the year 1 in UTC
+        ("/alerts", [False, "2026-01-01T00:00:00+00:00", 2**31]),
+        ("/alerts", [False, "2026-01-01T00:00:00", 1]),
+    ],
+)
+def test_a_crafted_cursor_out_of_range_is_422(
+    api: FlaskClient, path: str, values: list[object]
+) -> None:
+    response = api.get(f"{API}{path}", query_string={"cursor": _forged(values)})
+    assert response.status_code == 422
+    assert "next_cursor" in response.json["error"]["details"]["cursor"]
+
+
+def test_a_cursor_at_the_edge_of_the_range_is_a_page(api: FlaskClient) -> None:
+    values = ["9999-12-31T23:59:59.999999+00:00", 2**31 - 1]
+    response = api.get(API, query_string={"cursor": _forged(values)})
+    assert response.status_code == 200 and response.json["items"] == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import select
+import signal
 import socket
 import subprocess
 import sys
@@ -324,6 +326,66 @@ def test_serve_holds_its_streams_on_threads_of_their_own(tmp_path: Path) -> None
         finally:
             for response in streams:
                 response.close()
+
+
+def _open_stream(
+    base: str, token: str
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """A stream opened on its own connection, read up to its first event."""
+    conn = http.client.HTTPConnection("127.0.0.1", int(base.rsplit(":", 1)[1]), timeout=20)
+    conn.request("GET", f"{API}/stream", headers={"Authorization": f"Bearer {token}"})
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.readline() == b"retry: 3000\n"
+    return conn, response
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopping_serve_ends_open_streams_at_once(
+    tmp_path: Path, database: Database, signum: int
+) -> None:
+    token = make_token(database, make_admin(database))
+    port = str(_free_port())
+    args = ("--port", port, "--workers", "1", "--graceful-timeout", "30")
+    with notifier_serve(tmp_path, database.url, *args) as server:
+        base = f"http://127.0.0.1:{port}"
+        streams = [_open_stream(base, token) for _ in range(2)]
+        stopped = time.monotonic()
+        server.send_signal(signum)
+        for _conn, response in streams:
+            # the rest of the stream and its last chunk: an end, not a cut (IncompleteRead)
+            assert b"event: unread" in response.read()
+        # As a browser does: keep the connection until the server closes it, then close.
+        open_sockets = [conn.sock for conn, _ in streams]
+        while open_sockets:
+            readable, _, _ = select.select(open_sockets, [], [], 10)
+            assert readable, "the server kept the ended streams' connections open"
+            for sock in readable:
+                assert sock.recv(1) == b""
+                sock.close()
+                open_sockets.remove(sock)
+        server.wait(timeout=15)
+        # About a second, not the 30 s --graceful-timeout: the streams ended, so the worker
+        # had nothing left to wait for (the bound is loose for a busy test machine).
+        assert time.monotonic() - stopped < 10
+        assert server.returncode == 0
+
+
+@pytest.mark.slow
+def test_a_stream_its_client_closed_frees_its_slot_at_once(tmp_path: Path) -> None:
+    with serving(tmp_path, "--max-streams", "1") as (base, token):
+        conn, _ = _open_stream(base, token)
+        assert _get(f"{base}{API}/stream", token) == 503  # the one slot is taken
+        conn.close()
+        # Long before the 15 s heartbeat that used to find the client gone: the server sees
+        # the connection close and frees the slot at once (the bound is loose for a busy
+        # test machine).
+        deadline = time.monotonic() + 8
+        while (status := _get(f"{base}{API}/stream", token)) == 503:
+            assert time.monotonic() < deadline, "the closed stream still holds its slot"
+            time.sleep(0.05)
+        assert status == 200
 
 
 @pytest.mark.slow

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from notifier.web import create_app
+from notifier.web.auth import SESSION_ID_KEY
 
 from notifier.db import Database
 from tests.web.conftest import API, login, make_admin, make_token, page_csrf
@@ -86,3 +88,42 @@ def test_a_cut_database_gives_503s_and_recovers(pg_database: Database) -> None:
             "unread_count_exact": True,
         }
         app.extensions["notifier"].state(app).database.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def unmigrated_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    """The app on a database where ``notifier init-db`` was never run (no tables at all)."""
+    if request.param == "postgresql":
+        url = str(request.getfixturevalue("empty_postgres_url"))
+    else:
+        url = f"sqlite:///{tmp_path / 'never-initialised.db'}"
+    app = create_app({"TESTING": True, "SECRET_KEY": "k", "NOTIFIER_DATABASE_URL": url})
+    yield app
+    app.extensions["notifier"].state(app).database.dispose()
+
+
+def test_a_missing_schema_says_to_run_init_db(unmigrated_app: Flask) -> None:
+    client = unmigrated_app.test_client()
+    bearer = {"Authorization": "Bearer ntf_x"}
+    for response in (
+        client.get(f"{API}/unread-count", headers=bearer),
+        client.get(f"{API}/stream", headers=bearer),
+        client.post(API, json={"x": 1}, headers=bearer),
+    ):
+        assert response.status_code == 503
+        error = response.get_json()["error"]
+        assert error["code"] == "service_unavailable"
+        assert "`notifier init-db`" in error["message"]
+    csrf = page_csrf(client)  # the form itself needs no database
+    login_form = {"email": "a@example.com", "password": "x", "csrf_token": csrf}
+    signed_in = unmigrated_app.test_client()
+    with signed_in.session_transaction() as session:
+        session[SESSION_ID_KEY] = "a session from before the database was replaced"
+    for response in (
+        client.post("/admin/login", data=login_form),
+        signed_in.get("/admin/notifications"),
+    ):
+        assert response.status_code == 503 and response.mimetype == "text/html"
+        html = response.get_data(as_text=True)
+        assert "Database not set up" in html and "<code>notifier init-db</code>" in html
+        assert "does not exist" not in html and "no such table" not in html

@@ -233,3 +233,36 @@ def test_a_full_process_answers_503_so_clients_poll(app: Flask, api: FlaskClient
         assert refused.get_json()["error"]["code"] == "service_unavailable"
     finally:
         stream.close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "query", "field"),
+    [
+        ({"Last-Event-ID": "2147483648-0"}, {}, "Last-Event-ID"),  # past PostgreSQL's integer
+        ({}, {"since": "1-99999999999999999999"}, "since"),  # past the year 9999
+        ({}, {"since": "12"}, "since"),
+        ({"Last-Event-ID": "1-x"}, {"since": "1-1"}, "Last-Event-ID"),
+    ],
+)
+def test_a_position_the_stream_never_gave_is_422(
+    app: Flask,
+    api: FlaskClient,
+    headers: dict[str, str],
+    query: dict[str, str],
+    field: str,
+) -> None:
+    response = api.get(f"{API}/stream", headers=headers, query_string=query)
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == "validation_error" and list(error["details"]) == [field]
+    # refused before it took one of the process's stream slots
+    assert app.extensions["notifier"].state(app).hub.open_streams == 0
+
+
+def test_the_last_positions_in_range_still_replay(api: FlaskClient) -> None:
+    stream = Stream(api, headers={"Last-Event-ID": "2147483647-253402300799999999"})
+    try:
+        assert stream.response.status_code == 200
+        assert stream.next_event().event == "unread"
+    finally:
+        stream.close()

@@ -7,9 +7,9 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from notifier import AlreadyResolvedError, ValidationError
+from notifier import AlreadyResolvedError, ValidationError, schema_missing
 
-from ..outage import DATABASE_DOWN, RETRY_AFTER_SECONDS
+from ..outage import DATABASE_DOWN, RETRY_AFTER_SECONDS, SCHEMA_MISSING, log_schema_missing
 
 _CODES = {
     400: "bad_request",
@@ -79,6 +79,9 @@ def handle_api_error(exc: Exception) -> Response:
         return error_response(ApiError(409, str(exc)))
     if isinstance(exc, HTTPException):
         return error_response(_from_http(exc))
+    if schema_missing(exc):  # before DATABASE_DOWN: SQLite says so with an OperationalError
+        log_schema_missing(exc)
+        return error_response(ApiError(503, SCHEMA_MISSING))
     if isinstance(exc, DATABASE_DOWN):
         current_app.logger.warning(
             "database unavailable in %s %s: %s", request.method, request.path, exc

@@ -43,8 +43,9 @@ _STREAM: dict[str, Any] = {
         "Events `notification` and `alert` carry the object as in the JSON API; every batch "
         'ends with `unread` (`{"unread_count": N, "unread_count_exact": true}`, as '
         "`/unread-count` answers) whose `id` is a position. Reconnect "
-        "with `Last-Event-ID` (or `?since=<id>`) to get what was missed. Heartbeat comments "
-        "every 15 s; the stream ends after a few minutes so the client re-authenticates. "
+        "with `Last-Event-ID` (or `?since=<id>`) to get what was missed (422 for a value the "
+        "stream did not give). Heartbeat comments every 15 s; the stream ends after a few "
+        "minutes so the client re-authenticates. "
         "503 with Retry-After when this process holds its maximum of streams: poll instead."
     ),
     "parameters": [
@@ -61,6 +62,7 @@ _STREAM: dict[str, Any] = {
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
         "401": {"description": _STATUS_TEXT[401]},
+        "422": {"description": "`Last-Event-ID` or `since` is not a position the stream gave"},
         "503": {"description": "Too many open streams, or the database is unavailable"},
     },
 }

@@ -8,6 +8,7 @@ database, so nothing is lost across a reconnect or a server restart.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 
@@ -17,6 +18,7 @@ from notifier import (
     BellFilter,
     Database,
     Position,
+    ValidationError,
     admin_bell_filter,
     admin_notification_service,
 )
@@ -53,9 +55,34 @@ def _render(batch: Batch, only: BellFilter, database: Database) -> str:
     return "".join(parts)
 
 
+def _since() -> Position | None:
+    """Where the client left off: ``Last-Event-ID`` (a reconnect) or ``?since=``; 422 if bad."""
+    for name, text in (
+        ("Last-Event-ID", request.headers.get("Last-Event-ID")),
+        ("since", request.args.get("since")),
+    ):
+        if text:
+            try:
+                return Position.parse(text)
+            except ValueError as exc:
+                raise ValidationError({name: str(exc)}) from None
+    return None
+
+
+def _client_socket() -> socket.socket | None:
+    """The client's connection, where the server shows it (gunicorn, werkzeug's server)."""
+    for key in ("gunicorn.socket", "werkzeug.socket"):
+        connection = request.environ.get(key)
+        if isinstance(connection, socket.socket):
+            return connection
+    return None
+
+
 @api_blueprint.get("/stream")
 def stream() -> Response:
     """Open the event stream (``text/event-stream``)."""
+    # Before subscribing: a refused request must not take one of the process's stream slots.
+    since = _since()
     state = app_state()
     admin = current_admin()
     assert admin is not None  # the blueprint guard let only admins in
@@ -69,10 +96,9 @@ def stream() -> Response:
         state.host_session().close()
     config = current_app.config
     try:
-        subscriber = state.hub.subscribe()
+        subscriber = state.hub.subscribe(_client_socket())
     except TooManyStreams as exc:
         raise ApiError(503, f"{exc}; poll /recent instead", headers={"Retry-After": "30"}) from exc
-    since = Position.parse(request.headers.get("Last-Event-ID") or request.args.get("since"))
     heartbeat = float(config["NOTIFIER_STREAM_HEARTBEAT_SECONDS"])
     # Streams end after a while so the browser reconnects and is authenticated again: a
     # deactivated admin or a revoked token stops receiving within that time.
@@ -89,6 +115,8 @@ def stream() -> Response:
             state.hub.unsubscribe(subscriber)
 
     response = Response(stream_with_context(events()), mimetype="text/event-stream")
+    # Also when the body is never read (the server gave up first): the slot must come back.
+    response.call_on_close(lambda: state.hub.unsubscribe(subscriber))
     # nginx buffers proxied responses unless told not to; an event must leave at once.
     response.headers["X-Accel-Buffering"] = "no"
     return response
