@@ -59,7 +59,7 @@ lock-check: $(STAMP)
 	@tmp=$$(mktemp) && cp $(LOCK) $$tmp && \
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra postgres --python-version 3.11 \
 		--quiet -o $$tmp && \
-	if ! diff -q -I '^#' $(LOCK) $$tmp >/dev/null; then \
-		diff -I '^#' $(LOCK) $$tmp; rm -f $$tmp; \
+	if ! diff -q -I '^ *#' $(LOCK) $$tmp >/dev/null; then \
+		diff -I '^ *#' $(LOCK) $$tmp; rm -f $$tmp; \
 		echo "$(LOCK) is out of date with pyproject.toml: run make lock" >&2; exit 1; \
 	fi; rm -f $$tmp

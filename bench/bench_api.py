@@ -35,10 +35,10 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from notifier.accounts.tokens import create_token  # noqa: E402
+from notifier.accounts.users import create_admin  # noqa: E402
 from notifier.db import Database  # noqa: E402
 from notifier.migrate import upgrade  # noqa: E402
-from notifier.tokens import create_token  # noqa: E402
-from notifier.users import create_admin  # noqa: E402
 
 ADMIN_URL = os.environ.get(
     "NOTIFIER_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -38,14 +38,14 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from notifier.worker.drainer import SpoolRecorder
-from notifier.worker.spool import Spool
+from notifier.worker.spool.drainer import SpoolRecorder
+from notifier.worker.spool.folder import Spool
 from scratch import fresh_database
 from sqlalchemy import func, select, update
 
 from notifier import Database, FailureReport, JobKind, admin_notification_service
-from notifier.dispatch import DispatchSettings, dispatch_batches, replay_failed_since
-from notifier.endpoints import endpoint_service
+from notifier.delivery.dispatch import DispatchSettings, dispatch_batches, replay_failed_since
+from notifier.delivery.endpoints import endpoint_service
 from notifier.enums import DeliveryStatus
 from notifier.models import Base, Delivery
 from notifier.types import utcnow

@@ -40,13 +40,12 @@ from scratch import fresh_database
 from sqlalchemy import insert, text
 
 from notifier import Database
-from notifier.digests import run_digests
-from notifier.dispatch import DispatchSettings
+from notifier.delivery.digests import run_digests
+from notifier.delivery.dispatch import DispatchSettings
+from notifier.delivery.mail import SmtpSettings
 from notifier.enums import AlertType, NotificationType, Priority, Severity
-from notifier.mail import SmtpSettings
 from notifier.models import AdminNotification, AdminPreferences, AdminUser, PlatformAlert
-from notifier.preference_store import document_of, load_preferences
-from notifier.preferences import (
+from notifier.preferences.rules import (
     Audience,
     Channel,
     DigestFrequency,
@@ -54,6 +53,7 @@ from notifier.preferences import (
     categories,
     decide_for_all,
 )
+from notifier.preferences.store import document_of, load_preferences
 from notifier.types import utcnow
 
 

@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from notifier.worker.drainer import SpoolRecorder
-from notifier.worker.spool import Drainer, EventSpool, Spool
-from notifier.worker.stream_spool import StreamSpool
+from notifier.worker.spool.drainer import SpoolRecorder
+from notifier.worker.spool.folder import Drainer, EventSpool, Spool
+from notifier.worker.spool.stream import StreamSpool
 
-from notifier import FailureReport
-from notifier.failures import FailureKind, JobKind
+from notifier import FailureKind, FailureReport, JobKind
 from notifier.types import utcnow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -45,7 +45,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from notifier import AdminNotification, Database, admin_notification_service, platform_alert_service
+from notifier import Database, admin_notification_service, platform_alert_service
+from notifier.models import AdminNotification
 from notifier.upserts import upsert_alert
 
 PROCESSES = 8

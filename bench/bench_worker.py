@@ -43,7 +43,8 @@ from celery import Celery
 from scratch import fresh_database
 from sqlalchemy import func, select
 
-from notifier import AdminNotification, Database, PlatformAlert
+from notifier import Database
+from notifier.models import AdminNotification, PlatformAlert
 
 REDIS_URL = os.environ.get("NOTIFIER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 HERE = Path(__file__).resolve().parent

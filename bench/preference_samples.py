@@ -8,7 +8,7 @@ import random
 from datetime import time as clock
 
 from notifier.enums import Priority, Severity
-from notifier.preferences import (
+from notifier.preferences.rules import (
     Channel,
     DigestFrequency,
     DigestSchedule,

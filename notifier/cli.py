@@ -21,13 +21,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.orm import Session
 
-from .config import Settings
-from .db import Database
-from .errors import ConfigurationError, DuplicateAdminError, ValidationError
-from .migrate import upgrade
-from .models import AdminUser
-from .retention import parse_age, prune
-from .users import (
+from .accounts.users import (
     create_admin,
     deactivate_admin,
     delete_admin,
@@ -35,6 +29,12 @@ from .users import (
     reactivate_admin,
     set_password,
 )
+from .config import Settings, parse_age
+from .db import Database
+from .errors import ConfigurationError, DuplicateAdminError, ValidationError
+from .migrate import upgrade
+from .models import AdminUser
+from .retention import prune
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -214,7 +214,7 @@ def dispatch_command(settings: Settings, once: bool, sweep_every: float) -> None
     import signal
     import threading
 
-    from .dispatch import DispatchSettings, dispatch_batches, run_dispatcher
+    from .delivery.dispatch import DispatchSettings, dispatch_batches, run_dispatcher
 
     try:
         delivery = DispatchSettings.from_env()

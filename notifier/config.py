@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,6 +14,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from .errors import ConfigurationError, ValidationError
+
+#: ``parse_age``'s units and syntax: "90d", "12h", "2w".
+_UNITS = {"d": 86_400, "h": 3_600, "w": 7 * 86_400}
+_AGE = re.compile(r"^\s*(\d{1,6})\s*([dhw])\s*$")
 
 
 @dataclass(frozen=True)
@@ -138,9 +143,17 @@ def validate_live_redis_url(url: str) -> None:
     )
 
 
-def _repeat_interval(text: str) -> timedelta:
-    from .retention import parse_age  # retention reads notifier.db, which reads this module
+def parse_age(text: str) -> timedelta:
+    """``"90d"``, ``"12h"`` or ``"2w"`` as a timedelta; ValidationError otherwise."""
+    match = _AGE.match(text or "")
+    if match is None or int(match.group(1)) == 0:
+        raise ValidationError(
+            {"older_than": "give a positive age in days, hours or weeks, e.g. 90d, 36h or 2w"}
+        )
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
+
+def _repeat_interval(text: str) -> timedelta:
     try:
         return parse_age(text)
     except ValidationError:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .config import Settings, validate_database_url, validate_live_redis_url
-from .pubsub import ChangePublisher
+from .live.pubsub import ChangePublisher
 
 #: Seconds to wait for a connection to open, a lock, or a statement, before giving up.
 CONNECT_TIMEOUT = 5
@@ -164,7 +164,7 @@ class Database:
 
     ``live_redis_url``: on SQLite, publish a change notice on that Redis after each commit
     that wrote notifications or alerts, so live streams in other processes see it
-    (``notifier.pubsub``). PostgreSQL needs none: its triggers notify on commit.
+    (``notifier.live.pubsub``). PostgreSQL needs none: its triggers notify on commit.
     """
 
     def __init__(

@@ -80,3 +80,29 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+class DigestFrequency(StrEnum):
+    """How often an admin's digest email comes: never, every hour, or once a day."""
+
+    OFF = "off"
+    HOURLY = "hourly"
+    DAILY = "daily"
+
+
+class JobKind(StrEnum):
+    """What the failed job was: it decides the notification (see README's decorators)."""
+
+    IMPORT = "import"
+    SYNC = "sync"
+    GENERIC = "generic"
+
+
+class FailureKind(StrEnum):
+    """How the job failed."""
+
+    EXCEPTION = "exception"
+    WORKER_LOST = "worker_lost"
+    TIME_LIMIT = "time_limit"
+    ROW_ERRORS = "row_errors"
+    ORDER_EXCEPTION = "order_exception"

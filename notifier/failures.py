@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any, Literal
 
 from sqlalchemy import delete, func, select
@@ -31,7 +30,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from .alerts import platform_alert_service
-from .enums import AlertType, NotificationType, Priority, Severity
+from .enums import AlertType, FailureKind, JobKind, NotificationType, Priority, Severity
 from .models import AdminNotification, PlatformAlert, ProcessedFailure
 from .notifications import admin_notification_service
 from .types import utcnow
@@ -58,24 +57,6 @@ _METADATA_BUDGET = METADATA_MAX_BYTES - 6 * 1024
 _LINE_CHARS = 200
 
 Outcome = Literal["duplicate", "notified", "counted"]
-
-
-class JobKind(StrEnum):
-    """What the failed job was: it decides the notification (see README's decorators)."""
-
-    IMPORT = "import"
-    SYNC = "sync"
-    GENERIC = "generic"
-
-
-class FailureKind(StrEnum):
-    """How the job failed."""
-
-    EXCEPTION = "exception"
-    WORKER_LOST = "worker_lost"
-    TIME_LIMIT = "time_limit"
-    ROW_ERRORS = "row_errors"
-    ORDER_EXCEPTION = "order_exception"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,11 +28,11 @@ from .enums import (
     DeliveryChannel,
     DeliveryEvent,
     DeliveryStatus,
+    DigestFrequency,
     NotificationType,
     Priority,
     Severity,
 )
-from .preferences import DigestFrequency
 from .types import JSONType, UTCDateTime, utcnow
 from .validation import ACTION_URL_MAX, FINGERPRINT_MAX, MESSAGE_MAX, TIME_ZONE_MAX, TITLE_MAX
 

@@ -2,16 +2,19 @@
 
 Nothing is sent from here. A notification or alert change calls one of the ``on_*``
 functions with the caller's session, before the caller commits, so the deliveries commit or
-roll back with the change; a dispatcher (``notifier.dispatch``) sends them afterwards. An
+roll back with the change; a dispatcher (``notifier.delivery.dispatch``) sends them afterwards. An
 endpoint's filter decides whether it gets an event; an email endpoint fans out to one row per
 active admin, so each mailbox has its own retries and its own hourly cap, and each admin's
-preferences (``notifier.preferences``) decide whether that admin's row is written, held
+preferences (``notifier.preferences.rules``) decide whether that admin's row is written, held
 until their quiet hours end, or left to their digest (which reads the tables, not rows).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -22,10 +25,9 @@ from sqlalchemy import event, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .enums import DeliveryChannel, DeliveryEvent, Priority, Severity
-from .kicks import BackgroundKick
 from .models import AdminNotification, AdminUser, Delivery, DeliveryEndpoint, PlatformAlert
-from .preference_store import cached_audience
-from .preferences import Action, Channel, Event
+from .preferences.rules import Action, Channel, Event
+from .preferences.store import cached_audience
 from .types import utcnow
 
 __all__ = [
@@ -34,6 +36,8 @@ __all__ = [
     "ENDPOINT_ENABLED",
     "HOLD_DIGEST",
     "HOLD_QUIET",
+    "KICK_SLOW_AFTER",
+    "BackgroundKick",
     "alert_payload",
     "ensure_default_email_endpoint",
     "forget_endpoints",
@@ -255,7 +259,7 @@ def kick_after_commit(factory: sessionmaker[Session], kick: Callable[[], object]
 
     For a process that can start a dispatcher, e.g. by sending a Celery task; nothing is
     sent from inside the transaction. The kick runs on a background thread (see
-    :class:`~notifier.kicks.BackgroundKick`), so a slow broker never holds up the request
+    :class:`~notifier.outbox.BackgroundKick`), so a slow broker never holds up the request
     that committed. A kick that fails is logged: the periodic sweep sends the rows anyway.
     """
     event.listen(factory, "after_commit", partial(_kick_if_queued, BackgroundKick(kick)))
@@ -407,3 +411,66 @@ def ensure_default_email_endpoint(db: Session) -> DeliveryEndpoint:
     db.flush()
     forget_endpoints(db)
     return endpoint
+
+
+# Kicks that never hold up the commit that asked for them.
+
+#: A kick still running after this many seconds is logged (a broker that hangs, say).
+KICK_SLOW_AFTER = 10.0
+
+
+class BackgroundKick:
+    """Call ``kick`` on a background thread; calling this object returns at once.
+
+    At most one thread runs the kick and at most one more call waits behind it. A kick
+    that raises is logged; one that runs longer than ``slow_after`` seconds is logged when
+    the next request finds it still running, and again when it ends.
+    """
+
+    def __init__(self, kick: Callable[[], object], *, slow_after: float = KICK_SLOW_AFTER) -> None:
+        self.kick = kick
+        self.slow_after = slow_after
+        self._lock = threading.Lock()
+        self._pending = False
+        self._started: float | None = None  # when the running kick began; None: idle
+        self._warned = False
+        self._pid = os.getpid()
+
+    def __call__(self) -> None:
+        """Ask for a kick: now if none runs, else once more after the one running."""
+        if self._pid != os.getpid():
+            # A forked child (a prefork worker, a preloading web server): the parent's thread
+            # is not here, and its lock may have been copied held.
+            self._lock = threading.Lock()
+            self._pid, self._started, self._pending = os.getpid(), None, False
+        with self._lock:
+            self._pending = True
+            if self._started is not None:
+                running = time.monotonic() - self._started
+                if running > self.slow_after and not self._warned:
+                    self._warned = True
+                    log.warning(
+                        "notifier: the delivery kick has been running for %.0f s; later "
+                        "commits wait for it (the periodic sweep sends their deliveries)",
+                        running,
+                    )
+                return
+            self._started = time.monotonic()
+        threading.Thread(target=self._run, name="notifier-kick", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._started = None
+                    return
+                self._pending = False
+                self._started, self._warned = time.monotonic(), False
+                started = self._started
+            try:
+                self.kick()
+            except Exception:
+                log.exception("notifier: could not start a dispatcher; the next sweep sends them")
+            took = time.monotonic() - started
+            if took > self.slow_after:
+                log.warning("notifier: the delivery kick took %.1f s", took)

@@ -8,7 +8,6 @@ in between). A dry run counts what would go and deletes nothing.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,14 +15,11 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from .db import Database
-from .errors import ValidationError
 from .models import AdminNotification, PlatformAlert
 from .types import utcnow
 
 #: Rows deleted per transaction.
 BATCH = 5_000
-_UNITS = {"d": 86_400, "h": 3_600, "w": 7 * 86_400}
-_AGE = re.compile(r"^\s*(\d{1,6})\s*([dhw])\s*$")
 
 
 @dataclass(frozen=True)
@@ -34,16 +30,6 @@ class PruneReport:
     alerts: int
     cutoff: datetime
     dry_run: bool
-
-
-def parse_age(text: str) -> timedelta:
-    """``"90d"``, ``"12h"`` or ``"2w"`` as a timedelta; ValidationError otherwise."""
-    match = _AGE.match(text or "")
-    if match is None or int(match.group(1)) == 0:
-        raise ValidationError(
-            {"older_than": "give a positive age in days, hours or weeks, e.g. 90d, 36h or 2w"}
-        )
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
 def _targets(cutoff: datetime) -> list[tuple[Any, list[Any]]]:
@@ -90,4 +76,4 @@ def prune(
     return PruneReport(removed[0], removed[1], cutoff, dry_run)
 
 
-__all__ = ["BATCH", "PruneReport", "parse_age", "prune"]
+__all__ = ["BATCH", "PruneReport", "prune"]

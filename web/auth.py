@@ -1,7 +1,7 @@
 """Who is calling: session login for browsers (with CSRF), bearer tokens for API clients.
 
 The browser's cookie holds only a random id of a session kept in the database
-(``notifier.sessions``), so logging out, "log out everywhere", deactivation and a new
+(``notifier.accounts.sessions``), so logging out, "log out everywhere", deactivation and a new
 password end it at once, and its lifetime is fixed at login. The notifier may share the
 cookie with a host app, so it only ever adds or removes its own ``notifier_*`` keys.
 """
@@ -32,13 +32,12 @@ from flask import (
 from sqlalchemy.exc import OperationalError
 from werkzeug.wrappers import Response as BaseResponse
 
-from notifier import (
+from notifier import metrics
+from notifier.accounts import (
     SESSION_LIFETIME,
     end_admin_sessions,
     end_session,
     find_admin,
-    is_app_path,
-    metrics,
     password_matches,
     prune_expired_sessions,
     session_admin,
@@ -46,6 +45,7 @@ from notifier import (
     verify_token,
 )
 from notifier.models import AdminUser
+from notifier.validation import is_app_path
 
 from .host_login import host_admin, host_login, is_signed_in_elsewhere, sign_in_url
 from .routing import guest_route

@@ -12,15 +12,8 @@ import click
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
-from notifier import (
-    Database,
-    Settings,
-    TokenNotFoundError,
-    create_token,
-    find_token,
-    metrics,
-    revoke_token,
-)
+from notifier import Database, Settings, metrics
+from notifier.accounts import TokenNotFoundError, create_token, find_token, revoke_token
 from notifier.cli import existing_admin, settings_options
 
 from .live import end_streams

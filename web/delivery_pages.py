@@ -1,6 +1,6 @@
 """The delivery pages: Channels (endpoints and their health) and the Delivery log.
 
-Both render on the server from the same core reads as the API (``notifier.deliveries``); the
+Both render on the server from the same core reads as the API (``notifier.delivery.log``); the
 buttons call the JSON API (``channels.js``), so every rule is the API's.
 """
 
@@ -8,15 +8,8 @@ from __future__ import annotations
 
 from flask import render_template, url_for
 
-from notifier import (
-    DeliveryEvent,
-    DeliveryStatus,
-    Priority,
-    Severity,
-    delivery_log,
-    display_url,
-    endpoint_service,
-)
+from notifier import DeliveryEvent, DeliveryStatus, Priority, Severity
+from notifier.delivery import delivery_log, display_url, endpoint_service
 
 from .api.delivery_schemas import DeliveryQuery
 from .auth import login_required

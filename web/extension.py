@@ -112,7 +112,7 @@ class NotifierWeb:
         app.config.setdefault("NOTIFIER_LIVE_REDIS_URL", live_redis_url_from_env())
         app.config.setdefault("NOTIFIER_METRICS_PATH", "/metrics")
         app.config.setdefault("NOTIFIER_METRICS_TOKEN", None)
-        # The engine's rule for delivery URLs (notifier.egress): checked on save here too.
+        # The engine's rule for delivery URLs (notifier.delivery.egress): checked on save here too.
         app.config.setdefault(
             "NOTIFIER_DELIVERY_ALLOW_PRIVATE",
             env_flag(os.environ, "NOTIFIER_DELIVERY_ALLOW_PRIVATE"),

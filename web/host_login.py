@@ -22,7 +22,7 @@ from flask import current_app, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from notifier import admin_for_host_user
+from notifier.accounts import admin_for_host_user
 from notifier.models import AdminUser
 
 from .state import app_state, db_session

@@ -2,10 +2,10 @@
 
 Each process runs at most one watcher thread, and only while a stream is open:
 
-- on PostgreSQL it LISTENs on its own connection; the triggers of ``notifier.changes`` send
+- on PostgreSQL it LISTENs on its own connection; the triggers of ``notifier.live.changes`` send
   ids on commit, so the watcher reads exactly the rows that changed;
 - elsewhere, with ``NOTIFIER_LIVE_REDIS_URL`` set, it SUBSCRIBEs on that Redis: every
-  process's commits publish a change notice there (``notifier.pubsub``), and the watcher
+  process's commits publish a change notice there (``notifier.live.pubsub``), and the watcher
   reads what changed after its position;
 - otherwise (SQLite, one host, writes serialised by the file lock) it reads the ends of
   three indexes every ``NOTIFIER_LIVE_POLL_SECONDS`` and, when they moved, what changed.
@@ -32,11 +32,15 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from notifier import (
-    CHANGES_CHANNEL,
+    UNREAD_CAP,
     CappedCount,
     Database,
-    Position,
     admin_notification_service,
+    capped_count_query,
+)
+from notifier.live import (
+    CHANGES_CHANNEL,
+    Position,
     alert_change,
     alerts_by_id,
     alerts_changed_after,
@@ -44,7 +48,6 @@ from notifier import (
     notifications_after,
     notifications_by_id,
 )
-from notifier.keyset import UNREAD_CAP, capped_count_query
 from notifier.models import AdminNotification, PlatformAlert
 
 log = logging.getLogger(__name__)

@@ -14,18 +14,17 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from notifier import (
-    SKIP_MAX,
-    AdminUser,
     AlertType,
     NotificationType,
     Priority,
     Severity,
     admin_notification_service,
     get_statistics,
-    is_safe_url,
     platform_alert_service,
     utcnow,
 )
+from notifier.models import AdminUser
+from notifier.validation import SKIP_MAX, is_safe_url
 
 from .api.schemas import AlertQuery, NotificationQuery
 from .auth import csrf_token, login_required

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from flask import render_template, request, url_for
 
-from notifier import (
+from notifier import UnsubscribeLinkError
+from notifier.delivery import (
     UNSUBSCRIBE_LINK_LIFETIME,
-    UnsubscribeLinkError,
-    category_table,
+    apply_unsubscribe,
     describe_unsubscribe,
-    preferences_document,
-    time_zones,
-    unsubscribe,
     verify_unsubscribe,
 )
+from notifier.preferences import category_table, preferences_document
+from notifier.validation import time_zones
 
 from .auth import current_admin, login_required
 from .pages import pages_blueprint
@@ -45,7 +44,7 @@ def unsubscribe_link(token: str) -> tuple[str, int]:
         ), status
     changed = False
     if request.method == "POST":
-        changed = unsubscribe(db, admin.id, what)
+        changed = apply_unsubscribe(db, admin.id, what)
         db.commit()
     return render_template(
         "notifier/unsubscribe.html",

@@ -14,8 +14,8 @@ import click
 from notifier import Settings
 from notifier.cli import celery_conf, settings_options
 
-from .event_spool import EventSpool, SpoolUnavailable
-from .spools import configured_spool
+from .spool.choice import configured_spool
+from .spool.contract import EventSpool, SpoolUnavailable
 
 #: How many dead events ``spool status`` names before it only counts.
 _LISTED = 20

@@ -35,13 +35,13 @@ from celery.concurrency import get_implementation
 
 from notifier import FailureReport, Settings, live_redis_url_from_env
 
-from .bypass import SpoolBypass
 from .decorators import spec_of
-from .drain_loop import Drainer
-from .drainer import DrainerProcess, SpoolRecorder
-from .event_spool import EventSpool
 from .events import failure_report, returned_reports
-from .spools import configured_spool
+from .spool.bypass import SpoolBypass
+from .spool.choice import configured_spool
+from .spool.contract import EventSpool
+from .spool.drain import Drainer
+from .spool.drainer import DrainerProcess, SpoolRecorder
 
 logger = logging.getLogger("notifier.worker")
 

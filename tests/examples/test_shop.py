@@ -23,7 +23,8 @@ from flask import Flask
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import create_engine, select, text
 
-from notifier import AdminNotification, AdminUser, Database, platform_alert_service
+from notifier import Database, platform_alert_service
+from notifier.models import AdminNotification, AdminUser
 from tests.conftest import REDIS_URL, require_service, scratch_postgres
 from tests.web.browser.conftest import LiveServer, chromium, playwright  # noqa: F401
 from tests.worker.conftest import wait_for

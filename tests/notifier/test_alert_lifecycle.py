@@ -11,20 +11,19 @@ from sqlalchemy.orm import Session
 
 from notifier import (
     AlreadyResolvedError,
-    Delivery,
     DeliveryEvent,
     FailureReport,
     JobKind,
-    PlatformAlert,
     ValidationError,
     admin_notification_service,
     get_statistics,
     record_failures,
 )
 from notifier import platform_alert_service as service
+from notifier.accounts.users import create_admin
+from notifier.models import Delivery, PlatformAlert
 from notifier.outbox import ensure_default_email_endpoint
 from notifier.types import utcnow
-from notifier.users import create_admin
 
 
 def _alert(db: Session, severity: str = "critical", title: str = "Letzshop down") -> PlatformAlert:

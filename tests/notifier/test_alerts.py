@@ -13,16 +13,14 @@ from sqlalchemy.orm import Session
 from notifier import (
     AlertType,
     AlreadyResolvedError,
-    PlatformAlert,
     Severity,
     ValidationError,
     admin_notification_service,
     get_statistics,
 )
-from notifier import (
-    platform_alert_service as service,
-)
-from notifier.users import create_admin
+from notifier import platform_alert_service as service
+from notifier.accounts.users import create_admin
+from notifier.models import PlatformAlert
 
 
 def test_create_alert_stores_every_field(db_session: Session) -> None:

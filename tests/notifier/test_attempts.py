@@ -18,9 +18,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from notifier import Database, admin_notification_service
-from notifier.attempts import Outcome, Recorder
-from notifier.delivery_settings import DispatchReport
-from notifier.endpoints import endpoint_service
+from notifier.delivery.attempts import Outcome, Recorder
+from notifier.delivery.endpoints import endpoint_service
+from notifier.delivery.settings import DispatchReport
 from notifier.enums import DeliveryStatus
 from notifier.models import Delivery, DeliveryEndpoint
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from notifier.chat import (
+from notifier.delivery.chat import (
     SLACK_HEADER_MAX,
     SLACK_SECTION_MAX,
     ChatMessage,

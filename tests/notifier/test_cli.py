@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from notifier import AdminSession, AdminUser, Database, admin_notification_service
-from notifier.sessions import session_admin, start_session
-from notifier.users import authenticate
+from notifier import Database, admin_notification_service
+from notifier.accounts.sessions import session_admin, start_session
+from notifier.accounts.users import authenticate
+from notifier.models import AdminSession, AdminUser
 from tests.receivers import MailSink
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from notifier import Database, ValidationError
-from notifier.deliveries import Backlog, delivery_log
-from notifier.dispatch import DispatchSettings, dispatch_due
-from notifier.egress import check_url
-from notifier.endpoints import display_url, endpoint_service
+from notifier.delivery.dispatch import DispatchSettings, dispatch_due
+from notifier.delivery.egress import check_url
+from notifier.delivery.endpoints import display_url, endpoint_service
+from notifier.delivery.log import Backlog, delivery_log
 from notifier.enums import DeliveryChannel, DeliveryEvent, DeliveryStatus
 from notifier.errors import DeliveryRefusedError
 from notifier.models import DeliveryEndpoint

@@ -19,7 +19,8 @@ from notifier import (
     admin_notification_service,
     platform_alert_service,
 )
-from notifier.dispatch import (
+from notifier.accounts.users import create_admin
+from notifier.delivery.dispatch import (
     MAX_ATTEMPTS,
     RETRY_DELAYS,
     DispatchSettings,
@@ -29,13 +30,12 @@ from notifier.dispatch import (
     replay_failed_since,
     retry_delay,
 )
-from notifier.endpoints import endpoint_service
+from notifier.delivery.endpoints import endpoint_service
+from notifier.delivery.mail import SmtpSettings
 from notifier.enums import DeliveryStatus
-from notifier.mail import SmtpSettings
 from notifier.models import AdminNotification, Delivery, DeliveryAttempt, DeliveryEndpoint
 from notifier.outbox import ensure_default_email_endpoint, queued_in
 from notifier.types import utcnow
-from notifier.users import create_admin
 from tests.notifier.conftest import MailSink, Receiver
 
 LOCAL = DispatchSettings(allow_private=True, base_url="https://admin.shop.example")

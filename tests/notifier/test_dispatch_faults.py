@@ -20,8 +20,13 @@ import pytest
 from sqlalchemy import select
 
 from notifier import Database, admin_notification_service
-from notifier.dispatch import DispatcherThread, DispatchSettings, dispatch_batches, dispatch_due
-from notifier.endpoints import endpoint_service
+from notifier.delivery.dispatch import (
+    DispatcherThread,
+    DispatchSettings,
+    dispatch_batches,
+    dispatch_due,
+)
+from notifier.delivery.endpoints import endpoint_service
 from notifier.enums import DeliveryStatus
 from notifier.models import Delivery
 from notifier.types import utcnow
@@ -37,7 +42,7 @@ _CHILD = """
 import sys, threading
 from datetime import timedelta
 from notifier import Database
-from notifier.dispatch import DispatchSettings, run_dispatcher
+from notifier.delivery.dispatch import DispatchSettings, run_dispatcher
 settings = DispatchSettings(allow_private=True, claim_lease=timedelta(seconds=1), batch_size=5)
 run_dispatcher(Database(sys.argv[1]), settings, stop=threading.Event(), sweep_every=0.2)
 """

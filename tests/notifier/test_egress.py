@@ -9,7 +9,7 @@ import time
 import pytest
 import urllib3
 
-from notifier.egress import RESPONSE_BODY_LIMIT, check_url, post
+from notifier.delivery.egress import RESPONSE_BODY_LIMIT, check_url, post
 from notifier.errors import DeliveryRefusedError
 from tests.notifier.conftest import Receiver
 

@@ -9,14 +9,14 @@ from typing import Any
 from sqlalchemy import select, update
 
 from notifier import Database, admin_notification_service
-from notifier.dispatch import DispatchSettings, dispatch_due
+from notifier.accounts.users import create_admin
+from notifier.delivery.dispatch import DispatchSettings, dispatch_due
+from notifier.delivery.mail import SmtpSettings
 from notifier.enums import DeliveryStatus
-from notifier.mail import SmtpSettings
 from notifier.models import Delivery, DeliveryEndpoint
 from notifier.outbox import ensure_default_email_endpoint
-from notifier.preference_store import save_preferences
+from notifier.preferences.store import save_preferences
 from notifier.types import utcnow
-from notifier.users import create_admin
 from tests.notifier.conftest import MailSink
 
 

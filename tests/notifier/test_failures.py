@@ -10,18 +10,16 @@ from sqlalchemy import func, select
 
 from notifier import (
     STORM_STORES,
-    AdminNotification,
     Database,
     FailureKind,
     FailureReport,
     JobKind,
-    PlatformAlert,
-    ProcessedFailure,
     prune_processed,
     record_failures,
     schema_problem,
     upgrade,
 )
+from notifier.models import AdminNotification, PlatformAlert, ProcessedFailure
 from notifier.types import utcnow
 from tests.conftest import scratch_postgres
 

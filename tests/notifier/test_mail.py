@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from notifier.delivery.mail import MailContent, SmtpSettings, alert_root_message_id, compose, send
 from notifier.errors import ConfigurationError
-from notifier.mail import MailContent, SmtpSettings, alert_root_message_id, compose, send
 from tests.notifier.conftest import MailSink
 
 

@@ -9,19 +9,11 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from notifier import (
-    AdminNotification,
-    Database,
-    NotificationType,
-    Priority,
-    ValidationError,
-    platform_alert_service,
-)
-from notifier import (
-    admin_notification_service as service,
-)
+from notifier import Database, NotificationType, Priority, ValidationError, platform_alert_service
+from notifier import admin_notification_service as service
+from notifier.accounts.users import create_admin
 from notifier.keyset import UNREAD_CAP
-from notifier.users import create_admin
+from notifier.models import AdminNotification
 
 
 def _make(db: Session, n: int, **kwargs: object) -> list[AdminNotification]:

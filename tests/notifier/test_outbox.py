@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from notifier import Database, admin_notification_service
-from notifier.endpoints import endpoint_service
+from notifier.delivery.endpoints import endpoint_service
 from notifier.models import Delivery
 from notifier.outbox import queued_in
 from tests.notifier.conftest import Receiver

@@ -8,14 +8,9 @@ from typing import Any
 import pytest
 
 from notifier import Database, ValidationError
+from notifier.accounts.users import create_admin
 from notifier.models import AdminUser
-from notifier.preference_store import (
-    load_preferences,
-    preferences_document,
-    save_preferences,
-    turn_off,
-)
-from notifier.preferences import (
+from notifier.preferences.rules import (
     Action,
     Channel,
     DigestFrequency,
@@ -25,7 +20,12 @@ from notifier.preferences import (
     Window,
     decide,
 )
-from notifier.users import create_admin
+from notifier.preferences.store import (
+    load_preferences,
+    preferences_document,
+    save_preferences,
+    turn_off,
+)
 
 BERLIN_WEEKNIGHTS = {"days": [4, 0, 1, 2, 3], "start": "22:00", "end": "07:00"}
 DOCUMENT: dict[str, Any] = {

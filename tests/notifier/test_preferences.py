@@ -9,7 +9,7 @@ import pytest
 
 from bench.preference_samples import random_preferences
 from notifier.enums import AlertType, NotificationType, Priority, Severity
-from notifier.preferences import (
+from notifier.preferences.rules import (
     Action,
     Audience,
     Channel,

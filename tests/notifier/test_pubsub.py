@@ -13,13 +13,9 @@ import pytest
 import redis
 from sqlalchemy import func, select, update
 
-from notifier import (
-    CHANGES_CHANNEL,
-    AdminNotification,
-    Database,
-    admin_notification_service,
-    platform_alert_service,
-)
+from notifier import Database, admin_notification_service, platform_alert_service
+from notifier.live import CHANGES_CHANNEL
+from notifier.models import AdminNotification
 from tests.conftest import _empty_tables
 
 

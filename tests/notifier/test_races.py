@@ -11,15 +11,14 @@ from sqlalchemy import func, select
 
 from notifier import (
     STORM_STORES,
-    AdminNotification,
     Database,
     FailureReport,
     JobKind,
-    PlatformAlert,
     admin_notification_service,
     platform_alert_service,
     record_failures,
 )
+from notifier.models import AdminNotification, PlatformAlert
 
 PROCESSES = 8
 CALLS = 500

@@ -7,20 +7,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from notifier import (
-    Database,
-    Delivery,
-    DeliveryEvent,
-    DeliveryStatus,
-    queue_reminders,
-)
+from notifier import Database, DeliveryEvent, DeliveryStatus, queue_reminders
 from notifier import platform_alert_service as service
-from notifier.dispatch import DispatchSettings, dispatch_due
-from notifier.mail import SmtpSettings
+from notifier.accounts.users import create_admin
+from notifier.delivery.dispatch import DispatchSettings, dispatch_due
+from notifier.delivery.mail import SmtpSettings
+from notifier.models import Delivery
 from notifier.outbox import ensure_default_email_endpoint
 from notifier.reminders import reminder_due
 from notifier.types import utcnow
-from notifier.users import create_admin
 from tests.notifier.conftest import MailSink
 
 HOUR = timedelta(hours=1)

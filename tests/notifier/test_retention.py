@@ -8,12 +8,14 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
-from notifier import AdminNotification, Database, PlatformAlert
+from notifier import Database
 from notifier import admin_notification_service as notes
 from notifier import platform_alert_service as alerts
 from notifier.cli import cli
+from notifier.config import parse_age
 from notifier.errors import ValidationError
-from notifier.retention import parse_age, prune
+from notifier.models import AdminNotification, PlatformAlert
+from notifier.retention import prune
 from notifier.types import utcnow
 
 

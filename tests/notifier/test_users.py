@@ -6,9 +6,10 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from notifier import AdminUser, ValidationError
+from notifier import ValidationError
+from notifier.accounts.users import authenticate, create_admin
 from notifier.errors import DuplicateAdminError
-from notifier.users import authenticate, create_admin
+from notifier.models import AdminUser
 
 
 def test_database_enforces_case_insensitive_unique_email(db_session: Session) -> None:

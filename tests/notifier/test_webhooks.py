@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from notifier.webhooks import envelope, generate_secret, sign, signed_headers
+from notifier.delivery.webhooks import envelope, generate_secret, sign, signed_headers
 
 WHEN = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -13,10 +13,10 @@ from flask.testing import FlaskClient
 from notifier.web import create_app
 from notifier.web.auth import SESSION_CSRF_KEY
 
+from notifier.accounts.tokens import create_token
+from notifier.accounts.users import create_admin
 from notifier.db import Database
 from notifier.models import AdminUser
-from notifier.tokens import create_token
-from notifier.users import create_admin
 
 API = "/api/v1/admin/notifications"
 PASSWORD = "correct horse battery"

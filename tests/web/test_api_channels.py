@@ -18,7 +18,7 @@ from notifier.web import create_app
 from standardwebhooks.webhooks import Webhook
 
 from notifier import Database
-from notifier.dispatch import DispatchSettings, dispatch_due
+from notifier.delivery.dispatch import DispatchSettings, dispatch_due
 from notifier.models import Delivery
 from notifier.outbox import ensure_default_email_endpoint
 from tests.notifier.conftest import Receiver

@@ -10,8 +10,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import insert
 
-from notifier import AdminNotification, Database, PlatformAlert
+from notifier import Database
 from notifier.keyset import TOTAL_CAP, UNREAD_CAP
+from notifier.models import AdminNotification, PlatformAlert
 from notifier.types import utcnow
 from tests.web.conftest import API
 from tests.web.test_stream import Stream

@@ -10,13 +10,13 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from notifier import Database, admin_notification_service
-from notifier.dispatch import DispatchSettings, dispatch_due
-from notifier.mail import SmtpSettings
+from notifier.accounts.users import deactivate_admin
+from notifier.delivery.dispatch import DispatchSettings, dispatch_due
+from notifier.delivery.mail import SmtpSettings
+from notifier.delivery.unsubscribe import UNSUBSCRIBE_LINK_LIFETIME, sign
 from notifier.models import AdminUser
 from notifier.outbox import ensure_default_email_endpoint
-from notifier.preference_store import preferences_document
-from notifier.unsubscribe import UNSUBSCRIBE_LINK_LIFETIME, sign
-from notifier.users import deactivate_admin
+from notifier.preferences.store import preferences_document
 from tests.receivers import MailSink
 from tests.web.conftest import API, Admin, make_admin
 

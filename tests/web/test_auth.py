@@ -10,9 +10,9 @@ from flask.testing import FlaskClient
 from notifier.web import create_app, current_admin, login_required
 from sqlalchemy import update
 
+from notifier.accounts.tokens import find_token, revoke_token
 from notifier.db import Database
 from notifier.models import AdminUser, ApiToken
-from notifier.tokens import find_token, revoke_token
 from tests.web.conftest import API, Admin, login, make_admin, make_token, page_csrf
 
 BODIES: dict[str, dict[str, Any]] = {

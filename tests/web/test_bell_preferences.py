@@ -10,8 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert
 
-from notifier import AdminNotification, Database, admin_notification_service
+from notifier import Database, admin_notification_service
 from notifier.keyset import UNREAD_CAP
+from notifier.models import AdminNotification
 from tests.web.conftest import API, Admin, make_admin, make_token
 from tests.web.test_stream import Stream
 

@@ -24,11 +24,11 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from notifier.accounts.tokens import hash_token
 from notifier.cli import _load_plugins, cli
 from notifier.db import Database
 from notifier.migrate import upgrade
 from notifier.models import ApiToken
-from notifier.tokens import hash_token
 from tests.web.conftest import API, Admin, make_admin, make_token
 
 

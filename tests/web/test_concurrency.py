@@ -22,8 +22,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from notifier import Database
-from notifier.attempts import _lock_endpoints
-from notifier.endpoints import endpoint_service
+from notifier.delivery.attempts import _lock_endpoints
+from notifier.delivery.endpoints import endpoint_service
 from notifier.models import Delivery, DeliveryAttempt, DeliveryEndpoint
 from tests.receivers import Receiver
 from tests.web.conftest import API, make_admin, make_token

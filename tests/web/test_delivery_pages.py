@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from notifier import Database
-from notifier.dispatch import DispatchSettings, dispatch_due
-from notifier.endpoints import endpoint_service
+from notifier.delivery.dispatch import DispatchSettings, dispatch_due
+from notifier.delivery.endpoints import endpoint_service
 from notifier.models import DeliveryEndpoint
 from tests.notifier.conftest import Receiver
 from tests.web.conftest import API, Admin, login

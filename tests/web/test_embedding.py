@@ -14,7 +14,8 @@ from notifier.web.host_login import HostLogin, HostUser
 from sqlalchemy import String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from notifier import AdminNotification, AdminUser, Database, platform_alert_service
+from notifier import Database, platform_alert_service
+from notifier.models import AdminNotification, AdminUser
 from tests.web.conftest import API, make_token
 
 _HOST_HEADERS = {"X-Host": "shop"}

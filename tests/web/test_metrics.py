@@ -18,8 +18,9 @@ from flask.testing import FlaskClient
 from notifier.web import create_app
 from prometheus_client.parser import text_string_to_metric_families
 
-from notifier import Database, DispatchSettings, admin_notification_service, endpoint_service
-from notifier.dispatch import dispatch_due
+from notifier import Database, admin_notification_service
+from notifier.delivery import DispatchSettings, endpoint_service
+from notifier.delivery.dispatch import dispatch_due
 from notifier.migrate import upgrade
 from tests.receivers import Receiver
 from tests.web.conftest import API, Admin, make_admin, page_csrf

@@ -11,10 +11,10 @@ from notifier.web import create_app
 from notifier.web.auth import SESSION_ID_KEY
 from sqlalchemy import func, select
 
+from notifier.accounts.tokens import hash_token
+from notifier.accounts.users import deactivate_admin, delete_admin, reactivate_admin, set_password
 from notifier.db import Database
 from notifier.models import AdminSession, AdminUser
-from notifier.tokens import hash_token
-from notifier.users import deactivate_admin, delete_admin, reactivate_admin, set_password
 from tests.web.conftest import API, Admin, login, make_admin
 
 

@@ -22,7 +22,8 @@ from notifier.worker import install, uninstall
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
 
-from notifier import AdminNotification, Database, PlatformAlert
+from notifier import Database
+from notifier.models import AdminNotification, PlatformAlert
 
 HERE = Path(__file__).parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1])]

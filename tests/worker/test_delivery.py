@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from notifier import Database, endpoint_service
+from notifier import Database
+from notifier.delivery import endpoint_service
 from tests.receivers import Receiver
 
 from .conftest import wait_for

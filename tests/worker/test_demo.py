@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from notifier import AdminNotification, Database, PlatformAlert
+from notifier import Database
+from notifier.models import AdminNotification, PlatformAlert
 
 from .conftest import wait_for
 

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from notifier import Database, admin_notification_service
+from notifier.accounts.users import create_admin
 from notifier.models import Digest
-from notifier.preference_store import save_preferences
-from notifier.users import create_admin
+from notifier.preferences.store import save_preferences
 from tests.receivers import MailSink
 from tests.worker.conftest import wait_for
 

@@ -15,13 +15,8 @@ from notifier.worker.jobs.delivery import TASK_NAME
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
-from notifier import (
-    Database,
-    DeliveryStatus,
-    admin_notification_service,
-    endpoint_service,
-    kick_after_commit,
-)
+from notifier import Database, DeliveryStatus, admin_notification_service, kick_after_commit
+from notifier.delivery import endpoint_service
 from notifier.models import Delivery
 from tests.receivers import Receiver
 

@@ -11,10 +11,11 @@ from typing import Any
 from notifier.worker.decorators import import_job, sync_job
 from notifier.worker.events import failure_report, returned_reports
 from notifier.worker.redaction import redact_text
-from notifier.worker.spool import Spool
+from notifier.worker.spool.folder import Spool
 from sqlalchemy import select
 
-from notifier import AdminNotification, Database, FailureReport, PlatformAlert, record_failures
+from notifier import Database, FailureReport, record_failures
+from notifier.models import AdminNotification, PlatformAlert
 
 
 def _task(decorator: Any, name: str) -> Any:

@@ -10,9 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import notifier.worker.demo.tasks  # noqa: F401  (registers the demo's import jobs)
 import pytest
 from celery import Celery
-from notifier.worker.jobs.catalogue import Product, catalogue
+from notifier.worker.demo.catalogue import Product, catalogue
 
 from notifier import Database
 

@@ -122,7 +122,10 @@ def test_a_killed_drainer_process_is_restarted(prefork: Prefork) -> None:
         found = []
         for child in psutil.Process(worker.proc.pid).children(recursive=True):
             try:  # a killed drainer is a zombie until the worker reaps it
-                if "notifier.worker.drainer" in " ".join(child.cmdline()) and child.is_running():
+                if (
+                    "notifier.worker.spool.drainer" in " ".join(child.cmdline())
+                    and child.is_running()
+                ):
                     found.append(child)
             except psutil.Error:
                 continue

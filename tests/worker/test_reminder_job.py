@@ -10,10 +10,11 @@ import pytest
 from celery import Celery
 from sqlalchemy import func, select, update
 
-from notifier import Database, Delivery, DeliveryEvent, PlatformAlert, platform_alert_service
+from notifier import Database, DeliveryEvent, platform_alert_service
+from notifier.accounts.users import create_admin
+from notifier.models import Delivery, PlatformAlert
 from notifier.outbox import ensure_default_email_endpoint
 from notifier.types import utcnow
-from notifier.users import create_admin
 
 from .conftest import wait_for
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from notifier import Database
-from notifier.endpoints import endpoint_service
+from notifier.delivery.endpoints import endpoint_service
 from notifier.migrate import upgrade
 from tests.receivers import Receiver
 from tests.web.conftest import make_admin, make_token

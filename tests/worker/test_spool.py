@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from notifier import Database, PlatformAlert
+from notifier import Database
+from notifier.models import PlatformAlert
 
 from .conftest import (
     Prefork,

@@ -13,13 +13,12 @@ import psutil
 import pytest
 import redis
 from celery import Celery
-from notifier.worker.drainer import SpoolRecorder
-from notifier.worker.spool import Drainer
-from notifier.worker.stream_spool import GROUP, StreamSpool
+from notifier.worker.spool.drainer import SpoolRecorder
+from notifier.worker.spool.folder import Drainer
+from notifier.worker.spool.stream import GROUP, StreamSpool
 from prometheus_client import REGISTRY
 
-from notifier import Database, FailureReport
-from notifier.failures import FailureKind, JobKind
+from notifier import Database, FailureKind, FailureReport, JobKind
 from notifier.types import utcnow
 
 from .conftest import (

@@ -11,16 +11,13 @@ from flask import current_app, url_for
 
 from notifier import (
     AlertType,
-    Backlog,
     DeliveryChannel,
     DeliveryEvent,
     DeliveryRefusedError,
     NotificationType,
-    delivery_log,
-    display_url,
-    endpoint_service,
     utcnow,
 )
+from notifier.delivery import Backlog, delivery_log, display_url, endpoint_service
 from notifier.models import Delivery, DeliveryEndpoint
 
 from ..state import db_session

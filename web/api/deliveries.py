@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from notifier import (
-    DeliveryStatus,
+from notifier import DeliveryStatus
+from notifier.delivery import (
     delivery_log,
     endpoint_service,
     replay_failed_delivery,

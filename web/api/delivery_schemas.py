@@ -1,8 +1,8 @@
 """Schemas of the delivery API: endpoints (channels), deliveries, attempts and replays.
 
 Inputs run the core's rules (``notifier/validation.py``; the URL's scheme and address rules
-are the engine's, ``notifier.egress``, applied by the endpoint service). Outputs never carry
-a signing secret, except the one answer that creates or rotates it, and never a Slack or
+are the engine's, ``notifier.delivery.egress``, applied by the endpoint service). Outputs
+never carry a signing secret, except the one answer that creates or rotates it, and never a Slack or
 Teams URL (``display_url``).
 """
 
@@ -15,12 +15,6 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_vali
 from pydantic.json_schema import SkipJsonSchema
 
 from notifier import (
-    ACTION_URL_MAX,
-    ENDPOINT_URL_PATTERN,
-    LIST_MAX_ITEMS,
-    NAME_MAX,
-    PAGE_MAX,
-    SKIP_MAX,
     AlertType,
     DeliveryChannel,
     DeliveryEvent,
@@ -28,17 +22,35 @@ from notifier import (
     NotificationType,
     Priority,
     Severity,
+)
+from notifier.delivery import NAME_MAX
+from notifier.models import Delivery
+from notifier.validation import (
+    ACTION_URL_MAX,
+    ENDPOINT_URL_PATTERN,
+    LIST_MAX_ITEMS,
+    PAGE_MAX,
+    SKIP_MAX,
     endpoint_url_problem,
 )
-from notifier.models import Delivery
 
-from .schemas import Page, StoreId, Timestamp, _Input, _Output, _Query, _rule, _text, _text_rule
+from .schemas import (
+    Input,
+    Output,
+    Page,
+    Query,
+    StoreId,
+    Timestamp,
+    text_field,
+    text_validator,
+    validator_of,
+)
 
 #: What an admin may create; email goes to the admins through the one built-in endpoint.
 CreatableChannel = Literal["webhook", "slack", "teams"]
 assert set(get_args(CreatableChannel)) == {c.value for c in DeliveryChannel} - {"email"}
 
-EndpointName = Annotated[str, _text(NAME_MAX), AfterValidator(_text_rule(NAME_MAX))]
+EndpointName = Annotated[str, text_field(NAME_MAX), AfterValidator(text_validator(NAME_MAX))]
 EndpointUrl = Annotated[
     str,
     Field(
@@ -49,7 +61,7 @@ EndpointUrl = Annotated[
             "NOTIFIER_DELIVERY_ALLOW_PRIVATE is set (local development and tests)."
         ),
     ),
-    AfterValidator(_rule(endpoint_url_problem)),
+    AfterValidator(validator_of(endpoint_url_problem)),
 ]
 _Many = Field(max_length=LIST_MAX_ITEMS)
 EventTypes = Annotated[list[DeliveryEvent], _Many]
@@ -71,7 +83,7 @@ Since = Annotated[AwareDatetime, AfterValidator(_utc)]
 # -- requests ----------------------------------------------------------------------------
 
 
-class EndpointCreate(_Input):
+class EndpointCreate(Input):
     """Body of POST /endpoints. An empty filter list means "any"."""
 
     name: EndpointName
@@ -85,7 +97,7 @@ class EndpointCreate(_Input):
     min_severity: Severity | None = None
 
 
-class EndpointUpdate(_Input):
+class EndpointUpdate(Input):
     """Body of PATCH /endpoints/{id}: only the fields sent change (null clears a minimum)."""
 
     name: EndpointName | SkipJsonSchema[None] = None
@@ -111,7 +123,7 @@ class EndpointUpdate(_Input):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
-class DeliveryQuery(_Query):
+class DeliveryQuery(Query):
     """Filters and paging of GET /deliveries."""
 
     status: DeliveryStatus | None = None
@@ -121,7 +133,7 @@ class DeliveryQuery(_Query):
     limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 50
 
 
-class ReplayFailed(_Input):
+class ReplayFailed(Input):
     """Body of POST /deliveries/replay-failed."""
 
     since: Since = Field(description="Replay failed deliveries created at or after this time.")
@@ -169,7 +181,7 @@ class EndpointListOut(BaseModel):
     items: list[EndpointOut]
 
 
-class DeliveryOut(_Output):
+class DeliveryOut(Output):
     """One event for one endpoint (or one admin's mailbox) and where it stands."""
 
     id: int
@@ -198,7 +210,7 @@ class DeliveryOut(_Output):
         return out
 
 
-class AttemptOut(_Output):
+class AttemptOut(Output):
     """One try at sending: when, how long, and what came back (at most 1 KiB of body)."""
 
     id: int

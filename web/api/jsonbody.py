@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from notifier import METADATA_MAX_DEPTH, TOO_DEEP
+from notifier.validation import METADATA_MAX_DEPTH, TOO_DEEP
 
 #: The body object itself is one level; its metadata field may hold the limit below it.
 MAX_BODY_DEPTH = METADATA_MAX_DEPTH + 1

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import url_for
 
-from notifier import admin_bell_filter
 from notifier import admin_notification_service as service
 from notifier.models import AdminNotification, AdminUser
+from notifier.preferences import admin_bell_filter
 
 from ..auth import current_admin
 from ..links import notification_link

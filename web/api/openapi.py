@@ -10,7 +10,7 @@ from flask import Response, current_app
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from notifier import INT32_MAX
+from notifier.validation import INT32_MAX
 
 from .blueprint import api, api_blueprint
 from .operations import Operation

@@ -16,7 +16,8 @@ from flask import Blueprint, Response, current_app, request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
-from notifier import INT32_MAX, KeysetPage
+from notifier import KeysetPage
+from notifier.validation import INT32_MAX
 
 from .errors import ApiError
 from .jsonbody import RepeatedKeyError, check_body

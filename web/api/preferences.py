@@ -11,13 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, create_model
 
-from notifier import (
+from notifier.preferences import category_table, preferences_document, save_preferences
+from notifier.validation import (
     CLOCK_PATTERN,
     QUIET_WINDOWS_MAX,
     TIME_ZONE_MAX,
-    category_table,
-    preferences_document,
-    save_preferences,
     time_zone_problem,
     time_zones,
 )
@@ -27,7 +25,7 @@ from ..state import db_session
 from .blueprint import api
 from .errors import ApiError
 from .operations import READ_ERRORS, WRITE_ERRORS, Reply
-from .schemas import _Input, _integral, _Output, _rule
+from .schemas import Input, Output, integral_value, validator_of
 
 _Priority = Literal["low", "normal", "high", "critical"]
 _Severity = Literal["info", "warning", "error", "critical"]
@@ -36,7 +34,7 @@ _Severity = Literal["info", "warning", "error", "critical"]
 def _rule_model(name: str, modes: Any, levels: Any) -> type[BaseModel]:
     return create_model(
         name,
-        __base__=_Input,
+        __base__=Input,
         mode=(modes, ...),
         min_level=(levels | None, None),
     )
@@ -64,21 +62,21 @@ def _channel_rules(channel: str) -> type[BaseModel]:
         )
         for row in category_table()
     }
-    return create_model(f"{channel.title().replace('_', '')}Rules", __base__=_Input, **fields)
+    return create_model(f"{channel.title().replace('_', '')}Rules", __base__=Input, **fields)
 
 
 InAppRules = _channel_rules("in_app")
 EmailRules = _channel_rules("email")
 
 
-class RulesIn(_Input):
+class RulesIn(Input):
     """Per channel, per category: a mode and a minimum level (left out: the default)."""
 
     in_app: InAppRules | None = None  # type: ignore[valid-type]
     email: EmailRules | None = None  # type: ignore[valid-type]
 
 
-class ChannelsIn(_Input):
+class ChannelsIn(Input):
     """The per-channel switches; a channel off gets only required notifications."""
 
     in_app: bool = True
@@ -86,10 +84,12 @@ class ChannelsIn(_Input):
 
 
 Clock = Annotated[str, Field(pattern=CLOCK_PATTERN, description="HH:MM, 24-hour clock")]
-Weekday = Annotated[int, Field(ge=0, le=6, description="0 is Monday"), BeforeValidator(_integral)]
+Weekday = Annotated[
+    int, Field(ge=0, le=6, description="0 is Monday"), BeforeValidator(integral_value)
+]
 
 
-class WindowIn(_Input):
+class WindowIn(Input):
     """A weekly quiet window; an end at or before the start ends the next day."""
 
     days: Annotated[list[Weekday], Field(min_length=1, max_length=7)]
@@ -97,21 +97,21 @@ class WindowIn(_Input):
     end: Clock
 
 
-class DigestIn(_Input):
+class DigestIn(Input):
     """How often the digest comes, and at which local hour for a daily one."""
 
     frequency: Literal["off", "hourly", "daily"] = "off"
-    hour: Annotated[int, Field(ge=0, le=23), BeforeValidator(_integral)] = 8
+    hour: Annotated[int, Field(ge=0, le=23), BeforeValidator(integral_value)] = 8
 
 
 TimeZone = Annotated[
     str,
     Field(max_length=TIME_ZONE_MAX, json_schema_extra={"enum": sorted(time_zones())}),
-    AfterValidator(_rule(time_zone_problem)),
+    AfterValidator(validator_of(time_zone_problem)),
 ]
 
 
-class PreferencesIn(_Input):
+class PreferencesIn(Input):
     """Body of PUT /preferences: the whole document; a part left out takes its default."""
 
     channels: ChannelsIn = Field(default_factory=ChannelsIn)
@@ -123,7 +123,7 @@ class PreferencesIn(_Input):
     digest: DigestIn = Field(default_factory=DigestIn)
 
 
-class CategoryOut(_Output):
+class CategoryOut(Output):
     """A notification type or alert type, its levels, and from which level it is locked."""
 
     key: str
@@ -135,12 +135,12 @@ class CategoryOut(_Output):
     )
 
 
-class RuleOut(_Output):
+class RuleOut(Output):
     mode: Literal["off", "immediate", "digest"]
     min_level: str | None
 
 
-class PreferencesOut(_Output):
+class PreferencesOut(Output):
     """The admin's preferences, every channel and category filled in, and the categories."""
 
     channels: dict[str, bool]

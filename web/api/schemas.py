@@ -20,7 +20,8 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 from typing_extensions import TypeAliasType
 
-from notifier import (
+from notifier import AlertType, NotificationType, Priority, Severity
+from notifier.validation import (
     ACTION_URL_MAX,
     FINGERPRINT_MAX,
     INT32_MAX,
@@ -35,10 +36,6 @@ from notifier import (
     SYSTEM_NAME_MAX,
     TEXT_PATTERN,
     TITLE_MAX,
-    AlertType,
-    NotificationType,
-    Priority,
-    Severity,
     metadata_problem,
     neutralise,
     text_problem,
@@ -46,7 +43,7 @@ from notifier import (
 )
 
 
-def _rule(problem: Callable[[Any], str | None]) -> Callable[[Any], Any]:
+def validator_of(problem: Callable[[Any], str | None]) -> Callable[[Any], Any]:
     """A pydantic validator running one of the core's checks (notifier/validation.py)."""
 
     def check(value: Any) -> Any:
@@ -58,7 +55,7 @@ def _rule(problem: Callable[[Any], str | None]) -> Callable[[Any], Any]:
     return check
 
 
-def _text_rule(max_length: int, *, required: bool = True) -> Callable[[str], str]:
+def text_validator(max_length: int, *, required: bool = True) -> Callable[[str], str]:
     def check(value: str) -> str:
         why = text_problem(value, max_length=max_length, required=required)
         if why:
@@ -68,7 +65,7 @@ def _text_rule(max_length: int, *, required: bool = True) -> Callable[[str], str
     return check
 
 
-def _integral(value: Any) -> Any:
+def integral_value(value: Any) -> Any:
     # JSON Schema counts 5.0 as an integer; accept it as 5 (and nothing else that is not int).
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -84,22 +81,22 @@ def _utc_iso(value: datetime) -> str:
 # something visible in it, links by the one URL rule.
 
 
-def _text(max_length: int) -> Any:
+def text_field(max_length: int) -> Any:
     return Field(min_length=1, max_length=max_length, json_schema_extra={"pattern": TEXT_PATTERN})
 
 
-Title = Annotated[str, _text(TITLE_MAX), AfterValidator(_text_rule(TITLE_MAX))]
-Message = Annotated[str, _text(MESSAGE_MAX), AfterValidator(_text_rule(MESSAGE_MAX))]
+Title = Annotated[str, text_field(TITLE_MAX), AfterValidator(text_validator(TITLE_MAX))]
+Message = Annotated[str, text_field(MESSAGE_MAX), AfterValidator(text_validator(MESSAGE_MAX))]
 OptionalText = Annotated[
     str,
     Field(max_length=MESSAGE_MAX, json_schema_extra={"pattern": NO_NUL_PATTERN}),
-    AfterValidator(_text_rule(MESSAGE_MAX, required=False)),
+    AfterValidator(text_validator(MESSAGE_MAX, required=False)),
 ]
-Key = Annotated[str, _text(FINGERPRINT_MAX), AfterValidator(_text_rule(FINGERPRINT_MAX))]
+Key = Annotated[str, text_field(FINGERPRINT_MAX), AfterValidator(text_validator(FINGERPRINT_MAX))]
 ActionUrl = Annotated[
     str,
     Field(max_length=ACTION_URL_MAX, json_schema_extra={"pattern": SAFE_URL_PATTERN}),
-    AfterValidator(_rule(url_problem)),
+    AfterValidator(validator_of(url_problem)),
 ]
 _JsonText = Annotated[str, Field(json_schema_extra={"pattern": NO_NUL_PATTERN})]
 JsonValue = TypeAliasType(
@@ -108,7 +105,7 @@ JsonValue = TypeAliasType(
 )
 Metadata = Annotated[
     dict[_JsonText, JsonValue],
-    AfterValidator(_rule(metadata_problem)),
+    AfterValidator(validator_of(metadata_problem)),
     Field(
         description=(
             f"A JSON object of at most {METADATA_MAX_BYTES} bytes as UTF-8 JSON, "
@@ -116,8 +113,10 @@ Metadata = Annotated[
         )
     ),
 ]
-StoreId = Annotated[int, Field(ge=0, le=INT32_MAX), BeforeValidator(_integral)]
-SystemName = Annotated[str, _text(SYSTEM_NAME_MAX), AfterValidator(_text_rule(SYSTEM_NAME_MAX))]
+StoreId = Annotated[int, Field(ge=0, le=INT32_MAX), BeforeValidator(integral_value)]
+SystemName = Annotated[
+    str, text_field(SYSTEM_NAME_MAX), AfterValidator(text_validator(SYSTEM_NAME_MAX))
+]
 Timestamp = Annotated[
     datetime,
     PlainSerializer(_utc_iso, return_type=str),
@@ -145,13 +144,13 @@ class SchemaGenerator(GenerateJsonSchema):
         return result
 
 
-class _Input(BaseModel):
+class Input(BaseModel):
     """A request body: unknown fields and wrong types are refused, nothing is coerced."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class _Query(BaseModel):
+class Query(BaseModel):
     """Query parameters: strings converted to the declared types, unknown names refused.
 
     A list's query names each field as its service's keyword argument: ``list_arguments``
@@ -160,14 +159,14 @@ class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class _Output(BaseModel):
+class Output(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
 # -- requests ----------------------------------------------------------------------------
 
 
-class NotificationCreate(_Input):
+class NotificationCreate(Input):
     """Body of POST /notifications."""
 
     type: NotificationType
@@ -181,7 +180,7 @@ class NotificationCreate(_Input):
     dedup_key: Key | None = None
 
 
-class AlertCreate(_Input):
+class AlertCreate(Input):
     """Body of POST /notifications/alerts."""
 
     alert_type: AlertType
@@ -194,7 +193,7 @@ class AlertCreate(_Input):
     fingerprint: Key | None = None
 
 
-class AlertResolve(_Input):
+class AlertResolve(Input):
     """Body of PUT /notifications/alerts/{id}/resolve."""
 
     resolution_notes: Message
@@ -207,7 +206,7 @@ def _date_time_text(value: Any) -> Any:
     return value
 
 
-class AlertSnooze(_Input):
+class AlertSnooze(Input):
     """Body of PUT /notifications/alerts/{id}/snooze."""
 
     #: When the alert comes back: in the future and at most 30 days away, with an offset.
@@ -222,7 +221,7 @@ class AlertSnooze(_Input):
 Cursor = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-class NotificationQuery(_Query):
+class NotificationQuery(Query):
     """Filters and paging of GET /notifications."""
 
     priority: Priority | None = None
@@ -234,7 +233,7 @@ class NotificationQuery(_Query):
     limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 50
 
 
-class AlertQuery(_Query):
+class AlertQuery(Query):
     """Filters and paging of GET /notifications/alerts."""
 
     alert_type: AlertType | None = None
@@ -248,7 +247,7 @@ class AlertQuery(_Query):
     limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 50
 
 
-class RecentQuery(_Query):
+class RecentQuery(Query):
     """Paging of GET /notifications/recent."""
 
     limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 5
@@ -257,7 +256,7 @@ class RecentQuery(_Query):
 # -- responses ---------------------------------------------------------------------------
 
 
-class NotificationOut(_Output):
+class NotificationOut(Output):
     """An admin notification, every field under the model's name."""
 
     id: int
@@ -277,7 +276,7 @@ class NotificationOut(_Output):
     created_at: Timestamp
 
 
-class AlertOut(_Output):
+class AlertOut(Output):
     """A platform alert, every field under the model's name."""
 
     id: int

@@ -14,14 +14,9 @@ from collections.abc import Iterator
 
 from flask import Response, current_app, request, stream_with_context
 
-from notifier import (
-    BellFilter,
-    Database,
-    Position,
-    ValidationError,
-    admin_bell_filter,
-    admin_notification_service,
-)
+from notifier import BellFilter, Database, ValidationError, admin_notification_service
+from notifier.live import Position
+from notifier.preferences import admin_bell_filter
 
 from ..auth import current_admin
 from ..links import notification_link

@@ -15,7 +15,8 @@ from typing import Any
 
 from celery import shared_task
 
-from notifier import Database, DispatchSettings, dispatch_batches
+from notifier import Database
+from notifier.delivery import DispatchSettings, dispatch_batches
 
 logger = logging.getLogger("notifier.worker")
 

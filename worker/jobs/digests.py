@@ -7,7 +7,8 @@ from typing import Any
 
 from celery import shared_task
 
-from notifier import Database, DispatchSettings, run_digests
+from notifier import Database
+from notifier.delivery import DispatchSettings, run_digests
 
 logger = logging.getLogger("notifier.worker")
 

@@ -8,7 +8,8 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from notifier import Database, PlatformAlert, platform_alert_service
+from notifier import Database, platform_alert_service
+from notifier.models import PlatformAlert
 from notifier.types import utcnow
 from tests.web.browser.conftest import LiveServer, shoot, sign_in
 from tests.web.conftest import Admin

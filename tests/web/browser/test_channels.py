@@ -11,8 +11,9 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
 
-from notifier import Database, endpoint_service
-from notifier.dispatch import DispatchSettings, dispatch_due
+from notifier import Database
+from notifier.delivery import endpoint_service
+from notifier.delivery.dispatch import DispatchSettings, dispatch_due
 from notifier.models import Delivery
 from tests.notifier.conftest import Receiver
 from tests.web.browser.conftest import LiveServer, shoot, sign_in

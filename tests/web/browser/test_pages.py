@@ -14,8 +14,9 @@ from notifier.web import create_app
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import insert
 
-from notifier import AdminNotification, Database, admin_notification_service, platform_alert_service
+from notifier import Database, admin_notification_service, platform_alert_service
 from notifier.keyset import UNREAD_CAP
+from notifier.models import AdminNotification
 from tests.web.browser.conftest import LiveServer, shoot, sign_in
 from tests.web.conftest import Admin, make_token
 

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from notifier import Database
-from notifier.preference_store import preferences_document
+from notifier.preferences.store import preferences_document
 from tests.web.browser.conftest import LiveServer, shoot, sign_in
 from tests.web.conftest import Admin
 

@@ -1,0 +1,273 @@
+"""What each channel sends, and the sending: signed webhooks, Slack and Teams over HTTP
+(``egress``, checked at use), emails over SMTP. Each send ends in an :class:`Outcome`.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from ..enums import DeliveryChannel, DeliveryEvent
+from ..errors import DeliveryRefusedError
+from ..models import Delivery, DeliveryEndpoint
+from ..preferences.rules import Event, is_required
+from . import egress, unsubscribe
+from .attempts import Outcome, classify
+from .chat import ChatMessage, slack_payload, teams_payload
+from .mail import MailContent, alert_root_message_id, compose, list_id, send
+from .settings import DispatchSettings
+from .webhooks import envelope, signed_headers
+
+__all__ = [
+    "Mail",
+    "quiet_content",
+    "send_http",
+    "send_mail",
+    "single_mail",
+    "summary_content",
+    "unsubscribe_url",
+    "with_unsubscribe",
+]
+
+
+def _link(settings: DispatchSettings, delivery: Delivery) -> str | None:
+    if settings.base_url is None:
+        return None
+    tab = "?tab=alerts" if delivery.alert_id is not None else ""
+    return settings.base_url.rstrip("/") + settings.pages_path + tab
+
+
+def _headline(delivery: Delivery) -> tuple[str, str, str, str]:
+    """(level, kind, title, text) of the object a delivery is about."""
+    payload = delivery.payload
+    if delivery.alert_id is not None:
+        return (
+            str(payload.get("severity", "")),
+            str(payload.get("alert_type", "")),
+            str(payload.get("title", "")),
+            str(payload.get("description") or ""),
+        )
+    return (
+        str(payload.get("priority", "")),
+        str(payload.get("type", "")),
+        str(payload.get("title", "")),
+        str(payload.get("message", "")),
+    )
+
+
+def _facts(delivery: Delivery) -> list[tuple[str, str]]:
+    payload = delivery.payload
+    facts = [("Event", str(delivery.event_type))]
+    if delivery.alert_id is not None:
+        facts.append(("Occurrences", str(payload.get("occurrence_count", 1))))
+        if payload.get("resolution_notes"):
+            facts.append(("Resolution", str(payload["resolution_notes"])))
+    elif payload.get("store_id") is not None:
+        facts.append(("Store", str(payload["store_id"])))
+    return facts
+
+
+def _chat_message(settings: DispatchSettings, delivery: Delivery) -> ChatMessage:
+    level, kind, title, text = _headline(delivery)
+    return ChatMessage(
+        title=f"{kind}: {title}",
+        level=level,
+        text=text,
+        facts=_facts(delivery),
+        url=_link(settings, delivery),
+    )
+
+
+def _signing_secrets(endpoint: DeliveryEndpoint, now: datetime) -> list[str]:
+    secrets = [endpoint.secret] if endpoint.secret else []
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and expires > now:
+        secrets.append(endpoint.previous_secret)
+    return secrets
+
+
+def _http_request(
+    delivery: Delivery, endpoint: DeliveryEndpoint, settings: DispatchSettings, now: datetime
+) -> tuple[bytes, dict[str, str]]:
+    if endpoint.channel is DeliveryChannel.WEBHOOK:
+        body = envelope(
+            delivery.event_id, delivery.event_type, delivery.occurred_at, delivery.payload
+        )
+        return body, signed_headers(_signing_secrets(endpoint, now), delivery.message_id, body)
+    chat = _chat_message(settings, delivery)
+    data = slack_payload(chat) if endpoint.channel is DeliveryChannel.SLACK else teams_payload(chat)
+    return json.dumps(data).encode(), {"content-type": "application/json"}
+
+
+def send_http(
+    client: egress.Client,
+    delivery: Delivery,
+    endpoint: DeliveryEndpoint,
+    settings: DispatchSettings,
+    now: datetime,
+) -> Outcome:
+    """POST one webhook, Slack or Teams message; checked at use, never raises."""
+    started = time.monotonic()
+    try:
+        body, headers = _http_request(delivery, endpoint, settings, now)
+        response = client.post(endpoint.url, body, headers, allow_private=settings.allow_private)
+    except DeliveryRefusedError as exc:
+        return Outcome("failed", time.monotonic() - started, error_class="Refused", error=str(exc))
+    except Exception as exc:  # network errors, timeouts, TLS: the receiver may come back
+        return Outcome(
+            "retry", time.monotonic() - started, error_class=type(exc).__name__, error=_short(exc)
+        )
+    return classify(response, now)
+
+
+def _short(exc: BaseException) -> str:
+    # Exception texts from urllib3 can carry the URL (and so a Slack URL's credential).
+    text = str(exc).split(" (Caused by", 1)[0]
+    return text[:300]
+
+
+def _mail_content(delivery: Delivery, settings: DispatchSettings) -> MailContent:
+    level, kind, title, text = _headline(delivery)
+    paragraphs = [p for p in (text,) if p]
+    if delivery.event_type is DeliveryEvent.ALERT_RESOLVED:
+        paragraphs.insert(0, "This alert is resolved.")
+    elif delivery.event_type is DeliveryEvent.ALERT_ESCALATED:
+        paragraphs.insert(0, f"This alert's severity rose to {level}.")
+    elif delivery.event_type is DeliveryEvent.ALERT_REMINDER:
+        paragraphs.insert(0, "Reminder: this alert is still open and nobody acknowledged it.")
+    return MailContent(
+        subject=f"[{level.upper()}] {kind}: {title}",
+        paragraphs=paragraphs or [title],
+        facts=_facts(delivery),
+        url=_link(settings, delivery),
+    )
+
+
+def _listing(deliveries: Sequence[Delivery], shown: int = 20) -> str:
+    lines = []
+    for delivery in deliveries[:shown]:
+        level, kind, title, _ = _headline(delivery)
+        lines.append(f"[{level.upper()}] {kind}: {title}")
+    if len(deliveries) > shown:
+        lines.append(f"... and {len(deliveries) - shown} more")
+    return "\n".join(lines)
+
+
+def _pages_url(settings: DispatchSettings) -> str | None:
+    return settings.base_url.rstrip("/") + settings.pages_path if settings.base_url else None
+
+
+def summary_content(deliveries: Sequence[Delivery], settings: DispatchSettings) -> MailContent:
+    """The one email that stands for those over the hourly cap."""
+    return MailContent(
+        subject=f"{len(deliveries)} more notifications",
+        paragraphs=[
+            f"You reached this hour's email limit ({settings.emails_per_hour}); "
+            f"these {len(deliveries)} arrived meanwhile:",
+            _listing(deliveries),
+        ],
+        url=_pages_url(settings),
+    )
+
+
+def quiet_content(deliveries: Sequence[Delivery], settings: DispatchSettings) -> MailContent:
+    """The one email for those held by quiet hours and released together."""
+    return MailContent(
+        subject=f"{len(deliveries)} notifications during your quiet hours",
+        paragraphs=[
+            f"These {len(deliveries)} arrived while your quiet hours were on:",
+            _listing(deliveries),
+        ],
+        url=_pages_url(settings),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    """One email to send: the delivery it records, its content, its alert thread."""
+
+    delivery_id: int
+    content: MailContent
+    alert_id: int | None = None
+    opens_thread: bool = False
+
+
+def single_mail(delivery: Delivery, settings: DispatchSettings) -> Mail:
+    """The email for one delivery."""
+    return Mail(
+        delivery.id,
+        _mail_content(delivery, settings),
+        delivery.alert_id,
+        delivery.event_type in (DeliveryEvent.ALERT_OPENED, DeliveryEvent.ALERT_REGRESSED),
+    )
+
+
+def _event_of(delivery: Delivery) -> Event | None:
+    payload = delivery.payload
+    if delivery.event_type is DeliveryEvent.ENDPOINT_TEST:
+        return None
+    if delivery.alert_id is not None:
+        return Event("alert", str(payload.get("alert_type")), str(payload.get("severity")))
+    return Event("notification", str(payload.get("type")), str(payload.get("priority")))
+
+
+def with_unsubscribe(
+    db: Session, settings: DispatchSettings, mail: Mail, user_id: int, about: list[Delivery]
+) -> Mail:
+    """``mail`` with its one-click unsubscribe link, unless it is one required email.
+
+    One category unsubscribes from that category; a summary of several, from email.
+    """
+    if settings.base_url is None:
+        return mail
+    events = [_event_of(d) for d in about]
+    if len(events) == 1 and events[0] is not None and is_required(events[0]):
+        return mail
+    kinds = {e.category for e in events if e is not None}
+    what = kinds.pop() if len(kinds) == 1 and None not in events else unsubscribe.EMAIL
+    url = unsubscribe_url(settings, unsubscribe.sign(db, user_id, what))
+    return replace(mail, content=replace(mail.content, unsubscribe_url=url))
+
+
+def unsubscribe_url(settings: DispatchSettings, token: str) -> str | None:
+    """Where a one-click unsubscribe link points (None without ``base_url``)."""
+    if settings.base_url is None:
+        return None
+    return f"{settings.base_url.rstrip('/')}{settings.unsubscribe_path}/{token}"
+
+
+def send_mail(settings: DispatchSettings, mail: Mail, to: str) -> Outcome:
+    """Send one email to ``to`` over SMTP; never raises."""
+    if settings.smtp is None:
+        return Outcome("failed", error_class="NotConfigured", error="NOTIFIER_SMTP_URL is not set")
+    domain = settings.smtp.sender.rsplit("@", 1)[1]
+    thread_root, is_root = None, False
+    if mail.alert_id is not None:
+        thread_root = alert_root_message_id(mail.alert_id, domain)
+        is_root = mail.opens_thread
+    message = compose(
+        mail.content,
+        sender=settings.smtp.sender,
+        recipients=[to],
+        list_id=list_id(settings.smtp),
+        thread_root=thread_root,
+        is_root=is_root,
+    )
+    started = time.monotonic()
+    try:
+        send(settings.smtp, message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        return Outcome(
+            "failed", time.monotonic() - started, error_class=type(exc).__name__, error=_short(exc)
+        )
+    except (smtplib.SMTPException, OSError) as exc:
+        return Outcome(
+            "retry", time.monotonic() - started, error_class=type(exc).__name__, error=_short(exc)
+        )
+    return Outcome("succeeded", time.monotonic() - started)
