@@ -7,13 +7,14 @@ runs again) is recorded once. What the report means is decided by the task's job
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 from celery.exceptions import Ignore, Reject, Retry
 
-from notifier import FailureKind, FailureReport, JobKind
+from notifier import FailureKind, FailureReport, JobKind, storable_text
 
 from .decorators import (
     ANY_TASK,
@@ -26,6 +27,8 @@ from .decorators import (
     task_arguments,
 )
 from .redaction import MESSAGE_MAX_CHARS, clip_text, clip_traceback, redact_text, safe_arguments
+
+logger = logging.getLogger("notifier.worker")
 
 #: Control flow, not failures (as in sentry-sdk's CELERY_CONTROL_FLOW_EXCEPTIONS).
 CONTROL_FLOW_EXCEPTIONS = (Retry, Ignore, Reject)
@@ -82,9 +85,31 @@ def failure_report(
         exception_class=exception_class(exc),
         short_exception=type(exc).__name__,
         message=clip_text(redact_text(_describe_exception(exc)), MESSAGE_MAX_CHARS),
-        traceback=clip_traceback(redact_text(traceback_text or "")),
+        traceback=clip_traceback(redact_text(storable_text(traceback_text))),
     )
-    return spec.failure_report(failure)
+    try:  # the spec reads the task's own arguments (a callable, a str() of a host object)
+        return spec.failure_report(failure)
+    except Exception:
+        logger.exception(
+            "notifier: %s: locating the failure failed; recorded unlocated", failure.key
+        )
+        return FailureReport(
+            key=failure.key,
+            job=spec.job,
+            kind=failure.kind,
+            event=failure.event,
+            task_name=failure.task_name,
+            task_id=failure.task_id,
+            job_id=failure.task_id,
+            store_name="unknown store",
+            attempts=failure.attempts,
+            exception_class=failure.exception_class,
+            message=failure.message,
+            arguments=failure.safe_arguments,
+            traceback=failure.traceback,
+            fingerprint=f"celery:{failure.task_name}:{failure.exception_class}",
+            alert_type=spec.alert_type,
+        )
 
 
 def returned_reports(
@@ -108,7 +133,7 @@ def returned_reports(
         "task_name": task_name,
         "task_id": task_id,
         "arguments": safe_arguments(arguments),
-        **spec.locate(arguments, task_id),
+        **_locate(spec, arguments, task_id),
     }
     if isinstance(spec, ImportJob):
         count, reasons = error_count(result)
@@ -127,7 +152,7 @@ def returned_reports(
         ]
     reports = []
     for position, exception in enumerate(order_exceptions(result)):
-        number = clip_text(str(exception.get("order_number", "?")), 100)
+        number = clip_text(exception.get("order_number", "?"), 100)
         # The position keeps two exceptions with the same (or no) number apart, and is stable
         # when the same result is reported again.
         event = f"order_exception:{position}:{number}"
@@ -138,10 +163,22 @@ def returned_reports(
                 kind=FailureKind.ORDER_EXCEPTION,
                 event="order_exception",
                 order_number=number,
-                unmatched_products=[str(p) for p in exception.get("unmatched_products") or []],
+                # Made text by the report itself, which never raises on a hostile item.
+                unmatched_products=list(exception.get("unmatched_products") or []),
             )
         )
     return reports
+
+
+def _locate(spec: JobSpec, arguments: Mapping[str, Any], task_id: str) -> dict[str, Any]:
+    """The spec's store and job ids, or none when finding them raises (a host callable)."""
+    try:
+        return spec.locate(arguments, task_id)
+    except Exception:
+        logger.exception(
+            "notifier: task %s: locating its store failed; recorded unlocated", task_id
+        )
+        return {"store_id": None, "store_name": "unknown store", "job_id": task_id}
 
 
 def _task_name(task: Any) -> str:
@@ -162,7 +199,7 @@ def _describe_exception(exc: BaseException) -> str:
     Celery's text alone can say "exitcode 0" for a process the kernel killed, because the
     pool may reap it before it learns the signal.
     """
-    text = f"{type(exc).__name__}: {exc}"
+    text = f"{type(exc).__name__}: {storable_text(exc)}"
     if isinstance(exc, WorkerLostError):
         return (
             "The worker process running this task died before the task finished: it was "
@@ -176,5 +213,6 @@ def _describe(error: Any) -> str:
     """One row error as text: ``line 7: price is not a number`` for line/reason mappings."""
     if isinstance(error, Mapping) and "reason" in error:
         line = error.get("line")
-        return f"line {line}: {error['reason']}" if line is not None else str(error["reason"])
-    return str(error)
+        reason = storable_text(error["reason"])
+        return f"line {storable_text(line)}: {reason}" if line is not None else reason
+    return storable_text(error)
