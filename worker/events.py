@@ -8,6 +8,8 @@ runs again) is recorded once. What the report means is decided by the task's job
 from __future__ import annotations
 
 import logging
+import re
+import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -194,19 +196,61 @@ def _failure_kind(exc: BaseException) -> FailureKind:
 
 
 def _describe_exception(exc: BaseException) -> str:
-    """What an admin reads: for a lost pool process, what happened before Celery's words.
-
-    Celery's text alone can say "exitcode 0" for a process the kernel killed, because the
-    pool may reap it before it learns the signal.
-    """
+    """What an admin reads: for a lost pool process, how it ended before Celery's words."""
     text = f"{type(exc).__name__}: {storable_text(exc)}"
     if isinstance(exc, WorkerLostError):
-        return (
-            "The worker process running this task died before the task finished: it was "
-            "killed (for example SIGKILL from the out-of-memory killer) or crashed, and the "
-            f"pool replaced it. Celery reported {text}"
-        )
+        return f"The worker process running this task {_how_it_ended(text)} Celery reported {text}"
     return text
+
+
+#: What a signal that ended a pool process in the middle of a task usually means.
+_SIGNAL_MEANINGS = {
+    "SIGKILL": "usually the kernel's out-of-memory killer (see `dmesg` or the container's "
+    "OOMKilled status) or a hard kill (kill -9, a container stopped past its grace period)",
+    "SIGTERM": "usually a shutdown or restart (a deploy, the container or host stopping) "
+    "that did not wait for the task, or someone terminating the process",
+    "SIGINT": "an interrupt (Ctrl-C) sent to the process",
+    "SIGHUP": "the terminal or session that started the worker went away",
+    "SIGSEGV": "a crash: a segmentation fault, usually in a C extension or native library",
+    "SIGABRT": "a crash: native code called abort() (a failed assertion, heap corruption)",
+    "SIGBUS": "a crash: a bus error (a memory-mapped file shrank under it, or bad memory)",
+    "SIGFPE": "a crash: an arithmetic fault in native code",
+    "SIGILL": "a crash: an illegal instruction in native code",
+    "SIGXCPU": "its CPU time limit (ulimit -t) ran out",
+}
+# billiard says "signal 9 (SIGKILL)" or "exitcode 1"; "exitcode 0" when its supervisor
+# cleaned the dead process up before it learned that the process ran this task.
+_ENDED = re.compile(r"\bsignal (\d+)|\bexitcode (-?\d+)")
+
+
+def _how_it_ended(text: str) -> str:
+    """How a pool process ended, from billiard's text, and what that usually means."""
+    found = _ENDED.search(text)
+    if found is not None and found.group(1):
+        number = int(found.group(1))
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        meaning = _SIGNAL_MEANINGS.get(name, "sent by another process or the kernel")
+        return (
+            f"was ended by {name} (signal {number}) before the task finished: {meaning}. "
+            "The pool replaced it."
+        )
+    if found is None:
+        return "ended before the task finished."
+    if found.group(2) != "0":
+        return (
+            f"exited with code {found.group(2)} before the task finished: code in the task or "
+            "a library ended the process (os._exit, a fatal error in a C extension). The pool "
+            "replaced it."
+        )
+    return (
+        "died before the task finished, and the pool did not learn how (a process does not "
+        "end by itself with code 0 in the middle of a task): most often it was killed with "
+        "SIGKILL (signal 9) by the kernel's out-of-memory killer or a hard kill (kill -9, a "
+        "container stopped past its grace period). The pool replaced it."
+    )
 
 
 def _describe(error: Any) -> str:

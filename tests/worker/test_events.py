@@ -400,3 +400,26 @@ def test_any_returned_errors_make_storable_reports(database: Database) -> None:
             _assert_storable(database, report)
 
     check()
+
+
+def test_a_lost_pool_process_whose_exit_the_pool_missed_is_named_as_most_likely_killed() -> None:
+    """billiard says "exitcode 0" when it cleaned the process up before learning its job."""
+    from billiard.exceptions import WorkerLostError
+
+    report = failure_report(
+        _task(import_job(store_id="store_id"), "shop.import"),
+        task_id="t-lost",
+        exc=WorkerLostError("Worker exited prematurely: exitcode 0 Job: 3."),
+        traceback_text="",
+        args=(1,),
+        kwargs={},
+        attempts=1,
+        all_tasks=False,
+    )
+    assert report is not None
+    assert report.message.startswith("The worker process running this task died before")
+    assert "the pool did not learn how" in report.message
+    assert "SIGKILL (signal 9) by the kernel's out-of-memory killer" in report.message
+    assert report.message.endswith(
+        "Celery reported WorkerLostError: Worker exited prematurely: exitcode 0 Job: 3."
+    )
