@@ -55,6 +55,9 @@ from .failures import JobKind as JobKind
 from .failures import must_wait as must_wait
 from .failures import prune_processed as prune_processed
 from .failures import record_failures as record_failures
+from .failures import storable as storable
+from .failures import storable_text as storable_text
+from .failures import unprintable as unprintable
 from .keyset import CappedCount as CappedCount
 from .keyset import Page as KeysetPage
 from .migrate import schema_missing as schema_missing
@@ -262,9 +265,12 @@ __all__ = [
     "session_admin",
     "sign_webhook",
     "start_session",
+    "storable",
+    "storable_text",
     "text_problem",
     "time_zone_problem",
     "time_zones",
+    "unprintable",
     "unsubscribe",
     "upgrade",
     "url_problem",
