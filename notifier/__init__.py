@@ -41,6 +41,9 @@ from .failures import FailureReport as FailureReport
 from .failures import must_wait as must_wait
 from .failures import prune_processed as prune_processed
 from .failures import record_failures as record_failures
+from .failures import storable as storable
+from .failures import storable_text as storable_text
+from .failures import unprintable as unprintable
 from .keyset import UNREAD_CAP as UNREAD_CAP
 from .keyset import CappedCount as CappedCount
 from .keyset import Page as KeysetPage
@@ -112,6 +115,9 @@ __all__ = [
     "record_failures",
     "schema_missing",
     "schema_problem",
+    "storable",
+    "storable_text",
+    "unprintable",
     "upgrade",
     "utcnow",
     "validate_live_redis_url",

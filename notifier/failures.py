@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -121,11 +122,11 @@ class FailureReport:
             set_(self, "priority", Priority(self.priority))
         if self.occurred_at.tzinfo is None:
             set_(self, "occurred_at", self.occurred_at.replace(tzinfo=UTC))
-        set_(self, "key", bounded(_text(self.key)))
+        set_(self, "key", bounded(storable_text(self.key)))
         if self.fingerprint is not None:
-            set_(self, "fingerprint", bounded(_text(self.fingerprint)))
+            set_(self, "fingerprint", bounded(storable_text(self.fingerprint)))
         if self.storm_fingerprint is not None:
-            set_(self, "storm_fingerprint", bounded(_text(self.storm_fingerprint)))
+            set_(self, "storm_fingerprint", bounded(storable_text(self.storm_fingerprint)))
         for name, limit in (
             ("task_name", _LINE_CHARS),
             ("task_id", NAME_CHARS * 2),
@@ -136,15 +137,15 @@ class FailureReport:
             ("order_number", NAME_CHARS),
             ("message", MESSAGE_CHARS),
         ):
-            set_(self, name, clip(_text(getattr(self, name)), limit))
-        set_(self, "traceback", clip_start(_text(self.traceback), TRACEBACK_CHARS))
+            set_(self, name, clip(storable_text(getattr(self, name)), limit))
+        set_(self, "traceback", clip_start(storable_text(self.traceback), TRACEBACK_CHARS))
         if self.exception_class is not None:
-            set_(self, "exception_class", clip(_text(self.exception_class), _LINE_CHARS))
+            set_(self, "exception_class", clip(storable_text(self.exception_class), _LINE_CHARS))
         if self.title is not None:
-            set_(self, "title", clip(_text(self.title), TITLE_MAX))
+            set_(self, "title", clip(storable_text(self.title), TITLE_MAX))
         set_(self, "arguments", storable(self.arguments))
         set_(self, "errors", storable(self.errors))
-        set_(self, "unmatched_products", [_text(p) for p in self.unmatched_products])
+        set_(self, "unmatched_products", [storable_text(p) for p in self.unmatched_products])
 
     def to_json(self) -> str:
         """The report as one JSON document (what a spool file holds)."""
@@ -663,32 +664,66 @@ def _size(metadata: Mapping[str, Any]) -> int:
 # -- making values storable -----------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
-    """``value`` as text PostgreSQL can store: NUL escaped, lone surrogates replaced."""
-    text = value if type(value) is str else ("" if value is None else str(value))
+#: What stands in for a lone surrogate (a file name from ``os.fsdecode`` holding bytes that
+#: are not UTF-8): PostgreSQL, SQLite and UTF-8 itself refuse it, U+FFFD is visible.
+PLACEHOLDER = "\ufffd"
+_SURROGATES = re.compile("[\ud800-\udfff]")
+# Beyond this many bits an int becomes text: Python refuses to write one of more than 4,300
+# digits as JSON, and no id or count is that long.
+_INT_MAX_BITS = 4096
+
+
+def storable_text(value: Any) -> str:
+    """``value`` as text PostgreSQL, SQLite and UTF-8 can store; never raises.
+
+    NUL is escaped as ``\\x00``, a lone surrogate becomes U+FFFD, and a value whose
+    ``__str__`` raises becomes a placeholder naming its type and the error.
+    """
+    if type(value) is str:
+        text = value
+    elif value is None:
+        return ""
+    elif isinstance(value, str):  # a subclass may override __str__: take the characters
+        text = str.__str__(value)
+    else:
+        try:
+            text = str(value)
+            if type(text) is not str:
+                text = str.__str__(text)
+        except Exception as exc:  # a hostile or broken __str__ must not lose the failure
+            return unprintable(value, "str", exc)
     if "\x00" in text:
         text = text.replace("\x00", "\\x00")
     if not text.isascii():  # only non-ASCII text can hold a lone surrogate
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = text.encode("utf-8", "replace").decode("utf-8")
+        text = _SURROGATES.sub(PLACEHOLDER, text)
     return text
 
 
+def unprintable(value: Any, how: str, error: BaseException) -> str:
+    """The placeholder for ``value`` when ``how`` (``str`` or ``repr``) of it raised ``error``."""
+    return f"<unprintable {type(value).__name__}: {how}() raised {type(error).__name__}>"
+
+
 def storable(value: Any, _depth: int = 0) -> Any:
-    """A JSON-safe copy of ``value`` that PostgreSQL and SQLite can both store."""
+    """A JSON-safe copy of ``value`` that PostgreSQL and SQLite can both store; never raises."""
     if _depth > 20:
         return "…"
-    if isinstance(value, Mapping):
-        return {_text(k): storable(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [storable(item, _depth + 1) for item in value]
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        return (
+            value if value.bit_length() <= _INT_MAX_BITS else f"<int of {value.bit_length()} bits>"
+        )
     if isinstance(value, float):
         return value if value == value and abs(value) != float("inf") else str(value)
-    return _text(value)
+    try:
+        if isinstance(value, Mapping):
+            return {storable_text(k): storable(v, _depth + 1) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [storable(item, _depth + 1) for item in value]
+    except Exception as exc:  # a mapping or sequence that cannot be walked
+        return unprintable(value, "iter", exc)
+    return storable_text(value)
 
 
 def clip(text: str, limit: int) -> str:
@@ -719,4 +754,5 @@ __all__ = [
     "prune_processed",
     "record_failures",
     "storable",
+    "storable_text",
 ]

@@ -7,13 +7,16 @@ runs again) is recorded once. What the report means is decided by the task's job
 
 from __future__ import annotations
 
+import logging
+import re
+import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 from celery.exceptions import Ignore, Reject, Retry
 
-from notifier import FailureKind, FailureReport, JobKind
+from notifier import FailureKind, FailureReport, JobKind, storable_text
 
 from .decorators import (
     ANY_TASK,
@@ -23,6 +26,8 @@ from .decorators import (
     task_arguments,
 )
 from .redaction import MESSAGE_MAX_CHARS, clip_text, clip_traceback, redact_text, safe_arguments
+
+logger = logging.getLogger("notifier.worker")
 
 #: Control flow, not failures (as in sentry-sdk's CELERY_CONTROL_FLOW_EXCEPTIONS).
 CONTROL_FLOW_EXCEPTIONS = (Retry, Ignore, Reject)
@@ -79,9 +84,31 @@ def failure_report(
         exception_class=exception_class(exc),
         short_exception=type(exc).__name__,
         message=clip_text(redact_text(_describe_exception(exc)), MESSAGE_MAX_CHARS),
-        traceback=clip_traceback(redact_text(traceback_text or "")),
+        traceback=clip_traceback(redact_text(storable_text(traceback_text))),
     )
-    return spec.failure_report(failure)
+    try:  # the spec reads the task's own arguments (a callable, a str() of a host object)
+        return spec.failure_report(failure)
+    except Exception:
+        logger.exception(
+            "notifier: %s: locating the failure failed; recorded unlocated", failure.key
+        )
+        return FailureReport(
+            key=failure.key,
+            job=spec.job,
+            kind=failure.kind,
+            event=failure.event,
+            task_name=failure.task_name,
+            task_id=failure.task_id,
+            job_id=failure.task_id,
+            store_name="unknown store",
+            attempts=failure.attempts,
+            exception_class=failure.exception_class,
+            message=failure.message,
+            arguments=failure.safe_arguments,
+            traceback=failure.traceback,
+            fingerprint=f"celery:{failure.task_name}:{failure.exception_class}",
+            alert_type=spec.alert_type,
+        )
 
 
 def returned_reports(
@@ -105,7 +132,7 @@ def returned_reports(
         "task_name": task_name,
         "task_id": task_id,
         "arguments": safe_arguments(arguments),
-        **spec.locate(arguments, task_id),
+        **_locate(spec, arguments, task_id),
     }
     reports = []
     row_errors = spec.row_errors(result, default_threshold)
@@ -125,7 +152,7 @@ def returned_reports(
             )
         )
     for position, exception in enumerate(spec.unmatched_orders(result)):
-        number = clip_text(str(exception.get("order_number", "?")), 100)
+        number = clip_text(exception.get("order_number", "?"), 100)
         # The position keeps two exceptions with the same (or no) number apart, and is stable
         # when the same result is reported again.
         event = f"order_exception:{position}:{number}"
@@ -136,10 +163,22 @@ def returned_reports(
                 kind=FailureKind.ORDER_EXCEPTION,
                 event="order_exception",
                 order_number=number,
-                unmatched_products=[str(p) for p in exception.get("unmatched_products") or []],
+                # Made text by the report itself, which never raises on a hostile item.
+                unmatched_products=list(exception.get("unmatched_products") or []),
             )
         )
     return reports
+
+
+def _locate(spec: JobSpec, arguments: Mapping[str, Any], task_id: str) -> dict[str, Any]:
+    """The spec's store and job ids, or none when finding them raises (a host callable)."""
+    try:
+        return spec.locate(arguments, task_id)
+    except Exception:
+        logger.exception(
+            "notifier: task %s: locating its store failed; recorded unlocated", task_id
+        )
+        return {"store_id": None, "store_name": "unknown store", "job_id": task_id}
 
 
 def _task_name(task: Any) -> str:
@@ -155,24 +194,67 @@ def _failure_kind(exc: BaseException) -> FailureKind:
 
 
 def _describe_exception(exc: BaseException) -> str:
-    """What an admin reads: for a lost pool process, what happened before Celery's words.
-
-    Celery's text alone can say "exitcode 0" for a process the kernel killed, because the
-    pool may reap it before it learns the signal.
-    """
-    text = f"{type(exc).__name__}: {exc}"
+    """What an admin reads: for a lost pool process, how it ended before Celery's words."""
+    text = f"{type(exc).__name__}: {storable_text(exc)}"
     if isinstance(exc, WorkerLostError):
-        return (
-            "The worker process running this task died before the task finished: it was "
-            "killed (for example SIGKILL from the out-of-memory killer) or crashed, and the "
-            f"pool replaced it. Celery reported {text}"
-        )
+        return f"The worker process running this task {_how_it_ended(text)} Celery reported {text}"
     return text
+
+
+#: What a signal that ended a pool process in the middle of a task usually means.
+_SIGNAL_MEANINGS = {
+    "SIGKILL": "usually the kernel's out-of-memory killer (see `dmesg` or the container's "
+    "OOMKilled status) or a hard kill (kill -9, a container stopped past its grace period)",
+    "SIGTERM": "usually a shutdown or restart (a deploy, the container or host stopping) "
+    "that did not wait for the task, or someone terminating the process",
+    "SIGINT": "an interrupt (Ctrl-C) sent to the process",
+    "SIGHUP": "the terminal or session that started the worker went away",
+    "SIGSEGV": "a crash: a segmentation fault, usually in a C extension or native library",
+    "SIGABRT": "a crash: native code called abort() (a failed assertion, heap corruption)",
+    "SIGBUS": "a crash: a bus error (a memory-mapped file shrank under it, or bad memory)",
+    "SIGFPE": "a crash: an arithmetic fault in native code",
+    "SIGILL": "a crash: an illegal instruction in native code",
+    "SIGXCPU": "its CPU time limit (ulimit -t) ran out",
+}
+# billiard says "signal 9 (SIGKILL)" or "exitcode 1"; "exitcode 0" when its supervisor
+# cleaned the dead process up before it learned that the process ran this task.
+_ENDED = re.compile(r"\bsignal (\d+)|\bexitcode (-?\d+)")
+
+
+def _how_it_ended(text: str) -> str:
+    """How a pool process ended, from billiard's text, and what that usually means."""
+    found = _ENDED.search(text)
+    if found is not None and found.group(1):
+        number = int(found.group(1))
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        meaning = _SIGNAL_MEANINGS.get(name, "sent by another process or the kernel")
+        return (
+            f"was ended by {name} (signal {number}) before the task finished: {meaning}. "
+            "The pool replaced it."
+        )
+    if found is None:
+        return "ended before the task finished."
+    if found.group(2) != "0":
+        return (
+            f"exited with code {found.group(2)} before the task finished: code in the task or "
+            "a library ended the process (os._exit, a fatal error in a C extension). The pool "
+            "replaced it."
+        )
+    return (
+        "died before the task finished, and the pool did not learn how (a process does not "
+        "end by itself with code 0 in the middle of a task): most often it was killed with "
+        "SIGKILL (signal 9) by the kernel's out-of-memory killer or a hard kill (kill -9, a "
+        "container stopped past its grace period). The pool replaced it."
+    )
 
 
 def _describe(error: Any) -> str:
     """One row error as text: ``line 7: price is not a number`` for line/reason mappings."""
     if isinstance(error, Mapping) and "reason" in error:
         line = error.get("line")
-        return f"line {line}: {error['reason']}" if line is not None else str(error["reason"])
-    return str(error)
+        reason = storable_text(error["reason"])
+        return f"line {storable_text(line)}: {reason}" if line is not None else reason
+    return storable_text(error)

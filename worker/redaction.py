@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from notifier import storable, storable_text, unprintable
+
 REDACTED = "[redacted]"
 #: Budget for each piece of metadata; the core refuses metadata over 16 KiB in total.
 ARGUMENTS_MAX_BYTES = 4096
@@ -38,29 +40,46 @@ def is_secret_name(name: object) -> bool:
 
 
 def redact(value: Any, _depth: int = 0) -> Any:
-    """A JSON-safe copy of ``value`` whose secret-named entries, at any depth, are redacted."""
+    """A JSON-safe copy of ``value`` whose secret-named entries, at any depth, are redacted.
+
+    Never raises: text that cannot be stored (a lone surrogate) gets a visible placeholder,
+    and so does an object whose ``repr`` raises or a mapping that cannot be walked.
+    """
     if _depth > _MAX_DEPTH:
         return "…"
-    if isinstance(value, Mapping):
-        return {
-            str(key): REDACTED if is_secret_name(key) else redact(item, _depth + 1)
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple | set | frozenset):
-        return [redact(item, _depth + 1) for item in value]
-    if value is None or isinstance(value, bool | int | float):
+    if value is None or isinstance(value, bool | float):
         return value
+    if isinstance(value, int):
+        return storable(value)  # an int too long to write as JSON becomes text
     if isinstance(value, str):
-        return value
-    return repr(value)
+        return storable_text(value)
+    try:
+        if isinstance(value, Mapping):
+            return {
+                storable_text(key): REDACTED if is_secret_name(key) else redact(item, _depth + 1)
+                for key, item in value.items()
+            }
+        if isinstance(value, list | tuple | set | frozenset):
+            return [redact(item, _depth + 1) for item in value]
+    except Exception as exc:  # walking a hostile container raised
+        return unprintable(value, "iter", exc)
+    return _repr(value)
+
+
+def _repr(value: Any) -> str:
+    try:
+        return storable_text(repr(value))
+    except Exception as exc:  # a broken __repr__ (or one that recursed too deep)
+        return unprintable(value, "repr", exc)
 
 
 def capped_json(value: Any, limit: int = ARGUMENTS_MAX_BYTES) -> Any:
     """``value`` itself when its JSON form fits in ``limit`` bytes, else a clipped string of it."""
-    text = json.dumps(value, default=repr, ensure_ascii=False)
-    if len(text.encode()) <= limit:
+    text = json.dumps(value, default=_repr, ensure_ascii=False)
+    encoded = text.encode("utf-8", "replace")
+    if len(encoded) <= limit:
         return value
-    clipped = text.encode()[: limit - 40].decode(errors="ignore")
+    clipped = encoded[: limit - 40].decode(errors="ignore")
     return f"{clipped}… [truncated, {len(text)} chars]"
 
 
@@ -69,13 +88,13 @@ def safe_arguments(arguments: Any) -> Any:
     return capped_json(redact(arguments))
 
 
-def clip_text(text: str | None, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, keeping the start."""
-    text = "" if text is None else str(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def clip_text(text: Any, limit: int) -> str:
+    """``text`` (any value, as storable text) cut to ``limit`` characters, keeping the start."""
+    shown = storable_text(text)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
-def clip_traceback(text: str | None, limit: int = TRACEBACK_MAX_CHARS) -> str:
+def clip_traceback(text: Any, limit: int = TRACEBACK_MAX_CHARS) -> str:
     """A traceback cut to ``limit`` characters, keeping the end, where the error is."""
-    text = "" if text is None else str(text)
-    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+    shown = storable_text(text)
+    return shown if len(shown) <= limit else "…" + shown[-(limit - 1) :]

@@ -98,10 +98,13 @@ class _Installation:
             with self._lock:
                 if self._parts is None:
                     app = self._app()
-                    spool = configured_spool(app.conf if app is not None else {})
-                    recorder = SpoolRecorder(
-                        self._database_url(), self._cooldown(), self._live_redis_url()
+                    database_url = self._database_url()
+                    # The spool is this database's: a drainer of another database sharing
+                    # the folder or stream leaves these reports alone.
+                    spool = configured_spool(
+                        app.conf if app is not None else {}, database_url=database_url
                     )
+                    recorder = SpoolRecorder(database_url, self._cooldown(), self._live_redis_url())
                     process = DrainerProcess(
                         spool, recorder.database_url, recorder.cooldown, recorder.live_redis_url
                     )

@@ -92,7 +92,7 @@ def test_a_redis_that_is_down_costs_the_writer_nothing_but_a_warning(
 ) -> None:
     # From the start: emptying the tables is a write that already fails to publish (and
     # quiets the publisher for a while), whatever level an earlier test left on the root.
-    caplog.set_level(logging.WARNING, logger="notifier.pubsub")
+    caplog.set_level(logging.WARNING, logger="notifier.live.pubsub")
     database = Database(sqlite_url, live_redis_url="redis://127.0.0.1:1/0")
     try:
         _empty_tables(database)

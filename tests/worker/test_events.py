@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from notifier.worker.decorators import import_job, sync_job
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from notifier.worker.decorators import import_job, notify_on_failure, sync_job
 from notifier.worker.events import failure_report, returned_reports
 from notifier.worker.redaction import redact_text
-from notifier.worker.spool.folder import Spool
+from notifier.worker.spool.folder import Spool, read_report
 from sqlalchemy import select
 
 from notifier import Database, FailureReport, record_failures
@@ -191,3 +196,231 @@ def test_spool_files_of_the_previous_format_are_recorded(
     assert notes["celery:t2:failure"].type == "critical_error"
     for claim in claims:
         spool.release(claim)
+
+
+# -- whatever a task holds, its failure becomes a storable report ---------------------------
+
+
+class _Hostile:
+    """An argument whose ``str`` and ``repr`` both raise."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+class _BadRepr:
+    """An argument whose ``repr`` raises, or says something that is not text UTF-8 can hold."""
+
+    def __init__(self, said: str | None) -> None:
+        self.said = said
+
+    def __repr__(self) -> str:
+        if self.said is None:
+            raise ValueError("no repr")
+        return self.said
+
+
+class _SneakyStr(str):
+    """A str whose ``__str__`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+class _BrokenMapping(Mapping[str, Any]):
+    """A mapping that cannot be walked."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("cannot iterate")
+
+    def __len__(self) -> int:
+        return 1
+
+
+class _UnprintableError(Exception):
+    """An exception whose ``__str__`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+class _SurrogateError(Exception):
+    """An exception whose ``__str__`` says text with lone surrogates."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "caf\udce9"
+
+
+def _recursive(kind: str) -> Any:
+    if kind == "list":
+        loop: list[Any] = [1]
+        loop.append(loop)
+        return loop
+    looped: dict[str, Any] = {"a": 1}
+    looped["self"] = looped
+    return looped
+
+
+_SURROGATE = st.integers(0xD800, 0xDFFF).map(chr)
+_TEXT = st.text(st.characters(exclude_categories=()) | _SURROGATE, max_size=40)
+_LEAVES = (
+    _TEXT
+    | st.binary(max_size=20)
+    | st.binary(max_size=20).map(os.fsdecode)  # a file name that is not UTF-8
+    | st.integers()
+    | st.integers(4400, 5000).map(lambda digits: 10**digits)  # too long for str()
+    | st.floats()
+    | st.none()
+    | st.booleans()
+    | st.builds(_Hostile)
+    | st.builds(_BadRepr, st.none() | _TEXT)
+    | _TEXT.map(_SneakyStr)
+    | st.builds(_BrokenMapping)
+    | st.sampled_from(["list", "dict"]).map(_recursive)
+)
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.frozensets(st.integers() | _TEXT, max_size=3)
+        | st.dictionaries(_TEXT | st.integers() | st.builds(_Hostile), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_EXCEPTIONS = (
+    st.builds(ValueError, _VALUES)
+    | st.builds(_UnprintableError)
+    | st.builds(_SurrogateError, _TEXT)
+    | st.builds(RuntimeError, st.builds(_Hostile))
+)
+
+
+def _raising_store_name(arguments: Mapping[str, Any]) -> Any:
+    raise LookupError("no store name in these arguments")
+
+
+_TASKS = st.sampled_from(
+    [
+        _task(import_job(store_id="store_id"), "shop.import"),
+        _task(sync_job(store_id="store_id", store_name=_raising_store_name), "shop.sync"),
+        _task(sync_job(store_name="since"), "shop.sync"),
+        _task(notify_on_failure(title="{task_name} {nope.x}", store_id="store_id"), "nightly"),
+    ]
+)
+
+
+def _assert_storable(database: Database, report: FailureReport | None) -> None:
+    """The report exists, is valid UTF-8 JSON, reads back, and records one notification."""
+    assert report is not None
+    text = report.to_json()
+    text.encode("utf-8")  # strict: a lone surrogate raises here
+
+    def refuse(constant: str) -> None:  # NaN and Infinity: valid Python, not JSON
+        raise AssertionError(f"{constant} in {text}")
+
+    json.loads(text, parse_constant=refuse)
+    assert read_report(text).key == report.key
+    assert record_batch(database, [report], cooldown=timedelta(0)) == [True]
+    with database.session_scope() as db:
+        assert db.scalars(
+            select(AdminNotification).where(AdminNotification.dedup_key == report.key)
+        ).one()
+
+
+def test_any_arguments_and_any_exception_make_one_storable_report(database: Database) -> None:
+    """Lone surrogates, bytes, recursive and hostile objects: never a report lost."""
+
+    @settings(max_examples=100, deadline=None, database=None)
+    @given(
+        task=_TASKS,
+        args=st.lists(_VALUES, max_size=3),
+        kwargs=st.dictionaries(_TEXT | st.just("store_id"), _VALUES, max_size=3),
+        exc=_EXCEPTIONS,
+        traceback_text=_TEXT,
+    )
+    def check(
+        task: Any, args: list[Any], kwargs: dict[str, Any], exc: Exception, traceback_text: str
+    ) -> None:
+        report = failure_report(
+            task,
+            task_id=str(uuid.uuid4()),
+            exc=exc,
+            traceback_text=traceback_text,
+            args=args,
+            kwargs=kwargs,
+            attempts=1,
+            all_tasks=False,
+        )
+        _assert_storable(database, report)
+
+    check()
+
+
+def test_any_returned_errors_make_storable_reports(database: Database) -> None:
+    """An import's row errors or a sync's order exceptions holding anything at all."""
+
+    @settings(max_examples=40, deadline=None, database=None)
+    @given(
+        errors=st.lists(_VALUES | st.fixed_dictionaries({"line": _VALUES, "reason": _VALUES})),
+        orders=st.lists(
+            st.fixed_dictionaries(
+                {"order_number": _VALUES, "unmatched_products": st.lists(_VALUES, max_size=3)}
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        args=st.lists(_VALUES, max_size=2),
+    )
+    def check(errors: list[Any], orders: list[Any], args: list[Any]) -> None:
+        task_id = str(uuid.uuid4())
+        imported = returned_reports(
+            _task(import_job(error_threshold=0), "shop.import"),
+            task_id=task_id,
+            result={"errors": errors},
+            args=args,
+            kwargs={},
+            default_threshold=lambda: 5,
+        )
+        synced = returned_reports(
+            _task(sync_job(store_name=_raising_store_name), "shop.sync"),
+            task_id=task_id,
+            result={"order_exceptions": orders},
+            args=args,
+            kwargs={},
+            default_threshold=lambda: 5,
+        )
+        assert len(imported) == 1 and len(synced) == len(orders)
+        for report in imported + synced:
+            _assert_storable(database, report)
+
+    check()
+
+
+def test_a_lost_pool_process_whose_exit_the_pool_missed_is_named_as_most_likely_killed() -> None:
+    """billiard says "exitcode 0" when it cleaned the process up before learning its job."""
+    from billiard.exceptions import WorkerLostError
+
+    report = failure_report(
+        _task(import_job(store_id="store_id"), "shop.import"),
+        task_id="t-lost",
+        exc=WorkerLostError("Worker exited prematurely: exitcode 0 Job: 3."),
+        traceback_text="",
+        args=(1,),
+        kwargs={},
+        attempts=1,
+        all_tasks=False,
+    )
+    assert report is not None
+    assert report.message.startswith("The worker process running this task died before")
+    assert "the pool did not learn how" in report.message
+    assert "SIGKILL (signal 9) by the kernel's out-of-memory killer" in report.message
+    assert report.message.endswith(
+        "Celery reported WorkerLostError: Worker exited prematurely: exitcode 0 Job: 3."
+    )

@@ -35,6 +35,42 @@ def test_a_killed_pool_child_notifies_once_with_a_capacity_alert(prefork: Prefor
     assert alert.fingerprint == "celery:t.kill:billiard.exceptions.WorkerLostError:store=3"
 
 
+@pytest.mark.parametrize(
+    ("how", "says", "never_says"),
+    [
+        ("SIGKILL", ["ended by SIGKILL (signal 9)", "out-of-memory killer"], "shutdown"),
+        ("SIGTERM", ["ended by SIGTERM (signal 15)", "shutdown or restart"], "out-of-memory"),
+    ],
+)
+def test_a_pool_child_killed_mid_task_names_the_signal_and_what_it_means(
+    prefork: Prefork, how: str, says: list[str], never_says: str
+) -> None:
+    import signal
+
+    import psutil
+
+    worker = prefork.start(prefork.env, concurrency=1)
+    result = prefork.client.tasks["t.sleep"].delay(6, 60)
+    wait_for(lambda: b"t.sleep[" in worker.log.read_bytes(), 30)  # received by the pool
+    time.sleep(1.5)  # and running in its one child
+    [child] = [
+        p
+        for p in psutil.Process(worker.proc.pid).children()
+        if "notifier.worker.spool.drainer" not in " ".join(p.cmdline())
+    ]
+    child.send_signal(getattr(signal, how))
+    finished([result])
+    prefork.settle()
+    assert type(result.result).__name__ == "WorkerLostError"
+    [note] = notifications(prefork.database)
+    [alert] = alerts(prefork.database)
+    for text in (note.message, alert.description or ""):
+        assert f"The worker process running this task was {says[0]}" in text
+        for phrase in says:
+            assert phrase in text
+        assert never_says not in text
+
+
 def test_time_limits(prefork: Prefork) -> None:
     prefork.start({**prefork.env, "NOTIFIER_TEST_TIME_LIMIT": "1"})
     hard = prefork.client.tasks["t.sleep"].delay(1, 5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,29 @@ def test_failures_postgresql_refuses_as_they_are_still_notify(
     assert "Ac\\x00me" in by_task[nul.id].title
     assert by_task[big.id].store_id is None
     assert by_task[big.id].notification_metadata["store_ref"] == 2**40
+    assert not list((spool_dir / "dead").glob("*.json"))
+
+
+def test_failures_with_text_that_cannot_be_stored_are_each_recorded_once(
+    celery_app: Celery, celery_worker: Any, worker_database: Database, spool_dir: Path
+) -> None:
+    """A file name from os.fsdecode (a lone surrogate) and an exception whose str() raises."""
+    path = os.fsdecode(b"/imports/caf\xe9.csv")  # Latin-1 bytes: "/imports/caf\udce9.csv"
+    surrogate = celery_app.tasks["t.boom"].apply_async(args=(4,), kwargs={"path": path})
+    unprintable = celery_app.tasks["t.unprintable"].apply_async(args=(5,))
+    for result in (surrogate, unprintable):
+        result.get(timeout=30, propagate=False)
+    settle(worker_database, spool_dir)
+    notes = notifications(worker_database)
+    assert sorted(n.notification_metadata["task_id"] for n in notes) == sorted(
+        [surrogate.id, unprintable.id]
+    )
+    by_task = {n.notification_metadata["task_id"]: n for n in notes}
+    arguments = by_task[surrogate.id].notification_metadata["arguments"]
+    assert arguments["extra"]["path"] == "/imports/caf\ufffd.csv"
+    assert "UnprintableError: <unprintable UnprintableError: str() raised RuntimeError>" in (
+        by_task[unprintable.id].message
+    )
     assert not list((spool_dir / "dead").glob("*.json"))
 
 

@@ -7,11 +7,15 @@ read-only disk would.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from notifier.worker.events import failure_report
+from notifier.worker.spool.choice import database_tag
+from notifier.worker.spool.folder import Spool
 
-from notifier import Database
+from notifier import Database, upgrade
 from notifier.models import PlatformAlert
 
 from .conftest import (
@@ -19,6 +23,7 @@ from .conftest import (
     alerts,
     fail,
     family_count,
+    finished,
     notifications,
     proxied,
     recorded_task_ids,
@@ -101,3 +106,46 @@ def test_failures_neither_the_spool_nor_the_database_takes_wait_in_memory(
         prefork.settle()
     assert {r.id for r in held} <= set(recorded_task_ids(database))
     assert family_count(database, BOOM) == 11
+
+
+def test_workers_of_two_databases_sharing_a_spool_folder_each_record_their_own(
+    prefork: Prefork, tmp_path: Path
+) -> None:
+    """Two workers started from the same folder, one on PostgreSQL, one on SQLite."""
+    other_url = f"sqlite:///{tmp_path / 'other.db'}"
+    upgrade(other_url)
+    other = Database(other_url)
+    env_a = {**prefork.env, "NOTIFIER_TEST_QUEUE": "queue-a", "NOTIFIER_TEST_COOLDOWN": "0"}
+    env_b = {**env_a, "NOTIFIER_TEST_QUEUE": "queue-b", "NOTIFIER_TEST_DATABASE": other_url}
+    prefork.start(env_a)
+    worker_b = prefork.start(env_b)
+    boom = prefork.client.tasks["t.boom"]
+    on_a = finished([boom.apply_async((n,), queue="queue-a") for n in range(15)])
+    on_b = finished([boom.apply_async((n,), queue="queue-b") for n in range(15, 30)])
+    prefork.settle()
+    settle(other, prefork.spool)
+    assert recorded_task_ids(prefork.database) == sorted(r.id for r in on_a)
+    assert recorded_task_ids(other) == sorted(r.id for r in on_b)
+
+    # B's failure waits in the folder while B is down: A leaves it there, B records it.
+    worker_b.stop()
+    late = failure_report(
+        boom,
+        task_id="late-b",
+        exc=ValueError("boom"),
+        traceback_text="",
+        args=(99,),
+        kwargs={},
+        attempts=1,
+        all_tasks=False,
+    )
+    assert late is not None
+    Spool(prefork.spool, database_tag(other_url)).put(late)
+    time.sleep(2)  # A's drainer polls every 0.1 s
+    assert len(list(prefork.spool.glob("*.json"))) == 1
+    assert "late-b" not in recorded_task_ids(prefork.database)
+    prefork.start(env_b)
+    wait_for(lambda: "late-b" in recorded_task_ids(other), timeout=30)
+    assert not list(prefork.spool.glob("*.json"))
+    assert recorded_task_ids(prefork.database) == sorted(r.id for r in on_a)
+    other.dispose()

@@ -13,12 +13,13 @@ import psutil
 import pytest
 import redis
 from celery import Celery
+from notifier.worker.spool.choice import database_tag
 from notifier.worker.spool.drainer import SpoolRecorder
 from notifier.worker.spool.folder import Drainer
 from notifier.worker.spool.stream import GROUP, StreamSpool
 from prometheus_client import REGISTRY
 
-from notifier import Database, FailureKind, FailureReport, JobKind
+from notifier import Database, FailureKind, FailureReport, JobKind, upgrade
 from notifier.types import utcnow
 
 from .conftest import (
@@ -164,6 +165,7 @@ def test_a_killed_workers_spooled_events_are_recorded_by_another_worker(
             "NOTIFIER_TEST_CLAIM_IDLE": "1",
             "NOTIFIER_TEST_COOLDOWN": "0",
         }
+        group = f"{GROUP}:{database_tag(url)}"  # the workers' database's drainers
         first = prefork.start(env)
         results = fail(prefork.client, [0])
         wait_for(lambda: notifications(database), timeout=30)  # its drainer is ready
@@ -173,7 +175,7 @@ def test_a_killed_workers_spooled_events_are_recorded_by_another_worker(
         # many depends on where its backoff stands) and cannot record them: those only a
         # claim by another consumer can bring back.
         wait_for(lambda: stream.xlen(STREAM) == 20, timeout=30)
-        wait_for(lambda: stream.xpending(STREAM, GROUP)["pending"] > 0, timeout=30)
+        wait_for(lambda: stream.xpending(STREAM, group)["pending"] > 0, timeout=30)
         _kill_tree(first)
         proxy.restore()
         prefork.start(env)
@@ -181,7 +183,7 @@ def test_a_killed_workers_spooled_events_are_recorded_by_another_worker(
         settle(database, tmp_path / "no-folder-spool")
     assert recorded_task_ids(database) == sorted(r.id for r in results)
     assert family_count(database, "celery:t.boom:ValueError") == 21
-    assert stream.xpending(STREAM, GROUP)["pending"] == 0
+    assert stream.xpending(STREAM, group)["pending"] == 0
 
 
 @pytest.mark.parametrize("celery_config", [{"notifier_spool_url": REDIS_URL}])
@@ -207,3 +209,35 @@ def test_failures_go_straight_to_the_database_while_redis_is_unreachable(
     alerted = alerts(worker_database)
     [spool_alert] = [a for a in alerted if a.fingerprint.startswith("notifier:spool:")]
     assert "Redis stream notifier:spool at redis://127.0.0.1:9/0" in spool_alert.description
+
+
+def test_drainers_of_two_databases_sharing_a_stream_each_record_their_own(
+    redis_url: str, worker_database: Database, tmp_path: Path
+) -> None:
+    """Each database's drainers leave the other's entries in the stream, for their owner."""
+    other_url = f"sqlite:///{tmp_path / 'other.db'}"
+    upgrade(other_url)
+    other = Database(other_url)
+    spools = {
+        url: StreamSpool(redis_url, owner=database_tag(url))
+        for url in (worker_database.url, other_url)
+    }
+    ours, theirs = spools.values()
+    for n in range(3):
+        ours.put(_report(f"ours-{n}"))
+        theirs.put(_report(f"theirs-{n}"))
+    recorders = [SpoolRecorder(url, timedelta(0)) for url in spools]
+    try:
+        Drainer(ours, recorders[0]).drain()
+        assert recorded_task_ids(worker_database) == ["ours-0", "ours-1", "ours-2"]
+        assert redis.Redis.from_url(redis_url).xlen(STREAM) == 3  # left for their drainers
+        Drainer(theirs, recorders[1]).drain()
+        assert recorded_task_ids(other) == ["theirs-0", "theirs-1", "theirs-2"]
+        assert redis.Redis.from_url(redis_url).xlen(STREAM) == 0
+        assert recorded_task_ids(worker_database) == ["ours-0", "ours-1", "ours-2"]
+    finally:
+        for recorder in recorders:
+            recorder.close()
+        for spool in spools.values():
+            spool.close()
+        other.dispose()

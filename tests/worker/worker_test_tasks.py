@@ -23,6 +23,13 @@ class AuditedTask(Task):  # type: ignore[misc]
     audited = True
 
 
+class UnprintableError(Exception):
+    """An exception whose ``__str__`` raises, as a broken library's may."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ is broken")
+
+
 def define_tasks(app: Celery) -> None:
     """Register every test task on ``app`` only (not shared with apps created later)."""
     task = partial(app.task, shared=False)
@@ -136,6 +143,12 @@ def define_tasks(app: Celery) -> None:
     def kill(store_id: int) -> None:
         """Die like the OOM killer's victim."""
         os.kill(os.getpid(), signal.SIGKILL)
+
+    @task(name="t.unprintable")
+    @import_job
+    def unprintable(store_id: int) -> None:
+        """Fail with an exception whose text cannot be made."""
+        raise UnprintableError("the message")
 
     @task(name="t.noop")
     def noop() -> None:

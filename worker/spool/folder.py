@@ -6,6 +6,11 @@ dies a moment later. Several workers on one host may share the folder: each file
 claimed with ``flock`` before it is read, so no two drainers record the same file.
 Events that can never be recorded go to its ``dead/`` folder.
 
+A worker's spool has an ``owner``, the tag of its database (``spools.database_tag``): the
+file names it writes end in ``-db<tag>.json`` and its drainer takes only those (and files
+without a tag, written before tags existed). Workers recording to different databases can
+share the folder: each one's failures wait for a drainer of its own database.
+
 The contract it implements is ``event_spool.EventSpool`` (``stream_spool.StreamSpool``
 is the other kind); ``drain_loop.Drainer`` records what it holds. Those names are
 importable from here too, as before the split.
@@ -58,8 +63,11 @@ class FileClaim(Claim):
 class Spool(EventSpool[FileClaim]):
     """A directory of one-event JSON files, oldest first."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, owner: str | None = None) -> None:
         self.directory = Path(directory)
+        #: The database tag this spool writes and drains; None takes every file (the CLI).
+        self.owner = owner
+        self._suffix = f"-db{owner}.json" if owner else ".json"
         self.dead = self.directory / "dead"
         self.location = str(self.directory)
         self.dead_location = str(self.dead)
@@ -84,7 +92,7 @@ class Spool(EventSpool[FileClaim]):
         if not self._ensured:
             self.ensure()
         stamp = int(event.occurred_at.timestamp() * 1e9)
-        name = f"{stamp:020d}-{os.getpid()}-{next(_counter):08d}.json"
+        name = f"{stamp:020d}-{os.getpid()}-{next(_counter):08d}{self._suffix}"
         folder = str(self.directory)
         tmp = f"{folder}/.{name}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -108,12 +116,23 @@ class Spool(EventSpool[FileClaim]):
         return len(pending), dead, oldest
 
     def pending(self) -> list[Path]:
-        """Spooled files, oldest first."""
+        """Spooled files this spool's owner records, oldest first."""
         try:
-            names = sorted(n for n in os.listdir(self.directory) if n.endswith(".json"))
-        except FileNotFoundError:
+            return self._files(self.directory)
+        except FileNotFoundError:  # NotADirectoryError passes: a file there makes it unusable
             return []
-        return [self.directory / n for n in names if not n.startswith(".")]
+
+    def _files(self, folder: Path) -> list[Path]:
+        return [folder / n for n in sorted(os.listdir(folder)) if self._mine(n)]
+
+    def _mine(self, name: str) -> bool:
+        """A report file written for this spool's database, or for no database in particular."""
+        if not name.endswith(".json") or name.startswith("."):
+            return False
+        if self.owner is None:
+            return True
+        tag = name[:-5].rpartition("-")[2]
+        return not tag.startswith("db") or tag == f"db{self.owner}"
 
     def claim(self, limit: int) -> list[FileClaim]:
         """Lock up to ``limit`` pending files that no other drainer holds."""
@@ -174,10 +193,9 @@ class Spool(EventSpool[FileClaim]):
 
     def _dead_files(self) -> list[Path]:
         try:
-            names = sorted(n for n in os.listdir(self.dead) if n.endswith(".json"))
+            return self._files(self.dead)
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return [self.dead / n for n in names if not n.startswith(".")]
 
     def dead_listing(self, limit: int) -> list[str]:
         """The first ``limit`` dead files, each with when it was moved there."""

@@ -8,6 +8,11 @@ pending in the group; once it has been idle for ``claim_idle`` seconds, any othe
 drainer takes it over with ``XAUTOCLAIM``. A report recorded twice that way (the dead
 drainer had committed but not acknowledged) changes nothing: its key is in the processed
 keys. Dead letters go to a second stream, ``<stream>:dead``.
+
+A worker's spool has an ``owner``, the tag of its database: its entries carry it, and its
+drainers form the group ``notifier-drainers:<tag>``. Every group reads every entry; a
+drainer acknowledges another database's entry in its own group and leaves it in the
+stream, for that database's group to record and delete.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ DEFAULT_STREAM = "notifier:spool"
 DEFAULT_CLAIM_IDLE = 60.0  # seconds: far above a batch's commit, far below a pod's restart
 GROUP = "notifier-drainers"
 _FIELD = b"report"
+_OWNER = b"db"
 _TIMEOUT = 5.0  # seconds for a connect or a reply: an unreachable Redis fails fast
 
 
@@ -57,10 +63,17 @@ class StreamSpool(EventSpool[StreamClaim]):
     """Events in the Redis stream ``stream`` at ``url``; see the module docstring."""
 
     def __init__(
-        self, url: str, stream: str = DEFAULT_STREAM, claim_idle: float = DEFAULT_CLAIM_IDLE
+        self,
+        url: str,
+        stream: str = DEFAULT_STREAM,
+        claim_idle: float = DEFAULT_CLAIM_IDLE,
+        owner: str | None = None,
     ) -> None:
         self.url = url
         self.stream = stream
+        #: The database tag this spool writes and drains; None: the untagged group.
+        self.owner = owner
+        self.group = f"{GROUP}:{owner}" if owner else GROUP
         self.dead_stream = f"{stream}:dead"
         self.claim_idle = float(claim_idle)
         self.location = f"Redis stream {stream} at {shown_url(url)}"
@@ -99,7 +112,7 @@ class StreamSpool(EventSpool[StreamClaim]):
         """Create the stream and the drainers' group (from its first entry) if missing."""
         with _unavailable(self.location):
             try:
-                self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+                self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -108,7 +121,10 @@ class StreamSpool(EventSpool[StreamClaim]):
     def put(self, event: FailureReport) -> bytes:
         """Append ``event`` to the stream; returns its entry id."""
         with _unavailable(self.location):
-            entry: bytes = self.client.xadd(self.stream, {_FIELD: event.to_json().encode()})
+            fields = {_FIELD: event.to_json().encode()}
+            if self.owner:
+                fields[_OWNER] = self.owner.encode()
+            entry: bytes = self.client.xadd(self.stream, fields)
         metrics.inc("notifier_failures_captured_total", FailureKind(event.kind).value)
         return entry
 
@@ -130,22 +146,25 @@ class StreamSpool(EventSpool[StreamClaim]):
     def _claim(self, limit: int) -> list[StreamClaim]:
         client, consumer = self.client, self.consumer
         claims: list[StreamClaim] = []
-        mine = client.xreadgroup(GROUP, consumer, {self.stream: "0"}, count=limit)
+        mine = client.xreadgroup(self.group, consumer, {self.stream: "0"}, count=limit)
         claims += self._claims(mine[0][1] if mine else [])
         if len(claims) < limit:
             taken = client.xautoclaim(
                 self.stream,
-                GROUP,
+                self.group,
                 consumer,
                 min_idle_time=int(self.claim_idle * 1000),
                 start_id="0-0",
                 count=limit - len(claims),
             )
             claims += self._claims(taken[1])
-        if len(claims) < limit:
+        while len(claims) < limit:  # again while other databases' entries filled the read
             room = limit - len(claims)
-            new = client.xreadgroup(GROUP, consumer, {self.stream: ">"}, count=room)
-            claims += self._claims(new[0][1] if new else [])
+            new = client.xreadgroup(self.group, consumer, {self.stream: ">"}, count=room)
+            entries = new[0][1] if new else []
+            claims += self._claims(entries)
+            if len(entries) < room:
+                break
         return claims
 
     def _claims(self, entries: list[Any]) -> list[StreamClaim]:
@@ -155,6 +174,9 @@ class StreamSpool(EventSpool[StreamClaim]):
             if not fields:  # deleted while pending (another drainer recorded it): let it go
                 gone.append(entry_id)
                 continue
+            if not self._mine(fields.get(_OWNER)):  # its own database's group records it
+                gone.append(entry_id)
+                continue
             text = fields.get(_FIELD, b"")
             try:
                 event: FailureReport | None = read_report(text.decode())
@@ -162,8 +184,12 @@ class StreamSpool(EventSpool[StreamClaim]):
                 event = None
             claims.append(StreamClaim(event, entry_id, text))
         if gone:
-            self.client.xack(self.stream, GROUP, *gone)
+            self.client.xack(self.stream, self.group, *gone)
         return claims
+
+    def _mine(self, owner: bytes | None) -> bool:
+        """An entry of this spool's database, or of none in particular (written untagged)."""
+        return owner is None or self.owner is None or owner == self.owner.encode()
 
     def done(self, claim: StreamClaim) -> None:
         """Acknowledge the entry and delete it from the stream."""
@@ -176,7 +202,7 @@ class StreamSpool(EventSpool[StreamClaim]):
         ids = [claim.entry_id for claim in claims]
         with _unavailable(self.location):
             pipe = self.client.pipeline(transaction=True)
-            pipe.xack(self.stream, GROUP, *ids)
+            pipe.xack(self.stream, self.group, *ids)
             pipe.xdel(self.stream, *ids)
             pipe.execute()
 
@@ -187,11 +213,11 @@ class StreamSpool(EventSpool[StreamClaim]):
         """Move the entry to the dead-letter stream (in one transaction)."""
         with _unavailable(self.location):
             pipe = self.client.pipeline(transaction=True)
-            pipe.xadd(
-                self.dead_stream,
-                {_FIELD: claim.text, b"entry": claim.entry_id, b"buried_at": str(time.time())},
-            )
-            pipe.xack(self.stream, GROUP, claim.entry_id)
+            dead = {_FIELD: claim.text, b"entry": claim.entry_id, b"buried_at": str(time.time())}
+            if self.owner:
+                dead[_OWNER] = self.owner.encode()
+            pipe.xadd(self.dead_stream, dead)
+            pipe.xack(self.stream, self.group, claim.entry_id)
             pipe.xdel(self.stream, claim.entry_id)
             pipe.execute()
 
@@ -232,7 +258,10 @@ class StreamSpool(EventSpool[StreamClaim]):
             while entries := self.client.xrange(self.dead_stream, "-", "+", count=500):
                 pipe = self.client.pipeline(transaction=True)
                 for entry_id, fields in entries:
-                    pipe.xadd(self.stream, {_FIELD: fields.get(_FIELD, b"")})
+                    kept = {_FIELD: fields.get(_FIELD, b"")}
+                    if _OWNER in fields:  # back to its own database's drainers
+                        kept[_OWNER] = fields[_OWNER]
+                    pipe.xadd(self.stream, kept)
                     pipe.xdel(self.dead_stream, entry_id)
                 pipe.execute()
                 moved += len(entries)

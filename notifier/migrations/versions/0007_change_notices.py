@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from notifier.changes import POSTGRES_DROP_TRIGGERS, POSTGRES_TRIGGERS
+from notifier.live.changes import POSTGRES_DROP_TRIGGERS, POSTGRES_TRIGGERS
 
 revision = '0007'
 down_revision = '0006'
