@@ -41,9 +41,6 @@ from .failures import FailureReport as FailureReport
 from .failures import must_wait as must_wait
 from .failures import prune_processed as prune_processed
 from .failures import record_failures as record_failures
-from .failures import storable as storable
-from .failures import storable_text as storable_text
-from .failures import unprintable as unprintable
 from .keyset import UNREAD_CAP as UNREAD_CAP
 from .keyset import CappedCount as CappedCount
 from .keyset import Page as KeysetPage
@@ -62,12 +59,21 @@ from .reminders import DEFAULT_REPEAT_INTERVAL as DEFAULT_REPEAT_INTERVAL
 from .reminders import queue_reminders as queue_reminders
 from .retention import prune as prune
 from .statistics import get_statistics as get_statistics
+from .text import MESSAGE_CHARS as MESSAGE_CHARS
+from .text import TRACEBACK_CHARS as TRACEBACK_CHARS
+from .text import bounded as bounded
+from .text import clip as clip
+from .text import storable as storable
+from .text import storable_text as storable_text
+from .text import unprintable as unprintable
 from .types import utcnow as utcnow
 
 __all__ = [
     "DEFAULT_REPEAT_INTERVAL",
+    "MESSAGE_CHARS",
     "SNOOZE_MAX",
     "STORM_STORES",
+    "TRACEBACK_CHARS",
     "UNREAD_CAP",
     "AdminNotificationService",
     "AlertFields",
@@ -98,7 +104,9 @@ __all__ = [
     "UnsubscribeLinkError",
     "ValidationError",
     "admin_notification_service",
+    "bounded",
     "capped_count_query",
+    "clip",
     "configured_timezone",
     "ensure_instance",
     "env_flag",

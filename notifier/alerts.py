@@ -12,11 +12,18 @@ from . import outbox
 from .config import configured_timezone
 from .enums import AlertType, DeliveryEvent, Severity
 from .errors import AlreadyResolvedError, ValidationError
-from .keyset import TOTAL_CAP, CappedCount, Page, SortKey, capped_count_query, keyset_page
+from .keyset import (
+    TOTAL_CAP,
+    CappedCount,
+    Page,
+    SortKey,
+    capped_count_query,
+    keyset_page,
+    page_bounds,
+)
 from .metrics import inc_on_commit
 from .models import PlatformAlert
 from .notifications import admin_notification_service
-from .paging import fetch_page, page_bounds
 from .types import utcnow
 from .upserts import upsert_alert
 from .validation import FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX, Checker
@@ -138,26 +145,6 @@ class PlatformAlertService:
             }
             db.flush()
         return previous is not None
-
-    def get_alerts(
-        self,
-        db: Session,
-        *,
-        alert_type: AlertType | str | None = None,
-        severity: Severity | str | None = None,
-        is_resolved: bool | None = None,
-        snoozed: bool = False,
-        acknowledged: bool | None = None,
-        skip: int = 0,
-        limit: int = 50,
-    ) -> tuple[list[PlatformAlert], int]:
-        """A page of alerts, unresolved first, then by latest occurrence; and the total.
-
-        Snoozed alerts are left out, or only they are listed with ``snoozed=True``.
-        """
-        conditions = self._filters(alert_type, severity, is_resolved, snoozed, acknowledged)
-        order = ALERT_ORDER.order_by()
-        return fetch_page(db, PlatformAlert, conditions, order, skip=skip, limit=limit)
 
     def page_alerts(
         self,

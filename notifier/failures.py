@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -34,8 +33,17 @@ from .alerts import platform_alert_service
 from .enums import AlertType, FailureKind, JobKind, NotificationType, Priority, Severity
 from .models import AdminNotification, PlatformAlert, ProcessedFailure
 from .notifications import admin_notification_service
+from .text import (
+    MESSAGE_CHARS,
+    NAME_CHARS,
+    TRACEBACK_CHARS,
+    bounded,
+    clip,
+    storable,
+    storable_text,
+)
 from .types import utcnow
-from .validation import FINGERPRINT_MAX, INT32_MAX, METADATA_MAX_BYTES, TITLE_MAX
+from .validation import INT32_MAX, METADATA_MAX_BYTES, TITLE_MAX
 
 logger = logging.getLogger("notifier.failures")
 
@@ -49,9 +57,6 @@ STORM_STORES = 5
 #: Store ids a storm notification's metadata lists at most.
 _STORE_IDS = 100
 
-MESSAGE_CHARS = 1000
-NAME_CHARS = 100
-TRACEBACK_CHARS = 6000
 # What the notify_* services add beside a report's metadata (store name, job id, an error
 # message of at most MESSAGE_CHARS characters, up to 4 UTF-8 bytes each) must fit too.
 _METADATA_BUDGET = METADATA_MAX_BYTES - 6 * 1024
@@ -122,11 +127,11 @@ class FailureReport:
             set_(self, "priority", Priority(self.priority))
         if self.occurred_at.tzinfo is None:
             set_(self, "occurred_at", self.occurred_at.replace(tzinfo=UTC))
-        set_(self, "key", bounded(storable_text(self.key)))
+        set_(self, "key", bounded(self.key))
         if self.fingerprint is not None:
-            set_(self, "fingerprint", bounded(storable_text(self.fingerprint)))
+            set_(self, "fingerprint", bounded(self.fingerprint))
         if self.storm_fingerprint is not None:
-            set_(self, "storm_fingerprint", bounded(storable_text(self.storm_fingerprint)))
+            set_(self, "storm_fingerprint", bounded(self.storm_fingerprint))
         for name, limit in (
             ("task_name", _LINE_CHARS),
             ("task_id", NAME_CHARS * 2),
@@ -137,12 +142,12 @@ class FailureReport:
             ("order_number", NAME_CHARS),
             ("message", MESSAGE_CHARS),
         ):
-            set_(self, name, clip(storable_text(getattr(self, name)), limit))
-        set_(self, "traceback", clip_start(storable_text(self.traceback), TRACEBACK_CHARS))
+            set_(self, name, clip(getattr(self, name), limit))
+        set_(self, "traceback", clip(self.traceback, TRACEBACK_CHARS, keep_end=True))
         if self.exception_class is not None:
-            set_(self, "exception_class", clip(storable_text(self.exception_class), _LINE_CHARS))
+            set_(self, "exception_class", clip(self.exception_class, _LINE_CHARS))
         if self.title is not None:
-            set_(self, "title", clip(storable_text(self.title), TITLE_MAX))
+            set_(self, "title", clip(self.title, TITLE_MAX))
         set_(self, "arguments", storable(self.arguments))
         set_(self, "errors", storable(self.errors))
         set_(self, "unmatched_products", [storable_text(p) for p in self.unmatched_products])
@@ -653,95 +658,12 @@ def _fit(metadata: dict[str, Any]) -> dict[str, Any]:
             break
         if name in metadata:
             value = metadata[name]
-            metadata[name] = clip_start(str(value), limit) if limit else "[too large]"
+            metadata[name] = clip(value, limit, keep_end=True) if limit else "[too large]"
     return metadata
 
 
 def _size(metadata: Mapping[str, Any]) -> int:
     return len(json.dumps(metadata, default=str, ensure_ascii=False).encode())
-
-
-# -- making values storable -----------------------------------------------------------------
-
-
-#: What stands in for a lone surrogate (a file name from ``os.fsdecode`` holding bytes that
-#: are not UTF-8): PostgreSQL, SQLite and UTF-8 itself refuse it, U+FFFD is visible.
-PLACEHOLDER = "\ufffd"
-_SURROGATES = re.compile("[\ud800-\udfff]")
-# Beyond this many bits an int becomes text: Python refuses to write one of more than 4,300
-# digits as JSON, and no id or count is that long.
-_INT_MAX_BITS = 4096
-
-
-def storable_text(value: Any) -> str:
-    """``value`` as text PostgreSQL, SQLite and UTF-8 can store; never raises.
-
-    NUL is escaped as ``\\x00``, a lone surrogate becomes U+FFFD, and a value whose
-    ``__str__`` raises becomes a placeholder naming its type and the error.
-    """
-    if type(value) is str:
-        text = value
-    elif value is None:
-        return ""
-    elif isinstance(value, str):  # a subclass may override __str__: take the characters
-        text = str.__str__(value)
-    else:
-        try:
-            text = str(value)
-            if type(text) is not str:
-                text = str.__str__(text)
-        except Exception as exc:  # a hostile or broken __str__ must not lose the failure
-            return unprintable(value, "str", exc)
-    if "\x00" in text:
-        text = text.replace("\x00", "\\x00")
-    if not text.isascii():  # only non-ASCII text can hold a lone surrogate
-        text = _SURROGATES.sub(PLACEHOLDER, text)
-    return text
-
-
-def unprintable(value: Any, how: str, error: BaseException) -> str:
-    """The placeholder for ``value`` when ``how`` (``str`` or ``repr``) of it raised ``error``."""
-    return f"<unprintable {type(value).__name__}: {how}() raised {type(error).__name__}>"
-
-
-def storable(value: Any, _depth: int = 0) -> Any:
-    """A JSON-safe copy of ``value`` that PostgreSQL and SQLite can both store; never raises."""
-    if _depth > 20:
-        return "…"
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return (
-            value if value.bit_length() <= _INT_MAX_BITS else f"<int of {value.bit_length()} bits>"
-        )
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else str(value)
-    try:
-        if isinstance(value, Mapping):
-            return {storable_text(k): storable(v, _depth + 1) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [storable(item, _depth + 1) for item in value]
-    except Exception as exc:  # a mapping or sequence that cannot be walked
-        return unprintable(value, "iter", exc)
-    return storable_text(value)
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, keeping the start."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def clip_start(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, keeping the end (where a traceback's error is)."""
-    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
-
-
-def bounded(text: str) -> str:
-    """``text`` if it fits a key or fingerprint column, else its head plus a digest."""
-    if len(text) <= FINGERPRINT_MAX:
-        return text
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return f"{text[: FINGERPRINT_MAX - 17]}#{digest}"
 
 
 __all__ = [
@@ -753,6 +675,4 @@ __all__ = [
     "must_wait",
     "prune_processed",
     "record_failures",
-    "storable",
-    "storable_text",
 ]

@@ -22,6 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from .errors import ValidationError
 from .types import integer_bounds
+from .validation import PAGE_MAX
 
 #: Totals are exact up to here; beyond, ``total_exact`` is False and the total says "at least".
 TOTAL_CAP = 10_000
@@ -31,6 +32,11 @@ TOTAL_CAP = 10_000
 UNREAD_CAP = 1_000
 
 T = TypeVar("T")
+
+
+def page_bounds(skip: int, limit: int) -> tuple[int, int]:
+    """Clamp paging to ``skip >= 0`` and ``1 <= limit <= PAGE_MAX``."""
+    return max(0, int(skip)), max(1, min(int(limit), PAGE_MAX))
 
 
 @dataclass(frozen=True)
@@ -242,4 +248,5 @@ __all__ = [
     "capped_count",
     "capped_count_query",
     "keyset_page",
+    "page_bounds",
 ]

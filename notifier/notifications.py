@@ -14,10 +14,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from . import outbox
 from .config import configured_timezone
 from .enums import NotificationType, Priority
-from .keyset import UNREAD_CAP, CappedCount, Page, SortKey, capped_count, keyset_page
+from .keyset import UNREAD_CAP, CappedCount, Page, SortKey, capped_count, keyset_page, page_bounds
 from .metrics import inc_on_commit
 from .models import AdminNotification
-from .paging import MAX_PAGE, fetch_page, page_bounds
+from .text import clip
 from .types import utcnow
 from .upserts import insert_notification_once
 from .validation import FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX, Checker
@@ -148,22 +148,6 @@ class AdminNotificationService:
             select(AdminNotification).where(AdminNotification.dedup_key == values["dedup_key"])
         ).one()
         return existing, False
-
-    def get_notifications(
-        self,
-        db: Session,
-        *,
-        priority: Priority | str | None = None,
-        type: NotificationType | str | None = None,
-        is_read: bool | None = None,
-        store_id: int | None = None,
-        skip: int = 0,
-        limit: int = 50,
-    ) -> tuple[list[AdminNotification], int]:
-        """A page of notifications, newest first, and the total matching the filters."""
-        conditions = self._filters(priority=priority, type=type, is_read=is_read, store_id=store_id)
-        order = NOTIFICATION_ORDER.order_by()
-        return fetch_page(db, AdminNotification, conditions, order, skip=skip, limit=limit)
 
     def page_notifications(
         self,
@@ -342,14 +326,14 @@ class AdminNotificationService:
             db,
             type=NotificationType.IMPORT_FAILURE,
             priority=Priority.HIGH,
-            title=_clip(title, TITLE_MAX),
-            message=_clip(f"Import job {job_id}: {error_message}", MESSAGE_MAX),
+            title=clip(title, TITLE_MAX),
+            message=clip(f"Import job {job_id}: {error_message}", MESSAGE_MAX),
             action_required=True,
             metadata={
                 **(extra or {}),
                 "store_name": store_name,
                 "job_id": job_id,
-                "error_message": _clip(error_message, 2000),
+                "error_message": clip(error_message, 2000),
                 "error_count": error_count,
             },
             store_id=store_id,
@@ -378,8 +362,8 @@ class AdminNotificationService:
             db,
             type=NotificationType.ORDER_SYNC_FAILURE,
             priority=Priority.HIGH,
-            title=_clip(title, TITLE_MAX),
-            message=_clip(error_message, MESSAGE_MAX),
+            title=clip(title, TITLE_MAX),
+            message=clip(error_message, MESSAGE_MAX),
             action_required=True,
             metadata={
                 **(extra or {}),
@@ -413,10 +397,8 @@ class AdminNotificationService:
             db,
             type=NotificationType.ORDER_EXCEPTION,
             priority=Priority.HIGH,
-            title=_clip(
-                f"Order {order_number} from {store_name} has unmatched products", TITLE_MAX
-            ),
-            message=_clip(
+            title=clip(f"Order {order_number} from {store_name} has unmatched products", TITLE_MAX),
+            message=clip(
                 f"Order {order_number} references {len(products)} product(s) not in the catalogue: "
                 f"{shown}",
                 MESSAGE_MAX,
@@ -448,8 +430,8 @@ class AdminNotificationService:
             db,
             type=NotificationType.CRITICAL_ERROR,
             priority=Priority.CRITICAL,
-            title=_clip(f"Critical error: {error_type}", TITLE_MAX),
-            message=_clip(error_message, MESSAGE_MAX),
+            title=clip(f"Critical error: {error_type}", TITLE_MAX),
+            message=clip(error_message, MESSAGE_MAX),
             action_required=True,
             metadata={"error_type": error_type, "details": details or {}},
             dedup_key=dedup_key,
@@ -470,8 +452,8 @@ class AdminNotificationService:
             db,
             type=NotificationType.STORE_ISSUE,
             priority=priority,
-            title=_clip(f"Store issue: {store_name}", TITLE_MAX),
-            message=_clip(issue, MESSAGE_MAX),
+            title=clip(f"Store issue: {store_name}", TITLE_MAX),
+            message=clip(issue, MESSAGE_MAX),
             metadata={"store_name": store_name},
             store_id=store_id,
         )
@@ -484,23 +466,16 @@ class AdminNotificationService:
             db,
             type=NotificationType.SECURITY_ALERT,
             priority=Priority.CRITICAL,
-            title=_clip(f"Security: {title}", TITLE_MAX),
-            message=_clip(details, MESSAGE_MAX),
+            title=clip(f"Security: {title}", TITLE_MAX),
+            message=clip(details, MESSAGE_MAX),
             action_required=True,
             metadata={"source": source},
         )
 
 
-def _clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, marking the cut with an ellipsis."""
-    text = str(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 admin_notification_service = AdminNotificationService()
 
 __all__ = [
-    "MAX_PAGE",
     "AdminNotificationService",
     "DailyCount",
     "NotificationFields",

@@ -39,22 +39,11 @@ from .state import (
     API_PREFIX,
     EXTENSION_KEY,
     AppState,
-    app_state,
-    app_timezone,
     close_session,
-    db_session,
 )
 from .throttle import FailureThrottle, throttle_storage
 
-#: Re-exported for code that imported them from here before they moved to ``state``.
-__all__ = [
-    "ADMIN_PREFIX",
-    "API_PREFIX",
-    "NotifierWeb",
-    "app_state",
-    "app_timezone",
-    "db_session",
-]
+__all__ = ["NotifierWeb"]
 
 
 _DEFAULT_CSP = (

@@ -16,7 +16,15 @@ from typing import Any
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 from celery.exceptions import Ignore, Reject, Retry
 
-from notifier import FailureKind, FailureReport, JobKind, storable_text
+from notifier import (
+    MESSAGE_CHARS,
+    TRACEBACK_CHARS,
+    FailureKind,
+    FailureReport,
+    JobKind,
+    clip,
+    storable_text,
+)
 
 from .decorators import (
     ANY_TASK,
@@ -25,7 +33,7 @@ from .decorators import (
     spec_of,
     task_arguments,
 )
-from .redaction import MESSAGE_MAX_CHARS, clip_text, clip_traceback, redact_text, safe_arguments
+from .redaction import redact_text, safe_arguments
 
 logger = logging.getLogger("notifier.worker")
 
@@ -83,8 +91,8 @@ def failure_report(
         attempts=attempts,
         exception_class=exception_class(exc),
         short_exception=type(exc).__name__,
-        message=clip_text(redact_text(_describe_exception(exc)), MESSAGE_MAX_CHARS),
-        traceback=clip_traceback(redact_text(storable_text(traceback_text))),
+        message=clip(redact_text(_describe_exception(exc)), MESSAGE_CHARS),
+        traceback=clip(redact_text(storable_text(traceback_text)), TRACEBACK_CHARS, keep_end=True),
     )
     try:  # the spec reads the task's own arguments (a callable, a str() of a host object)
         return spec.failure_report(failure)
@@ -138,7 +146,7 @@ def returned_reports(
     row_errors = spec.row_errors(result, default_threshold)
     if row_errors is not None:
         count, reasons = row_errors
-        sample = "; ".join(clip_text(_describe(r), 200) for r in reasons[:5])
+        sample = "; ".join(clip(_describe(r), 200) for r in reasons[:5])
         message = f"{count} rows failed" + (f": {sample}" if sample else "")
         reports.append(
             FailureReport(
@@ -152,7 +160,7 @@ def returned_reports(
             )
         )
     for position, exception in enumerate(spec.unmatched_orders(result)):
-        number = clip_text(exception.get("order_number", "?"), 100)
+        number = clip(exception.get("order_number", "?"), 100)
         # The position keeps two exceptions with the same (or no) number apart, and is stable
         # when the same result is reported again.
         event = f"order_exception:{position}:{number}"

@@ -12,8 +12,6 @@ from notifier import storable, storable_text, unprintable
 REDACTED = "[redacted]"
 #: Budget for each piece of metadata; the core refuses metadata over 16 KiB in total.
 ARGUMENTS_MAX_BYTES = 4096
-TRACEBACK_MAX_CHARS = 6000
-MESSAGE_MAX_CHARS = 1000
 _MAX_DEPTH = 8
 
 _SECRET_KEY = re.compile(r"password|passwd|token|secret|api[_-]?key|authorization", re.IGNORECASE)
@@ -86,15 +84,3 @@ def capped_json(value: Any, limit: int = ARGUMENTS_MAX_BYTES) -> Any:
 def safe_arguments(arguments: Any) -> Any:
     """Task arguments ready for metadata: redacted, then size-capped."""
     return capped_json(redact(arguments))
-
-
-def clip_text(text: Any, limit: int) -> str:
-    """``text`` (any value, as storable text) cut to ``limit`` characters, keeping the start."""
-    shown = storable_text(text)
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
-
-
-def clip_traceback(text: Any, limit: int = TRACEBACK_MAX_CHARS) -> str:
-    """A traceback cut to ``limit`` characters, keeping the end, where the error is."""
-    shown = storable_text(text)
-    return shown if len(shown) <= limit else "…" + shown[-(limit - 1) :]

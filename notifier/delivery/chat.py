@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..text import clip
+
 __all__ = ["ChatMessage", "slack_payload", "teams_payload"]
 
 # Slack: header text 150 characters, section text 3,000, a context element 3,000 (Block Kit
@@ -33,10 +35,6 @@ class ChatMessage:
     url: str | None = None
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def slack_escape(text: str) -> str:
     """Escape the three characters Slack's mrkdwn treats as control characters."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -50,7 +48,7 @@ def slack_payload(message: ChatMessage) -> dict[str, Any]:
             "type": "header",
             "text": {
                 "type": "plain_text",
-                "text": _clip(f"[{level}] {message.title}", SLACK_HEADER_MAX),
+                "text": clip(f"[{level}] {message.title}", SLACK_HEADER_MAX),
                 "emoji": False,
             },
         }
@@ -61,7 +59,7 @@ def slack_payload(message: ChatMessage) -> dict[str, Any]:
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": _clip(slack_escape(message.text), SLACK_SECTION_MAX),
+                    "text": clip(slack_escape(message.text), SLACK_SECTION_MAX),
                     "verbatim": True,
                 },
             }
@@ -73,7 +71,7 @@ def slack_payload(message: ChatMessage) -> dict[str, Any]:
                 "fields": [
                     {
                         "type": "mrkdwn",
-                        "text": _clip(
+                        "text": clip(
                             f"*{slack_escape(name)}*\n{slack_escape(value)}", SLACK_FIELD_MAX
                         ),
                         "verbatim": True,
@@ -95,7 +93,7 @@ def slack_payload(message: ChatMessage) -> dict[str, Any]:
                 ],
             }
         )
-    fallback = _clip(slack_escape(f"[{level}] {message.title}"), SLACK_SECTION_MAX)
+    fallback = clip(slack_escape(f"[{level}] {message.title}"), SLACK_SECTION_MAX)
     return {"text": fallback, "blocks": blocks, "unfurl_links": False, "unfurl_media": False}
 
 

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..enums import DeliveryEvent, DeliveryStatus
+from ..keyset import page_bounds
 from ..models import Delivery, DeliveryAttempt
-from ..paging import page_bounds
 from ..validation import Checker
 
 __all__ = ["Backlog", "DeliveryLogService", "delivery_log"]

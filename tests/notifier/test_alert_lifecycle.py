@@ -59,8 +59,8 @@ def test_acknowledge_records_who_and_when_and_keeps_the_first(db_session: Sessio
         first,
     )
     assert service.get_statistics(db_session)["acknowledged_alerts"] == 1
-    assert [a.id for a in service.get_alerts(db_session, acknowledged=True)[0]] == [alert.id]
-    assert service.get_alerts(db_session, acknowledged=False)[0] == []
+    assert [a.id for a in service.page_alerts(db_session, acknowledged=True).items] == [alert.id]
+    assert service.page_alerts(db_session, acknowledged=False).items == []
     cleared = service.unacknowledge_alert(db_session, alert.id)
     assert cleared is not None and cleared.acknowledged_at is None
     assert cleared.acknowledged_by_user_id is None
@@ -93,7 +93,7 @@ def test_a_snoozed_alert_leaves_the_counts_and_lists_and_comes_back_by_itself(
     stats = get_statistics(db_session)
     assert (stats["active_alerts"], stats["critical_alerts"], stats["snoozed_alerts"]) == (1, 0, 1)
     assert stats["by_severity"]["critical"] == 0
-    assert [a.id for a in service.get_alerts(db_session)[0]] == [other.id]
+    assert [a.id for a in service.page_alerts(db_session).items] == [other.id]
     assert [a.id for a in service.page_alerts(db_session).items] == [other.id]
     assert [a.id for a in service.page_alerts(db_session, snoozed=True).items] == [snoozed.id]
     # When the time passes it is back: nothing to run, the lists compare with the clock.
@@ -102,7 +102,7 @@ def test_a_snoozed_alert_leaves_the_counts_and_lists_and_comes_back_by_itself(
     assert (stats["active_alerts"], stats["critical_alerts"], stats["snoozed_alerts"]) == (2, 1, 0)
     service.unsnooze_alert(db_session, snoozed.id)
     db_session.commit()
-    assert {a.id for a in service.get_alerts(db_session)[0]} == {snoozed.id, other.id}
+    assert {a.id for a in service.page_alerts(db_session).items} == {snoozed.id, other.id}
 
 
 @pytest.mark.parametrize(
@@ -171,7 +171,7 @@ def _report(key: str) -> FailureReport:
 def test_failures_of_a_snoozed_alert_raise_no_notifications(db_session: Session) -> None:
     record_failures(db_session, [_report("k1")], cooldown=timedelta(0))
     db_session.commit()
-    [alert] = service.get_alerts(db_session)[0]
+    [alert] = service.page_alerts(db_session).items
     assert admin_notification_service.get_unread_count(db_session) == 1
     service.snooze_alert(db_session, alert.id, until=utcnow() + timedelta(hours=1))
     db_session.commit()

@@ -179,15 +179,17 @@ def test_get_alerts_filters_and_orders_unresolved_first(db_session: Session) -> 
     db_session.commit()
     service.resolve_alert(db_session, made[3].id, user_id=None, resolution_notes="done")
     db_session.commit()
-    items, total = service.get_alerts(db_session)
+    page = service.page_alerts(db_session)
+    items, total = page.items, page.total
     assert total == 4
     assert items[-1].id == made[3].id  # the resolved one sorts last
     assert [a.id for a in items[:3]] == [made[2].id, made[1].id, made[0].id]  # newest first
-    assert service.get_alerts(db_session, alert_type="system")[1] == 2
-    assert service.get_alerts(db_session, severity="critical")[1] == 2
-    assert service.get_alerts(db_session, is_resolved=True)[1] == 1
-    assert service.get_alerts(db_session, is_resolved=False, severity="critical")[1] == 1
-    items, total = service.get_alerts(db_session, skip=1, limit=2)
+    assert service.page_alerts(db_session, alert_type="system").total == 2
+    assert service.page_alerts(db_session, severity="critical").total == 2
+    assert service.page_alerts(db_session, is_resolved=True).total == 1
+    assert service.page_alerts(db_session, is_resolved=False, severity="critical").total == 1
+    page = service.page_alerts(db_session, skip=1, limit=2)
+    items, total = page.items, page.total
     assert total == 4 and len(items) == 2
 
 
@@ -205,7 +207,7 @@ def test_statistics(db_session: Session) -> None:
         db_session, type="system_info", title="t", message="m"
     )
     db_session.commit()
-    [resolved, *_] = service.get_alerts(db_session, severity="error")[0]
+    [resolved, *_] = service.page_alerts(db_session, severity="error").items
     service.resolve_alert(db_session, resolved.id, user_id=None, resolution_notes="ok")
     db_session.commit()
     # The cards' numbers: the alert service's statistics, unread notifications included.
@@ -278,7 +280,7 @@ def test_bad_alert_input_is_refused_before_writing(
     with pytest.raises(ValidationError):
         service.create_alert(db_session, **values)  # type: ignore[arg-type]
     db_session.commit()
-    assert service.get_alerts(db_session)[1] == 0
+    assert service.page_alerts(db_session).total == 0
 
 
 def test_batched_occurrences_count_exactly(db_session: Session) -> None:

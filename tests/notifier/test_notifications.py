@@ -94,26 +94,31 @@ def test_dedup_key_returns_existing_row(db_session: Session) -> None:
 def test_list_filters_paging_and_order(db_session: Session) -> None:
     _make(db_session, 3, priority="low", store_id=1)
     _make(db_session, 4, priority="critical", type="critical_error", store_id=2)
-    items, total = service.get_notifications(db_session, priority="critical")
+    page = service.page_notifications(db_session, priority="critical")
+    items, total = page.items, page.total
     assert total == 4 and len(items) == 4
     assert all(n.priority is Priority.CRITICAL for n in items)
     # newest first: ids descending when timestamps tie or grow
     assert [n.created_at for n in items] == sorted((n.created_at for n in items), reverse=True)
-    items, total = service.get_notifications(db_session, store_id=1, skip=1, limit=1)
+    page = service.page_notifications(db_session, store_id=1, skip=1, limit=1)
+    items, total = page.items, page.total
     assert total == 3 and len(items) == 1
-    items, total = service.get_notifications(db_session, type=NotificationType.CRITICAL_ERROR)
+    page = service.page_notifications(db_session, type=NotificationType.CRITICAL_ERROR)
+    items, total = page.items, page.total
     assert total == 4
-    items, total = service.get_notifications(db_session, limit=10_000)
+    page = service.page_notifications(db_session, limit=10_000)
+    items, total = page.items, page.total
     assert total == 7 and len(items) == 7
     service.mark_as_read(db_session, items[0].id, user_id=None)
     db_session.commit()
-    assert service.get_notifications(db_session, is_read=True)[1] == 1
-    assert service.get_notifications(db_session, is_read=False)[1] == 6
+    assert service.page_notifications(db_session, is_read=True).total == 1
+    assert service.page_notifications(db_session, is_read=False).total == 6
 
 
 def test_limit_is_capped_at_200(db_session: Session) -> None:
     _make(db_session, 205)
-    items, total = service.get_notifications(db_session, limit=500)
+    page = service.page_notifications(db_session, limit=500)
+    items, total = page.items, page.total
     assert total == 205 and len(items) == 200
 
 
@@ -185,7 +190,7 @@ def test_delete_notification(db_session: Session) -> None:
     assert service.delete_notification(db_session, note.id) is True
     db_session.commit()
     assert service.delete_notification(db_session, note.id) is False
-    assert service.get_notifications(db_session)[1] == 0
+    assert service.page_notifications(db_session).total == 0
 
 
 @pytest.mark.parametrize(
@@ -283,7 +288,7 @@ def test_bad_input_is_refused_before_writing(
     assert field in info.value.errors
     assert field in str(info.value)
     db_session.commit()
-    assert service.get_notifications(db_session)[1] == 0
+    assert service.page_notifications(db_session).total == 0
 
 
 def test_validation_names_every_bad_field(db_session: Session) -> None:
@@ -303,7 +308,7 @@ def test_valid_action_urls_are_kept(db_session: Session) -> None:
 
 def test_bad_filter_values_are_refused(db_session: Session) -> None:
     with pytest.raises(ValidationError):
-        service.get_notifications(db_session, priority="urgent")
+        service.page_notifications(db_session, priority="urgent")
 
 
 def test_daily_counts_bucket_by_local_day_and_priority(db_session: Session) -> None:

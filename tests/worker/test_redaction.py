@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from notifier.worker.redaction import clip_traceback, safe_arguments
+from notifier.worker.redaction import safe_arguments
+
+from notifier import TRACEBACK_CHARS, clip
 
 
 def test_secret_names_are_redacted_in_any_case_at_any_depth() -> None:
@@ -27,5 +29,5 @@ def test_large_arguments_and_tracebacks_are_capped() -> None:
     capped = safe_arguments({"blob": "x" * 100_000})
     assert len(json.dumps(capped)) < 5000
     traceback = "Traceback...\n" + "frame\n" * 10_000 + "ValueError: the cause"
-    clipped = clip_traceback(traceback)
+    clipped = clip(traceback, TRACEBACK_CHARS, keep_end=True)
     assert len(clipped) <= 6000 and clipped.endswith("ValueError: the cause")
