@@ -3,7 +3,8 @@
 This face holds what a host's code calls: the two services, the enums, the settings and
 the database, the failure reports, the errors. The sub-domains have faces of their own:
 ``notifier.delivery`` (outbox, dispatcher, channels), ``notifier.preferences``,
-``notifier.live`` (change feed) and ``notifier.accounts`` (admins, sessions, tokens)."""
+``notifier.live`` (change feed) and ``notifier.accounts`` (admins, sessions, tokens).
+"""
 
 from __future__ import annotations
 

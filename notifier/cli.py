@@ -1,5 +1,7 @@
-"""The ``notifier`` command. Other packages add subcommands through the
-``notifier.commands`` entry point group (as Flask does with ``flask.commands``).
+"""The ``notifier`` command.
+
+Other packages add subcommands through the ``notifier.commands`` entry point group (as Flask does
+with ``flask.commands``).
 
 Every command finds the database the same way, so its URL is written once: the
 ``--database-url`` option, else the ``notifier_database_url`` of the Celery app named by

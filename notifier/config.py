@@ -201,6 +201,7 @@ def validate_database_url(url: str) -> None:
 
 
 def ensure_instance(instance: Path, variable: str) -> None:
+    """Create the instance folder ``instance`` (named by ``variable``), or say how to fix it."""
     try:
         instance.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

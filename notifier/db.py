@@ -37,7 +37,7 @@ NETWORK_TIMEOUT = 30
 
 
 def _network_timeouts(seconds: float) -> dict[str, int]:
-    """libpq settings that make a silent peer fail a connection within ``seconds``.
+    """Libpq settings that make a silent peer fail a connection within ``seconds``.
 
     ``tcp_user_timeout`` bounds how long sent data may stay unacknowledged (a query into
     a black hole); keepalive probes find a dead peer while the client only waits for an
@@ -184,8 +184,10 @@ class Database:
 
     @classmethod
     def for_engine(cls, engine: Engine, *, live_redis_url: str | None = None) -> Database:
-        """A Database over an engine its owner made and disposes (e.g. a host's
-        Flask-SQLAlchemy engine); :meth:`dispose` leaves that engine alone."""
+        """A Database over an engine its owner made and disposes (e.g.
+
+        a host's Flask-SQLAlchemy engine); :meth:`dispose` leaves that engine alone.
+        """
         database = cls.__new__(cls)
         database.url = engine.url.render_as_string(hide_password=False)
         database.engine = engine

@@ -619,8 +619,11 @@ _BY_JOB: dict[JobKind, _Sender] = {JobKind.IMPORT: _import_failure, JobKind.SYNC
 
 
 def _sender(report: FailureReport) -> _Sender:
-    """An order exception's shape first (whatever the job), then the job kind's, then the
-    type the task declared, else a critical error."""
+    """The notification a report makes, chosen by its shape, its job kind, then its type.
+
+    An order exception's shape first (whatever the job), then the job kind's, then the
+    type the task declared, else a critical error.
+    """
     if report.kind is FailureKind.ORDER_EXCEPTION:
         return _order_exception
     if report.job in _BY_JOB:

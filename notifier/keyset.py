@@ -148,7 +148,9 @@ def _typed(column: InstrumentedAttribute[Any], value: Any) -> Any:
 
 
 class CappedCount(int):
-    """A count exact up to its cap (:data:`TOTAL_CAP` unless told); beyond, the cap with
+    """A count exact up to its cap, else the cap with ``exact`` False.
+
+    A count exact up to its cap (:data:`TOTAL_CAP` unless told); beyond, the cap with
     ``exact`` False.
 
     It is the ``int`` it shows, so code written against a plain count keeps working
@@ -160,6 +162,7 @@ class CappedCount(int):
     exact: bool
 
     def __new__(cls, value: int, exact: bool = True) -> CappedCount:
+        """The count ``value``; ``exact`` False when counting stopped at the cap."""
         count = super().__new__(cls, value)
         count.exact = exact
         return count
@@ -187,8 +190,11 @@ class CappedCount(int):
 
     @classmethod
     def of(cls, counted: int | None, cap: int = TOTAL_CAP) -> CappedCount:
-        """What a :func:`capped_count_query` with ``cap`` answered, as a count and whether
-        it is exact."""
+        """What a :func:`capped_count_query` with ``cap`` answered, as a capped count.
+
+        What a :func:`capped_count_query` with ``cap`` answered, as a count and whether
+        it is exact.
+        """
         counted = int(counted or 0)
         return cls(cap, False) if counted > cap else cls(counted, True)
 

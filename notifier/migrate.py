@@ -71,7 +71,9 @@ def include_object(
 
 
 def adopt_legacy_version(connection: Connection, revisions: set[str]) -> str | None:
-    """Move the notifier's revision out of ``alembic_version`` (where versions before 0.2
+    """Move the notifier's revision from ``alembic_version`` to its own table.
+
+    Move the notifier's revision out of ``alembic_version`` (where versions before 0.2
     kept it) into ``notifier_alembic_version``; return the revision moved, if any.
 
     Only a database that has the notifier's tables and no notifier version table yet is
@@ -101,8 +103,11 @@ def notifier_revisions(config: Config) -> set[str]:
 
 
 def schema_missing(exc: BaseException) -> bool:
-    """Whether a database error says a notifier table or column is not there: ``notifier
-    init-db`` was never run against this database, or not since an upgrade."""
+    """Whether a database error says a notifier table or column is missing.
+
+    Whether a database error says a notifier table or column is not there: ``notifier
+    init-db`` was never run against this database, or not since an upgrade.
+    """
     if not isinstance(exc, DBAPIError):
         return False
     # PostgreSQL: undefined_table, undefined_column. SQLite has no codes, only the message.

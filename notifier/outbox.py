@@ -182,6 +182,7 @@ def forget_endpoints(db: Session) -> None:
 
 
 def new_id(prefix: str) -> str:
+    """A fresh id: ``prefix``, an underscore and 32 hex digits."""
     return f"{prefix}_{uuid.uuid4().hex}"
 
 

@@ -30,9 +30,9 @@ _INT_MAX_BITS = 4096
 
 
 def storable_text(value: Any) -> str:
-    """``value`` as text PostgreSQL, SQLite and UTF-8 can store; never raises.
+    r"""``value`` as text PostgreSQL, SQLite and UTF-8 can store; never raises.
 
-    NUL is escaped as ``\\x00``, a lone surrogate becomes U+FFFD, and a value whose
+    NUL is escaped as ``\x00``, a lone surrogate becomes U+FFFD, and a value whose
     ``__str__`` raises becomes a placeholder naming its type and the error.
     """
     if type(value) is str:
@@ -94,9 +94,12 @@ def clip(value: Any, limit: int, *, keep_end: bool = False) -> str:
 
 
 def bounded(value: Any) -> str:
-    """``value`` as storable text that fits a key or fingerprint column (255 characters):
+    """``value`` as storable text that fits a key or fingerprint column (255 characters).
+
+    ``value`` as storable text that fits a key or fingerprint column (255 characters):
     itself when it fits, else its head plus a digest of the whole, so distinct long values
-    stay distinct."""
+    stay distinct.
+    """
     text = storable_text(value)
     if len(text) <= FINGERPRINT_MAX:
         return text

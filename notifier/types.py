@@ -46,6 +46,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store an aware timestamp as UTC; a naive one is refused."""
         if value is None:
             return None
         if value.tzinfo is None or value.utcoffset() is None:
@@ -56,6 +57,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Read a timestamp back as aware UTC, whatever the database returned."""
         if value is None:
             return None
         moment = datetime.fromisoformat(value) if isinstance(value, str) else value

@@ -31,7 +31,7 @@ _DRAINED_BODY_MAX = 64 * 1024
 
 
 def _close_after_large_body(_worker: Any, req: Any) -> None:
-    """gunicorn ``pre_request`` hook: answer ``Connection: close`` if the body may go unread."""
+    """Gunicorn ``pre_request`` hook: answer ``Connection: close`` if the body may go unread."""
     for name, value in req.headers:
         if (name == "CONTENT-LENGTH" and value.isdigit() and int(value) > _DRAINED_BODY_MAX) or (
             name == "TRANSFER-ENCODING" and "chunked" in value.lower()
@@ -82,7 +82,7 @@ class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type 
 
 
 def _worker_exited(_server: Any, worker: Any) -> None:
-    """gunicorn hook: a worker that exited leaves the live gauges of a multiprocess scrape."""
+    """Gunicorn hook: a worker that exited leaves the live gauges of a multiprocess scrape."""
     metrics.process_exiting(worker.pid)
 
 

@@ -75,8 +75,11 @@ class Batch:
 
 @dataclass(eq=False)
 class Subscriber:
-    """One open stream's inbox; ``None`` in it means "end the stream" (the reader fell
-    behind, its client left, or the server stops): the client reconnects and replays."""
+    """One open stream's inbox; ``None`` in it means "end the stream".
+
+    One open stream's inbox; ``None`` in it means "end the stream" (the reader fell
+    behind, its client left, or the server stops): the client reconnects and replays.
+    """
 
     inbox: queue.Queue[Batch | None] = field(default_factory=lambda: queue.Queue(QUEUE_BATCHES))
 
@@ -101,9 +104,12 @@ class Subscriber:
 
 
 class HangUps:
-    """Notices at once when the client of a stream closes its connection, for every stream
+    """Notices at once when the client of a stream closes its connection.
+
+    Notices at once when the client of a stream closes its connection, for every stream
     of a process in one thread (an idle stream would otherwise find out only when its next
-    heartbeat fails to send, holding its slot till then)."""
+    heartbeat fails to send, holding its slot till then).
+    """
 
     def __init__(self, on_hangup: Callable[[Subscriber], None]) -> None:
         self._on_hangup = on_hangup
@@ -156,9 +162,12 @@ class HangUps:
 
 
 def _hung_up(connection: socket.socket) -> bool | None:
-    """Whether the client closed ``connection``: it sends nothing after its request, so
+    """Whether the client closed ``connection``; None for a false alarm, False if unknown.
+
+    Whether the client closed ``connection``: it sends nothing after its request, so
     readable means closed. None for a false alarm; False when it cannot be told (bytes
-    arrived, TLS, or the stream just ended): then its next heartbeat finds out, as before."""
+    arrived, TLS, or the stream just ended): then its next heartbeat finds out, as before.
+    """
     try:
         return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
     except BlockingIOError:

@@ -73,8 +73,11 @@ class FailureThrottle:
             return 0
 
     def reserve(self, key: str) -> int:
-        """Count one attempt for ``key`` unless it is throttled: 0 lets it go ahead, else the
-        seconds to wait (and nothing is counted)."""
+        """Count one attempt for ``key`` unless throttled; the seconds to wait, or 0.
+
+        Count one attempt for ``key`` unless it is throttled: 0 lets it go ahead, else the
+        seconds to wait (and nothing is counted).
+        """
         try:
             # hit() tests and adds in one step (a Lua script on Redis, a lock in memory).
             if self._limiter.hit(self._item, key):

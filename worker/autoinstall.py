@@ -1,5 +1,8 @@
-"""Imported by a worker through ``imports`` in celeryconfig.py: installs the plugin on the
-app that worker runs, so any app configured from celeryconfig gets it."""
+"""Installs the plugin on any app configured from celeryconfig.
+
+Imported by a worker through ``imports`` in celeryconfig.py: installs the plugin on the
+app that worker runs, so any app configured from celeryconfig gets it.
+"""
 
 from __future__ import annotations
 

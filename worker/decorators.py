@@ -136,9 +136,12 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class StoreJob(JobSpec):
-    """A job about one store (an import or a sync): one alert per store, folded into one
+    """A job about one store (an import or a sync): one alert per store.
+
+    A job about one store (an import or a sync): one alert per store, folded into one
     per task and exception class when 5+ stores fail alike (see ``record_failures``); a
-    run that returns at least the threshold of row errors notifies."""
+    run that returns at least the threshold of row errors notifies.
+    """
 
     error_threshold: int | None = None
 
@@ -174,8 +177,11 @@ class ImportJob(StoreJob):
 
 @dataclass(frozen=True)
 class SyncJob(StoreJob):
-    """A sync with a marketplace: an ``integration`` alert per store; failures, runs with
-    too many row errors and each order with unknown products notify."""
+    """A sync with a marketplace: an ``integration`` alert per store.
+
+    A sync with a marketplace: an ``integration`` alert per store; failures, runs with
+    too many row errors and each order with unknown products notify.
+    """
 
     alert_type: ClassVar[AlertType] = AlertType.INTEGRATION
     job: ClassVar[JobKind] = JobKind.SYNC
@@ -191,8 +197,11 @@ class SyncJob(StoreJob):
 
 @dataclass(frozen=True)
 class GenericJob(JobSpec):
-    """Any other job: one notification of the given type and priority (critical error when
-    no type is given, as for ``install(app, all_tasks=True)``)."""
+    """Any other job: one notification of the given type and priority.
+
+    Any other job: one notification of the given type and priority (critical error when
+    no type is given, as for ``install(app, all_tasks=True)``).
+    """
 
     store_id: ArgumentRef = None
     notification_type: NotificationType | None = NotificationType.CRITICAL_ERROR

@@ -1,5 +1,4 @@
-"""The beat entries the package provides: daily retention, the delivery sweep, digests,
-reminders.
+"""The beat entries the package provides: daily retention, the delivery sweep, digests, reminders.
 
 A host with its own Celery app merges them into its schedule::
 
@@ -23,9 +22,12 @@ DIGEST_TICK = 60.0
 
 
 def beat_schedule(retention: str | None = None) -> dict[str, dict[str, object]]:
-    """``notifier-prune`` daily (``NOTIFIER_RETENTION``, 90d), ``notifier-dispatch`` (the
+    """The notifier's beat entries: prune, the delivery sweep, digests and reminders.
+
+    ``notifier-prune`` daily (``NOTIFIER_RETENTION``, 90d), ``notifier-dispatch`` (the
     delivery sweep, every ``NOTIFIER_DISPATCH_SWEEP`` seconds, 30), ``notifier-digests`` and
-    ``notifier-alert-reminders`` (every 5 minutes)."""
+    ``notifier-alert-reminders`` (every 5 minutes).
+    """
     sweep = float(os.environ.get("NOTIFIER_DISPATCH_SWEEP") or 30)
     return {
         "notifier-prune": {

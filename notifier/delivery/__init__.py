@@ -1,5 +1,8 @@
-"""Delivery: the dispatcher that sends outbox rows to email, signed webhooks, Slack and Teams,
-the endpoints admins configure, digests, unsubscribe links and the delivery log."""
+"""Delivery: the dispatcher, the channels it sends to, and what admins see of it.
+
+Delivery: the dispatcher that sends outbox rows to email, signed webhooks, Slack and Teams,
+the endpoints admins configure, digests, unsubscribe links and the delivery log.
+"""
 
 from __future__ import annotations
 

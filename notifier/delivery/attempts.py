@@ -324,15 +324,7 @@ class Recorder:
             return
         try:
             now = utcnow()
-            stamp = set()
-            for _, _, endpoint_id, read_healthy_at, outcome in group:
-                if endpoint_id is None:
-                    continue
-                healthy_at = self._healthy_at.get(endpoint_id, read_healthy_at)
-                if outcome.result != "succeeded":
-                    self._healthy_at[endpoint_id] = None
-                elif healthy_at is None or now - healthy_at >= SUCCESS_STAMP_EVERY:
-                    stamp.add(endpoint_id)
+            stamp = self._to_stamp(group, now)
             failing = {e for _, _, e, _, o in group if e is not None and o.result != "succeeded"}
             with self.database.session_scope(immediate=True) as db:
                 _lock_endpoints(db, stamp | failing)
@@ -353,6 +345,23 @@ class Recorder:
         finally:
             for _ in group:
                 self._slots.release()
+
+    def _to_stamp(
+        self,
+        group: list[tuple[int, DeliveryChannel, int | None, datetime | None, Outcome]],
+        now: datetime,
+    ) -> set[int]:
+        """The endpoints whose health stamp this group renews (not stamped lately)."""
+        stamp: set[int] = set()
+        for _, _, endpoint_id, read_healthy_at, outcome in group:
+            if endpoint_id is None:
+                continue
+            healthy_at = self._healthy_at.get(endpoint_id, read_healthy_at)
+            if outcome.result != "succeeded":
+                self._healthy_at[endpoint_id] = None
+            elif healthy_at is None or now - healthy_at >= SUCCESS_STAMP_EVERY:
+                stamp.add(endpoint_id)
+        return stamp
 
     def finish(self) -> None:
         """Wait for every record; raise the first that failed."""

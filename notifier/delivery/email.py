@@ -62,6 +62,15 @@ def _to_digest(deliveries: Sequence[Delivery], schedule: DigestSchedule, zone: s
         delivery.next_attempt_at = fallback
 
 
+def _fail_without_recipient(
+    db: Session, deliveries: list[Delivery], report: DispatchReport, now: datetime
+) -> None:
+    """Record each delivery as failed: its admin is gone or inactive."""
+    gone = Outcome("failed", error_class="NoRecipient", error="the admin is gone or inactive")
+    for delivery in deliveries:
+        report.add(record(db, delivery, gone, now))
+
+
 def dispatch_emails(
     database: Database,
     settings: DispatchSettings,
@@ -75,19 +84,7 @@ def dispatch_emails(
         user = db.get(AdminUser, user_id)
         deliveries = [d for d in (db.get(Delivery, i) for i in ids) if d is not None]
         if user is None or not user.is_active:
-            for delivery in deliveries:
-                report.add(
-                    record(
-                        db,
-                        delivery,
-                        Outcome(
-                            "failed",
-                            error_class="NoRecipient",
-                            error="the admin is gone or inactive",
-                        ),
-                        now,
-                    )
-                )
+            _fail_without_recipient(db, deliveries, report, now)
             return
         preferences = load_preferences(db, [user_id]).get(user_id)
         digest = preferences.digest if preferences is not None else None

@@ -1,4 +1,6 @@
-"""The delivery log: deliveries by status, endpoint and event, their attempts, and each
+"""The delivery log: deliveries, their attempts and each endpoint's backlog.
+
+The delivery log: deliveries by status, endpoint and event, their attempts, and each
 endpoint's backlog (what the Channels and Delivery log pages and the API read).
 
 Writing is the engine's: rows come from ``outbox``, attempts from ``dispatch``, and a replay

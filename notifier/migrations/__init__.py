@@ -1,0 +1,1 @@
+"""The notifier's Alembic migrations, applied by ``notifier init-db`` (``notifier.upgrade``)."""

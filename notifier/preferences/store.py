@@ -181,32 +181,41 @@ def _rules(check: Checker, value: Any) -> dict[str, dict[str, dict[str, Any]]]:
             check.fail(where, "must be an object of categories such as notification:store_issue")
             continue
         for category, cell in cells.items():
-            at = f"{where}.{category}"
-            if category not in known:
-                check.fail(at, "is not a category; see GET .../preferences for the list")
-                continue
-            if not isinstance(cell, dict) or set(cell) - {"mode", "min_level"}:
-                check.fail(at, 'must be an object {"mode": ..., "min_level": ...}')
-                continue
-            mode = check.enum(f"{at}.mode", cell.get("mode"), Mode)
-            if channel == Channel.IN_APP and mode is Mode.DIGEST:
-                check.fail(f"{at}.mode", "must be off or immediate on the in-app channel")
-            locked = _locked_at(category)
-            if mode is Mode.OFF and locked is not None:
-                # Saved, "off" would read as off while the required ones keep arriving.
-                check.fail(
-                    f"{at}.mode",
-                    f"{category} is locked at {locked}: {locked} ones always arrive at once, "
-                    f'so it cannot be off; for only those, choose "immediate" from {locked}',
-                )
-            level = cell.get("min_level")
-            levels = _LEVELS[category.split(":", 1)[0]]
-            if level is not None and level not in levels:
-                check.fail(f"{at}.min_level", f"must be null or one of: {', '.join(levels)}")
-                continue
-            if Rule(mode, level) != DEFAULT_RULE:
-                stored.setdefault(channel, {})[category] = {"mode": str(mode), "min_level": level}
+            rule = _cell(check, channel, category, cell, known)
+            if rule is not None and rule != DEFAULT_RULE:
+                stored.setdefault(channel, {})[category] = {
+                    "mode": str(rule.mode),
+                    "min_level": rule.min_level,
+                }
     return stored
+
+
+def _cell(check: Checker, channel: str, category: str, cell: Any, known: set[str]) -> Rule | None:
+    """One channel's rule for one category, or None (and a failure noted) when invalid."""
+    at = f"rules.{channel}.{category}"
+    if category not in known:
+        check.fail(at, "is not a category; see GET .../preferences for the list")
+        return None
+    if not isinstance(cell, dict) or set(cell) - {"mode", "min_level"}:
+        check.fail(at, 'must be an object {"mode": ..., "min_level": ...}')
+        return None
+    mode = check.enum(f"{at}.mode", cell.get("mode"), Mode)
+    if channel == Channel.IN_APP and mode is Mode.DIGEST:
+        check.fail(f"{at}.mode", "must be off or immediate on the in-app channel")
+    locked = _locked_at(category)
+    if mode is Mode.OFF and locked is not None:
+        # Saved, "off" would read as off while the required ones keep arriving.
+        check.fail(
+            f"{at}.mode",
+            f"{category} is locked at {locked}: {locked} ones always arrive at once, "
+            f'so it cannot be off; for only those, choose "immediate" from {locked}',
+        )
+    level = cell.get("min_level")
+    levels = _LEVELS[category.split(":", 1)[0]]
+    if level is not None and level not in levels:
+        check.fail(f"{at}.min_level", f"must be null or one of: {', '.join(levels)}")
+        return None
+    return Rule(mode, level)
 
 
 def _channels(check: Checker, value: Any) -> dict[str, bool]:

@@ -1,5 +1,8 @@
-"""Platform alert endpoints: list, create-or-increment, read one, resolve, acknowledge,
-snooze, statistics."""
+"""Platform alert endpoints.
+
+Platform alert endpoints: list, create-or-increment, read one, resolve, acknowledge,
+snooze, statistics.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Delivery endpoints (the Channels page): create, list, change, enable or disable, rotate
+"""Delivery endpoint routes, behind the Channels page.
+
+Delivery endpoints (the Channels page): create, list, change, enable or disable, rotate
 the signing secret, send a test event, delete.
 
 A URL is checked by the engine's rules when it is saved (and again at every send); whether

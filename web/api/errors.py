@@ -105,7 +105,10 @@ def _routing_error(exc: HTTPException) -> Response | HTTPException:
 
 
 def json_errors_under_api(app: Flask) -> None:
-    """For the standalone app only (``create_app``), which owns every URL: 404/405 JSON
-    anywhere under ``/api/``. ``NotifierWeb`` alone never registers app-wide handlers."""
+    """JSON 404/405 anywhere under ``/api/``, for the standalone app only.
+
+    For the standalone app only (``create_app``), which owns every URL: 404/405 JSON
+    anywhere under ``/api/``. ``NotifierWeb`` alone never registers app-wide handlers.
+    """
     app.register_error_handler(404, _routing_error)
     app.register_error_handler(405, _routing_error)

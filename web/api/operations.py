@@ -64,9 +64,12 @@ def page_of(
 
 
 def list_arguments(query: BaseModel) -> dict[str, Any]:
-    """A list query as its service's keyword arguments: each filter and paging field under
+    """A list query as its service's keyword arguments.
+
+    A list query as its service's keyword arguments: each filter and paging field under
     its own name (the query models name them as the services do), a cursor or a skip but
-    not both."""
+    not both.
+    """
     arguments = {name: getattr(query, name) for name in type(query).model_fields}
     if arguments.get("cursor") is not None and arguments.get("skip"):
         raise ApiError(

@@ -136,6 +136,8 @@ class CategoryOut(Output):
 
 
 class RuleOut(Output):
+    """One rule of the document: its mode and the least level it takes."""
+
     mode: Literal["off", "immediate", "digest"]
     min_level: str | None
 
@@ -181,8 +183,11 @@ def get_preferences() -> Reply:
     responses={200: PreferencesOut, **WRITE_ERRORS},
 )
 def put_preferences(body: PreferencesIn) -> Reply:
-    """Save the whole document; a locked category set off is refused (422), as its
-    required events arrive whatever it says."""
+    """Save the whole document; a locked category set off is refused (422).
+
+    Save the whole document; a locked category set off is refused (422), as its
+    required events arrive whatever it says.
+    """
     db = db_session()
     document = body.model_dump(by_alias=True, exclude_none=True)
     saved = save_preferences(db, _admin_id(), document)

@@ -56,6 +56,8 @@ def validator_of(problem: Callable[[Any], str | None]) -> Callable[[Any], Any]:
 
 
 def text_validator(max_length: int, *, required: bool = True) -> Callable[[str], str]:
+    """A validator running the core's text rule for a field of ``max_length`` characters."""
+
     def check(value: str) -> str:
         why = text_problem(value, max_length=max_length, required=required)
         if why:
@@ -66,6 +68,7 @@ def text_validator(max_length: int, *, required: bool = True) -> Callable[[str],
 
 
 def integral_value(value: Any) -> Any:
+    """An integer given as ``5`` or ``5.0`` as 5; anything else is left for the type check."""
     # JSON Schema counts 5.0 as an integer; accept it as 5 (and nothing else that is not int).
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -82,6 +85,7 @@ def _utc_iso(value: datetime) -> str:
 
 
 def text_field(max_length: int) -> Any:
+    """The schema of a required text field of at most ``max_length`` characters."""
     return Field(min_length=1, max_length=max_length, json_schema_extra={"pattern": TEXT_PATTERN})
 
 
@@ -154,12 +158,15 @@ class Query(BaseModel):
     """Query parameters: strings converted to the declared types, unknown names refused.
 
     A list's query names each field as its service's keyword argument: ``list_arguments``
-    passes them through as they are."""
+    passes them through as they are.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
 
 class Output(BaseModel):
+    """Base of every answer's schema: read from the model's attributes."""
+
     model_config = ConfigDict(from_attributes=True)
 
 

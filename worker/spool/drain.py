@@ -1,4 +1,6 @@
-"""The drain loop: claim spooled events in batches, record each batch in one transaction, and
+"""The drain loop: spooled events recorded in batches, each in one transaction.
+
+The drain loop: claim spooled events in batches, record each batch in one transaction, and
 let go of an event only once its transaction committed.
 
 A :class:`Drainer` runs as a daemon thread (solo and threads pools) or as the main loop

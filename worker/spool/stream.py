@@ -129,8 +129,11 @@ class StreamSpool(EventSpool[StreamClaim]):
         return entry
 
     def claim(self, limit: int) -> list[StreamClaim]:
-        """Up to ``limit`` entries: this consumer's unacknowledged ones, entries idle too long
-        in a consumer that is gone, then new ones."""
+        """Up to ``limit`` entries to record: pending, orphaned, then new ones.
+
+        Up to ``limit`` entries: this consumer's unacknowledged ones, entries idle too long
+        in a consumer that is gone, then new ones.
+        """
         if not self._ensured:
             self.ensure()
         try:
