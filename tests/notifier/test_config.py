@@ -78,7 +78,7 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
 
 
 def test_naive_datetimes_are_refused(db_session: object) -> None:
-    from notifier import AdminNotification
+    from notifier.models import AdminNotification
 
     note = AdminNotification(
         type="system_info", title="t", message="m", created_at=datetime(2026, 1, 1)
