@@ -176,9 +176,7 @@ def test_a_killed_workers_spooled_events_are_recorded_by_another_worker(
         # cut by a moment, recorded), and the first worker's drainer has taken some (how many
         # depends on where its backoff stands) and cannot record them: those only a claim by
         # another consumer can bring back.
-        wait_for(
-            lambda: stream.xlen(STREAM) + len(recorded_task_ids(database)) == 21, timeout=30
-        )
+        wait_for(lambda: stream.xlen(STREAM) + len(recorded_task_ids(database)) == 21, timeout=30)
         wait_for(lambda: stream.xpending(STREAM, group)["pending"] > 0, timeout=30)
         _kill_tree(first)
         proxy.restore()
