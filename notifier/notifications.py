@@ -25,8 +25,13 @@ from .validation import FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX, Checker
 # A plain INSERT ... RETURNING loaded as the ORM object: one cached statement, no flush.
 # It also returns whether any delivery endpoint is enabled (outbox.ENDPOINT_ENABLED), so a
 # one-row transaction with none enabled reads no endpoints: one round trip, as raw SQL.
+# The label itself is selected, not its EXISTS: every column loaded is then one the
+# RETURNING names, found at once. To match a bare EXISTS to its label, SQLAlchemy 2.0
+# fills an index on this shared statement on first use, and a thread that comes by while
+# another is filling it takes it as complete: the first concurrent requests of a process
+# failed with NoSuchColumnError.
 _TABLE = AdminNotification.__table__
-_INSERT = select(AdminNotification, outbox.ENDPOINT_ENABLED.element).from_statement(
+_INSERT = select(AdminNotification, outbox.ENDPOINT_ENABLED).from_statement(
     insert(_TABLE).returning(*_TABLE.c, outbox.ENDPOINT_ENABLED)  # type: ignore[arg-type]
 )
 _FRESH = {"populate_existing": True}

@@ -146,6 +146,7 @@ def test_workers_of_two_databases_sharing_a_spool_folder_each_record_their_own(
     assert "late-b" not in recorded_task_ids(prefork.database)
     prefork.start(env_b)
     wait_for(lambda: "late-b" in recorded_task_ids(other), timeout=30)
-    assert not list(prefork.spool.glob("*.json"))
+    # The file goes once the transaction that recorded it committed: a moment after.
+    wait_for(lambda: not list(prefork.spool.glob("*.json")), timeout=10)
     assert recorded_task_ids(prefork.database) == sorted(r.id for r in on_a)
     other.dispose()
