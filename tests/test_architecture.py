@@ -184,3 +184,27 @@ def test_no_private_name_is_imported_across_modules() -> None:
                     if alias.name.startswith("_") and not alias.name.startswith("__")
                 )
     assert offenders == set()
+
+
+def _web(name: str) -> set[str]:
+    return {target for target in GRAPH[name] if _layer(target) == "web"}
+
+
+def test_web_state_is_at_the_bottom() -> None:
+    """``web/state.py`` imports nothing of web/ at run time (throttle only in an annotation)."""
+    assert _web("notifier.web.state") <= {"notifier.web.throttle"}
+    tree = ast.parse(MODULES["notifier.web.state"].read_text())
+    runtime = [node for node in tree.body if isinstance(node, ast.ImportFrom) and node.level]
+    assert runtime == []
+
+
+def test_web_layers_read_state_then_blueprints_then_extension_then_app() -> None:
+    web = "notifier.web"
+    for name in (f"{web}.auth", f"{web}.pages", f"{web}.api"):
+        assert f"{web}.extension" not in _web(name)
+        assert f"{web}.app" not in _web(name)
+    # No route module imports the API package back; they share only its blueprint module.
+    for route in ("alerts", "notifications", "openapi", "blueprint", "errors", "operations"):
+        assert f"{web}.api" not in _web(f"{web}.api.{route}"), route
+    assert f"{web}.state" in _web(f"{web}.extension")
+    assert f"{web}.extension" in _web(f"{web}.app")
