@@ -184,3 +184,9 @@ def test_no_private_name_is_imported_across_modules() -> None:
                     if alias.name.startswith("_") and not alias.name.startswith("__")
                 )
     assert offenders == set()
+
+
+def test_the_core_command_knows_no_celery() -> None:
+    """Its -A option loads the app through the notifier.app_loaders plugin, as Flask's does."""
+    source = (REPO / "notifier" / "cli.py").read_text()
+    assert "celery" not in source.lower()
