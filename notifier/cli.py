@@ -4,17 +4,20 @@ Other packages add subcommands through the ``notifier.commands`` entry point gro
 with ``flask.commands``).
 
 Every command finds the database the same way, so its URL is written once: the
-``--database-url`` option, else the ``notifier_database_url`` of the Celery app named by
-``-A/--app module:app`` (what the worker itself reads), else ``NOTIFIER_DATABASE_URL``,
+``--database-url`` option, else the ``notifier_database_url`` of the app named by
+``-A/--app MODULE:APP`` (what the worker itself reads), else ``NOTIFIER_DATABASE_URL``,
 else SQLite in the instance folder.
+
+The core does not know what such an app is: a plugin does, through the
+``notifier.app_loaders`` entry point group (as the web's ``--app`` is Flask's business). Its
+entry is a callable taking the ``MODULE:APP`` text and returning the app's settings mapping,
+or raising ``click.BadParameter``; notifier's worker side registers the one for its apps.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import os
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import entry_points
@@ -40,11 +43,13 @@ from .retention import prune
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: The Celery setting every notifier command and the worker read the database URL from.
-CELERY_DATABASE_SETTING = "notifier_database_url"
+#: The key of the app's settings every notifier command and the worker read the database URL from.
+APP_DATABASE_SETTING = "notifier_database_url"
+#: The entry point group whose callable turns ``-A MODULE:APP`` into the app's settings.
+APP_LOADERS = "notifier.app_loaders"
 
 
-@click.group(help="notifier: admin notifications and platform alerts for Celery jobs.")
+@click.group(help="notifier: admin notifications and platform alerts for failed background jobs.")
 @click.version_option(package_name="notifier", prog_name="notifier")
 def cli() -> None:
     """Root command group."""
@@ -58,32 +63,27 @@ def load_settings() -> Settings:
         raise click.ClickException(str(exc)) from exc
 
 
-def import_celery_app(spec: str) -> Any:
-    """The Celery app named by ``module:attribute`` (or ``module``, holding ``app``/``celery``).
-
-    The current folder is put first on the import path, as ``celery -A`` does, so a
-    project's own ``worker.py`` is found when the command runs from the project folder.
-    """
-    module_name, _, attribute = spec.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+def load_app_conf(spec: str) -> Mapping[str, Any]:
+    """The settings of the app named by ``spec``, read by the installed app loader plugin."""
+    loaders = sorted(entry_points(group=APP_LOADERS), key=lambda entry: entry.name)
+    if not loaders:
+        raise click.UsageError(
+            f"cannot load the app {spec!r} named by -A: no app loader is installed. Install "
+            "notifier's worker side (`pip install notifier`; it registers one in the "
+            f"{APP_LOADERS!r} entry point group), or give --database-url instead"
+        )
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise click.BadParameter(f"cannot import {module_name!r}: {exc}", param_hint="-A") from exc
-    names = [attribute] if attribute else ["app", "celery"]
-    for name in names:
-        app = getattr(module, name, None)
-        if app is not None and hasattr(app, "conf"):
-            return app
-    raise click.BadParameter(
-        f"{spec!r} names no Celery app; use MODULE:NAME, e.g. 'worker:app'", param_hint="-A"
-    )
+        loader: Callable[[str], Mapping[str, Any]] = loaders[0].load()
+    except ImportError as exc:  # a broken plugin: say which, not a traceback
+        raise click.ClickException(
+            f"could not load the app loader {loaders[0].value}: {exc}"
+        ) from exc
+    return loader(spec)
 
 
-def celery_conf(ctx: click.Context) -> Mapping[str, Any]:
-    """The conf of the Celery app given with ``-A`` (empty without one)."""
-    conf: Mapping[str, Any] = ctx.meta.get("notifier.celery_conf", {})
+def app_conf(ctx: click.Context) -> Mapping[str, Any]:
+    """The settings of the app given with ``-A`` (empty without one)."""
+    conf: Mapping[str, Any] = ctx.meta.get("notifier.app_conf", {})
     return conf
 
 
@@ -91,9 +91,9 @@ def resolve_settings(database_url: str | None, app_spec: str | None) -> Settings
     """Settings with the database URL chosen as the module docstring says."""
     env = dict(os.environ)
     if app_spec:  # loaded even with --database-url: commands read other keys (the spool's)
-        conf = import_celery_app(app_spec).conf
-        click.get_current_context().meta["notifier.celery_conf"] = conf
-        database_url = database_url or conf.get(CELERY_DATABASE_SETTING) or None
+        conf = load_app_conf(app_spec)
+        click.get_current_context().meta["notifier.app_conf"] = conf
+        database_url = database_url or conf.get(APP_DATABASE_SETTING) or None
     if database_url:
         env["NOTIFIER_DATABASE_URL"] = database_url
     try:
@@ -105,8 +105,8 @@ def resolve_settings(database_url: str | None, app_spec: str | None) -> Settings
 def settings_options(*app_flags: str) -> Callable[[F], F]:
     """Add ``--database-url`` and ``-A/--app`` to a command; it receives ``settings``.
 
-    ``app_flags`` renames the Celery app option for a command whose ``--app`` means
-    something else (``notifier serve --app`` names a Flask factory).
+    ``app_flags`` renames the app option for a command whose ``--app`` means something
+    else (``notifier serve --app`` names a Flask factory).
     """
     flags = app_flags or ("-A", "--app")
 
@@ -116,17 +116,20 @@ def settings_options(*app_flags: str) -> Callable[[F], F]:
             metavar="URL",
             envvar=None,
             help="SQLAlchemy URL of the notifier's database "
-            "(default: the Celery app's notifier_database_url, else NOTIFIER_DATABASE_URL).",
+            f"(default: the {flags[0]} app's notifier_database_url, else NOTIFIER_DATABASE_URL).",
         )
         @click.option(
             *flags,
-            "celery_app",
+            "settings_app",  # not app_spec: `serve --app` already takes that name
             metavar="MODULE:APP",
-            help="Your Celery app (as for celery -A); its notifier_database_url is used.",
+            help="Your worker's app, loaded through the installed worker plugin; "
+            "its notifier_database_url is used.",
         )
         @functools.wraps(command)
-        def wrapper(*args: Any, database_url: str | None, celery_app: str | None, **kw: Any) -> Any:
-            return command(*args, settings=resolve_settings(database_url, celery_app), **kw)
+        def wrapper(
+            *args: Any, database_url: str | None, settings_app: str | None, **kw: Any
+        ) -> Any:
+            return command(*args, settings=resolve_settings(database_url, settings_app), **kw)
 
         return wrapper  # type: ignore[return-value]
 

@@ -208,3 +208,9 @@ def test_web_layers_read_state_then_blueprints_then_extension_then_app() -> None
         assert f"{web}.api" not in _web(f"{web}.api.{route}"), route
     assert f"{web}.state" in _web(f"{web}.extension")
     assert f"{web}.extension" in _web(f"{web}.app")
+
+
+def test_the_core_command_knows_no_celery() -> None:
+    """Its -A option loads the app through the notifier.app_loaders plugin, as Flask's does."""
+    source = (REPO / "notifier" / "cli.py").read_text()
+    assert "celery" not in source.lower()

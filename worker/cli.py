@@ -1,4 +1,8 @@
-"""``notifier spool status`` and ``notifier spool retry`` (entry point ``notifier.commands``).
+"""The worker's CLI plugin: the ``notifier spool`` commands and the ``-A`` app loader.
+
+``notifier spool status`` and ``notifier spool retry`` join the command group through the
+``notifier.commands`` entry point group; ``celery_app_conf`` is what every command's
+``-A/--app MODULE:APP`` calls, through the ``notifier.app_loaders`` group.
 
 The spool is where the worker keeps events until its drainer records them: a folder of
 ``*.json`` files (one per event, dead ones in its ``dead/`` subfolder), or a Redis stream
@@ -7,12 +11,16 @@ The spool is where the worker keeps events until its drainer records them: a fol
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
 from notifier import Settings
-from notifier.cli import celery_conf, settings_options
+from notifier.cli import app_conf, settings_options
 
 from .spool.choice import configured_spool
 from .spool.contract import EventSpool, SpoolUnavailable
@@ -21,9 +29,38 @@ from .spool.contract import EventSpool, SpoolUnavailable
 _LISTED = 20
 
 
+def import_celery_app(spec: str) -> Any:
+    """The Celery app named by ``module:attribute`` (or ``module``, holding ``app``/``celery``).
+
+    The current folder is put first on the import path, as ``celery -A`` does, so a
+    project's own ``worker.py`` is found when the command runs from the project folder.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.BadParameter(f"cannot import {module_name!r}: {exc}", param_hint="-A") from exc
+    names = [attribute] if attribute else ["app", "celery"]
+    for name in names:
+        app = getattr(module, name, None)
+        if app is not None and hasattr(app, "conf"):
+            return app
+    raise click.BadParameter(
+        f"{spec!r} names no Celery app; use MODULE:NAME, e.g. 'worker:app'", param_hint="-A"
+    )
+
+
+def celery_app_conf(spec: str) -> Mapping[str, Any]:
+    """The conf of the Celery app named by ``-A`` (the ``notifier.app_loaders`` entry)."""
+    conf: Mapping[str, Any] = import_celery_app(spec).conf
+    return conf
+
+
 def _spool(settings: Settings, spool_dir: str | None) -> EventSpool[Any]:
     """The spool the worker uses (``spools.configured_spool``), or the --spool-dir folder."""
-    conf = celery_conf(click.get_current_context())
+    conf = app_conf(click.get_current_context())
     return configured_spool(conf, settings, spool_dir=spool_dir)
 
 

@@ -230,6 +230,23 @@ def test_unknown_celery_app_is_explained(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_app_option_without_the_worker_plugin_says_what_to_install(tmp_path: Path) -> None:
+    # The distribution's metadata as an install without the worker side would have it: no
+    # entry points, so no app loader (found first on the path, it hides the real one's).
+    bare = tmp_path / "bare" / "notifier-0.1.0.dist-info"
+    bare.mkdir(parents=True)
+    (bare / "METADATA").write_text("Metadata-Version: 2.1\nName: notifier\nVersion: 0.1.0\n")
+    (tmp_path / "shopworker.py").write_text(_CELERY_PROJECT.format(url="sqlite:///x.db"))
+    result = _notifier(
+        tmp_path, "init-db", "-A", "shopworker:app", env={"PYTHONPATH": str(bare.parent)}
+    )
+    assert result.returncode == 2
+    assert "no app loader is installed" in result.stderr
+    assert "pip install notifier" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "instance" / "notifier.db").exists()
+
+
 def test_dispatch_with_smtp_set_emails_the_admins_of_a_web_only_install(
     tmp_path: Path, cli_db: Database, smtp_server: tuple[str, MailSink]
 ) -> None:
