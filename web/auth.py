@@ -30,6 +30,7 @@ from flask import (
     url_for,
 )
 from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Response as BaseResponse
 
 from notifier import metrics
@@ -145,11 +146,20 @@ def login_required(view: Callable[P, R]) -> Callable[P, R | BaseResponse]:
         if current_admin() is None:
             login = host_login()
             if login is not None and is_signed_in_elsewhere(login):
-                abort(403, "Your account may not use the notifier; ask an administrator.")
+                abort(
+                    403,
+                    "You are signed in, but this account is not a notifier admin; "
+                    "ask an administrator for access.",
+                )
             return redirect(sign_in_url(request.full_path.rstrip("?")))
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def forbidden_page(exc: Forbidden) -> tuple[str, int]:
+    """A 403 on the pages as a page in the layout that says why, not Werkzeug's bare text."""
+    return render_template("notifier/forbidden.html", reason=exc.description), 403
 
 
 def safe_next(target: str | None) -> str:

@@ -27,7 +27,7 @@ from notifier import (
 from . import delivery_pages as delivery_pages  # its views join pages_blueprint on import
 from . import preference_pages as preference_pages  # the same
 from .api import api_blueprint
-from .auth import auth_blueprint, csrf_token, current_admin
+from .auth import auth_blueprint, csrf_token, current_admin, forbidden_page
 from .host_login import HostLogin, host_login
 from .live import Hub
 from .metrics import metrics_blueprint, observe_request, start_timer
@@ -37,6 +37,7 @@ from .routing import add_converters, drop_page_arg
 from .state import (
     ADMIN_PREFIX,
     API_PREFIX,
+    BASE_TEMPLATE,
     EXTENSION_KEY,
     AppState,
     close_session,
@@ -83,6 +84,9 @@ class NotifierWeb:
         # Only NOTIFIER_* keys are filled in: the host's own settings (session cookie
         # flags included) are the host's; README lists the cookie flags we recommend.
         app.config.setdefault("NOTIFIER_URL_PREFIX", ADMIN_PREFIX)
+        # The template every notifier page is rendered inside (like Flask-Admin's
+        # base_template): a host names its own base, with blocks title, head and content.
+        app.config.setdefault("NOTIFIER_BASE_TEMPLATE", BASE_TEMPLATE)
         app.config.setdefault("NOTIFIER_API_PREFIX", API_PREFIX)
         app.config.setdefault("NOTIFIER_TIMEZONE", str(configured_timezone()))
         app.config.setdefault("NOTIFIER_MAX_BODY_BYTES", 64 * 1024)
@@ -223,3 +227,5 @@ api_blueprint.after_request(observe_request)
 for _blueprint in (auth_blueprint, pages_blueprint):
     for _error in DATABASE_ERRORS:
         _blueprint.register_error_handler(_error, unavailable_page)
+    # A signed-in host user who is not an admin: a page in the layout saying so.
+    _blueprint.register_error_handler(403, forbidden_page)

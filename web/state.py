@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # only for the annotation: the throttles are built by the ext
 API_PREFIX = "/api/v1/admin/notifications"
 #: The pages, the login and the static files, by default (``NOTIFIER_URL_PREFIX``).
 ADMIN_PREFIX = "/admin"
+#: The standalone layout; a host sets NOTIFIER_BASE_TEMPLATE to its own base template.
+BASE_TEMPLATE = "notifier/base.html"
 #: The key of ``app.extensions`` under which the extension keeps itself.
 EXTENSION_KEY = "notifier"
 #: Requests that change nothing (a GET's one best-effort write, a token's last use, may fail).

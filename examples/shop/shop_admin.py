@@ -44,6 +44,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # The cookie flags the notifier README recommends; the notifier never sets them.
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        # The notifier's pages render inside the shop's layout, with the shop's navigation.
+        NOTIFIER_BASE_TEMPLATE="shop/base.html",
     )
     app.config.update(config or {})
     db.init_app(app)

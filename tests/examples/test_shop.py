@@ -14,6 +14,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -250,13 +251,7 @@ def test_the_shops_worker_failure_reaches_the_admin_through_the_shops_pages(
         )  # fmt: skip
 
     app = _app(shop_module, NOTIFIER_POLL_INTERVAL_MS=400)
-    live = LiveServer(app)
-    live.start()
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with _browsing(app, chromium) as (page, live, errors):
         _shop_login(page, live, users["admin"], "/admin/")
         header = page.locator(".shop-header")
         expect(header.locator(".shop-user")).to_have_text("Hana Host")
@@ -287,16 +282,13 @@ def test_the_shops_worker_failure_reaches_the_admin_through_the_shops_pages(
         expect(page.locator(".shop-user")).to_have_text("Hana Host")
         assert page.url == live.url + "/admin/"
         assert errors == [], errors
-    finally:
-        context.close()
-        live.stop()
-        database.dispose()
+    database.dispose()
     with Database(migrated["SHOP_DATABASE_URL"]).session_scope() as db:
         hana = db.scalars(select(AdminUser).where(AdminUser.email == "hana@shop.example")).one()
         assert hana.display_name == "Hana Host" and hana.external_id is not None
 
 
-def test_a_clerks_bell_shows_a_quiet_signed_out_state(
+def test_a_clerk_sees_no_bell_and_no_sign_in_they_already_passed(
     shop_module: Any,
     users: dict[str, str],
     chromium: Browser,  # noqa: F811
@@ -308,11 +300,66 @@ def test_a_clerks_bell_shows_a_quiet_signed_out_state(
     try:
         page = context.new_page()
         _shop_login(page, live, users["clerk"], "/admin/")
-        expect(page.locator("[data-signed-out]")).to_be_visible()
-        expect(page.locator("[data-bell-button]")).to_be_hidden()
+        expect(page.locator(".shop-user")).to_have_text("Carl Clerk")
+        expect(page.locator("[data-notifier-bell]")).to_have_count(0)
+        expect(page.get_by_text("Sign in for notifications")).to_have_count(0)
         page.wait_for_timeout(1000)  # several poll intervals: it never navigates away
         assert page.url == live.url + "/admin/"
-        expect(page.locator(".shop-user")).to_have_text("Carl Clerk")
+    finally:
+        context.close()
+        live.stop()
+
+
+def test_a_clerk_gets_the_styled_403_in_the_shops_layout_and_no_bell(
+    shop_module: Any, users: dict[str, str]
+) -> None:
+    client = _signed_in(_app(shop_module), users["clerk"])
+    refused = client.get("/admin/notifications")
+    assert refused.status_code == 403
+    html = refused.get_data(as_text=True)
+    assert '<nav class="shop-nav" aria-label="Shop">' in html  # the shop's layout
+    assert "<h1>No access to the notifier</h1>" in html
+    assert "this account is not a notifier admin" in html
+    assert "Sign in" not in html and "data-notifier-bell" not in html
+    home = client.get("/admin/").get_data(as_text=True)
+    assert "Carl Clerk" in home and "data-notifier-bell" not in home
+    assert "Sign in for notifications" not in home
+
+
+def test_the_notifications_page_sits_in_the_shops_layout_and_leads_back_to_its_dashboard(
+    shop_module: Any,
+    users: dict[str, str],
+    chromium: Browser,  # noqa: F811
+) -> None:
+    with _browsing(_app(shop_module), chromium) as (page, live, errors):
+        _shop_login(page, live, users["admin"], "/admin/notifications")
+        expect(page.locator("h1")).to_have_text("Notifications")  # the notifier's page
+        shop_nav = page.get_by_role("navigation", name="Shop")
+        expect(shop_nav).to_be_visible()  # inside the shop's header and its look
+        expect(page.locator(".shop-header .shop-user")).to_have_text("Hana Host")
+        background = page.locator(".shop-header").evaluate(
+            "el => getComputedStyle(el).backgroundColor"
+        )
+        assert background == "rgb(59, 47, 47)"
+        expect(page.get_by_role("navigation", name="Admin")).to_be_visible()
+        assert page.title() == "Notifications"
+        shop_nav.get_by_role("link", name="Dashboard").click()
+        page.wait_for_url(live.url + "/admin/")
+        expect(page.locator("h1")).to_have_text("Orders")
+        assert errors == [], errors
+
+
+@contextmanager
+def _browsing(app: Flask, chromium: Browser) -> Iterator[tuple[Page, LiveServer, list[str]]]:  # noqa: F811
+    """The app on a live server, a chromium page on it, and the page's script errors."""
+    live = LiveServer(app)
+    live.start()
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page, live, errors
     finally:
         context.close()
         live.stop()

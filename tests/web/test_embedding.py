@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask, abort, g, jsonify, render_template_string, request, session
 from flask_sqlalchemy import SQLAlchemy
+from jinja2 import DictLoader
 from notifier.web import NotifierWeb, db_session
 from notifier.web.host_login import HostLogin, HostUser
 from sqlalchemy import String, select
@@ -178,7 +179,11 @@ def _host_admin() -> HostUser | None:
 
 @pytest.fixture
 def with_host_login(database: Database) -> Iterator[Flask]:
-    app = _host(database)
+    yield from _with_host_login(database)
+
+
+def _with_host_login(database: Database, **config: Any) -> Iterator[Flask]:
+    app = _host(database, **config)
     app.add_url_rule("/login", "shop_login", lambda: "shop login form")
     login = HostLogin.at(_host_admin, "/login")
     NotifierWeb(app, host_login=HostLogin(login.current_admin, login.login_url, _signed_in_flag))
@@ -243,6 +248,79 @@ def test_a_signed_in_host_user_who_is_not_an_admin_gets_403_not_a_loop(
     client.set_cookie("shop_user", "u-2")
     assert client.get("/admin/notifications").status_code == 403
     assert client.get(f"{API}/unread-count").status_code == 401
+
+
+# -- the host's layout ------------------------------------------------------------------
+
+_HOST_BASE = """<!doctype html>
+<html><head><title>{% block title %}Shop{% endblock %} - Shop</title>
+{% block head %}{% endblock %}</head>
+<body><nav aria-label="Shop"><a href="/shop">Shop dashboard</a></nav>
+{% if notifier_current_admin() %}{% include "notifier/partials/header.html" %}{% endif %}
+{% block content %}{% endblock %}</body></html>"""
+
+
+@pytest.fixture
+def in_host_layout(database: Database) -> Iterator[Flask]:
+    """A host with its own login and base template, set as NOTIFIER_BASE_TEMPLATE."""
+    for app in _with_host_login(database, NOTIFIER_BASE_TEMPLATE="shop/base.html"):
+        app.jinja_loader = DictLoader({"shop/base.html": _HOST_BASE})  # the host's templates
+        app.add_url_rule(
+            "/shop",
+            "shop_dashboard",
+            lambda: render_template_string(
+                '{% extends "shop/base.html" %}{% block content %}Orders{% endblock %}'
+            ),
+        )
+        yield app
+
+
+@pytest.mark.parametrize(
+    "path", ["/admin/notifications", "/admin/notifications?tab=alerts", "/admin/channels",
+             "/admin/deliveries", "/admin/settings"],
+)  # fmt: skip
+def test_every_page_renders_inside_the_hosts_base_template(
+    in_host_layout: Flask, path: str
+) -> None:
+    client = in_host_layout.test_client()
+    client.set_cookie("shop_user", "u-1")
+    page = client.get(path)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert '<nav aria-label="Shop"><a href="/shop">Shop dashboard</a></nav>' in html
+    assert re.search(r"<title>[^<]+ - Shop</title>", html)  # the page's title, the host's frame
+    assert "Notifier admin" not in html  # not the standalone header
+    assert 'aria-label="Admin"' in html  # the notifier's own navigation, in the content
+    # Its stylesheet and scripts come from its own static files, under its own CSP.
+    assert '<link rel="stylesheet" href="/admin/static/notifier/notifier.css">' in html
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', html)
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+def test_the_standalone_app_keeps_its_own_layout(with_host_login: Flask) -> None:
+    assert with_host_login.config["NOTIFIER_BASE_TEMPLATE"] == "notifier/base.html"
+    client = with_host_login.test_client()
+    client.set_cookie("shop_user", "u-1")
+    html = client.get("/admin/channels").get_data(as_text=True)
+    assert '<a class="nt-brand" href="/admin/notifications">Notifier admin</a>' in html
+    assert 'aria-label="Shop"' not in html
+
+
+def test_a_signed_in_non_admin_gets_a_styled_403_and_no_bell(in_host_layout: Flask) -> None:
+    client = in_host_layout.test_client()
+    client.set_cookie("shop_user", "u-2")
+    page = client.get("/admin/notifications")
+    assert page.status_code == 403
+    html = page.get_data(as_text=True)
+    assert '<nav aria-label="Shop">' in html and "<h1>No access to the notifier</h1>" in html
+    assert "this account is not a notifier admin" in html
+    assert "Sign in" not in html and 'aria-label="Admin"' not in html
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    # The host's own page: the bell snippet renders nothing for them.
+    home = client.get("/shop").get_data(as_text=True)
+    assert "Orders" in home and "data-notifier-bell" not in home and "Sign in" not in home
+    client.set_cookie("shop_user", "u-1")
+    assert "data-notifier-bell" in client.get("/shop").get_data(as_text=True)
 
 
 def test_bearer_tokens_still_work_with_a_host_login(
