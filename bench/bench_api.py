@@ -113,7 +113,7 @@ def _load(url: str) -> None:
         batch = 50_000
         with tqdm(total=NOTIFICATIONS + ALERTS, unit="row", desc="loading") as bar:
             for start in range(0, NOTIFICATIONS, batch):
-                with cur.copy(f"COPY admin_notifications ({columns}) FROM STDIN") as copy:
+                with cur.copy(f"COPY notifier_admin_notifications ({columns}) FROM STDIN") as copy:
                     for i in range(start, min(start + batch, NOTIFICATIONS)):
                         created = now - timedelta(seconds=(NOTIFICATIONS - i) * 7)
                         unread = i % 100 == 0
@@ -137,7 +137,7 @@ def _load(url: str) -> None:
                 "fingerprint, occurrence_count, first_occurred_at, last_occurred_at, "
                 "is_resolved, resolved_at, resolution_notes, alert_metadata, created_at"
             )
-            with cur.copy(f"COPY platform_alerts ({alert_columns}) FROM STDIN") as copy:
+            with cur.copy(f"COPY notifier_platform_alerts ({alert_columns}) FROM STDIN") as copy:
                 for i in range(ALERTS):
                     first = now - timedelta(minutes=(ALERTS - i) * 13)
                     resolved = i % 10 != 0
@@ -163,8 +163,8 @@ def _load(url: str) -> None:
             bar.update(ALERTS)
         conn.commit()
         conn.autocommit = True
-        cur.execute("VACUUM ANALYZE admin_notifications")
-        cur.execute("VACUUM ANALYZE platform_alerts")
+        cur.execute("VACUUM ANALYZE notifier_admin_notifications")
+        cur.execute("VACUUM ANALYZE notifier_platform_alerts")
 
 
 def _token(url: str) -> str:

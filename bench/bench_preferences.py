@@ -117,7 +117,8 @@ def _seed_admins(database: Database, admins: int, rng: random.Random) -> None:
                 for n in range(admins)
             ],
         )
-        ids = [row[0] for row in conn.execute(text("SELECT id FROM admin_users ORDER BY id"))]
+        query = text("SELECT id FROM notifier_admin_users ORDER BY id")
+        ids = [row[0] for row in conn.execute(query)]
         rows = []
         for admin_id in ids:
             document = document_of(random_preferences(rng, digest=True))
@@ -193,7 +194,7 @@ def _seed_alerts(database: Database, rng: random.Random) -> None:
 
 def _digest_run(database: Database, settings: DispatchSettings, traced: bool) -> dict[str, float]:
     with database.engine.begin() as conn:
-        conn.execute(text("DELETE FROM digests"))
+        conn.execute(text("DELETE FROM notifier_digests"))
     rss_before = psutil.Process().memory_info().rss
     if traced:
         tracemalloc.start()

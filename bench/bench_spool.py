@@ -7,7 +7,7 @@
     renamed, against one XADD), microseconds per report.
 (2) drain: a ``Drainer`` with the real ``SpoolRecorder`` records every spooled report in
     a fresh PostgreSQL database (batches of 200, each report's key in
-    ``processed_failures``), reports per second.
+    ``notifier_processed_failures``), reports per second.
 
 Rounds alternate which spool goes first, so machine noise hits both alike; the medians
 are printed with the ratio stream / folder. The bench deletes only its own stream keys.

@@ -53,24 +53,25 @@ PROCESSES = 8
 _fork = multiprocessing.get_context("fork")
 
 RAW_UPSERT = """
-INSERT INTO platform_alerts (alert_type, severity, title, affected_stores, affected_systems,
-    fingerprint, occurrence_count, first_occurred_at, last_occurred_at, is_resolved,
-    alert_metadata, created_at)
+INSERT INTO notifier_platform_alerts (alert_type, severity, title, affected_stores,
+    affected_systems, fingerprint, occurrence_count, first_occurred_at, last_occurred_at,
+    is_resolved, alert_metadata, created_at)
 VALUES ('integration', 'error', %(title)s, '[1]', '[]', %(fp)s, 1, now(), now(), false,
     '{}', now())
 ON CONFLICT (fingerprint) WHERE NOT is_resolved DO UPDATE SET
-    occurrence_count = platform_alerts.occurrence_count + 1,
+    occurrence_count = notifier_platform_alerts.occurrence_count + 1,
     last_occurred_at = excluded.last_occurred_at
 """
 
 
 # What create_notification sends (the echo log of one call), written by hand.
 RAW_SAME_INSERT = """
-INSERT INTO admin_notifications (type, priority, title, message, is_read, action_required,
+INSERT INTO notifier_admin_notifications (type, priority, title, message, is_read, action_required,
     action_url, notification_metadata, store_id, dedup_key, alert_fingerprint, created_at)
 VALUES (%(type)s, %(priority)s, %(title)s, %(message)s, false, false, NULL, %(metadata)s, 5,
     NULL, NULL, %(created_at)s)
-RETURNING *, EXISTS (SELECT 1 FROM delivery_endpoints WHERE delivery_endpoints.is_enabled)
+RETURNING *, EXISTS (SELECT 1 FROM notifier_delivery_endpoints
+    WHERE notifier_delivery_endpoints.is_enabled)
 """
 
 
@@ -105,7 +106,7 @@ def bench_create(url: str, rows: int) -> tuple[float, float, float, float]:
 
     def raw(i: int) -> None:
         conn.execute(
-            "INSERT INTO admin_notifications (type, priority, title, message, is_read,"
+            "INSERT INTO notifier_admin_notifications (type, priority, title, message, is_read,"
             " action_required, notification_metadata, store_id, created_at)"
             " VALUES ('import_failure', 'high', %s, %s, false, false, %s, 5, now())",
             (title.format(i), message, json.dumps(metadata)),
@@ -239,7 +240,8 @@ def bench_upsert(url: str, target: object, calls: int) -> tuple[float, int]:
     assert all(proc.exitcode == 0 for proc in procs)
     with psycopg.connect(_libpq(url)) as conn:
         row = conn.execute(
-            "SELECT count(*), sum(occurrence_count) FROM platform_alerts WHERE fingerprint = %s",
+            "SELECT count(*), sum(occurrence_count) FROM notifier_platform_alerts"
+            " WHERE fingerprint = %s",
             (fp,),
         ).fetchone()
     assert row is not None

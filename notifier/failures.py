@@ -7,7 +7,7 @@ notifications. Everything a report needs to be stored (no NUL characters, ids th
 integer columns, text within the column limits, metadata within its size limit) is settled
 when the report is made, so a report that reached the spool can always be recorded.
 
-Exactly once: each report's ``key`` is written to ``processed_failures`` in the same
+Exactly once: each report's ``key`` is written to ``notifier_processed_failures`` in the same
 transaction as its effects. A report delivered twice (an ``acks_late`` redelivery, a spool
 file replayed after a crash between commit and delete) finds its key there and changes
 nothing, whatever the cooldown held back.

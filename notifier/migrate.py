@@ -53,6 +53,9 @@ def include_name(name: str | None, type_: str, parent_names: Mapping[str, Any]) 
     Pass it as ``context.configure(..., include_name=include_name)``; the notifier's
     tables (and their indexes, columns and constraints) are then neither dropped nor
     compared. A host that already has an ``include_name`` can call this one from it.
+    Only the ``notifier_*`` names count: the unprefixed names of earlier versions (renamed
+    by ``notifier init-db``) are left visible, since a host may have a ``deliveries`` of its
+    own.
     """
     if type_ == "table":
         return name not in NOTIFIER_TABLES

@@ -68,7 +68,7 @@ def _str_enum(enum_cls: type[StrEnum], name: str) -> Enum:
 class AdminUser(Base):
     """An administrator who can log in and read notifications."""
 
-    __tablename__ = "admin_users"
+    __tablename__ = "notifier_admin_users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
@@ -80,8 +80,8 @@ class AdminUser(Base):
     external_id: Mapped[str | None] = mapped_column(String(255), default=None)
 
     __table_args__ = (
-        Index("uq_admin_users_email_lower", func.lower(email), unique=True),
-        Index("uq_admin_users_external_id", external_id, unique=True),
+        Index("uq_notifier_admin_users_email_lower", func.lower(email), unique=True),
+        Index("uq_notifier_admin_users_external_id", external_id, unique=True),
     )
 
     def __repr__(self) -> str:
@@ -91,7 +91,7 @@ class AdminUser(Base):
 class AdminNotification(Base):
     """One message to the admins, read by whoever reads it first."""
 
-    __tablename__ = "admin_notifications"
+    __tablename__ = "notifier_admin_notifications"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     type: Mapped[NotificationType] = mapped_column(_str_enum(NotificationType, "notification_type"))
@@ -103,7 +103,7 @@ class AdminNotification(Base):
     is_read: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     read_by_user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("admin_users.id", ondelete="SET NULL")
+        ForeignKey("notifier_admin_users.id", ondelete="SET NULL")
     )
     action_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     action_url: Mapped[str | None] = mapped_column(String(ACTION_URL_MAX))
@@ -118,24 +118,26 @@ class AdminNotification(Base):
     __table_args__ = (
         CheckConstraint(f"length(title) <= {TITLE_MAX}", name="title_length"),
         CheckConstraint(f"length(message) <= {MESSAGE_MAX}", name="message_length"),
-        Index("ix_admin_notifications_fingerprint_created", "alert_fingerprint", "created_at"),
+        Index(
+            "ix_notifier_admin_notifications_fingerprint_created", "alert_fingerprint", "created_at"
+        ),
         # Unread count and the header dropdown (newest unread) read only this small index.
         Index(
-            "ix_admin_notifications_unread_created",
+            "ix_notifier_admin_notifications_unread_created",
             "created_at",
             "id",
             postgresql_where=text("NOT is_read"),
             sqlite_where=text("is_read = 0"),
         ),
-        Index("ix_admin_notifications_created", "created_at", "id"),
-        Index("ix_admin_notifications_priority_created", "priority", "created_at"),
+        Index("ix_notifier_admin_notifications_created", "created_at", "id"),
+        Index("ix_notifier_admin_notifications_priority_created", "priority", "created_at"),
         # Filtered totals count every match; one-column indexes on these few-valued columns
         # are deduplicated by PostgreSQL into a fraction of the size, so counts read less.
-        Index("ix_admin_notifications_priority", "priority"),
-        Index("ix_admin_notifications_type", "type"),
-        Index("ix_admin_notifications_type_created", "type", "created_at"),
-        Index("ix_admin_notifications_read_created", "is_read", "created_at"),
-        Index("ix_admin_notifications_store_created", "store_id", "created_at"),
+        Index("ix_notifier_admin_notifications_priority", "priority"),
+        Index("ix_notifier_admin_notifications_type", "type"),
+        Index("ix_notifier_admin_notifications_type_created", "type", "created_at"),
+        Index("ix_notifier_admin_notifications_read_created", "is_read", "created_at"),
+        Index("ix_notifier_admin_notifications_store_created", "store_id", "created_at"),
     )
 
     def __repr__(self) -> str:
@@ -145,7 +147,7 @@ class AdminNotification(Base):
 class PlatformAlert(Base):
     """A platform-wide problem, counted once per fingerprint until someone resolves it."""
 
-    __tablename__ = "platform_alerts"
+    __tablename__ = "notifier_platform_alerts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_type: Mapped[AlertType] = mapped_column(_str_enum(AlertType, "alert_type"))
@@ -161,7 +163,7 @@ class PlatformAlert(Base):
     is_resolved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_by_user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("admin_users.id", ondelete="SET NULL")
+        ForeignKey("notifier_admin_users.id", ondelete="SET NULL")
     )
     resolution_notes: Mapped[str | None] = mapped_column(Text)
     alert_metadata: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
@@ -169,7 +171,7 @@ class PlatformAlert(Base):
     #: Someone took it on: reminders stop until it is unacknowledged or its severity rises.
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_by_user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("admin_users.id", ondelete="SET NULL")
+        ForeignKey("notifier_admin_users.id", ondelete="SET NULL")
     )
     #: Out of the active count and lists, and silent, until then (compared at query time).
     snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -181,35 +183,35 @@ class PlatformAlert(Base):
         CheckConstraint("occurrence_count >= 1", name="occurrence_count_positive"),
         # At most one open alert per fingerprint; the upsert's ON CONFLICT targets this index.
         Index(
-            "uq_platform_alerts_open_fingerprint",
+            "uq_notifier_platform_alerts_open_fingerprint",
             "fingerprint",
             unique=True,
             postgresql_where=text("NOT is_resolved"),
             sqlite_where=text("is_resolved = 0"),
         ),
-        Index("ix_platform_alerts_resolved_last", "is_resolved", "last_occurred_at"),
+        Index("ix_notifier_platform_alerts_resolved_last", "is_resolved", "last_occurred_at"),
         # The statistics' one pass (and the severity filter): see get_statistics. On
         # PostgreSQL it carries the lifecycle columns that pass reads (index-only).
         Index(
-            "ix_platform_alerts_counts",
+            "ix_notifier_platform_alerts_counts",
             "is_resolved",
             "severity",
             "alert_type",
             postgresql_include=["snoozed_until", "acknowledged_at"],
         ),
-        Index("ix_platform_alerts_resolved_type", "is_resolved", "alert_type"),
+        Index("ix_notifier_platform_alerts_resolved_type", "is_resolved", "alert_type"),
         # The alerts snoozed now, counted by the alert list's total (see page_alerts): a
         # snooze is rare, so this index holds few entries. (The condition is the one the
         # query spells out: a planner proves a partial index from the query's own terms.)
         Index(
-            "ix_platform_alerts_snoozed",
+            "ix_notifier_platform_alerts_snoozed",
             "snoozed_until",
             "is_resolved",
             postgresql_where=text("snoozed_until IS NOT NULL"),
             sqlite_where=text("snoozed_until IS NOT NULL"),
         ),
-        Index("ix_platform_alerts_resolved_at", "resolved_at"),
-        Index("ix_platform_alerts_fingerprint", "fingerprint"),
+        Index("ix_notifier_platform_alerts_resolved_at", "resolved_at"),
+        Index("ix_notifier_platform_alerts_fingerprint", "fingerprint"),
     )
 
     def __repr__(self) -> str:
@@ -219,7 +221,7 @@ class PlatformAlert(Base):
 # The alert list's order (open first, then the latest occurrence, newest id first), as one
 # index PostgreSQL can read in order: without it, a page of 100,000 alerts sorts them all.
 Index(
-    "ix_platform_alerts_list_order",
+    "ix_notifier_platform_alerts_list_order",
     PlatformAlert.is_resolved,
     PlatformAlert.last_occurred_at.desc(),
     PlatformAlert.id.desc(),
@@ -233,10 +235,10 @@ class AlertReminder(Base):
     emails, so two beats, or one beat ticking twice, queue them once.
     """
 
-    __tablename__ = "alert_reminders"
+    __tablename__ = "notifier_alert_reminders"
 
     alert_id: Mapped[int] = mapped_column(
-        ForeignKey("platform_alerts.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("notifier_platform_alerts.id", ondelete="CASCADE"), primary_key=True
     )
     #: The start of the interval this reminder is for.
     due_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
@@ -254,7 +256,7 @@ class ProcessedFailure(Base):
     cooldown. Rows older than the retention window are pruned in bounded batches.
     """
 
-    __tablename__ = "processed_failures"
+    __tablename__ = "notifier_processed_failures"
 
     key: Mapped[str] = mapped_column(String(FINGERPRINT_MAX), primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
@@ -266,11 +268,11 @@ class ProcessedFailure(Base):
 class ApiToken(Base):
     """A bearer token for API clients; only its SHA-256 is stored, the token is shown once."""
 
-    __tablename__ = "api_tokens"
+    __tablename__ = "notifier_api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(
-        ForeignKey("admin_users.id", ondelete="CASCADE"), index=True
+        ForeignKey("notifier_admin_users.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(100), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -286,7 +288,7 @@ class ApiToken(Base):
 class DeliveryEndpoint(Base):
     """Somewhere events are sent: a webhook, Slack or Teams URL, with a filter."""
 
-    __tablename__ = "delivery_endpoints"
+    __tablename__ = "notifier_delivery_endpoints"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -316,7 +318,7 @@ class DeliveryEndpoint(Base):
 class Delivery(Base):
     """One event for one endpoint or one admin's mailbox: the outbox row."""
 
-    __tablename__ = "deliveries"
+    __tablename__ = "notifier_deliveries"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # The Standard Webhooks ``webhook-id``: the same on every attempt, so receivers dedup.
@@ -325,10 +327,10 @@ class Delivery(Base):
     event_type: Mapped[DeliveryEvent] = mapped_column(_str_enum(DeliveryEvent, "event_type"))
     channel: Mapped[DeliveryChannel] = mapped_column(_str_enum(DeliveryChannel, "channel"))
     endpoint_id: Mapped[int | None] = mapped_column(
-        ForeignKey("delivery_endpoints.id", ondelete="CASCADE")
+        ForeignKey("notifier_delivery_endpoints.id", ondelete="CASCADE")
     )
     recipient_user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("admin_users.id", ondelete="CASCADE")
+        ForeignKey("notifier_admin_users.id", ondelete="CASCADE")
     )
     notification_id: Mapped[int | None] = mapped_column(Integer)
     alert_id: Mapped[int | None] = mapped_column(Integer)
@@ -350,14 +352,14 @@ class Delivery(Base):
 
     __table_args__ = (
         Index(
-            "ix_deliveries_due",
+            "ix_notifier_deliveries_due",
             "next_attempt_at",
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
-        Index("ix_deliveries_status_created", "status", "created_at"),
-        Index("ix_deliveries_endpoint_created", "endpoint_id", "created_at"),
-        Index("ix_deliveries_recipient_created", "recipient_user_id", "created_at"),
+        Index("ix_notifier_deliveries_status_created", "status", "created_at"),
+        Index("ix_notifier_deliveries_endpoint_created", "endpoint_id", "created_at"),
+        Index("ix_notifier_deliveries_recipient_created", "recipient_user_id", "created_at"),
     )
 
     def __repr__(self) -> str:
@@ -367,11 +369,11 @@ class Delivery(Base):
 class DeliveryAttempt(Base):
     """One try at sending a delivery, with what came back."""
 
-    __tablename__ = "delivery_attempts"
+    __tablename__ = "notifier_delivery_attempts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int] = mapped_column(
-        ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
+        ForeignKey("notifier_deliveries.id", ondelete="CASCADE"), index=True
     )
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     duration_ms: Mapped[int] = mapped_column(Integer)
@@ -391,11 +393,11 @@ class AdminSession(Base):
     cookie cannot be mistaken for another admin who later gets the same row id.
     """
 
-    __tablename__ = "admin_sessions"
+    __tablename__ = "notifier_admin_sessions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(
-        ForeignKey("admin_users.id", ondelete="CASCADE"), index=True
+        ForeignKey("notifier_admin_users.id", ondelete="CASCADE"), index=True
     )
     session_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -412,10 +414,10 @@ class AdminPreferences(Base):
     the default are stored. ``quiet_windows`` holds {"days", "start", "end"} objects.
     """
 
-    __tablename__ = "admin_preferences"
+    __tablename__ = "notifier_admin_preferences"
 
     user_id: Mapped[int] = mapped_column(
-        ForeignKey("admin_users.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("notifier_admin_users.id", ondelete="CASCADE"), primary_key=True
     )
     rules: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     channels: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
@@ -442,10 +444,10 @@ class Digest(Base):
     find the period taken: exactly one digest per admin and period.
     """
 
-    __tablename__ = "digests"
+    __tablename__ = "notifier_digests"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("notifier_admin_users.id", ondelete="CASCADE"))
     period_key: Mapped[str] = mapped_column(String(32))
     covered_from: Mapped[datetime] = mapped_column(UTCDateTime)
     covered_until: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -456,8 +458,8 @@ class Digest(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        Index("uq_digests_user_period", "user_id", "period_key", unique=True),
-        Index("ix_digests_user_until", "user_id", "covered_until"),
+        Index("uq_notifier_digests_user_period", "user_id", "period_key", unique=True),
+        Index("ix_notifier_digests_user_until", "user_id", "covered_until"),
     )
 
     def __repr__(self) -> str:

@@ -2,7 +2,7 @@
 
 A reminder goes to the mailboxes that were emailed about the alert episode (its opening,
 regression or escalation), in the episode's thread. Each (alert, interval) is claimed by a
-row in ``alert_reminders`` inserted in the transaction that queues the emails, so a beat
+row in ``notifier_alert_reminders`` inserted in the transaction that queues the emails, so a beat
 that ticks twice, or two beats at once, queue one reminder: the second insert waits for the
 first transaction and then finds the key taken.
 """

@@ -48,15 +48,17 @@ _ALERT_COLUMNS = (
 )
 # The partial unique index's predicate, spelled as each dialect stored it.
 _OPEN = {"postgresql": "NOT is_resolved", "sqlite": "is_resolved = 0"}
+_ALERTS = PlatformAlert.__tablename__
 # The sorted union of two JSON arrays, computed inside the statement.
 _MERGE = {
     "postgresql": (
         "COALESCE((SELECT jsonb_agg(DISTINCT e ORDER BY e) FROM jsonb_array_elements("
-        "platform_alerts.{col} || excluded.{col}) AS e), '[]'::jsonb)"
+        "notifier_platform_alerts.{col} || excluded.{col}) AS e), '[]'::jsonb)"
     ),
     "sqlite": (
         "(SELECT json_group_array(value) FROM (SELECT value FROM json_each("
-        "platform_alerts.{col}) UNION SELECT value FROM json_each(excluded.{col}) ORDER BY value))"
+        "notifier_platform_alerts.{col}) UNION SELECT value FROM json_each(excluded.{col})"
+        " ORDER BY value))"
     ),
 }
 
@@ -87,7 +89,7 @@ def insert_notification_once() -> ExecutableReturnsRows:
     """INSERT a notification unless its dedup_key exists; RETURNING the new row, if any."""
     columns = ", ".join(c.name for c in AdminNotification.__table__.c)
     sql = (
-        _insert_sql("admin_notifications", _NOTIFICATION_COLUMNS)
+        _insert_sql(AdminNotification.__tablename__, _NOTIFICATION_COLUMNS)
         + f" ON CONFLICT (dedup_key) DO NOTHING RETURNING {columns}"
     )
     return _typed(sql, AdminNotification, _NOTIFICATION_COLUMNS)
@@ -98,22 +100,22 @@ def upsert_alert(dialect: str) -> ExecutableReturnsRows:
     """INSERT an open alert, or count one more occurrence of the open one; RETURNING it."""
     columns = ", ".join(c.name for c in PlatformAlert.__table__.c)
     merge = _MERGE[dialect]
-    rise = f"{_rank('excluded.severity')} > {_rank('platform_alerts.severity')}"
+    rise = f"{_rank('excluded.severity')} > {_rank(f'{_ALERTS}.severity')}"
     sql = (
-        _insert_sql("platform_alerts", _ALERT_COLUMNS)
+        _insert_sql(_ALERTS, _ALERT_COLUMNS)
         + f" ON CONFLICT (fingerprint) WHERE {_OPEN[dialect]} DO UPDATE SET"
-        " occurrence_count = platform_alerts.occurrence_count + excluded.occurrence_count,"
+        f" occurrence_count = {_ALERTS}.occurrence_count + excluded.occurrence_count,"
         # A rise in severity is news: it stamps escalated_at and lifts a snooze and an
         # acknowledgment (every right-hand side reads the row as it was).
         f" escalated_at = CASE WHEN {rise} THEN excluded.last_occurred_at"
-        " ELSE platform_alerts.escalated_at END,"
-        f" snoozed_until = CASE WHEN {rise} THEN NULL ELSE platform_alerts.snoozed_until END,"
-        f" acknowledged_at = CASE WHEN {rise} THEN NULL ELSE platform_alerts.acknowledged_at END,"
+        f" ELSE {_ALERTS}.escalated_at END,"
+        f" snoozed_until = CASE WHEN {rise} THEN NULL ELSE {_ALERTS}.snoozed_until END,"
+        f" acknowledged_at = CASE WHEN {rise} THEN NULL ELSE {_ALERTS}.acknowledged_at END,"
         f" acknowledged_by_user_id = CASE WHEN {rise} THEN NULL"
-        " ELSE platform_alerts.acknowledged_by_user_id END,"
+        f" ELSE {_ALERTS}.acknowledged_by_user_id END,"
         " last_occurred_at = excluded.last_occurred_at,"
-        f" severity = CASE WHEN {rise} THEN excluded.severity ELSE platform_alerts.severity END,"
-        " description = COALESCE(excluded.description, platform_alerts.description),"
+        f" severity = CASE WHEN {rise} THEN excluded.severity ELSE {_ALERTS}.severity END,"
+        f" description = COALESCE(excluded.description, {_ALERTS}.description),"
         f" affected_stores = {merge.format(col='affected_stores')},"
         f" affected_systems = {merge.format(col='affected_systems')}"
         f" RETURNING {columns}"

@@ -7,7 +7,7 @@ current admin is and where its login page is::
 
 Then the notifier's form is not used: a page request without an admin goes to the host's
 login URL with ``next``; a host user is an admin of the notifier by the host's say, and is
-mapped to an ``admin_users`` row (by the host's stable user id, else by email) created on
+mapped to an ``notifier_admin_users`` row (by the host's stable user id, else by email) created on
 first use, so "read by" and "resolved by" name them. Bearer tokens keep working.
 """
 

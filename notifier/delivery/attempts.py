@@ -120,7 +120,7 @@ def classify(response: egress.Response, now: datetime) -> Outcome:
 
 
 def _attempt(delivery_id: int, outcome: Outcome, now: datetime) -> dict[str, Any]:
-    """The ``delivery_attempts`` row recording ``outcome``."""
+    """The ``notifier_delivery_attempts`` row recording ``outcome``."""
     return {
         "delivery_id": delivery_id,
         "attempted_at": now,

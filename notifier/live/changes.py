@@ -158,9 +158,9 @@ POSTGRES_TRIGGERS = (
     f"""
 CREATE OR REPLACE FUNCTION notifier_notify_change() RETURNS trigger AS $$
 BEGIN
-  IF TG_TABLE_NAME = 'admin_notifications' AND TG_LEVEL = 'ROW' THEN
+  IF TG_TABLE_NAME = 'notifier_admin_notifications' AND TG_LEVEL = 'ROW' THEN
     PERFORM pg_notify('{CHANNEL}', 'n' || NEW.id);
-  ELSIF TG_TABLE_NAME = 'admin_notifications' THEN
+  ELSIF TG_TABLE_NAME = 'notifier_admin_notifications' THEN
     PERFORM pg_notify('{CHANNEL}', 'u');
   ELSE
     PERFORM pg_notify('{CHANNEL}', 'a' || NEW.id);
@@ -169,17 +169,18 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql
 """,
-    "CREATE TRIGGER notifier_notification_insert AFTER INSERT ON admin_notifications "
+    "CREATE TRIGGER notifier_notification_insert AFTER INSERT ON notifier_admin_notifications "
     "FOR EACH ROW EXECUTE FUNCTION notifier_notify_change()",
-    "CREATE TRIGGER notifier_notification_change AFTER UPDATE OR DELETE ON admin_notifications "
-    "FOR EACH STATEMENT EXECUTE FUNCTION notifier_notify_change()",
-    "CREATE TRIGGER notifier_alert_change AFTER INSERT OR UPDATE ON platform_alerts "
+    "CREATE TRIGGER notifier_notification_change AFTER UPDATE OR DELETE"
+    " ON notifier_admin_notifications"
+    " FOR EACH STATEMENT EXECUTE FUNCTION notifier_notify_change()",
+    "CREATE TRIGGER notifier_alert_change AFTER INSERT OR UPDATE ON notifier_platform_alerts "
     "FOR EACH ROW EXECUTE FUNCTION notifier_notify_change()",
 )
 POSTGRES_DROP_TRIGGERS = (
-    "DROP TRIGGER IF EXISTS notifier_alert_change ON platform_alerts",
-    "DROP TRIGGER IF EXISTS notifier_notification_change ON admin_notifications",
-    "DROP TRIGGER IF EXISTS notifier_notification_insert ON admin_notifications",
+    "DROP TRIGGER IF EXISTS notifier_alert_change ON notifier_platform_alerts",
+    "DROP TRIGGER IF EXISTS notifier_notification_change ON notifier_admin_notifications",
+    "DROP TRIGGER IF EXISTS notifier_notification_insert ON notifier_admin_notifications",
     "DROP FUNCTION IF EXISTS notifier_notify_change()",
 )
 
@@ -187,7 +188,7 @@ POSTGRES_DROP_TRIGGERS = (
 _function = DDL(POSTGRES_TRIGGERS[0])  # type: ignore[no-untyped-call]
 event.listen(Base.metadata, "before_create", _function.execute_if(dialect="postgresql"))
 for _statement in POSTGRES_TRIGGERS[1:]:
-    _on = AdminNotification if "ON admin_notifications" in _statement else PlatformAlert
+    _on = AdminNotification if "ON notifier_admin_notifications" in _statement else PlatformAlert
     _trigger = DDL(_statement)  # type: ignore[no-untyped-call]
     event.listen(_on.__table__, "after_create", _trigger.execute_if(dialect="postgresql"))
 

@@ -8,9 +8,9 @@ and reads what changed from the database by position (``notifier.live.changes``)
 its streams.
 
 Writes are seen at the engine, not in the ORM: a statement that writes
-``admin_notifications`` or ``platform_alerts`` marks its connection; the connection's
-commit turns the mark into a message, sent when the connection goes back to the pool, i.e.
-after the commit; a rollback drops it. So ORM flushes, Core statements, the race-safe
+``notifier_admin_notifications`` or ``notifier_platform_alerts`` marks its connection; the
+connection's commit turns the mark into a message, sent when the connection goes back to
+the pool, i.e. after the commit; a rollback drops it. So ORM flushes, Core statements, the race-safe
 upserts and a host's own session on the same engine are all seen.
 
 The message names the kinds of change (``n`` new notifications, ``u`` notifications updated
@@ -41,7 +41,7 @@ PUBLISH_TIMEOUT = 1.0
 QUIET_AFTER_FAILURE = 5.0
 
 _WRITE = re.compile(
-    r'\s*(insert\s+into|update|delete\s+from)\s+"?(admin_notifications|platform_alerts)\b',
+    r'\s*(insert\s+into|update|delete\s+from)\s+"?(notifier_admin_notifications|notifier_platform_alerts)\b',
     re.IGNORECASE,
 )
 _WRITTEN = "notifier_live_written"  # kinds written in the connection's open transaction
@@ -53,7 +53,7 @@ def write_kind(statement: str) -> str | None:
     match = _WRITE.match(statement)
     if match is None:
         return None
-    if match.group(2).lower() == "platform_alerts":
+    if match.group(2).lower() == "notifier_platform_alerts":
         return "a"
     return "n" if match.group(1).lower().startswith("insert") else "u"
 

@@ -30,6 +30,17 @@ def _only_ours(name: str | None, type_: str, parent_names: Any) -> bool:
     return True
 
 
+def _fresh_to_head() -> bool:
+    # No notifier revision recorded yet, and the newest one asked for.
+    if context.get_context().get_current_heads():
+        return False
+    target = context.get_revision_argument()
+    heads = set(context.script.get_heads())
+    if isinstance(target, str):
+        return target in ("head", "heads") or {target} == heads
+    return set(target or ()) == heads
+
+
 def run_migrations_online() -> None:
     """Run migrations in a transaction on a fresh engine."""
     url = config.get_main_option("sqlalchemy.url")
@@ -49,7 +60,18 @@ def run_migrations_online() -> None:
                 moved = adopt_legacy_version(connection, notifier_revisions(config))
                 if moved is not None:
                     context.get_context().stamp(context.script, moved)
-                context.run_migrations()
+                if _fresh_to_head():
+                    # A new database is built from the models, not replayed from 0001:
+                    # the early revisions made unprefixed tables (0013 renames them), and a
+                    # host may have its own `deliveries` or `admin_users` in this schema.
+                    target_metadata.create_all(connection)
+                    context.get_context().stamp(context.script, "heads")
+                else:
+                    context.run_migrations()
+            # SQLite (no transactional DDL to Alembic) commits each revision it runs, and
+            # nothing when none ran: commit what the branch above did outside a revision.
+            if connection.in_transaction():
+                connection.commit()
     finally:
         engine.dispose()
 

@@ -203,7 +203,7 @@ def test_a_notification_in_a_host_request_rolls_back_with_it(
             numbers = db.execute(text("SELECT number FROM shop_orders")).scalars().all()
             titles = db.scalars(select(AdminNotification.title)).all()
             db.execute(text("DELETE FROM shop_orders"))
-            db.execute(text("DELETE FROM admin_notifications"))
+            db.execute(text("DELETE FROM notifier_admin_notifications"))
     finally:
         database.dispose()
     assert numbers == ["A-1"]

@@ -119,7 +119,7 @@ def test_hosts_autogenerate_ignores_the_notifier_tables(
     finally:
         engine.dispose()
     dropped = {diff[1].name for diff in unfiltered if diff[0] == "remove_table"}
-    assert {"admin_notifications", "platform_alerts", VERSION_TABLE} <= dropped
+    assert {"notifier_admin_notifications", "notifier_platform_alerts", VERSION_TABLE} <= dropped
     assert by_name == []
     assert by_object == []
 
@@ -144,11 +144,11 @@ def test_a_database_from_the_previous_version_is_adopted(empty_postgres_url: str
     try:
         tables = set(inspect(engine).get_table_names())
         with engine.connect() as conn:
-            kept = conn.execute(text("SELECT email FROM admin_users")).scalars().all()
+            kept = conn.execute(text("SELECT email FROM notifier_admin_users")).scalars().all()
     finally:
         engine.dispose()
     assert "alembic_version" not in tables  # it held only our row
-    assert "api_tokens" in tables  # 0002 ran from where 0.1 stopped
+    assert "notifier_api_tokens" in tables  # 0002 on ran from where 0.1 stopped
     assert kept == ["a@x.io"]
 
 

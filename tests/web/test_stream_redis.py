@@ -145,7 +145,8 @@ def test_a_notification_from_another_process_reaches_every_stream_without_pollin
             assert batch.unread_count == 1 and batch.unread_count.exact
         # The news was read from the database once for the process, not once per stream (six
         # here). Under load the notices of one commit may arrive apart and be read twice.
-        reads = [s for s in log.statements[before:] if s.startswith("SELECT admin_notifications.")]
+        read = "SELECT notifier_admin_notifications."
+        reads = [s for s in log.statements[before:] if s.startswith(read)]
         assert 1 <= len(reads) <= 2, reads
     finally:
         log.close()
