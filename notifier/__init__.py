@@ -8,6 +8,11 @@ the database, the failure reports, the errors. The sub-domains have faces of the
 
 from __future__ import annotations
 
+#: The release, in this one place: setuptools reads it for the distribution's version.
+__version__ = "0.2.0"
+#: What `pip install` calls this package (the bare name "notifier" was taken on PyPI).
+__distribution__ = "celery-notifier"
+
 from .alerts import SNOOZE_MAX as SNOOZE_MAX
 from .alerts import AlertFields as AlertFields
 from .alerts import PlatformAlertService as PlatformAlertService

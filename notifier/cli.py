@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.orm import Session
 
+from . import __distribution__, __version__
 from .accounts.users import (
     create_admin,
     deactivate_admin,
@@ -50,7 +51,7 @@ APP_LOADERS = "notifier.app_loaders"
 
 
 @click.group(help="notifier: admin notifications and platform alerts for failed background jobs.")
-@click.version_option(package_name="notifier", prog_name="notifier")
+@click.version_option(__version__, prog_name="notifier")
 def cli() -> None:
     """Root command group."""
 
@@ -69,7 +70,7 @@ def load_app_conf(spec: str) -> Mapping[str, Any]:
     if not loaders:
         raise click.UsageError(
             f"cannot load the app {spec!r} named by -A: no app loader is installed. Install "
-            "notifier's worker side (`pip install notifier`; it registers one in the "
+            f"notifier's worker side (`pip install {__distribution__}`; it registers one in the "
             f"{APP_LOADERS!r} entry point group), or give --database-url instead"
         )
     try:

@@ -186,7 +186,7 @@ def test_an_unknown_admin_is_explained(tmp_path: Path, cli_db: Database, command
 def test_version(tmp_path: Path) -> None:
     result = _notifier(tmp_path, "--version")
     assert result.returncode == 0
-    assert result.stdout.startswith("notifier, version ")
+    assert result.stdout == "notifier, version 0.2.0\n"
 
 
 def test_database_url_option_wins_over_the_instance_default(tmp_path: Path) -> None:
@@ -233,16 +233,16 @@ def test_unknown_celery_app_is_explained(tmp_path: Path) -> None:
 def test_app_option_without_the_worker_plugin_says_what_to_install(tmp_path: Path) -> None:
     # The distribution's metadata as an install without the worker side would have it: no
     # entry points, so no app loader (found first on the path, it hides the real one's).
-    bare = tmp_path / "bare" / "notifier-0.1.0.dist-info"
+    bare = tmp_path / "bare" / "celery_notifier-0.2.0.dist-info"
     bare.mkdir(parents=True)
-    (bare / "METADATA").write_text("Metadata-Version: 2.1\nName: notifier\nVersion: 0.1.0\n")
+    (bare / "METADATA").write_text("Metadata-Version: 2.1\nName: celery-notifier\nVersion: 0.2.0\n")
     (tmp_path / "shopworker.py").write_text(_CELERY_PROJECT.format(url="sqlite:///x.db"))
     result = _notifier(
         tmp_path, "init-db", "-A", "shopworker:app", env={"PYTHONPATH": str(bare.parent)}
     )
     assert result.returncode == 2
     assert "no app loader is installed" in result.stderr
-    assert "pip install notifier" in result.stderr
+    assert "pip install celery-notifier" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "instance" / "notifier.db").exists()
 

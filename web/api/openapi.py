@@ -10,6 +10,7 @@ from flask import Response, current_app
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from notifier import __version__
 from notifier.validation import INT32_MAX
 
 from .blueprint import api, api_blueprint
@@ -171,13 +172,7 @@ def _response(status: int, ref: dict[str, Any] | None) -> dict[str, Any]:
 @api_blueprint.route("/openapi.json", methods=["GET"])
 def openapi_json() -> Response:
     """Serve the OpenAPI 3.1 document."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        release = version("notifier")
-    except PackageNotFoundError:
-        release = "0"
     return current_app.response_class(
-        json.dumps(openapi_document(release, current_app.config["SESSION_COOKIE_NAME"])),
+        json.dumps(openapi_document(__version__, current_app.config["SESSION_COOKIE_NAME"])),
         mimetype="application/json",
     )
