@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from notifier.worker.spool import Spool
 from notifier.worker.spool.drainer import SpoolRecorder
-from notifier.worker.spool.folder import Spool
 from scratch import fresh_database
 from sqlalchemy import func, select, update
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from notifier.worker.spool import Drainer, EventSpool, Spool
 from notifier.worker.spool.drainer import SpoolRecorder
-from notifier.worker.spool.folder import Drainer, EventSpool, Spool
 from notifier.worker.spool.stream import StreamSpool
 
 from notifier import FailureKind, FailureReport, JobKind

@@ -20,8 +20,8 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from notifier.web import create_app
+from notifier.worker.spool import Spool
 from notifier.worker.spool.drainer import DrainerProcess
-from notifier.worker.spool.folder import Spool
 from sqlalchemy import event
 
 from notifier import Database, FailureKind, FailureReport, JobKind, admin_notification_service

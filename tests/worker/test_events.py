@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from notifier.worker.decorators import import_job, notify_on_failure, sync_job
 from notifier.worker.events import failure_report, returned_reports
 from notifier.worker.redaction import redact_text
-from notifier.worker.spool.folder import Spool, read_report
+from notifier.worker.spool import Spool, read_report
 from sqlalchemy import select
 
 from notifier import Database, FailureReport, record_failures

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from notifier.worker.spool.folder import Drainer, Spool
+from notifier.worker.spool import Drainer, Spool
 from prometheus_client import REGISTRY
 
 from notifier import Database, FailureKind, FailureReport, JobKind, record_failures

@@ -13,7 +13,7 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from notifier.worker import install, uninstall
 from notifier.worker.events import failure_report
-from notifier.worker.spool.folder import Spool
+from notifier.worker.spool import Spool
 
 from notifier import Database, upgrade
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from notifier.worker.events import failure_report
+from notifier.worker.spool import Spool
 from notifier.worker.spool.choice import database_tag
-from notifier.worker.spool.folder import Spool
 
 from notifier import Database, upgrade
 from notifier.models import PlatformAlert

@@ -13,9 +13,9 @@ import psutil
 import pytest
 import redis
 from celery import Celery
+from notifier.worker.spool import Drainer
 from notifier.worker.spool.choice import database_tag
 from notifier.worker.spool.drainer import SpoolRecorder
-from notifier.worker.spool.folder import Drainer
 from notifier.worker.spool.stream import GROUP, StreamSpool
 from prometheus_client import REGISTRY
 

@@ -23,7 +23,8 @@ from sqlalchemy.engine import make_url
 
 from notifier import Settings
 
-from .folder import EventSpool, Spool
+from .contract import EventSpool
+from .folder import Spool
 from .stream import DEFAULT_CLAIM_IDLE, DEFAULT_STREAM, StreamSpool
 
 _ENV_SPOOL = "NOTIFIER_DRAIN_SPOOL"

@@ -30,24 +30,8 @@ from pathlib import Path
 from notifier import FailureKind, FailureReport, metrics
 
 from .contract import Claim, EventSpool, read_report
-from .contract import SpoolUnavailable as SpoolUnavailable
-from .drain import BatchRecorder as BatchRecorder
-from .drain import Drainer as Drainer
-from .drain import NotReady as NotReady
-from .drain import Recorder as Recorder
 
-__all__ = [
-    "BatchRecorder",
-    "Claim",
-    "Drainer",
-    "EventSpool",
-    "FileClaim",
-    "NotReady",
-    "Recorder",
-    "Spool",
-    "SpoolUnavailable",
-    "read_report",
-]
+__all__ = ["FileClaim", "Spool"]
 
 _counter = itertools.count()
 
