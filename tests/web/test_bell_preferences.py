@@ -90,7 +90,7 @@ def test_the_live_stream_pushes_only_what_lights_this_admins_bell(
 
 
 # On PostgreSQL every read is a notice; the SQLite default's one poller sees a read past the
-# cap only when the capped count changes (README, Live updates).
+# cap only when the capped count changes (docs/live.md).
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_past_the_unread_cap_a_read_still_reaches_a_filtered_bell(
     api: FlaskClient, database: Database

@@ -38,7 +38,7 @@ def test_a_host_app_mounts_the_api_next_to_its_own_routes(database: Database) ->
     assert client.get("/nope").mimetype == "text/html"  # host pages keep HTML errors
     response = client.get(f"{API}/unread-count", headers={"Authorization": f"Bearer {token}"})
     assert response.json == {"unread_count": 0, "unread_count_exact": True}
-    # Issue 9: init_app changes no host setting (README recommends the cookie flags).
+    # Issue 9: init_app changes no host setting (docs/embedding.md recommends the cookie flags).
     assert host.config["SESSION_COOKIE_SAMESITE"] is None
     assert host.config["SESSION_COOKIE_HTTPONLY"] is True  # Flask's own default
     extension.state(host).database.dispose()
