@@ -8,18 +8,19 @@ PORT ?= 5000
 
 .PHONY: demo test lint install bench clean screenshots lock lock-check upgrade dist wheel-test docs
 
-# Every package of the development and test environment comes from the lock at its exact
-# version; the project itself is installed on top without resolving anything again.
-LOCK := requirements/dev.txt
-UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --extra postgres \
-	--python-version 3.11 --quiet -o $(LOCK)
+# Every package of the development and test environment, the project itself included
+# (editable), comes from uv.lock at its exact version: `uv sync --frozen` installs what the
+# lock says and nothing else, and removes what it does not list. uv itself is pinned here
+# and in the lock; it never downloads a Python (the venv's is used).
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+EXTRAS := --extra dev --extra postgres
+export UV_PYTHON_DOWNLOADS := never
 
-$(STAMP): pyproject.toml $(LOCK)
+$(STAMP): pyproject.toml uv.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --requirement $(LOCK)
-	@# 0.1 was installed as "notifier": its metadata would register every entry point twice.
-	$(BIN)/python -m pip uninstall --quiet --yes notifier 2>/dev/null || true
-	$(BIN)/python -m pip install --quiet --no-deps --editable .
+	test -x $(UV) || $(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(UV) sync --quiet --frozen $(EXTRAS) --python $(BIN)/python
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -52,7 +53,9 @@ WHEEL_TOOLS := flask-login pytest pytest-timeout playwright aiosmtpd
 wheel-test: dist
 	rm -rf $(WHEEL_VENV)
 	$(PYTHON) -m venv $(WHEEL_VENV)
-	$(WHEEL_VENV)/bin/python -m pip install --quiet --constraint $(LOCK) \
+	$(UV) export --quiet --frozen --no-hashes --no-emit-project $(EXTRAS) \
+		-o $(WHEEL_VENV)/constraints.txt
+	$(WHEEL_VENV)/bin/python -m pip install --quiet --constraint $(WHEEL_VENV)/constraints.txt \
 		"$$(ls dist/*.whl)[flask-sqlalchemy,postgres]" $(WHEEL_TOOLS)
 	@set -e; here=$$PWD; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	cp -r tests pyproject.toml "$$tmp"/; mkdir "$$tmp/examples"; cp -r examples/shop "$$tmp/examples/"; \
@@ -81,18 +84,12 @@ clean:
 
 # After editing pyproject.toml's dependencies: pin what they now need, keeping other pins.
 lock: $(STAMP)
-	$(UV_COMPILE)
+	$(UV) lock
 
 # Move every pin to the newest release that pyproject.toml allows, then run `make test`.
 upgrade: $(STAMP)
-	$(UV_COMPILE) --upgrade
+	$(UV) lock --upgrade
 
-# Fails when pyproject.toml asks for something the lock does not pin (run `make lock`).
+# Fails when pyproject.toml asks for something uv.lock does not pin (run `make lock`).
 lock-check: $(STAMP)
-	@tmp=$$(mktemp) && cp $(LOCK) $$tmp && \
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra postgres --python-version 3.11 \
-		--quiet -o $$tmp && \
-	if ! diff -q -I '^ *#' $(LOCK) $$tmp >/dev/null; then \
-		diff -I '^ *#' $(LOCK) $$tmp; rm -f $$tmp; \
-		echo "$(LOCK) is out of date with pyproject.toml: run make lock" >&2; exit 1; \
-	fi; rm -f $$tmp
+	$(UV) lock --check --quiet
