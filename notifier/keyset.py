@@ -190,11 +190,7 @@ class CappedCount(int):
 
     @classmethod
     def of(cls, counted: int | None, cap: int = TOTAL_CAP) -> CappedCount:
-        """What a :func:`capped_count_query` with ``cap`` answered, as a capped count.
-
-        What a :func:`capped_count_query` with ``cap`` answered, as a count and whether
-        it is exact.
-        """
+        """What a :func:`capped_count_query` with ``cap`` answered, as a capped count."""
         counted = int(counted or 0)
         return cls(cap, False) if counted > cap else cls(counted, True)
 

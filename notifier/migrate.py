@@ -76,8 +76,8 @@ def include_object(
 def adopt_legacy_version(connection: Connection, revisions: set[str]) -> str | None:
     """Move the notifier's revision from ``alembic_version`` to its own table.
 
-    Move the notifier's revision out of ``alembic_version`` (where versions before 0.2
-    kept it) into ``notifier_alembic_version``; return the revision moved, if any.
+    Versions before 0.2 kept it in ``alembic_version``; it goes into
+    ``notifier_alembic_version``. Returns the revision moved, if any.
 
     Only a database that has the notifier's tables and no notifier version table yet is
     touched, and only a row naming one of the notifier's own revisions is moved; the
@@ -108,8 +108,8 @@ def notifier_revisions(config: Config) -> set[str]:
 def schema_missing(exc: BaseException) -> bool:
     """Whether a database error says a notifier table or column is missing.
 
-    Whether a database error says a notifier table or column is not there: ``notifier
-    init-db`` was never run against this database, or not since an upgrade.
+    That is: ``notifier init-db`` was never run against this database, or not since an
+    upgrade.
     """
     if not isinstance(exc, DBAPIError):
         return False

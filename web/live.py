@@ -106,9 +106,8 @@ class Subscriber:
 class HangUps:
     """Notices at once when the client of a stream closes its connection.
 
-    Notices at once when the client of a stream closes its connection, for every stream
-    of a process in one thread (an idle stream would otherwise find out only when its next
-    heartbeat fails to send, holding its slot till then).
+    One thread watches every stream of a process (an idle stream would otherwise find out
+    only when its next heartbeat fails to send, holding its slot till then).
     """
 
     def __init__(self, on_hangup: Callable[[Subscriber], None]) -> None:
@@ -164,9 +163,9 @@ class HangUps:
 def _hung_up(connection: socket.socket) -> bool | None:
     """Whether the client closed ``connection``; None for a false alarm, False if unknown.
 
-    Whether the client closed ``connection``: it sends nothing after its request, so
-    readable means closed. None for a false alarm; False when it cannot be told (bytes
-    arrived, TLS, or the stream just ended): then its next heartbeat finds out, as before.
+    A client sends nothing after its request, so a readable socket means closed. None for
+    a false alarm; False when it cannot be told (bytes arrived, TLS, or the stream just
+    ended): then its next heartbeat finds out, as before.
     """
     try:
         return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""

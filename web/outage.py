@@ -32,8 +32,8 @@ def log_schema_missing(exc: Exception) -> None:
 def unavailable_page(exc: Exception) -> tuple[str, int, dict[str, str]]:
     """The friendly page shown instead of a 500 while the database cannot serve.
 
-    The friendly page shown instead of a 500 while the database is out of reach or has
-    no notifier schema yet; any other database error is raised again (a bug: a 500).
+    That is, the database is out of reach or has no notifier schema yet; any other
+    database error is raised again (a bug: a 500).
     """
     if schema_missing(exc):
         log_schema_missing(exc)

@@ -75,8 +75,8 @@ class FailureThrottle:
     def reserve(self, key: str) -> int:
         """Count one attempt for ``key`` unless throttled; the seconds to wait, or 0.
 
-        Count one attempt for ``key`` unless it is throttled: 0 lets it go ahead, else the
-        seconds to wait (and nothing is counted).
+        0 lets the attempt go ahead (and counts it); otherwise nothing is counted and the
+        answer is the seconds to wait.
         """
         try:
             # hit() tests and adds in one step (a Lua script on Redis, a lock in memory).

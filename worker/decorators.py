@@ -138,7 +138,7 @@ class JobSpec:
 class StoreJob(JobSpec):
     """A job about one store (an import or a sync): one alert per store.
 
-    A job about one store (an import or a sync): one alert per store, folded into one
+    Folded into one
     per task and exception class when 5+ stores fail alike (see ``record_failures``); a
     run that returns at least the threshold of row errors notifies.
     """
@@ -179,7 +179,7 @@ class ImportJob(StoreJob):
 class SyncJob(StoreJob):
     """A sync with a marketplace: an ``integration`` alert per store.
 
-    A sync with a marketplace: an ``integration`` alert per store; failures, runs with
+    Failures, runs with
     too many row errors and each order with unknown products notify.
     """
 

@@ -112,7 +112,7 @@ def _literal_address(host: str) -> _IP | None:
 def check_url(url: str, *, allow_private: bool = False) -> None:
     """Refuse a URL that cannot be sent to (scheme, credentials, or a non-public host).
 
-    Refuse a URL that cannot be sent to: its scheme, credentials, or a host that is or now
+    Its scheme, credentials, or a host that is or now
     resolves to a non-public address (a name is resolved again, and judged, at each send).
 
     A name that does not resolve (yet) is accepted: the send will say so.

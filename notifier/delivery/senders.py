@@ -1,6 +1,6 @@
 """What each channel sends, and the sending; each send ends in an :class:`Outcome`.
 
-What each channel sends, and the sending: signed webhooks, Slack and Teams over HTTP
+Signed webhooks, Slack and Teams over HTTP
 (``egress``, checked at use), emails over SMTP. Each send ends in an :class:`Outcome`.
 """
 

@@ -1,6 +1,6 @@
 """Platform alert endpoints.
 
-Platform alert endpoints: list, create-or-increment, read one, resolve, acknowledge,
+List, create-or-increment, read one, resolve, acknowledge,
 snooze, statistics.
 """
 

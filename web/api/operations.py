@@ -66,7 +66,7 @@ def page_of(
 def list_arguments(query: BaseModel) -> dict[str, Any]:
     """A list query as its service's keyword arguments.
 
-    A list query as its service's keyword arguments: each filter and paging field under
+    Each filter and paging field under
     its own name (the query models name them as the services do), a cursor or a skip but
     not both.
     """

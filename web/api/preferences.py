@@ -185,8 +185,7 @@ def get_preferences() -> Reply:
 def put_preferences(body: PreferencesIn) -> Reply:
     """Save the whole document; a locked category set off is refused (422).
 
-    Save the whole document; a locked category set off is refused (422), as its
-    required events arrive whatever it says.
+    A locked category's required events arrive whatever the document says.
     """
     db = db_session()
     document = body.model_dump(by_alias=True, exclude_none=True)

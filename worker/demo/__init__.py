@@ -1,6 +1,6 @@
 """The demo: ``notifier demo`` and everything it runs.
 
-The demo: ``notifier demo``, its tasks that fail on purpose, its stand-in receivers and
+Its tasks that fail on purpose, its stand-in receivers and
 the sample import jobs (a product CSV, a marketplace's orders).
 
 Nothing in ``notifier.worker`` or ``notifier.worker.jobs`` imports this package, so a host

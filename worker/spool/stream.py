@@ -131,7 +131,7 @@ class StreamSpool(EventSpool[StreamClaim]):
     def claim(self, limit: int) -> list[StreamClaim]:
         """Up to ``limit`` entries to record: pending, orphaned, then new ones.
 
-        Up to ``limit`` entries: this consumer's unacknowledged ones, entries idle too long
+        This consumer's unacknowledged ones, entries idle too long
         in a consumer that is gone, then new ones.
         """
         if not self._ensured:
