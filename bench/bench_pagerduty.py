@@ -21,15 +21,15 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from bench_delivery import failure_report
 from notifier.worker.spool import Spool
 from notifier.worker.spool.drainer import SpoolRecorder
 from scratch import fresh_database
 
-from notifier import Database, FailureReport, JobKind
+from notifier import Database
 from notifier.delivery.endpoints import endpoint_service
 from notifier.enums import AlertType
 
@@ -62,17 +62,9 @@ def bench_trigger(url: str, database: Database, receiver: Receiver, samples: int
         try:
             for i in range(samples):
                 before = len(receiver.requests)
-                report = FailureReport(
-                    key=f"bench:{uuid.uuid4()}",
-                    job=JobKind.IMPORT,
-                    task_name="shop.import",
-                    task_id=str(i),
-                    store_id=1,
-                    store_name="Acme",
-                    exception_class="ValueError",
-                    message=f"row {i} is bad",
-                    fingerprint=f"bench:import:{i}",
-                    alert_type=AlertType.INTEGRATION,
+                # Its own fingerprint: each failure opens an alert, so each is a trigger.
+                report = failure_report(
+                    i, fingerprint=f"bench:import:{i}", alert_type=AlertType.INTEGRATION
                 )
                 started = time.monotonic()
                 recorder.record([report])
