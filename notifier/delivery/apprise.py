@@ -6,7 +6,7 @@ retries are turned off (``retry`` is forced to 0 whatever the URL says), so one 
 here is one attempt in the log.
 
 What Apprise's answer allows: ``notify()`` says whether the service took the message
-(``bool``; Apprise 2 wraps it in an ``AppriseResult`` whose status also tells a timeout
+(``bool``; Apprise 2.3 wraps it in an ``AppriseResult`` whose status also tells a timeout
 apart). It carries no HTTP status, no ``Retry-After`` and no line between a permanent
 failure (a revoked token) and a passing one (a 503), so every failure is retried on the
 outbox's schedule and a dead URL is found by the endpoint's failure streak, not at once.
@@ -128,7 +128,12 @@ def send(url: str, message: AppriseMessage, *, allow_private: bool) -> Outcome:
     sender.add(plugin)
     try:
         result = sender.notify(
-            body=message.body, title=message.title, notify_type=message.notify_type()
+            body=message.body,
+            title=message.title,
+            notify_type=message.notify_type(),
+            # Untrusted text (from failing jobs): Apprise escapes it for a service that
+            # renders HTML or Markdown, rather than passing markup through.
+            body_format="text",
         )
     except Exception as exc:  # a plugin bug: the next attempt may fare better
         return Outcome(
