@@ -182,6 +182,21 @@ def _bare(sink: Sink, sent: list[tuple[bytes, dict[str, str]]], *, keep_alive: b
     return elapsed
 
 
+def failure_report(i: int, **fields: Any) -> FailureReport:
+    """The ``i``-th import failure of store 1, a new key each time (``fields`` added)."""
+    return FailureReport(
+        key=f"bench:{uuid.uuid4()}",
+        job=JobKind.IMPORT,
+        task_name="shop.import",
+        task_id=str(i),
+        store_id=1,
+        store_name="Acme",
+        exception_class="ValueError",
+        message=f"row {i} is bad",
+        **fields,
+    )
+
+
 def bench_latency(url: str, database: Database, sink: Sink, samples: int) -> list[float]:
     """Seconds from ``SpoolRecorder.record`` of one failure to its webhook arriving."""
     _empty(database)
@@ -195,16 +210,7 @@ def bench_latency(url: str, database: Database, sink: Sink, samples: int) -> lis
         try:
             for i in range(samples):
                 before = len(sink.requests)
-                report = FailureReport(
-                    key=f"bench:{uuid.uuid4()}",
-                    job=JobKind.IMPORT,
-                    task_name="shop.import",
-                    task_id=str(i),
-                    store_id=1,
-                    store_name="Acme",
-                    exception_class="ValueError",
-                    message=f"row {i} is bad",
-                )
+                report = failure_report(i)
                 started = time.monotonic()
                 recorder.record([report])
                 deadline = started + 30

@@ -272,14 +272,16 @@ class PlatformAlertService:
         """Mark an open alert as taken on by ``user_id``; None for an unknown id.
 
         Idempotent: acknowledging it again keeps the first admin and time. Reminders stop
-        until it is unacknowledged or an occurrence raises its severity. Raises
-        AlreadyResolvedError for a resolved alert.
+        until it is unacknowledged or an occurrence raises its severity. The first
+        acknowledgment queues ``alert.acknowledged`` (PagerDuty and webhook endpoints).
+        Raises AlreadyResolvedError for a resolved alert.
         """
         return self._change_open(
             db,
             alert_id,
             {"acknowledged_at": utcnow(), "acknowledged_by_user_id": user_id},
             PlatformAlert.acknowledged_at.is_(None),
+            event=DeliveryEvent.ALERT_ACKNOWLEDGED,
         )
 
     def unacknowledge_alert(self, db: Session, alert_id: int) -> PlatformAlert | None:
@@ -316,9 +318,10 @@ class PlatformAlertService:
         alert_id: int,
         values: dict[str, Any],
         *only_if: ColumnElement[bool],
+        event: DeliveryEvent | None = None,
     ) -> PlatformAlert | None:
         # One UPDATE guarded by "still open": a concurrent resolve wins cleanly.
-        db.execute(
+        changed = db.execute(
             update(PlatformAlert)
             .where(PlatformAlert.id == alert_id, PlatformAlert.is_resolved.is_(False), *only_if)
             .values(**values)
@@ -327,6 +330,8 @@ class PlatformAlertService:
         alert = db.get(PlatformAlert, alert_id, populate_existing=True)
         if alert is not None and alert.is_resolved:
             raise AlreadyResolvedError(alert_id)
+        if alert is not None and event is not None and getattr(changed, "rowcount", None):
+            outbox.on_alert(db, alert, event)  # only the change itself, never a repeat
         return alert
 
     def get_statistics(

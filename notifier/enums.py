@@ -52,12 +52,16 @@ class Severity(StrEnum):
 
 
 class DeliveryChannel(StrEnum):
-    """How a delivery leaves: a signed webhook, a chat webhook, or an email to an admin."""
+    """How a delivery leaves: a signed webhook, chat, an email to an admin, PagerDuty, Apprise."""
 
     WEBHOOK = "webhook"
     SLACK = "slack"
     TEAMS = "teams"
     EMAIL = "email"
+    #: PagerDuty Events API v2: alerts trigger, acknowledge and resolve incidents.
+    PAGERDUTY = "pagerduty"
+    #: One Apprise URL (ntfy, Telegram, Discord, Pushover, ...); needs the `apprise` extra.
+    APPRISE = "apprise"
 
 
 class DeliveryEvent(StrEnum):
@@ -71,6 +75,8 @@ class DeliveryEvent(StrEnum):
     ALERT_ESCALATED = "alert.escalated"
     #: An open critical alert nobody acknowledged, emailed again in its thread.
     ALERT_REMINDER = "alert.reminder"
+    #: An admin acknowledged an open alert (PagerDuty and webhooks take it; chat and email not).
+    ALERT_ACKNOWLEDGED = "alert.acknowledged"
     ENDPOINT_TEST = "endpoint.test"
 
 

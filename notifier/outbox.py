@@ -50,6 +50,7 @@ __all__ = [
     "on_notification",
     "queue",
     "queued_in",
+    "takes",
 ]
 
 DEFAULT_EMAIL_ENDPOINT_NAME = "Admins by email"
@@ -70,6 +71,25 @@ HOLD_DIGEST = "digest"
 #: separate SELECT would be, so never stale, and when False the outbox has nothing to read.
 #: A one-row transaction then makes one round trip, not two, before its COMMIT.
 ENDPOINT_ENABLED = exists().where(DeliveryEndpoint.is_enabled).label("notifier_endpoint_enabled")
+
+#: The events a channel takes, for the channels that do not take every event. PagerDuty
+#: takes alerts only: an incident per alert fingerprint, which a notification has not.
+#: An acknowledgment goes where it changes state (a PagerDuty incident, a webhook
+#: receiver's own copy); to chat, email or Apprise it would tell the room where it was
+#: just made what the acknowledger did, and reminders already stop for it.
+_CHANNEL_EVENTS = {
+    DeliveryChannel.PAGERDUTY: frozenset(
+        {
+            DeliveryEvent.ALERT_OPENED,
+            DeliveryEvent.ALERT_REGRESSED,
+            DeliveryEvent.ALERT_ESCALATED,
+            DeliveryEvent.ALERT_ACKNOWLEDGED,
+            DeliveryEvent.ALERT_RESOLVED,
+            DeliveryEvent.ENDPOINT_TEST,
+        }
+    ),
+}
+_ACKNOWLEDGED_TO = frozenset({DeliveryChannel.WEBHOOK, DeliveryChannel.PAGERDUTY})
 
 _QUEUED = "notifier_deliveries_queued"
 _ENDPOINTS = "notifier_enabled_endpoints"
@@ -128,6 +148,14 @@ def alert_payload(alert: PlatformAlert) -> dict[str, Any]:
     }
 
 
+def takes(channel: DeliveryChannel, event: DeliveryEvent) -> bool:
+    """Whether a ``channel`` endpoint ever takes ``event`` (whatever its filter says)."""
+    if event is DeliveryEvent.ALERT_ACKNOWLEDGED and channel not in _ACKNOWLEDGED_TO:
+        return False
+    allowed = _CHANNEL_EVENTS.get(channel)
+    return allowed is None or event in allowed
+
+
 def matches(
     endpoint: DeliveryEndpoint,
     event: DeliveryEvent,
@@ -144,6 +172,8 @@ def matches(
     the events, ``notification_types`` and ``min_priority`` the notifications,
     ``alert_types`` and ``min_severity`` the alerts, ``store_ids`` the stores concerned.
     """
+    if not takes(endpoint.channel, event):
+        return False
     if endpoint.event_types and str(event) not in endpoint.event_types:
         return False
     if priority is not None:
@@ -338,7 +368,7 @@ def _emailed_recently(db: Session, alert: PlatformAlert, now: datetime) -> bool:
 
 
 def on_alert(db: Session, alert: PlatformAlert, event: DeliveryEvent) -> int:
-    """Queue an alert event (opened, regressed, resolved) for every endpoint that takes it."""
+    """Queue an alert event (opened, regressed, acknowledged, ...) for each endpoint taking it."""
     db.flush()
     now = utcnow()
     endpoints = [

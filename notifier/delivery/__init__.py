@@ -1,6 +1,7 @@
 """Delivery: the dispatcher, the channels it sends to, and what admins see of it.
 
-Delivery: the dispatcher that sends outbox rows to email, signed webhooks, Slack and Teams,
+Delivery: the dispatcher that sends outbox rows to email, signed webhooks, Slack, Teams,
+PagerDuty (Events API v2) and Apprise URLs,
 the endpoints admins configure, digests, unsubscribe links and the delivery log.
 """
 

@@ -35,7 +35,7 @@ from ..types import utcnow
 from . import egress
 from .attempts import MAX_ATTEMPTS, RETRY_DELAYS, Recorder, replay, replay_failed_since, retry_delay
 from .email import dispatch_emails
-from .senders import send_http, unsubscribe_url
+from .senders import send_apprise, send_http, unsubscribe_url
 from .settings import DispatchReport, DispatchSettings
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,10 @@ __all__ = [
     "run_dispatcher",
     "unsubscribe_url",
 ]
+
+
+#: Channels sent about one message a second per URL (chat services' documented pace).
+_PACED = (DeliveryChannel.SLACK, DeliveryChannel.TEAMS, DeliveryChannel.APPRISE)
 
 
 def _claim(db: Session, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
@@ -155,13 +159,16 @@ def _send_lane(
             if claim.half_gone(settings):  # waited for a slot: renew before sending
                 rest.appendleft((delivery, endpoint))
                 continue
-            if endpoint.channel in (DeliveryChannel.SLACK, DeliveryChannel.TEAMS):
+            if endpoint.channel in _PACED:
                 # about one message a second per URL: Slack's documented pace
                 wait = last_chat + settings.slack_interval - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
                 last_chat = time.monotonic()
-            outcome = send_http(client, delivery, endpoint, settings, utcnow())
+            if endpoint.channel is DeliveryChannel.APPRISE:
+                outcome = send_apprise(delivery, endpoint, settings)
+            else:
+                outcome = send_http(client, delivery, endpoint, settings, utcnow())
             recorder.record(delivery, endpoint, outcome)
 
 

@@ -24,7 +24,7 @@ import urllib3
 
 from ..errors import DeliveryRefusedError
 
-__all__ = ["Client", "Response", "check_url", "post"]
+__all__ = ["Client", "Response", "check_at_send", "check_url", "post"]
 
 TOTAL_TIMEOUT = 15.0
 RESPONSE_BODY_LIMIT = 1024
@@ -122,6 +122,15 @@ def check_url(url: str, *, allow_private: bool = False) -> None:
         return
     with contextlib.suppress(_Unresolved):
         _addresses(host, port, timeout=SAVE_RESOLVE_TIMEOUT)
+
+
+def check_at_send(url: str, *, allow_private: bool = False) -> None:
+    """Refuse ``url`` as a send does: as :func:`check_url`, and a name must resolve now.
+
+    For a sender that connects on its own (Apprise): the address it then connects to is
+    its resolver's answer, not pinned to the one judged here.
+    """
+    _resolve(url, allow_private=allow_private)
 
 
 def _parse(url: str, *, allow_private: bool) -> tuple[str, str, int, str]:

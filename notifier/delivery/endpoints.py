@@ -2,7 +2,8 @@
 
 A webhook's signing secret is returned once, by ``create`` and ``rotate_secret``; afterwards
 only its existence shows. Rotation keeps the old secret signing for 24 hours, so receivers
-can switch over without dropping a delivery.
+can switch over without dropping a delivery. A PagerDuty endpoint's secret is its routing
+key, typed by the admin and never shown back; an Apprise endpoint's URL is its credential.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..models import DeliveryEndpoint
 from ..outbox import forget_endpoints, new_id, queue
 from ..types import utcnow
 from ..validation import ACTION_URL_MAX, Checker, endpoint_url_problem
-from . import egress
+from . import apprise, egress, pagerduty
 from .webhooks import generate_secret
 
 __all__ = ["ROTATION_OVERLAP", "EndpointService", "display_url", "endpoint_service"]
@@ -49,12 +50,49 @@ def display_url(endpoint: DeliveryEndpoint) -> str:
     """
     if endpoint.channel is DeliveryChannel.EMAIL:
         return endpoint.url
+    if endpoint.channel is DeliveryChannel.APPRISE:
+        return apprise.display_url(endpoint.url)
     parts = urlsplit(endpoint.url)
     origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-    if endpoint.channel is DeliveryChannel.WEBHOOK:
+    if endpoint.channel in (DeliveryChannel.WEBHOOK, DeliveryChannel.PAGERDUTY):
         return origin + parts.path + ("?…" if parts.query else "")
     rest = endpoint.url[len(origin) :]
     return origin + "/…" + (rest[-4:] if len(rest) > 16 else "")
+
+
+def _url_problem(channel: DeliveryChannel, url: str, *, allow_private: bool) -> str | None:
+    """Why ``url`` cannot be this kind of endpoint's URL, or None."""
+    if channel is DeliveryChannel.APPRISE:
+        return apprise.url_problem(url, allow_private=allow_private)
+    problem = endpoint_url_problem(url)
+    if problem is None:
+        try:
+            egress.check_url(url, allow_private=allow_private)
+        except DeliveryRefusedError as exc:
+            problem = str(exc)
+    return problem
+
+
+def _validate_target(
+    check: Checker, endpoint: DeliveryEndpoint, fields: dict[str, Any], *, allow_private: bool
+) -> None:
+    """The URL and, for PagerDuty, the routing key: where and how the endpoint is reached."""
+    if "url" in fields:
+        url = check.text("url", fields["url"], max_length=ACTION_URL_MAX)
+        if url is not None:
+            problem = _url_problem(endpoint.channel, url, allow_private=allow_private)
+            if problem:
+                check.fail("url", problem)
+            endpoint.url = url
+    if "routing_key" in fields:
+        key = check.text("routing_key", fields["routing_key"], max_length=100)
+        if endpoint.channel is not DeliveryChannel.PAGERDUTY:
+            check.fail("routing_key", "only PagerDuty endpoints have a routing key")
+        elif key is not None:
+            problem = pagerduty.routing_key_problem(key)
+            if problem:
+                check.fail("routing_key", problem)
+            endpoint.secret = key
 
 
 class EndpointService:
@@ -70,18 +108,7 @@ class EndpointService:
     ) -> None:
         if "name" in fields:
             endpoint.name = check.text("name", fields["name"], max_length=NAME_MAX) or ""
-        if "url" in fields:
-            url = check.text("url", fields["url"], max_length=ACTION_URL_MAX)
-            if url is not None:
-                problem = endpoint_url_problem(url)
-                if problem:
-                    check.fail("url", problem)
-                else:
-                    try:
-                        egress.check_url(url, allow_private=allow_private)
-                    except DeliveryRefusedError as exc:
-                        check.fail("url", str(exc))
-                endpoint.url = url
+        _validate_target(check, endpoint, fields, allow_private=allow_private)
         if "event_types" in fields:
             endpoint.event_types = _enum_names(
                 check, "event_types", fields["event_types"], DeliveryEvent
@@ -113,7 +140,8 @@ class EndpointService:
         *,
         name: str,
         channel: DeliveryChannel | str,
-        url: str,
+        url: str | None = None,
+        routing_key: str | None = None,
         event_types: Sequence[str] = (),
         notification_types: Sequence[str] = (),
         alert_types: Sequence[str] = (),
@@ -122,16 +150,26 @@ class EndpointService:
         min_severity: Severity | str | None = None,
         allow_private: bool = False,
     ) -> tuple[DeliveryEndpoint, str | None]:
-        """A new enabled endpoint, and its webhook secret (None for Slack and Teams)."""
+        """A new enabled endpoint, and its webhook secret (None for the other kinds).
+
+        ``url`` is required but for PagerDuty (its Events API v2 by default); ``routing_key``
+        is PagerDuty's, required there and refused elsewhere.
+        """
         check = Checker()
         kind = check.enum("channel", channel, DeliveryChannel)
         if kind is DeliveryChannel.EMAIL:
             check.fail("channel", "email goes to the admins; edit the 'Admins by email' endpoint")
+        if kind is DeliveryChannel.PAGERDUTY:
+            url = url or pagerduty.DEFAULT_URL
+            if routing_key is None:
+                check.fail("routing_key", "is required for a PagerDuty endpoint")
         endpoint = DeliveryEndpoint(channel=kind, is_enabled=True)
+        more = {} if routing_key is None else {"routing_key": routing_key}
         self._validate(
             check,
             endpoint,
             {
+                **more,
                 "name": name,
                 "url": url,
                 "event_types": list(event_types),
@@ -144,8 +182,9 @@ class EndpointService:
             allow_private=allow_private,
         )
         check.done()
-        secret = generate_secret() if kind is DeliveryChannel.WEBHOOK else None
-        endpoint.secret = secret
+        secret = None
+        if kind is DeliveryChannel.WEBHOOK:
+            secret = endpoint.secret = generate_secret()
         db.add(endpoint)
         db.flush()
         forget_endpoints(db)
@@ -162,10 +201,11 @@ class EndpointService:
     def update(
         self, db: Session, endpoint: DeliveryEndpoint, *, allow_private: bool = False, **fields: Any
     ) -> DeliveryEndpoint:
-        """Change the name, URL or filter; unknown fields are refused."""
+        """Change the name, URL, routing key (PagerDuty) or filter; unknown fields are refused."""
         allowed = {
             "name",
             "url",
+            "routing_key",
             "event_types",
             "notification_types",
             "alert_types",

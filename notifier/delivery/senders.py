@@ -1,7 +1,7 @@
 """What each channel sends, and the sending; each send ends in an :class:`Outcome`.
 
-Signed webhooks, Slack and Teams over HTTP
-(``egress``, checked at use), emails over SMTP. Each send ends in an :class:`Outcome`.
+Signed webhooks, Slack, Teams and PagerDuty over HTTP (``egress``, checked at use), Apprise
+URLs through Apprise, emails over SMTP.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..enums import DeliveryChannel, DeliveryEvent
 from ..errors import DeliveryRefusedError
 from ..models import Delivery, DeliveryEndpoint
 from ..preferences.rules import Event, is_required
-from . import egress, unsubscribe
+from . import apprise, egress, pagerduty, unsubscribe
 from .attempts import Outcome, classify
 from .chat import ChatMessage, slack_payload, teams_payload
 from .mail import MailContent, alert_root_message_id, compose, list_id, send
@@ -29,6 +29,7 @@ from .webhooks import envelope, signed_headers
 __all__ = [
     "Mail",
     "quiet_content",
+    "send_apprise",
     "send_http",
     "send_mail",
     "single_mail",
@@ -102,6 +103,11 @@ def _http_request(
             delivery.event_id, delivery.event_type, delivery.occurred_at, delivery.payload
         )
         return body, signed_headers(_signing_secrets(endpoint, now), delivery.message_id, body)
+    if endpoint.channel is DeliveryChannel.PAGERDUTY:
+        if not endpoint.secret:
+            raise DeliveryRefusedError("the PagerDuty endpoint has no routing key")
+        body = pagerduty.event_body(delivery, endpoint.secret, link=_link(settings, delivery))
+        return body, {"content-type": "application/json"}
     chat = _chat_message(settings, delivery)
     data = slack_payload(chat) if endpoint.channel is DeliveryChannel.SLACK else teams_payload(chat)
     return json.dumps(data).encode(), {"content-type": "application/json"}
@@ -114,7 +120,7 @@ def send_http(
     settings: DispatchSettings,
     now: datetime,
 ) -> Outcome:
-    """POST one webhook, Slack or Teams message; checked at use, never raises."""
+    """POST one webhook, Slack, Teams or PagerDuty message; checked at use, never raises."""
     started = time.monotonic()
     try:
         body, headers = _http_request(delivery, endpoint, settings, now)
@@ -126,6 +132,25 @@ def send_http(
             "retry", time.monotonic() - started, error_class=type(exc).__name__, error=_short(exc)
         )
     return classify(response, now)
+
+
+def _apprise_message(settings: DispatchSettings, delivery: Delivery) -> apprise.AppriseMessage:
+    chat = _chat_message(settings, delivery)
+    lines = [chat.text, *(f"{name}: {value}" for name, value in chat.facts), chat.url or ""]
+    return apprise.AppriseMessage(
+        title=f"[{chat.level.upper()}] {chat.title}",
+        body="\n".join(line for line in lines if line) or chat.title,
+        level=chat.level,
+        resolved=delivery.event_type is DeliveryEvent.ALERT_RESOLVED,
+    )
+
+
+def send_apprise(
+    delivery: Delivery, endpoint: DeliveryEndpoint, settings: DispatchSettings
+) -> Outcome:
+    """Send one message through an Apprise endpoint's URL, once (the outbox retries)."""
+    message = _apprise_message(settings, delivery)
+    return apprise.send(endpoint.url, message, allow_private=settings.allow_private)
 
 
 def _short(exc: BaseException) -> str:

@@ -454,3 +454,43 @@ def test_a_kick_that_fails_is_logged_and_the_request_succeeds(
 def test_a_kick_that_is_not_callable_is_refused_at_start(app_config: dict[str, Any]) -> None:
     with pytest.raises(TypeError, match="NOTIFIER_DELIVERY_KICK must be a callable"):
         create_app({**app_config, "NOTIFIER_DELIVERY_KICK": "notifier.dispatch_deliveries"})
+
+
+ROUTING_KEY = "R0UT1NGKEY0123456789abcdefABCDEF"
+
+
+def test_pagerduty_and_apprise_endpoints_keep_their_credentials_hidden(
+    api: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    created = api.post(
+        ENDPOINTS, json={"name": "on call", "channel": "pagerduty", "routing_key": ROUTING_KEY}
+    )
+    assert created.status_code == 201, created.json
+    assert created.json["secret"] is None and created.json["has_secret"] is True
+    assert created.json["display_url"] == "https://events.pagerduty.com/v2/enqueue"
+    location = f"{ENDPOINTS}/{created.json['id']}"
+    new_key = "N3WK3Y" + "0" * 26
+    changed = api.patch(location, json={"routing_key": new_key})
+    assert changed.status_code == 200
+    apprise_url = "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/-100123"
+    phones = api.post(ENDPOINTS, json={"name": "phones", "channel": "apprise", "url": apprise_url})
+    assert phones.status_code == 201, phones.json
+    assert phones.json["display_url"] == "tgram://…"
+    for response in (created, changed, phones, api.get(ENDPOINTS), api.get(location)):
+        text = response.get_data(as_text=True)
+        assert ROUTING_KEY not in text and new_key not in text and "AAHdqTcv" not in text
+    assert ROUTING_KEY not in caplog.text and new_key not in caplog.text
+    assert "AAHdqTcv" not in caplog.text
+    assert api.post(f"{location}/rotate-secret").status_code == 409  # PATCH changes a key
+
+
+def test_pagerduty_and_apprise_bad_input_gets_the_error_shape(api: FlaskClient) -> None:
+    no_key = api.post(ENDPOINTS, json={"name": "pd", "channel": "pagerduty"})
+    assert no_key.status_code == 422 and "routing_key" in no_key.get_data(as_text=True)
+    short = api.post(ENDPOINTS, json={"name": "pd", "channel": "pagerduty", "routing_key": "x"})
+    assert short.status_code == 422
+    unknown = api.post(ENDPOINTS, json={"name": "a", "channel": "apprise", "url": "nonsense://x"})
+    assert unknown.status_code == 422 and "Apprise" in unknown.get_data(as_text=True)
+    no_url = api.post(ENDPOINTS, json={"name": "w", "channel": "webhook"})
+    assert no_url.status_code == 422

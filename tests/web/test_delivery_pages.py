@@ -117,3 +117,18 @@ def test_no_query_string_gives_the_log_a_5xx(
     for path in ("/admin/deliveries", "/admin/channels"):
         response = client.get(path, query_string=query)
         assert response.status_code == 200, (query, response.get_data(as_text=True)[-500:])
+
+
+def test_pagerduty_and_apprise_channels_show_no_credential(
+    client: FlaskClient, admin: Admin, database: Database
+) -> None:
+    key = "R0UT1NGKEY0123456789abcdefABCDEF"
+    _endpoint(database, "", name="on call", channel="pagerduty", routing_key=key)
+    telegram = "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/-100123"
+    _endpoint(database, telegram, name="phones", channel="apprise")
+    login(client, admin)
+    html = client.get("/admin/channels").get_data(as_text=True)
+    assert key not in html and "AAHdqTcv" not in html and "123456789" not in html
+    assert "https://events.pagerduty.com/v2/enqueue" in html and "tgram://…" in html
+    assert "routing key saved (not shown)" in html
+    assert '<option value="pagerduty">' in html and '<option value="apprise">' in html

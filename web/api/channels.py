@@ -87,7 +87,7 @@ def _with_secret(endpoint: DeliveryEndpoint, secret: str | None) -> EndpointSecr
 @api.route(
     "GET",
     "/endpoints",
-    summary="List delivery endpoints (webhook, Slack, Teams, email) with their health",
+    summary="List delivery endpoints (webhook, Slack, Teams, PagerDuty, Apprise, email)",
     responses={200: EndpointListOut, **READ_ERRORS},
 )
 def list_endpoints() -> Reply:
@@ -113,6 +113,7 @@ def create_endpoint(body: EndpointCreate) -> Reply:
         name=body.name,
         channel=body.channel,
         url=body.url,
+        routing_key=body.routing_key,
         event_types=body.event_types,
         notification_types=body.notification_types,
         alert_types=body.alert_types,
@@ -190,7 +191,7 @@ def disable_endpoint(endpoint_id: int) -> Reply:
     responses={200: EndpointSecretOut, **WRITE_ERRORS, **_ONE, **_CONFLICT},
 )
 def rotate_endpoint_secret(endpoint_id: int) -> Reply:
-    """Rotate a webhook's secret; 409 for Slack, Teams and email, which have none."""
+    """Rotate a webhook's secret; 409 for the other kinds (a routing key changes by PATCH)."""
     db = db_session()
     endpoint = found(endpoint_service.get(db, endpoint_id), "delivery endpoint", endpoint_id)
     try:

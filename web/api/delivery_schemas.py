@@ -2,8 +2,8 @@
 
 Inputs run the core's rules (``notifier/validation.py``; the URL's scheme and address rules
 are the engine's, ``notifier.delivery.egress``, applied by the endpoint service). Outputs
-never carry a signing secret, except the one answer that creates or rotates it, and never a Slack or
-Teams URL (``display_url``).
+never carry a signing secret, except the one answer that creates or rotates it, never a
+PagerDuty routing key, and never a Slack, Teams or Apprise URL (``display_url``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from notifier.validation import (
     LIST_MAX_ITEMS,
     PAGE_MAX,
     SKIP_MAX,
-    endpoint_url_problem,
 )
 
 from .schemas import (
@@ -43,25 +42,33 @@ from .schemas import (
     Timestamp,
     text_field,
     text_validator,
-    validator_of,
 )
 
 #: What an admin may create; email goes to the admins through the one built-in endpoint.
-CreatableChannel = Literal["webhook", "slack", "teams"]
+CreatableChannel = Literal["webhook", "slack", "teams", "pagerduty", "apprise"]
 assert set(get_args(CreatableChannel)) == {c.value for c in DeliveryChannel} - {"email"}
 
 EndpointName = Annotated[str, text_field(NAME_MAX), AfterValidator(text_validator(NAME_MAX))]
+_URL_RULES = (
+    "Webhook, Slack, Teams, PagerDuty: https only, to a public address (plain http and "
+    "private addresses only when NOTIFIER_DELIVERY_ALLOW_PRIVATE is set, for local "
+    "development and tests), matching " + ENDPOINT_URL_PATTERN + ". PagerDuty: optional, "
+    "its Events API v2 by default. Apprise: one Apprise URL (e.g. ntfys://, tgram://, "
+    "discord://); one naming a host of yours is held to the same address rules."
+)
 EndpointUrl = Annotated[
     str,
+    Field(min_length=1, max_length=ACTION_URL_MAX, description=_URL_RULES),
+    AfterValidator(text_validator(ACTION_URL_MAX)),
+]
+RoutingKey = Annotated[
+    str,
     Field(
-        max_length=ACTION_URL_MAX,
-        json_schema_extra={"pattern": ENDPOINT_URL_PATTERN},
-        description=(
-            "https only, to a public address; plain http and private addresses only when "
-            "NOTIFIER_DELIVERY_ALLOW_PRIVATE is set (local development and tests)."
-        ),
+        min_length=32,
+        max_length=32,
+        pattern="^[A-Za-z0-9]{32}$",
+        description="PagerDuty only: the integration's routing key (a secret, never shown back).",
     ),
-    AfterValidator(validator_of(endpoint_url_problem)),
 ]
 _Many = Field(max_length=LIST_MAX_ITEMS)
 EventTypes = Annotated[list[DeliveryEvent], _Many]
@@ -88,7 +95,8 @@ class EndpointCreate(Input):
 
     name: EndpointName
     channel: CreatableChannel
-    url: EndpointUrl
+    url: EndpointUrl | None = None
+    routing_key: RoutingKey | None = None
     event_types: EventTypes = Field(default_factory=list)
     notification_types: NotificationTypes = Field(default_factory=list)
     alert_types: AlertTypes = Field(default_factory=list)
@@ -102,6 +110,7 @@ class EndpointUpdate(Input):
 
     name: EndpointName | SkipJsonSchema[None] = None
     url: EndpointUrl | SkipJsonSchema[None] = None
+    routing_key: RoutingKey | SkipJsonSchema[None] = None
     event_types: EventTypes | SkipJsonSchema[None] = None
     notification_types: NotificationTypes | SkipJsonSchema[None] = None
     alert_types: AlertTypes | SkipJsonSchema[None] = None

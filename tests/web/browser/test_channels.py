@@ -16,6 +16,7 @@ from notifier.delivery import endpoint_service
 from notifier.delivery.dispatch import DispatchSettings, dispatch_due
 from notifier.models import Delivery
 from tests.notifier.conftest import Receiver
+from tests.receivers import events_v2_answer, serve_receiver
 from tests.web.browser.conftest import LiveServer, shoot, sign_in
 from tests.web.conftest import Admin
 
@@ -259,3 +260,34 @@ def test_edit_an_endpoints_name_url_and_filter_with_errors_shown_in_the_dialog(
     with database.session_scope() as db:
         saved = endpoint_service.get(db, endpoint_id)
         assert saved is not None and saved.name == "Ops <i>v2</i>"
+
+
+def test_add_a_pagerduty_channel_its_key_never_shown_and_a_test_event_arrives(
+    page: Page, live: LiveServer, admin: Admin, database: Database
+) -> None:
+    served = serve_receiver(answer=events_v2_answer)
+    pagerduty = next(served)
+    try:
+        key = "R0UT1NGKEY0123456789abcdefABCDEF"
+        sign_in(page, live, admin)
+        _nav(page, "Channels")
+        _ready(page)
+        form = page.locator("form[data-create-endpoint]")
+        routing = form.get_by_label("Routing key")
+        expect(routing).to_be_hidden()
+        form.get_by_label("Name").fill("On call")
+        form.get_by_label("Channel").select_option("pagerduty")
+        expect(routing).to_be_visible()
+        form.get_by_label("URL").fill(pagerduty.url("/v2/enqueue"))
+        routing.fill(key)
+        _reloading(page, form.get_by_role("button", name="Add channel").click)
+        row = page.locator("[data-endpoint-id]")
+        expect(row).to_contain_text("routing key saved (not shown)")
+        assert key not in page.content()
+        row.get_by_role("button", name="Send test").click()
+        expect(page.locator("[data-page-status]")).to_contain_text("Test event queued")
+        assert dispatch_due(database, LOCAL).counts == {"succeeded": 1}
+        [request] = pagerduty.requests
+        assert b'"event_action":"trigger"' in request.body and key.encode() in request.body
+    finally:
+        served.close()

@@ -44,8 +44,10 @@ if (page) {
     editForm.reset();
     editDialog.querySelector("[data-dialog-title]").textContent = saved.name;
     editForm.elements.name.value = saved.name;
-    // An email channel has no URL of its own to change.
+    // An email channel has no URL of its own to change; only PagerDuty has a routing key.
     editForm.querySelector("[data-url-field]").hidden = row.dataset.endpointChannel === "email";
+    editForm.querySelector("[data-routing-key-field]").hidden =
+      row.dataset.endpointChannel !== "pagerduty";
     for (const box of editForm.querySelectorAll("input[name=event_types]")) {
       box.checked = saved.event_types.includes(box.value);
     }
@@ -69,6 +71,8 @@ if (page) {
     const body = { name: data.get("name").trim(), ...filter.body };
     const url = (data.get("url") || "").trim();
     if (url) body.url = url; // empty: the saved URL stays
+    const key = (data.get("routing_key") || "").trim();
+    if (key) body.routing_key = key; // empty: the saved routing key stays
     const submit = editForm.querySelector("[data-submit]");
     submit.disabled = true;
     submit.textContent = "Saving…";
@@ -196,6 +200,20 @@ if (page) {
     }
   });
 
+  // The fields each kind of channel asks for.
+  const kindChanged = () => {
+    const kind = form.elements.channel.value;
+    form.querySelector("[data-routing-key-field]").hidden = kind !== "pagerduty";
+    form.elements.url.required = kind !== "pagerduty";
+    form.elements.url.placeholder = {
+      pagerduty: "https://events.pagerduty.com/v2/enqueue (the default)",
+      apprise: "ntfys://ntfy.example.com/ops, tgram://bot-token/chat-id, discord://…",
+    }[kind] || "https://hooks.example.com/notifier";
+  };
+  form.elements.channel.addEventListener("change", kindChanged);
+  form.addEventListener("reset", () => setTimeout(kindChanged));
+  kindChanged();
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const data = new FormData(form);
@@ -207,9 +225,11 @@ if (page) {
     const body = {
       name: data.get("name").trim(),
       channel: data.get("channel"),
-      url: data.get("url").trim(),
       ...filter.body,
     };
+    const url = data.get("url").trim();
+    if (url) body.url = url; // PagerDuty's may stay empty: its Events API v2
+    if (body.channel === "pagerduty") body.routing_key = data.get("routing_key").trim();
     showError(form, "");
     const submit = form.querySelector("[data-submit]");
     submit.disabled = true;
