@@ -35,7 +35,7 @@ from ..types import utcnow
 from . import egress
 from .attempts import MAX_ATTEMPTS, RETRY_DELAYS, Recorder, replay, replay_failed_since, retry_delay
 from .email import dispatch_emails
-from .senders import send_http, unsubscribe_url
+from .senders import send_http, unsubscribe_url, with_action_key
 from .settings import DispatchReport, DispatchSettings
 
 log = logging.getLogger(__name__)
@@ -280,6 +280,7 @@ def dispatch_batches(
     the drainer's thread, ``notifier dispatch``) runs this function, so this is its one home.
     """
     report = DispatchReport()
+    settings = with_action_key(database, settings)
     size = limit or settings.batch_size
     batch = _claim_batch(database, settings, size, first=True)
     if batch is None:
