@@ -280,11 +280,11 @@ def dispatch_batches(
     the drainer's thread, ``notifier dispatch``) runs this function, so this is its one home.
     """
     report = DispatchReport()
-    settings = with_action_key(database, settings)
     size = limit or settings.batch_size
     batch = _claim_batch(database, settings, size, first=True)
     if batch is None:
         return report
+    settings = with_action_key(database, settings)  # once per run that has work
     report.batches = 1
     recorder = Recorder(database, report, settings.in_flight)
 
