@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from notifier import Database, admin_notification_service, platform_alert_service
 from notifier.accounts.users import create_admin, deactivate_admin
@@ -16,12 +17,13 @@ from notifier.actions import (
     ActionLinkError,
     action_key,
     sign_action,
+    use_action_link,
     verify_action_link,
 )
 from notifier.delivery.dispatch import DispatchSettings, dispatch_due
 from notifier.delivery.endpoints import endpoint_service
 from notifier.delivery.mail import SmtpSettings
-from notifier.models import AdminUser, NotifierKey
+from notifier.models import ActionUse, AdminUser, NotifierKey
 from notifier.outbox import ensure_default_email_endpoint
 from notifier.types import utcnow
 from tests.notifier.conftest import MailSink, Receiver
@@ -154,3 +156,30 @@ def test_a_token_proves_nothing_once_tampered_expired_void_or_its_admin_inactive
     with database.session_scope() as db:  # deleting the key voids every link sent
         db.delete(db.get(NotifierKey, "actions"))
     assert reason(good) == "invalid"
+
+
+def test_two_confirmations_at_once_act_once(pg_database: Database) -> None:
+    """Both checked the link before either used it: the second use finds the first's row."""
+    database = pg_database
+    with database.session_scope() as db:
+        first_admin = create_admin(db, email="ops@shop.example", password="x" * 12)
+        admin_id = first_admin.id
+        token = sign_action(
+            action_key(db), _alert(database), "acknowledge", "email", admin_id, now=utcnow()
+        )
+    late = database.session()
+    try:
+        checked_late = verify_action_link(late, token)  # not used yet, as far as it knows
+        with database.session_scope() as db:
+            checked = verify_action_link(db, token)
+            assert checked.recipient is not None
+            use_action_link(db, checked, actor=checked.recipient)
+        assert checked_late.recipient is not None
+        with pytest.raises(ActionLinkError) as refused:
+            use_action_link(late, checked_late, actor=checked_late.recipient)
+        assert refused.value.reason == "used"
+    finally:
+        late.rollback()
+        late.close()
+    with database.session_scope() as db:
+        assert db.scalar(select(func.count()).select_from(ActionUse)) == 1
