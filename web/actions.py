@@ -18,7 +18,7 @@ from typing import Any
 from flask import redirect, render_template, request
 from werkzeug.wrappers import Response
 
-from notifier import AlreadyResolvedError
+from notifier import AlreadyResolvedError, ValidationError
 from notifier.actions import (
     ACTION_LINK_LIFETIME,
     ActionLinkError,
@@ -46,6 +46,7 @@ _STATUS = {
     "other_admin": 403,
     "resolved": 409,
     "form": 403,
+    "notes": 422,
 }
 _SOURCE_NAMES = {"email": "an email", "slack": "a Slack message", "teams": "a Teams message"}
 
@@ -122,4 +123,10 @@ def action_link(token: str) -> Page:
     except (ActionLinkError, AlreadyResolvedError) as exc:
         db.rollback()
         return _refused(exc.reason if isinstance(exc, ActionLinkError) else "resolved", **context)
+    except ValidationError as exc:  # the resolution notes: too long, or control characters
+        db.rollback()
+        page = render_template(
+            _TEMPLATE, state="confirm", token=token, problem=exc.errors, **context
+        )
+        return page, _STATUS["notes"], {}
     return render_template(_TEMPLATE, state="done", **(context | {"alert": alert})), 200, {}

@@ -216,3 +216,22 @@ def test_bad_links_are_throttled_per_address(
     assert _confirm(client, good).status_code == 429
     assert _state(database, alert_id) == UNTOUCHED
     app.extensions["notifier"].state(app).database.dispose()
+
+
+def test_notes_too_long_or_an_earlier_acknowledgment_are_said_not_hidden(
+    client: FlaskClient, api: FlaskClient, database: Database, admin: Admin
+) -> None:
+    alert_id = _alert(database)
+    resolve = _link(database, alert_id, "resolve", "email", admin.id)
+    refused = _confirm(client, resolve, notes="x" * 10_001)
+    assert refused.status_code == 422
+    assert "resolution notes must be at most" in refused.get_data(as_text=True)
+    assert _state(database, alert_id) == UNTOUCHED  # and the link still works once
+
+    assert api.put(f"{API}/alerts/{alert_id}/acknowledge").json["acknowledged_via"] == "web"
+    late = _confirm(client, _link(database, alert_id, "acknowledge", "email", admin.id))
+    assert late.status_code == 200
+    assert "acknowledged already; the first acknowledgment is kept" in late.get_data(as_text=True)
+    _, by, via, *_ = _state(database, alert_id)
+    assert (by, via) == (admin.id, "web")
+    assert _confirm(client, resolve, notes="fixed").status_code == 200
