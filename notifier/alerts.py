@@ -267,19 +267,24 @@ class PlatformAlertService:
         return alert
 
     def acknowledge_alert(
-        self, db: Session, alert_id: int, *, user_id: int | None
+        self, db: Session, alert_id: int, *, user_id: int | None, via: str | None = None
     ) -> PlatformAlert | None:
         """Mark an open alert as taken on by ``user_id``; None for an unknown id.
 
-        Idempotent: acknowledging it again keeps the first admin and time. Reminders stop
-        until it is unacknowledged or an occurrence raises its severity. The first
-        acknowledgment queues ``alert.acknowledged`` (PagerDuty and webhook endpoints).
-        Raises AlreadyResolvedError for a resolved alert.
+        Idempotent: acknowledging it again keeps the first admin, time and ``via`` (where
+        it came from: email, slack, teams or web). Reminders stop until it is
+        unacknowledged or an occurrence raises its severity. The first acknowledgment
+        queues ``alert.acknowledged`` (PagerDuty and webhook endpoints). Raises
+        AlreadyResolvedError for a resolved alert.
         """
         return self._change_open(
             db,
             alert_id,
-            {"acknowledged_at": utcnow(), "acknowledged_by_user_id": user_id},
+            {
+                "acknowledged_at": utcnow(),
+                "acknowledged_by_user_id": user_id,
+                "acknowledged_via": via,
+            },
             PlatformAlert.acknowledged_at.is_(None),
             event=DeliveryEvent.ALERT_ACKNOWLEDGED,
         )
@@ -287,7 +292,9 @@ class PlatformAlertService:
     def unacknowledge_alert(self, db: Session, alert_id: int) -> PlatformAlert | None:
         """Withdraw an open alert's acknowledgment (reminders resume); None for an unknown id."""
         return self._change_open(
-            db, alert_id, {"acknowledged_at": None, "acknowledged_by_user_id": None}
+            db,
+            alert_id,
+            {"acknowledged_at": None, "acknowledged_by_user_id": None, "acknowledged_via": None},
         )
 
     def snooze_alert(

@@ -177,6 +177,8 @@ class PlatformAlert(Base):
     snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: When an occurrence last raised the severity (the upsert sets it; reminders count from it).
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Where the acknowledgment came from: email, slack, teams (a message's link) or web.
+    acknowledged_via: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         CheckConstraint(f"length(title) <= {TITLE_MAX}", name="title_length"),
@@ -480,3 +482,29 @@ class NotifierKey(Base):
 
     def __repr__(self) -> str:  # never show the value
         return f"<NotifierKey {self.name!r}>"
+
+
+class ActionUse(Base):
+    """One use of a message's action link: the once-only record, and who acted from where.
+
+    The key is a digest of the link's token: inserting it is the claim, so a link used
+    twice at once acts once. Rows older than the links' lifetime are pruned on use.
+    """
+
+    __tablename__ = "notifier_action_uses"
+
+    token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alert_id: Mapped[int] = mapped_column(
+        ForeignKey("notifier_platform_alerts.id", ondelete="CASCADE")
+    )
+    action: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("notifier_admin_users.id", ondelete="SET NULL")
+    )
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_notifier_action_uses_used_at", "used_at"),)
+
+    def __repr__(self) -> str:
+        return f"<ActionUse {self.action} alert={self.alert_id} via {self.source}>"

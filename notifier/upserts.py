@@ -113,6 +113,7 @@ def upsert_alert(dialect: str) -> ExecutableReturnsRows:
         f" acknowledged_at = CASE WHEN {rise} THEN NULL ELSE {_ALERTS}.acknowledged_at END,"
         f" acknowledged_by_user_id = CASE WHEN {rise} THEN NULL"
         f" ELSE {_ALERTS}.acknowledged_by_user_id END,"
+        f" acknowledged_via = CASE WHEN {rise} THEN NULL ELSE {_ALERTS}.acknowledged_via END,"
         " last_occurred_at = excluded.last_occurred_at,"
         f" severity = CASE WHEN {rise} THEN excluded.severity ELSE {_ALERTS}.severity END,"
         f" description = COALESCE(excluded.description, {_ALERTS}.description),"

@@ -16,6 +16,7 @@ PACKAGES = {"notifier": "notifier", "worker": "notifier.worker", "web": "notifie
 FACES = {
     "notifier",
     "notifier.accounts",
+    "notifier.actions",
     "notifier.delivery",
     "notifier.live",
     "notifier.preferences",

@@ -24,6 +24,7 @@ from notifier import (
     validate_live_redis_url,
 )
 
+from . import actions as actions  # the same
 from . import delivery_pages as delivery_pages  # its views join pages_blueprint on import
 from . import preference_pages as preference_pages  # the same
 from .api import api_blueprint

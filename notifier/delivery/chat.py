@@ -33,6 +33,14 @@ class ChatMessage:
     text: str
     facts: Sequence[tuple[str, str]] = field(default_factory=tuple)
     url: str | None = None
+    #: (label, URL) of the alert's action links (``senders.action_links``), if any.
+    actions: Sequence[tuple[str, str]] = field(default_factory=tuple)
+
+
+def _buttons(message: ChatMessage) -> list[tuple[str, str]]:
+    """The message's link buttons: "Open", then the alert's action links."""
+    opened = [("Open", message.url)] if message.url else []
+    return [*opened, *message.actions]
 
 
 def slack_escape(text: str) -> str:
@@ -41,7 +49,7 @@ def slack_escape(text: str) -> str:
 
 
 def slack_payload(message: ChatMessage) -> dict[str, Any]:
-    """A Block Kit message: header, text, facts and an "Open" button."""
+    """A Block Kit message: header, text, facts, an "Open" button and the action buttons."""
     level = message.level.upper()
     blocks: list[dict[str, Any]] = [
         {
@@ -80,16 +88,14 @@ def slack_payload(message: ChatMessage) -> dict[str, Any]:
                 ],
             }
         )
-    if message.url:
+    buttons = _buttons(message)
+    if buttons:
         blocks.append(
             {
                 "type": "actions",
                 "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": "Open"},
-                        "url": message.url,
-                    }
+                    {"type": "button", "text": {"type": "plain_text", "text": label}, "url": url}
+                    for label, url in buttons
                 ],
             }
         )
@@ -117,8 +123,11 @@ def teams_payload(message: ChatMessage) -> dict[str, Any]:
         "version": "1.4",
         "body": body,
     }
-    if message.url:
-        card["actions"] = [{"type": "Action.OpenUrl", "title": "Open", "url": message.url}]
+    buttons = _buttons(message)
+    if buttons:
+        card["actions"] = [
+            {"type": "Action.OpenUrl", "title": label, "url": url} for label, url in buttons
+        ]
     return {
         "type": "message",
         "attachments": [

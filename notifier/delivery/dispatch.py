@@ -35,7 +35,7 @@ from ..types import utcnow
 from . import egress
 from .attempts import MAX_ATTEMPTS, RETRY_DELAYS, Recorder, replay, replay_failed_since, retry_delay
 from .email import dispatch_emails
-from .senders import send_apprise, send_http, unsubscribe_url
+from .senders import send_apprise, send_http, unsubscribe_url, with_action_key
 from .settings import DispatchReport, DispatchSettings
 
 log = logging.getLogger(__name__)
@@ -291,6 +291,7 @@ def dispatch_batches(
     batch = _claim_batch(database, settings, size, first=True)
     if batch is None:
         return report
+    settings = with_action_key(database, settings)  # once per run that has work
     report.batches = 1
     recorder = Recorder(database, report, settings.in_flight)
 

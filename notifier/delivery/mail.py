@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from urllib.parse import unquote, urlsplit
 
+from ..actions import ACTION_LINK_LIFETIME
 from ..errors import ConfigurationError
 from ..types import utcnow
 
@@ -94,6 +95,8 @@ class MailContent:
     url: str | None = None
     #: The one-click unsubscribe link (RFC 8058); None for required emails.
     unsubscribe_url: str | None = None
+    #: (label, URL) of the alert's action links (``senders.action_links``), if any.
+    actions: Sequence[tuple[str, str]] = ()
 
 
 def list_id(settings: SmtpSettings) -> str:
@@ -107,12 +110,34 @@ def alert_root_message_id(alert_id: int, domain: str) -> str:
     return f"<notifier.alert.{alert_id}@{domain}>"
 
 
+# The alert's action links (notifier.actions): in both parts, after "Open".
+_ACTIONS_NOTE = (
+    "Each link asks you to confirm, works once, and expires {days} days after this email."
+)
+
+
+def _actions_text(actions: Sequence[tuple[str, str]]) -> str:
+    lines = [f"{label}: {url}" for label, url in actions]
+    return "\n".join([*lines, _ACTIONS_NOTE.format(days=ACTION_LINK_LIFETIME.days)])
+
+
+def _actions_html(actions: Sequence[tuple[str, str]]) -> str:
+    links = " | ".join(
+        f'<a href="{html.escape(url, quote=True)}">{html.escape(label)}</a>'
+        for label, url in actions
+    )
+    note = html.escape(_ACTIONS_NOTE.format(days=ACTION_LINK_LIFETIME.days))
+    return f"<p>{links}</p><p><small>{note}</small></p>"
+
+
 def _text(content: MailContent) -> str:
     blocks = list(content.paragraphs)
     if content.facts:
         blocks.append("\n".join(f"{label}: {value}" for label, value in content.facts))
     if content.url:
         blocks.append(f"Open: {content.url}")
+    if content.actions:
+        blocks.append(_actions_text(content.actions))
     if content.unsubscribe_url:
         blocks.append(f"Unsubscribe: {content.unsubscribe_url}")
     return "\n\n".join(blocks) + "\n"
@@ -128,6 +153,8 @@ def _html(content: MailContent) -> str:
         parts.append(f"<table>{rows}</table>")
     if content.url:
         parts.append(f'<p><a href="{html.escape(content.url, quote=True)}">Open</a></p>')
+    if content.actions:
+        parts.append(_actions_html(content.actions))
     if content.unsubscribe_url:
         link = html.escape(content.unsubscribe_url, quote=True)
         parts.append(f'<p><small><a href="{link}">Unsubscribe</a></small></p>')

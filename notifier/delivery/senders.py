@@ -15,10 +15,13 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from ..actions import ACTIONS, action_key, sign_action
+from ..db import Database
 from ..enums import DeliveryChannel, DeliveryEvent
 from ..errors import DeliveryRefusedError
 from ..models import Delivery, DeliveryEndpoint
 from ..preferences.rules import Event, is_required
+from ..types import utcnow
 from . import apprise, egress, pagerduty, unsubscribe
 from .attempts import Outcome, classify
 from .chat import ChatMessage, slack_payload, teams_payload
@@ -28,6 +31,7 @@ from .webhooks import envelope, signed_headers
 
 __all__ = [
     "Mail",
+    "action_links",
     "quiet_content",
     "send_apprise",
     "send_http",
@@ -35,6 +39,7 @@ __all__ = [
     "single_mail",
     "summary_content",
     "unsubscribe_url",
+    "with_action_key",
     "with_unsubscribe",
 ]
 
@@ -44,6 +49,51 @@ def _link(settings: DispatchSettings, delivery: Delivery) -> str | None:
         return None
     tab = "?tab=alerts" if delivery.alert_id is not None else ""
     return settings.base_url.rstrip("/") + settings.pages_path + tab
+
+
+#: The alert events whose messages offer "Acknowledge", "Snooze 1 h" and "Resolve".
+_ACTIONABLE = frozenset(
+    {
+        DeliveryEvent.ALERT_OPENED,
+        DeliveryEvent.ALERT_REGRESSED,
+        DeliveryEvent.ALERT_ESCALATED,
+        DeliveryEvent.ALERT_REMINDER,
+    }
+)
+
+
+def with_action_key(database: Database, settings: DispatchSettings) -> DispatchSettings:
+    """``settings`` carrying the action links' key (read once per run; made on first use)."""
+    if settings.base_url is None or settings.action_key is not None:
+        return settings
+    with database.session_scope(immediate=True) as db:
+        return replace(settings, action_key=action_key(db))
+
+
+def action_links(settings: DispatchSettings, delivery: Delivery) -> list[tuple[str, str]]:
+    """(label, URL) of the action links a message about an open alert carries, or none.
+
+    An email's links are bound to its recipient admin; a Slack or Teams message's to its
+    endpoint (whoever confirms signs in). Every renderer shows these, in this order.
+    """
+    key, alert_id = settings.action_key, delivery.alert_id
+    if key is None or settings.base_url is None or alert_id is None:
+        return []
+    if delivery.event_type not in _ACTIONABLE:
+        return []
+    if delivery.channel is DeliveryChannel.EMAIL and delivery.recipient_user_id is not None:
+        source, bound_to = "email", delivery.recipient_user_id
+    elif delivery.channel in (DeliveryChannel.SLACK, DeliveryChannel.TEAMS):
+        assert delivery.endpoint_id is not None
+        source, bound_to = delivery.channel.value, delivery.endpoint_id
+    else:
+        return []
+    base = settings.base_url.rstrip("/") + settings.actions_path
+    now = utcnow()
+    return [
+        (label, f"{base}/{sign_action(key, alert_id, action, source, bound_to, now=now)}")
+        for action, label in ACTIONS.items()
+    ]
 
 
 def _headline(delivery: Delivery) -> tuple[str, str, str, str]:
@@ -84,6 +134,7 @@ def _chat_message(settings: DispatchSettings, delivery: Delivery) -> ChatMessage
         text=text,
         facts=_facts(delivery),
         url=_link(settings, delivery),
+        actions=action_links(settings, delivery),
     )
 
 
@@ -173,6 +224,7 @@ def _mail_content(delivery: Delivery, settings: DispatchSettings) -> MailContent
         paragraphs=paragraphs or [title],
         facts=_facts(delivery),
         url=_link(settings, delivery),
+        actions=action_links(settings, delivery),
     )
 
 

@@ -29,6 +29,11 @@ class DispatchSettings:
     base_url: str | None = None  # e.g. "https://admin.shop.example", for links
     pages_path: str = "/admin/notifications"
     unsubscribe_path: str = "/admin/unsubscribe"
+    #: Where alert messages' action links point (``notifier.actions``); with ``base_url``.
+    actions_path: str = "/admin/act"
+    #: The action links' signing key, read from the database once per dispatch run
+    #: (:func:`~notifier.delivery.senders.with_action_key`); None: messages carry no links.
+    action_key: str | None = field(default=None, repr=False)
     emails_per_hour: int = 20
     slack_interval: float = 1.0
     batch_size: int = 20

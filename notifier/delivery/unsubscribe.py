@@ -17,19 +17,18 @@ old mailbox does not keep working forever, nor for an account that was taken awa
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
+from ..actions.links import stored_key
 from ..enums import DigestFrequency
 from ..errors import UnsubscribeLinkError
-from ..models import AdminPreferences, AdminUser, NotifierKey
+from ..models import AdminPreferences, AdminUser
 from ..preferences.rules import Channel, categories
 from ..preferences.store import forget_preferences, turn_off
-from ..types import UTCDateTime, utcnow
+from ..types import utcnow
 
 __all__ = [
     "DIGEST",
@@ -48,12 +47,7 @@ EMAIL = "email"
 #: acting on an email, short enough that old mailboxes do not hold live links for good.
 UNSUBSCRIBE_LINK_LIFETIME = timedelta(days=183)
 _KEY_NAME = "unsubscribe"
-_CACHED = "notifier_unsubscribe_key"  # the key, read once per session
 _SALT = "notifier.unsubscribe"
-_INSERT_KEY = text(
-    "INSERT INTO notifier_keys (name, value, created_at) VALUES (:n, :v, :at)"
-    " ON CONFLICT (name) DO NOTHING"
-).bindparams(bindparam("at", type_=UTCDateTime()))
 
 
 def signing_key(db: Session) -> str:
@@ -62,17 +56,8 @@ def signing_key(db: Session) -> str:
 
 
 def _key(db: Session) -> str:
-    cached: str | None = db.info.get(_CACHED)
-    if cached is not None:  # a digest run signs a link per admin in one session
-        return cached
-    key = db.scalar(select(NotifierKey.value).where(NotifierKey.name == _KEY_NAME))
-    if key is None:
-        # Two processes may make one at once: the first insert wins, both read it back.
-        db.execute(_INSERT_KEY, {"n": _KEY_NAME, "v": secrets.token_urlsafe(32), "at": utcnow()})
-        key = db.scalar(select(NotifierKey.value).where(NotifierKey.name == _KEY_NAME))
-    assert key is not None
-    db.info[_CACHED] = key
-    return key
+    # A digest run signs a link per admin in one session: read once per session.
+    return stored_key(db, _KEY_NAME)
 
 
 def _known(what: str) -> bool:

@@ -126,7 +126,7 @@ def acknowledge_alert(alert_id: int) -> Reply:
     """Acknowledge an alert as the caller; 409 when it is resolved."""
     db = db_session()
     admin = current_admin()
-    alert = service.acknowledge_alert(db, alert_id, user_id=admin.id if admin else None)
+    alert = service.acknowledge_alert(db, alert_id, user_id=admin.id if admin else None, via="web")
     alert = found(alert, "platform alert", alert_id)
     db.commit()
     return AlertOut.model_validate(alert), 200

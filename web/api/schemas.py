@@ -305,6 +305,8 @@ class AlertOut(Output):
     created_at: Timestamp
     acknowledged_at: Timestamp | None
     acknowledged_by_user_id: int | None
+    #: Where the acknowledgment came from: email, slack, teams (a message's link) or web.
+    acknowledged_via: str | None
     #: Hidden from the active count and lists until then (a time in the past: back).
     snoozed_until: Timestamp | None
     #: When an occurrence last raised the severity (reminders count from it).
