@@ -318,6 +318,18 @@ class Checker:
             self.fail(field, problem)
         return value
 
+    def runbook(self, field: str, value: Any) -> str | None:
+        """An absolute http(s) URL (a runbook link), or None when blank."""
+        if value is None or (isinstance(value, str) and is_blank(value)):
+            return None
+        if not isinstance(value, str):
+            self.fail(field, "must be a string")
+            return None
+        problem = runbook_problem(value)
+        if problem:
+            self.fail(field, problem)
+        return value
+
     def int_list(self, field: str, value: Any) -> list[int]:
         """A list of integer ids (store ids)."""
         if value is None:
