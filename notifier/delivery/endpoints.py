@@ -94,8 +94,13 @@ class EndpointService:
             endpoint.alert_types = _enum_names(
                 check, "alert_types", fields["alert_types"], AlertType
             )
-        if "store_ids" in fields:
-            endpoint.store_ids = check.int_list("store_ids", fields["store_ids"])
+        lists: tuple[tuple[str, Any], ...] = (
+            ("store_ids", check.int_list),
+            ("owners", check.name_list),
+        )
+        for name, as_list in lists:
+            if name in fields:
+                setattr(endpoint, name, sorted(set(as_list(name, fields[name]))))
         if "min_priority" in fields:
             value = fields["min_priority"]
             endpoint.min_priority = (
@@ -121,6 +126,7 @@ class EndpointService:
         min_priority: Priority | str | None = None,
         min_severity: Severity | str | None = None,
         allow_private: bool = False,
+        owners: Sequence[str] = (),
     ) -> tuple[DeliveryEndpoint, str | None]:
         """A new enabled endpoint, and its webhook secret (None for Slack and Teams)."""
         check = Checker()
@@ -140,6 +146,7 @@ class EndpointService:
                 "store_ids": list(store_ids),
                 "min_priority": min_priority,
                 "min_severity": min_severity,
+                "owners": list(owners),
             },
             allow_private=allow_private,
         )
@@ -172,6 +179,7 @@ class EndpointService:
             "store_ids",
             "min_priority",
             "min_severity",
+            "owners",
         }
         check = Checker()
         for unknown in sorted(set(fields) - allowed):
