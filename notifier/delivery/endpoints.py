@@ -29,6 +29,11 @@ __all__ = ["ROTATION_OVERLAP", "EndpointService", "display_url", "endpoint_servi
 ROTATION_OVERLAP = timedelta(hours=24)
 NAME_MAX = 100
 _UNSET: Any = object()
+_FILTER_ENUMS: tuple[tuple[str, Any], ...] = (
+    ("event_types", DeliveryEvent),
+    ("notification_types", NotificationType),
+    ("alert_types", AlertType),
+)
 
 
 def _enum_names(check: Checker, field: str, value: Any, enum_cls: Any) -> list[str]:
@@ -82,18 +87,9 @@ class EndpointService:
                     except DeliveryRefusedError as exc:
                         check.fail("url", str(exc))
                 endpoint.url = url
-        if "event_types" in fields:
-            endpoint.event_types = _enum_names(
-                check, "event_types", fields["event_types"], DeliveryEvent
-            )
-        if "notification_types" in fields:
-            endpoint.notification_types = _enum_names(
-                check, "notification_types", fields["notification_types"], NotificationType
-            )
-        if "alert_types" in fields:
-            endpoint.alert_types = _enum_names(
-                check, "alert_types", fields["alert_types"], AlertType
-            )
+        for name, enum_cls in _FILTER_ENUMS:
+            if name in fields:
+                setattr(endpoint, name, _enum_names(check, name, fields[name], enum_cls))
         lists: tuple[tuple[str, Any], ...] = (
             ("store_ids", check.int_list),
             ("owners", check.name_list),
