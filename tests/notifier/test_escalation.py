@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from multiprocessing.synchronize import Barrier
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from notifier import Database, DeliveryEvent, ValidationError
 from notifier import platform_alert_service as alerts
