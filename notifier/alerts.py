@@ -418,7 +418,7 @@ class AlertFields(TypedDict, total=False):
     affected_systems: list[str] | None
     metadata: dict[str, Any] | None
     owner: str | None
-    runbook_url: str | None
+    runbook: str | None
 
 
 def _validated(fields: AlertFields) -> dict[str, Any]:
@@ -438,7 +438,7 @@ def _validated(fields: AlertFields) -> dict[str, Any]:
             "fingerprint", fields.get("fingerprint"), max_length=FINGERPRINT_MAX, required=False
         ),
         "owner": check.text("owner", fields.get("owner"), max_length=OWNER_MAX, required=False),
-        "runbook_url": check.runbook("runbook_url", fields.get("runbook_url")),
+        "runbook": check.runbook("runbook", fields.get("runbook")),
     }
     check.done()
     if values["fingerprint"] is None:

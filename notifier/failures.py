@@ -212,7 +212,7 @@ class FailureReport:
             "affected_stores": [self.store_id] if self.store_id is not None else [],
             "affected_systems": [self.source] if self.source.strip() else [],
             "owner": self.owner,
-            "runbook_url": self.runbook,
+            "runbook": self.runbook,
             "metadata": {
                 "task_name": self.task_name,
                 "exception_class": self.exception_class,

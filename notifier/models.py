@@ -186,7 +186,7 @@ class PlatformAlert(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Who answers for it (``owner=`` on the decorator or ``notifier_owners``), and how.
     owner: Mapped[str | None] = mapped_column(String(OWNER_MAX))
-    runbook_url: Mapped[str | None] = mapped_column(String(ACTION_URL_MAX))
+    runbook: Mapped[str | None] = mapped_column(String(ACTION_URL_MAX))
     #: The escalation step that fired last (1-based) and when; cleared when severity rises.
     escalation_step: Mapped[int | None] = mapped_column(Integer)
     escalation_step_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

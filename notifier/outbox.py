@@ -126,7 +126,7 @@ def alert_payload(alert: PlatformAlert) -> dict[str, Any]:
         "snoozed_until": _iso(alert.snoozed_until),
         "escalated_at": _iso(alert.escalated_at),
         "owner": alert.owner,
-        "runbook": alert.runbook_url,
+        "runbook": alert.runbook,
         "escalation_step": alert.escalation_step,
         "escalation_step_at": _iso(alert.escalation_step_at),
     }

@@ -46,7 +46,7 @@ _ALERT_COLUMNS = (
     "alert_metadata",
     "created_at",
     "owner",
-    "runbook_url",
+    "runbook",
 )
 # The partial unique index's predicate, spelled as each dialect stored it.
 _OPEN = {"postgresql": "NOT is_resolved", "sqlite": "is_resolved = 0"}
@@ -121,7 +121,7 @@ def upsert_alert(dialect: str) -> ExecutableReturnsRows:
         f" ELSE {_ALERTS}.escalation_step_at END,"
         # A later occurrence names the owner and runbook as configured now.
         f" owner = COALESCE(excluded.owner, {_ALERTS}.owner),"
-        f" runbook_url = COALESCE(excluded.runbook_url, {_ALERTS}.runbook_url),"
+        f" runbook = COALESCE(excluded.runbook, {_ALERTS}.runbook),"
         " last_occurred_at = excluded.last_occurred_at,"
         f" severity = CASE WHEN {rise} THEN excluded.severity ELSE {_ALERTS}.severity END,"
         f" description = COALESCE(excluded.description, {_ALERTS}.description),"

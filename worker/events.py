@@ -141,13 +141,15 @@ def returned_reports(
         return []
     task_name = _task_name(task)
     arguments = task_arguments(task, args, kwargs)
+    owner, runbook = ownership(task, spec, task_name)
     base: dict[str, Any] = {
         "job": spec.job,
         "task_name": task_name,
         "task_id": task_id,
         "arguments": safe_arguments(arguments),
         **_locate(spec, arguments, task_id),
-        **dict(zip(("owner", "runbook"), ownership(task, spec, task_name), strict=True)),
+        "owner": owner,
+        "runbook": runbook,
     }
     reports = []
     row_errors = spec.row_errors(result, default_threshold)

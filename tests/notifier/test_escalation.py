@@ -236,9 +236,9 @@ def test_a_runbook_must_be_an_http_url(database: Database) -> None:
             alert_type="system",
             severity="error",
             title="x",
-            runbook_url="javascript:alert(1)",
+            runbook="javascript:alert(1)",
         )
-    assert "runbook_url" in caught.value.errors
+    assert "runbook" in caught.value.errors
 
 
 def _racer(url: str, barrier: Barrier, now: datetime, results: multiprocessing.Queue[int]) -> None:

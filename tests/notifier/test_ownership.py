@@ -81,7 +81,7 @@ def test_owner_and_runbook_ride_in_every_payload_and_owners_route(
 
     with database.session_scope() as db:
         alert = db.query(PlatformAlert).one()
-        assert (alert.owner, alert.runbook_url) == ("team-imports", RUNBOOK)
+        assert (alert.owner, alert.runbook) == ("team-imports", RUNBOOK)
 
     by_path = {r.path: json.loads(r.body) for r in receiver.requests if r.path != "/webhook"}
     hooks = [json.loads(r.body) for r in receiver.requests if r.path == "/webhook"]

@@ -121,11 +121,11 @@ def test_alerts_filter_by_owner_and_carry_owner_and_runbook(api: FlaskClient) ->
                 "severity": "error",
                 "title": title,
                 "owner": owner,
-                "runbook_url": runbook,
+                "runbook": runbook,
             },
         )
         assert created.status_code == 201
-        assert (created.json["owner"], created.json["runbook_url"]) == (owner, runbook)
+        assert (created.json["owner"], created.json["runbook"]) == (owner, runbook)
     listed = api.get(f"{API}/alerts", query_string={"owner": "team-imports"}).json
     assert [a["title"] for a in listed["items"]] == ["Import broken"]
     assert listed["total"] == 1
@@ -135,10 +135,10 @@ def test_alerts_filter_by_owner_and_carry_owner_and_runbook(api: FlaskClient) ->
             "alert_type": "system",
             "severity": "error",
             "title": "x",
-            "runbook_url": "javascript:alert(1)",
+            "runbook": "javascript:alert(1)",
         },
     )
-    assert bad.status_code == 422 and "runbook_url" in bad.json["error"]["details"]
+    assert bad.status_code == 422 and "runbook" in bad.json["error"]["details"]
 
 
 def test_endpoints_keep_an_owner_filter(api: FlaskClient) -> None:

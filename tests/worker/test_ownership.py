@@ -41,9 +41,7 @@ def test_owners_and_runbooks_come_from_the_decorator_else_the_app_map(
     for run in runs:
         run.get(timeout=30, propagate=False)
     settle(worker_database, spool_dir)
-    owned = {
-        a.alert_metadata["task_name"]: (a.owner, a.runbook_url) for a in alerts(worker_database)
-    }
+    owned = {a.alert_metadata["task_name"]: (a.owner, a.runbook) for a in alerts(worker_database)}
     assert owned == {
         "t.boom": ("team-imports", "https://runbooks.example/boom"),  # exact name beats t.*
         "t.owned": ("team-payments", "https://runbooks.example/payments"),  # the decorator's

@@ -62,7 +62,7 @@ def create_alert(body: AlertCreate) -> Reply:
         affected_systems=body.affected_systems,
         metadata=body.alert_metadata,
         owner=body.owner,
-        runbook_url=body.runbook_url,
+        runbook=body.runbook,
     )
     db.commit()
     location = url_for(".get_alert", alert_id=alert.id)

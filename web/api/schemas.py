@@ -212,7 +212,7 @@ class AlertCreate(Input):
     alert_metadata: Metadata | None = None
     fingerprint: Key | None = None
     owner: OwnerName | None = None
-    runbook_url: RunbookUrl | None = None
+    runbook: RunbookUrl | None = None
 
 
 class AlertResolve(Input):
@@ -327,7 +327,7 @@ class AlertOut(Output):
     #: When an occurrence last raised the severity (reminders count from it).
     escalated_at: Timestamp | None
     owner: str | None
-    runbook_url: str | None
+    runbook: str | None
     #: The escalation step that fired last (1-based) and when; null before the first.
     escalation_step: int | None
     escalation_step_at: Timestamp | None

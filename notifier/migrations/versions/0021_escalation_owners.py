@@ -29,7 +29,7 @@ def _enum(values: tuple[str, ...], name: str) -> sa.Enum:
 def upgrade() -> None:
     # Plain nullable columns: SQLite adds them in place (no table copy).
     op.add_column('notifier_platform_alerts', sa.Column('owner', sa.String(length=100), nullable=True))
-    op.add_column('notifier_platform_alerts', sa.Column('runbook_url', sa.String(length=500), nullable=True))
+    op.add_column('notifier_platform_alerts', sa.Column('runbook', sa.String(length=500), nullable=True))
     op.add_column('notifier_platform_alerts', sa.Column('escalation_step', sa.Integer(), nullable=True))
     op.add_column('notifier_platform_alerts', sa.Column(
         'escalation_step_at', notifier.types.UTCDateTime(timezone=True), nullable=True))
@@ -61,5 +61,5 @@ def downgrade() -> None:
     with op.batch_alter_table('notifier_platform_alerts') as batch_op:
         batch_op.drop_column('escalation_step_at')
         batch_op.drop_column('escalation_step')
-        batch_op.drop_column('runbook_url')
+        batch_op.drop_column('runbook')
         batch_op.drop_column('owner')
