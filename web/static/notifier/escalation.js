@@ -13,6 +13,7 @@ if (page) {
   const submit = form.querySelector("[data-submit]");
   const cancel = form.querySelector("[data-cancel]");
   let editing = null; // the id of the policy the form holds, or null for a new one
+  let savedSteps = []; // its steps as saved: the admins a step emails (set through the API) stay
 
   const explain = (err) => (err.explain ? err.explain() : err.message);
   const say = (message, kind = "info") => {
@@ -29,7 +30,8 @@ if (page) {
   // The steps the form describes: those with minutes, in order.
   const stepsOf = () =>
     [...form.querySelectorAll("[data-step]")]
-      .map((fieldset) => ({
+      .map((fieldset, index) => ({
+        users: savedSteps[index] ? savedSteps[index].user_ids : [],
         minutes: fieldset.querySelector("input[name=after_minutes]").value.trim(),
         episode: fieldset.querySelector("input[name=episode]").checked,
         endpoints: [...fieldset.querySelectorAll("input[name=endpoint_ids]:checked")].map((b) => Number(b.value)),
@@ -39,6 +41,7 @@ if (page) {
         after_minutes: Number(step.minutes),
         episode: step.episode,
         endpoint_ids: step.endpoints,
+        user_ids: step.users,
       }));
 
   const bodyOf = () => {
@@ -58,6 +61,7 @@ if (page) {
     const saved = JSON.parse(row.dataset.edit);
     form.reset();
     editing = row.dataset.policyId;
+    savedSteps = saved.steps;
     heading.textContent = `Change “${saved.name}”`;
     submit.textContent = "Save changes";
     cancel.hidden = false;
