@@ -69,6 +69,13 @@ def test_a_policy_made_on_the_page_escalates_an_alert_over_two_steps(
         ["after 1 min: Pager", "after 1 min: Ops lead"]
     )
     shoot(page, "escalation-policies")
+    row.get_by_role("button", name="Edit").click()
+    expect(form.get_by_label("Owner (empty: any)")).to_have_value("team-imports")
+    form.get_by_label("Name").fill("Imports pager")
+    form.get_by_role("button", name="Save changes").click()
+    edited = page.locator("[data-policy-id]", has_text="Imports pager")
+    expect(edited).to_contain_text("owner: team-imports")
+    expect(edited.locator("[data-steps] li")).to_have_count(2)
 
     with database.session_scope() as db:
         platform_alert_service.create_or_increment_alert(
