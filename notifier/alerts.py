@@ -26,7 +26,7 @@ from .models import PlatformAlert
 from .notifications import admin_notification_service
 from .types import utcnow
 from .upserts import upsert_alert
-from .validation import FINGERPRINT_MAX, MESSAGE_MAX, TITLE_MAX, Checker
+from .validation import FINGERPRINT_MAX, MESSAGE_MAX, OWNER_MAX, TITLE_MAX, Checker
 
 #: Open alerts first, then the latest occurrence; the id breaks ties.
 ALERT_ORDER = SortKey(
@@ -158,13 +158,17 @@ class PlatformAlertService:
         cursor: str | None = None,
         skip: int = 0,
         limit: int = 50,
+        owner: str | None = None,
     ) -> Page[PlatformAlert]:
         """A page of alerts in list order after ``cursor`` (or ``skip`` in); total capped.
 
-        Snoozed alerts are left out, or only they are listed with ``snoozed=True``.
+        Snoozed alerts are left out, or only they are listed with ``snoozed=True``; ``owner``
+        lists only that owner's alerts.
         """
         now = utcnow()
         conditions = self._filters(alert_type, severity, is_resolved, None, acknowledged)
+        if owner is not None:
+            conditions.append(PlatformAlert.owner == owner)
         snooze = snoozed_at(now) if snoozed else _not_snoozed_at(now)
         skip, limit = page_bounds(skip, limit)
 
@@ -425,6 +429,8 @@ class AlertFields(TypedDict, total=False):
     affected_stores: list[int] | None
     affected_systems: list[str] | None
     metadata: dict[str, Any] | None
+    owner: str | None
+    runbook: str | None
 
 
 def _validated(fields: AlertFields) -> dict[str, Any]:
@@ -443,6 +449,8 @@ def _validated(fields: AlertFields) -> dict[str, Any]:
         "fingerprint": check.text(
             "fingerprint", fields.get("fingerprint"), max_length=FINGERPRINT_MAX, required=False
         ),
+        "owner": check.text("owner", fields.get("owner"), max_length=OWNER_MAX, required=False),
+        "runbook": check.runbook("runbook", fields.get("runbook")),
     }
     check.done()
     if values["fingerprint"] is None:

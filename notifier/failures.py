@@ -43,7 +43,7 @@ from .text import (
     storable_text,
 )
 from .types import utcnow
-from .validation import INT32_MAX, METADATA_MAX_BYTES, TITLE_MAX
+from .validation import INT32_MAX, METADATA_MAX_BYTES, OWNER_MAX, TITLE_MAX, runbook_problem
 
 logger = logging.getLogger("notifier.failures")
 
@@ -107,6 +107,9 @@ class FailureReport:
     priority: Priority | None = None
     title: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Who answers for the job, and its runbook (an http(s) URL; any other is dropped).
+    owner: str | None = None
+    runbook: str | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -151,6 +154,10 @@ class FailureReport:
         set_(self, "arguments", storable(self.arguments))
         set_(self, "errors", storable(self.errors))
         set_(self, "unmatched_products", [storable_text(p) for p in self.unmatched_products])
+        owner = clip(storable_text(self.owner), OWNER_MAX).strip() if self.owner else ""
+        set_(self, "owner", owner or None)
+        if self.runbook is not None and runbook_problem(str(self.runbook)) is not None:
+            set_(self, "runbook", None)
 
     def to_json(self) -> str:
         """The report as one JSON document (what a spool file holds)."""
@@ -204,6 +211,8 @@ class FailureReport:
             "description": self.message or None,
             "affected_stores": [self.store_id] if self.store_id is not None else [],
             "affected_systems": [self.source] if self.source.strip() else [],
+            "owner": self.owner,
+            "runbook": self.runbook,
             "metadata": {
                 "task_name": self.task_name,
                 "exception_class": self.exception_class,
@@ -650,6 +659,7 @@ def _metadata(report: FailureReport) -> dict[str, Any]:
             traceback=report.traceback,
         )
     meta.update(report.extra)
+    meta.update((k, v) for k, v in (("owner", report.owner), ("runbook", report.runbook)) if v)
     return _fit(meta)
 
 

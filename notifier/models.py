@@ -34,7 +34,14 @@ from .enums import (
     Severity,
 )
 from .types import JSONType, UTCDateTime, utcnow
-from .validation import ACTION_URL_MAX, FINGERPRINT_MAX, MESSAGE_MAX, TIME_ZONE_MAX, TITLE_MAX
+from .validation import (
+    ACTION_URL_MAX,
+    FINGERPRINT_MAX,
+    MESSAGE_MAX,
+    OWNER_MAX,
+    TIME_ZONE_MAX,
+    TITLE_MAX,
+)
 
 # Stable constraint names, so migrations can refer to them on every backend.
 _NAMING = {
@@ -179,6 +186,12 @@ class PlatformAlert(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Where the acknowledgment came from: email, slack, teams (a message's link) or web.
     acknowledged_via: Mapped[str | None] = mapped_column(String(16))
+    #: Who answers for it (``owner=`` on the decorator or ``notifier_owners``), and how.
+    owner: Mapped[str | None] = mapped_column(String(OWNER_MAX))
+    runbook: Mapped[str | None] = mapped_column(String(ACTION_URL_MAX))
+    #: The escalation step that fired last (1-based) and when; cleared when severity rises.
+    escalation_step: Mapped[int | None] = mapped_column(Integer)
+    escalation_step_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         CheckConstraint(f"length(title) <= {TITLE_MAX}", name="title_length"),
@@ -214,6 +227,7 @@ class PlatformAlert(Base):
         ),
         Index("ix_notifier_platform_alerts_resolved_at", "resolved_at"),
         Index("ix_notifier_platform_alerts_fingerprint", "fingerprint"),
+        Index("ix_notifier_platform_alerts_owner", "owner"),
     )
 
     def __repr__(self) -> str:
@@ -312,6 +326,8 @@ class DeliveryEndpoint(Base):
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Only alerts (and notifications) of these owners; empty: any owner or none.
+    owners: Mapped[list[str]] = mapped_column(JSONType, default=list)
 
     def __repr__(self) -> str:
         return f"<DeliveryEndpoint {self.id} {self.channel} {self.name!r}>"
@@ -508,3 +524,30 @@ class ActionUse(Base):
 
     def __repr__(self) -> str:
         return f"<ActionUse {self.action} alert={self.alert_id} via {self.source}>"
+
+
+class EscalationPolicy(Base):
+    """Who hears of an unacknowledged alert, step by step (see ``notifier.escalation``).
+
+    Chosen per alert by severity, and optionally alert type and owner (the most specific
+    enabled policy wins). ``steps`` holds {"after_minutes", "endpoint_ids", "user_ids",
+    "episode"} objects; after the last step the sequence runs again ``repeat`` times.
+    """
+
+    __tablename__ = "notifier_escalation_policies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    severity: Mapped[Severity] = mapped_column(_str_enum(Severity, "severity"))
+    alert_type: Mapped[AlertType | None] = mapped_column(_str_enum(AlertType, "alert_type"))
+    owner: Mapped[str | None] = mapped_column(String(OWNER_MAX))
+    steps: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    repeat: Mapped[int] = mapped_column(Integer, default=0)
+    is_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (CheckConstraint("repeat >= 0", name="repeat_not_negative"),)
+
+    def __repr__(self) -> str:
+        return f"<EscalationPolicy {self.id} {self.name!r} {self.severity}>"

@@ -145,6 +145,10 @@ def alert_payload(alert: PlatformAlert) -> dict[str, Any]:
         "acknowledged_by_user_id": alert.acknowledged_by_user_id,
         "snoozed_until": _iso(alert.snoozed_until),
         "escalated_at": _iso(alert.escalated_at),
+        "owner": alert.owner,
+        "runbook": alert.runbook,
+        "escalation_step": alert.escalation_step,
+        "escalation_step_at": _iso(alert.escalation_step_at),
     }
 
 
@@ -165,14 +169,18 @@ def matches(
     notification_type: str | None = None,
     alert_type: str | None = None,
     store_ids: list[int] | tuple[int, ...] = (),
+    owner: str | None = None,
 ) -> bool:
     """Whether ``endpoint``'s filter lets this event through.
 
     Each part of the filter narrows one thing and an empty one allows any: ``event_types``
     the events, ``notification_types`` and ``min_priority`` the notifications,
-    ``alert_types`` and ``min_severity`` the alerts, ``store_ids`` the stores concerned.
+    ``alert_types`` and ``min_severity`` the alerts, ``store_ids`` the stores concerned,
+    ``owners`` the owners (an endpoint with owners takes only what those owners own).
     """
     if not takes(endpoint.channel, event):
+        return False
+    if endpoint.owners and owner not in endpoint.owners:
         return False
     if endpoint.event_types and str(event) not in endpoint.event_types:
         return False
@@ -329,6 +337,7 @@ def on_notification(
             priority=notification.priority,
             notification_type=str(notification.type),
             store_ids=[notification.store_id] if notification.store_id is not None else [],
+            owner=(notification.notification_metadata or {}).get("owner"),
         )
     ]
     if not endpoints:
@@ -380,6 +389,7 @@ def on_alert(db: Session, alert: PlatformAlert, event: DeliveryEvent) -> int:
             severity=alert.severity,
             alert_type=str(alert.alert_type),
             store_ids=[s for s in alert.affected_stores or [] if isinstance(s, int)],
+            owner=alert.owner,
         )
     ]
     if any(e.channel is DeliveryChannel.EMAIL for e in endpoints) and _emailed_recently(

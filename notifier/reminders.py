@@ -10,6 +10,7 @@ first transaction and then finds the key taken.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -22,7 +23,13 @@ from .enums import DeliveryChannel, DeliveryEvent, Severity
 from .models import AdminUser, AlertReminder, Delivery, DeliveryEndpoint, PlatformAlert
 from .types import utcnow
 
-__all__ = ["DEFAULT_REPEAT_INTERVAL", "queue_reminders", "reminder_due"]
+__all__ = [
+    "DEFAULT_REPEAT_INTERVAL",
+    "claim_reminder",
+    "queue_reminders",
+    "remind_episode",
+    "reminder_due",
+]
 
 #: How often an unacknowledged critical alert is emailed again (``repeat_interval``).
 DEFAULT_REPEAT_INTERVAL = timedelta(hours=4)
@@ -77,12 +84,16 @@ def queue_reminders(
     queued = 0
     for alert in alerts:
         due = reminder_due(alert.escalated_at or alert.first_occurred_at, now, repeat_interval)
-        if due is not None and _claim(db, alert.id, due, now):
-            queued += _queue(db, alert, now)
+        if due is not None and claim_reminder(db, alert.id, due, now):
+            queued += remind_episode(db, alert, now, outbox.alert_payload(alert))
     return queued
 
 
-def _claim(db: Session, alert_id: int, due: datetime, now: datetime) -> bool:
+def claim_reminder(db: Session, alert_id: int, due: datetime, now: datetime) -> bool:
+    """Take the reminder of ``alert_id`` due at ``due``; False when another tick has it.
+
+    The insert waits for a concurrent transaction holding the same key, then finds it taken.
+    """
     insert = postgresql_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (
         insert(AlertReminder)
@@ -93,7 +104,9 @@ def _claim(db: Session, alert_id: int, due: datetime, now: datetime) -> bool:
     return db.scalar(statement) is not None
 
 
-def _queue(db: Session, alert: PlatformAlert, now: datetime) -> int:
+def remind_episode(
+    db: Session, alert: PlatformAlert, now: datetime, payload: dict[str, Any]
+) -> int:
     """Queue the reminder for the episode's email recipients (active admins, enabled rules)."""
     rows = db.execute(
         select(Delivery.endpoint_id, Delivery.recipient_user_id)
@@ -112,7 +125,6 @@ def _queue(db: Session, alert: PlatformAlert, now: datetime) -> int:
     recipients: dict[int, list[int]] = {}
     for endpoint_id, user_id in rows:
         recipients.setdefault(endpoint_id, []).append(user_id)
-    payload = outbox.alert_payload(alert)
     event_id = outbox.new_id("evt")
     queued = 0
     for endpoint_id, users in recipients.items():

@@ -45,6 +45,8 @@ _ALERT_COLUMNS = (
     "is_resolved",
     "alert_metadata",
     "created_at",
+    "owner",
+    "runbook",
 )
 # The partial unique index's predicate, spelled as each dialect stored it.
 _OPEN = {"postgresql": "NOT is_resolved", "sqlite": "is_resolved = 0"}
@@ -114,6 +116,13 @@ def upsert_alert(dialect: str) -> ExecutableReturnsRows:
         f" acknowledged_by_user_id = CASE WHEN {rise} THEN NULL"
         f" ELSE {_ALERTS}.acknowledged_by_user_id END,"
         f" acknowledged_via = CASE WHEN {rise} THEN NULL ELSE {_ALERTS}.acknowledged_via END,"
+        # Escalation starts over from the new severity's first step.
+        f" escalation_step = CASE WHEN {rise} THEN NULL ELSE {_ALERTS}.escalation_step END,"
+        f" escalation_step_at = CASE WHEN {rise} THEN NULL"
+        f" ELSE {_ALERTS}.escalation_step_at END,"
+        # A later occurrence names the owner and runbook as configured now.
+        f" owner = COALESCE(excluded.owner, {_ALERTS}.owner),"
+        f" runbook = COALESCE(excluded.runbook, {_ALERTS}.runbook),"
         " last_occurred_at = excluded.last_occurred_at,"
         f" severity = CASE WHEN {rise} THEN excluded.severity ELSE {_ALERTS}.severity END,"
         f" description = COALESCE(excluded.description, {_ALERTS}.description),"

@@ -36,6 +36,8 @@ PAGE_MAX = 200
 SKIP_MAX = 10_000_000
 #: Longest IANA time zone name stored (the longest today is 32 characters).
 TIME_ZONE_MAX = 64
+#: An owner's name (a team, a person): ``owner=`` on the decorators, ``notifier_owners``.
+OWNER_MAX = 100
 #: Most quiet-hour windows one admin may keep.
 QUIET_WINDOWS_MAX = 14
 
@@ -139,6 +141,12 @@ ENDPOINT_URL_RULE = (
     "must be an absolute http(s) URL with a host name, an IPv4 address or a bracketed IPv6 "
     "address, and a valid port, without credentials, spaces or control characters"
 )
+
+
+def runbook_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an alert's runbook link, or None: an absolute http(s) URL."""
+    problem = endpoint_url_problem(url)
+    return None if problem is None else problem.replace("must be", "a runbook must be", 1)
 
 
 def is_app_path(url: str) -> bool:
@@ -306,6 +314,18 @@ class Checker:
             self.fail(field, "must be a string")
             return None
         problem = url_problem(value)
+        if problem:
+            self.fail(field, problem)
+        return value
+
+    def runbook(self, field: str, value: Any) -> str | None:
+        """An absolute http(s) URL (a runbook link), or None when blank."""
+        if value is None or (isinstance(value, str) and is_blank(value)):
+            return None
+        if not isinstance(value, str):
+            self.fail(field, "must be a string")
+            return None
+        problem = runbook_problem(value)
         if problem:
             self.fail(field, problem)
         return value

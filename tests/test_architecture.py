@@ -18,6 +18,7 @@ FACES = {
     "notifier.accounts",
     "notifier.actions",
     "notifier.delivery",
+    "notifier.escalation",
     "notifier.live",
     "notifier.preferences",
     "notifier.models",

@@ -206,6 +206,7 @@ def notifications() -> str:
             is_resolved=filters.get("is_resolved"),
             snoozed=bool(filters.get("snoozed")),
             acknowledged=filters.get("acknowledged"),
+            owner=filters.get("owner"),
             skip=skip,
             limit=PER_PAGE,
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, overload
 
 from notifier import AlertType, FailureKind, FailureReport, JobKind, NotificationType, Priority
+from notifier.validation import runbook_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,6 +42,8 @@ class Failure:
     short_exception: str
     message: str
     traceback: str
+    owner: str | None = None
+    runbook: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class JobSpec:
     store_id: ArgumentRef = "store_id"
     store_name: ArgumentRef = None
     job_id: ArgumentRef = None
+    #: Who answers for this job, and its runbook URL (else ``notifier_owners`` / ``_runbooks``).
+    owner: str | None = None
+    runbook: str | None = None
 
     job: ClassVar[JobKind] = JobKind.GENERIC
     alert_type: ClassVar[AlertType] = AlertType.SYSTEM
@@ -115,6 +121,8 @@ class JobSpec:
             fingerprint=self.fingerprint(failure, located["store_id"]),
             storm_fingerprint=self.storm_fingerprint(failure, located["store_id"]),
             alert_type=self.alert_type,
+            owner=failure.owner,
+            runbook=failure.runbook,
             **located,
             **self.notification_fields(failure),
         )
@@ -236,6 +244,9 @@ def _mark(fn: F, spec: JobSpec, decorator: str) -> F:
             f"@{decorator} must decorate the task's function, below @app.task / @shared_task "
             f"(got {fn!r})"
         )
+    problem = runbook_problem(spec.runbook) if spec.runbook is not None else None
+    if problem:
+        raise ValueError(f"@{decorator}(runbook=...): {problem}")
     setattr(fn, SPEC_ATTRIBUTE, spec)
     return fn
 
@@ -249,6 +260,8 @@ def import_job(
     store_name: ArgumentRef = None,
     job_id: ArgumentRef = None,
     error_threshold: int | None = None,
+    owner: str | None = None,
+    runbook: str | None = None,
 ) -> Callable[[F], F]: ...
 def import_job(
     fn: F | None = None,
@@ -258,6 +271,8 @@ def import_job(
     store_name: ArgumentRef = None,
     job_id: ArgumentRef = None,
     error_threshold: int | None = None,
+    owner: str | None = None,
+    runbook: str | None = None,
 ) -> F | Callable[[F], F]:
     """Mark a task as a store's data import.
 
@@ -265,12 +280,15 @@ def import_job(
     store; a run that returns at least ``error_threshold`` row errors (default: the app's
     ``notifier_error_threshold``, 5) calls it too, with the count.
     ``job_id`` defaults to the Celery task id, ``store_name`` to ``"store <id>"``.
+    ``owner`` and ``runbook`` (an http(s) URL) ride on its alerts and notifications.
     """
     spec = ImportJob(
         store_id=store_id,
         store_name=store_name,
         job_id=job_id,
         error_threshold=error_threshold,
+        owner=owner,
+        runbook=runbook,
     )
     if fn is not None:
         return _mark(fn, spec, "import_job")
@@ -285,6 +303,8 @@ def sync_job(
     store_id: ArgumentRef = "store_id",
     store_name: ArgumentRef = None,
     error_threshold: int | None = None,
+    owner: str | None = None,
+    runbook: str | None = None,
 ) -> Callable[[F], F]: ...
 def sync_job(
     fn: F | None = None,
@@ -293,6 +313,8 @@ def sync_job(
     store_id: ArgumentRef = "store_id",
     store_name: ArgumentRef = None,
     error_threshold: int | None = None,
+    owner: str | None = None,
+    runbook: str | None = None,
 ) -> F | Callable[[F], F]:
     """Mark a task as a sync with an external marketplace API.
 
@@ -301,7 +323,13 @@ def sync_job(
     (default: the app's ``notifier_error_threshold``, 5) calls it too, with the count, and
     one listing ``order_exceptions`` calls ``notify_order_exception`` once per order.
     """
-    spec = SyncJob(store_id=store_id, store_name=store_name, error_threshold=error_threshold)
+    spec = SyncJob(
+        store_id=store_id,
+        store_name=store_name,
+        error_threshold=error_threshold,
+        owner=owner,
+        runbook=runbook,
+    )
     if fn is not None:
         return _mark(fn, spec, "sync_job")
     return lambda f: _mark(f, spec, "sync_job")
@@ -313,17 +341,22 @@ def notify_on_failure(
     priority: Priority | str = Priority.HIGH,
     title: str | None = None,
     store_id: ArgumentRef = None,
+    owner: str | None = None,
+    runbook: str | None = None,
 ) -> Callable[[F], F]:
     """Mark any task: its final failure creates one notification of ``type`` and ``priority``.
 
     ``title`` may use ``{task_name}`` and ``{exception_class}``; the default is
-    ``"Task <name> failed: <ExceptionClass>"``.
+    ``"Task <name> failed: <ExceptionClass>"``. ``owner`` and ``runbook`` (an http(s)
+    URL) ride on its alerts and notifications.
     """
     spec = GenericJob(
         store_id=store_id,
         notification_type=NotificationType(type),
         priority=Priority(priority),
         title=title,
+        owner=owner,
+        runbook=runbook,
     )
     return lambda f: _mark(f, spec, "notify_on_failure")
 

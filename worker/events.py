@@ -33,6 +33,7 @@ from .decorators import (
     spec_of,
     task_arguments,
 )
+from .ownership import ownership
 from .redaction import redact_text, safe_arguments
 
 logger = logging.getLogger("notifier.worker")
@@ -80,6 +81,7 @@ def failure_report(
     if spec is None:
         return None
     arguments = task_arguments(task, args, kwargs)
+    owner, runbook = ownership(task, spec, _task_name(task))
     failure = Failure(
         key=dedup_key(task_id, kind),
         event=kind,
@@ -93,6 +95,8 @@ def failure_report(
         short_exception=type(exc).__name__,
         message=clip(redact_text(_describe_exception(exc)), MESSAGE_CHARS),
         traceback=clip(redact_text(storable_text(traceback_text)), TRACEBACK_CHARS, keep_end=True),
+        owner=owner,
+        runbook=runbook,
     )
     try:  # the spec reads the task's own arguments (a callable, a str() of a host object)
         return spec.failure_report(failure)
@@ -116,6 +120,8 @@ def failure_report(
             traceback=failure.traceback,
             fingerprint=f"celery:{failure.task_name}:{failure.exception_class}",
             alert_type=spec.alert_type,
+            owner=owner,
+            runbook=runbook,
         )
 
 
@@ -135,12 +141,15 @@ def returned_reports(
         return []
     task_name = _task_name(task)
     arguments = task_arguments(task, args, kwargs)
+    owner, runbook = ownership(task, spec, task_name)
     base: dict[str, Any] = {
         "job": spec.job,
         "task_name": task_name,
         "task_id": task_id,
         "arguments": safe_arguments(arguments),
         **_locate(spec, arguments, task_id),
+        "owner": owner,
+        "runbook": runbook,
     }
     reports = []
     row_errors = spec.row_errors(result, default_threshold)

@@ -30,6 +30,11 @@ __all__ = ["ROTATION_OVERLAP", "EndpointService", "display_url", "endpoint_servi
 ROTATION_OVERLAP = timedelta(hours=24)
 NAME_MAX = 100
 _UNSET: Any = object()
+_FILTER_ENUMS: tuple[tuple[str, Any], ...] = (
+    ("event_types", DeliveryEvent),
+    ("notification_types", NotificationType),
+    ("alert_types", AlertType),
+)
 
 
 def _enum_names(check: Checker, field: str, value: Any, enum_cls: Any) -> list[str]:
@@ -109,20 +114,16 @@ class EndpointService:
         if "name" in fields:
             endpoint.name = check.text("name", fields["name"], max_length=NAME_MAX) or ""
         _validate_target(check, endpoint, fields, allow_private=allow_private)
-        if "event_types" in fields:
-            endpoint.event_types = _enum_names(
-                check, "event_types", fields["event_types"], DeliveryEvent
-            )
-        if "notification_types" in fields:
-            endpoint.notification_types = _enum_names(
-                check, "notification_types", fields["notification_types"], NotificationType
-            )
-        if "alert_types" in fields:
-            endpoint.alert_types = _enum_names(
-                check, "alert_types", fields["alert_types"], AlertType
-            )
-        if "store_ids" in fields:
-            endpoint.store_ids = check.int_list("store_ids", fields["store_ids"])
+        for name, enum_cls in _FILTER_ENUMS:
+            if name in fields:
+                setattr(endpoint, name, _enum_names(check, name, fields[name], enum_cls))
+        lists: tuple[tuple[str, Any], ...] = (
+            ("store_ids", check.int_list),
+            ("owners", check.name_list),
+        )
+        for name, as_list in lists:
+            if name in fields:
+                setattr(endpoint, name, sorted(set(as_list(name, fields[name]))))
         if "min_priority" in fields:
             value = fields["min_priority"]
             endpoint.min_priority = (
@@ -149,6 +150,7 @@ class EndpointService:
         min_priority: Priority | str | None = None,
         min_severity: Severity | str | None = None,
         allow_private: bool = False,
+        owners: Sequence[str] = (),
     ) -> tuple[DeliveryEndpoint, str | None]:
         """A new enabled endpoint, and its webhook secret (None for the other kinds).
 
@@ -178,6 +180,7 @@ class EndpointService:
                 "store_ids": list(store_ids),
                 "min_priority": min_priority,
                 "min_severity": min_severity,
+                "owners": list(owners),
             },
             allow_private=allow_private,
         )
@@ -212,6 +215,7 @@ class EndpointService:
             "store_ids",
             "min_priority",
             "min_severity",
+            "owners",
         }
         check = Checker()
         for unknown in sorted(set(fields) - allowed):

@@ -123,7 +123,16 @@ def _facts(delivery: Delivery) -> list[tuple[str, str]]:
             facts.append(("Resolution", str(payload["resolution_notes"])))
     elif payload.get("store_id") is not None:
         facts.append(("Store", str(payload["store_id"])))
+    # Who answers for it and how (an alert's own fields, a notification's metadata).
+    about = payload if delivery.alert_id is not None else payload.get("notification_metadata")
+    if isinstance(about, dict):
+        if about.get("escalation"):
+            facts.append(("Escalation", str(about["escalation"].get("label", ""))))
+        facts.extend((label, str(about[key])) for label, key in _OWNERSHIP if about.get(key))
     return facts
+
+
+_OWNERSHIP = (("Owner", "owner"), ("Runbook", "runbook"))
 
 
 def _chat_message(settings: DispatchSettings, delivery: Delivery) -> ChatMessage:

@@ -40,6 +40,12 @@ def define_tasks(app: Celery) -> None:
         """Fail on purpose."""
         raise ValueError(f"boom for store {store_id}")
 
+    @task(name="t.owned")
+    @notify_on_failure(owner="team-payments", runbook="https://runbooks.example/payments")
+    def owned() -> None:
+        """Fail on purpose; its decorator names its owner and runbook."""
+        raise ValueError("payment provider down")
+
     @task(name="t.retry_self", bind=True, max_retries=2)
     @import_job
     def retry_self(self: Task, store_id: int, succeed_on: int | None = None) -> str:

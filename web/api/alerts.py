@@ -61,6 +61,8 @@ def create_alert(body: AlertCreate) -> Reply:
         affected_stores=body.affected_stores,
         affected_systems=body.affected_systems,
         metadata=body.alert_metadata,
+        owner=body.owner,
+        runbook=body.runbook,
     )
     db.commit()
     location = url_for(".get_alert", alert_id=alert.id)

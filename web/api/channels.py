@@ -63,6 +63,7 @@ def endpoint_out(endpoint: DeliveryEndpoint, backlog: Backlog | None = None) -> 
         store_ids=list(endpoint.store_ids or []),
         min_priority=endpoint.min_priority,
         min_severity=endpoint.min_severity,
+        owners=list(endpoint.owners or []),
         is_enabled=endpoint.is_enabled,
         disabled_reason=endpoint.disabled_reason,
         failing_since=endpoint.failing_since,
@@ -120,6 +121,7 @@ def create_endpoint(body: EndpointCreate) -> Reply:
         store_ids=body.store_ids,
         min_priority=body.min_priority,
         min_severity=body.min_severity,
+        owners=body.owners,
         allow_private=_allow_private(),
     )
     db.commit()

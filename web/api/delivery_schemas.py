@@ -36,6 +36,7 @@ from notifier.validation import (
 from .schemas import (
     Input,
     Output,
+    OwnerName,
     Page,
     Query,
     StoreId,
@@ -75,6 +76,8 @@ EventTypes = Annotated[list[DeliveryEvent], _Many]
 NotificationTypes = Annotated[list[NotificationType], _Many]
 AlertTypes = Annotated[list[AlertType], _Many]
 StoreIds = Annotated[list[StoreId], _Many]
+#: Only alerts (and notifications) of these owners; empty: any.
+Owners = Annotated[list[OwnerName], _Many]
 
 
 def _utc(value: datetime) -> datetime:
@@ -103,6 +106,7 @@ class EndpointCreate(Input):
     store_ids: StoreIds = Field(default_factory=list)
     min_priority: Priority | None = None
     min_severity: Severity | None = None
+    owners: Owners = Field(default_factory=list)
 
 
 class EndpointUpdate(Input):
@@ -117,6 +121,7 @@ class EndpointUpdate(Input):
     store_ids: StoreIds | SkipJsonSchema[None] = None
     min_priority: Priority | None = None
     min_severity: Severity | None = None
+    owners: Owners | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _no_null_where_none_is_meant(self) -> EndpointUpdate:
@@ -169,6 +174,7 @@ class EndpointOut(BaseModel):
     store_ids: list[int]
     min_priority: Priority | None
     min_severity: Severity | None
+    owners: list[str]
     is_enabled: bool
     disabled_reason: str | None
     failing_since: Timestamp | None

@@ -23,6 +23,7 @@ from typing_extensions import TypeAliasType
 from notifier import AlertType, NotificationType, Priority, Severity
 from notifier.validation import (
     ACTION_URL_MAX,
+    ENDPOINT_URL_PATTERN,
     FINGERPRINT_MAX,
     INT32_MAX,
     LIST_MAX_ITEMS,
@@ -30,6 +31,7 @@ from notifier.validation import (
     METADATA_MAX_BYTES,
     METADATA_MAX_DEPTH,
     NO_NUL_PATTERN,
+    OWNER_MAX,
     PAGE_MAX,
     SAFE_URL_PATTERN,
     SKIP_MAX,
@@ -38,6 +40,7 @@ from notifier.validation import (
     TITLE_MAX,
     metadata_problem,
     neutralise,
+    runbook_problem,
     text_problem,
     url_problem,
 )
@@ -116,6 +119,16 @@ Metadata = Annotated[
             f"nested at most {METADATA_MAX_DEPTH} levels deep."
         )
     ),
+]
+OwnerName = Annotated[str, text_field(OWNER_MAX), AfterValidator(text_validator(OWNER_MAX))]
+RunbookUrl = Annotated[
+    str,
+    Field(
+        max_length=ACTION_URL_MAX,
+        json_schema_extra={"pattern": ENDPOINT_URL_PATTERN},
+        description="An absolute http(s) URL.",
+    ),
+    AfterValidator(validator_of(runbook_problem)),
 ]
 StoreId = Annotated[int, Field(ge=0, le=INT32_MAX), BeforeValidator(integral_value)]
 SystemName = Annotated[
@@ -198,6 +211,8 @@ class AlertCreate(Input):
     affected_systems: Annotated[list[SystemName], Field(max_length=LIST_MAX_ITEMS)] | None = None
     alert_metadata: Metadata | None = None
     fingerprint: Key | None = None
+    owner: OwnerName | None = None
+    runbook: RunbookUrl | None = None
 
 
 class AlertResolve(Input):
@@ -252,6 +267,8 @@ class AlertQuery(Query):
     skip: Annotated[int, Field(ge=0, le=SKIP_MAX)] = 0
     cursor: Cursor | None = None
     limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 50
+    #: Only this owner's alerts.
+    owner: OwnerName | None = None
 
 
 class RecentQuery(Query):
@@ -311,6 +328,11 @@ class AlertOut(Output):
     snoozed_until: Timestamp | None
     #: When an occurrence last raised the severity (reminders count from it).
     escalated_at: Timestamp | None
+    owner: str | None
+    runbook: str | None
+    #: The escalation step that fired last (1-based) and when; null before the first.
+    escalation_step: int | None
+    escalation_step_at: Timestamp | None
 
 
 T = TypeVar("T", bound=BaseModel)

@@ -297,6 +297,15 @@ class Bell {
     if (href) {
       actions.append(el("a", { href, class: "nt-link", rel: "noopener noreferrer" }, "Open"));
     }
+    // Who answers for it and its runbook (owner= / runbook= on the task's decorator).
+    const meta = item.notification_metadata || {};
+    if (typeof meta.owner === "string" && meta.owner) {
+      body.append(el("span", { class: "nt-item__owner", "data-owner": "" }, meta.owner));
+    }
+    const runbook = typeof meta.runbook === "string" ? safeHref(meta.runbook) : null;
+    if (runbook) {
+      actions.append(el("a", { href: runbook, class: "nt-link", rel: "noopener noreferrer", "data-runbook": "" }, "Runbook"));
+    }
     actions.append(el("button", {
       type: "button",
       class: "nt-link",
