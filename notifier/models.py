@@ -500,7 +500,13 @@ class FailedRun(Base):
     routing_key: Mapped[str] = mapped_column(String(255), default="")
     payload: Mapped[str | None] = mapped_column(Text)
     problem: Mapped[str | None] = mapped_column(String(500))
-    fingerprint: Mapped[str | None] = mapped_column(String(FINGERPRINT_MAX))
+    #: The alert the failure counted on: pruned with it. A grouped alert also reaches the
+    #: runs of its family (``storm_fingerprint``) whose own store's alert is still open.
+    alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey(
+            "notifier_platform_alerts.id", ondelete="CASCADE", name="fk_notifier_failed_runs_alert"
+        )
+    )
     storm_fingerprint: Mapped[str | None] = mapped_column(String(FINGERPRINT_MAX))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: The latest retry's Celery task id and status (one retry in flight at a time).
@@ -508,7 +514,7 @@ class FailedRun(Base):
     retry_status: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
-        Index("ix_notifier_failed_runs_fingerprint", "fingerprint", "occurred_at"),
+        Index("ix_notifier_failed_runs_alert", "alert_id", "occurred_at"),
         Index("ix_notifier_failed_runs_storm_fingerprint", "storm_fingerprint", "occurred_at"),
         Index("ix_notifier_failed_runs_occurred", "occurred_at"),
     )

@@ -32,16 +32,18 @@ def upgrade() -> None:
         sa.Column('routing_key', sa.String(length=255), nullable=False),
         sa.Column('payload', sa.Text(), nullable=True),
         sa.Column('problem', sa.String(length=500), nullable=True),
-        sa.Column('fingerprint', sa.String(length=255), nullable=True),
+        sa.Column('alert_id', sa.Integer(), nullable=True),
         sa.Column('storm_fingerprint', sa.String(length=255), nullable=True),
         _when('occurred_at', nullable=False),
         sa.Column('retry_task_id', sa.String(length=255), nullable=True),
         sa.Column('retry_status', sa.String(length=16), nullable=True),
+        sa.ForeignKeyConstraint(['alert_id'], ['notifier_platform_alerts.id'],
+                                name='fk_notifier_failed_runs_alert', ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id', name='pk_notifier_failed_runs'),
         sa.UniqueConstraint('failure_key', name='uq_notifier_failed_runs_failure_key'),
     )
-    op.create_index('ix_notifier_failed_runs_fingerprint', 'notifier_failed_runs',
-                    ['fingerprint', 'occurred_at'])
+    op.create_index('ix_notifier_failed_runs_alert', 'notifier_failed_runs',
+                    ['alert_id', 'occurred_at'])
     op.create_index('ix_notifier_failed_runs_storm_fingerprint', 'notifier_failed_runs',
                     ['storm_fingerprint', 'occurred_at'])
     op.create_index('ix_notifier_failed_runs_occurred', 'notifier_failed_runs', ['occurred_at'])
