@@ -41,6 +41,7 @@ class Failure:
     short_exception: str
     message: str
     traceback: str
+    retry: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class JobSpec:
     store_id: ArgumentRef = "store_id"
     store_name: ArgumentRef = None
     job_id: ArgumentRef = None
+    #: Keep the arguments of a failed run (encrypted) so an admin can retry it.
+    retryable: bool = False
 
     job: ClassVar[JobKind] = JobKind.GENERIC
     alert_type: ClassVar[AlertType] = AlertType.SYSTEM
@@ -115,6 +118,7 @@ class JobSpec:
             fingerprint=self.fingerprint(failure, located["store_id"]),
             storm_fingerprint=self.storm_fingerprint(failure, located["store_id"]),
             alert_type=self.alert_type,
+            retry=failure.retry,
             **located,
             **self.notification_fields(failure),
         )
@@ -249,6 +253,7 @@ def import_job(
     store_name: ArgumentRef = None,
     job_id: ArgumentRef = None,
     error_threshold: int | None = None,
+    retryable: bool = False,
 ) -> Callable[[F], F]: ...
 def import_job(
     fn: F | None = None,
@@ -258,6 +263,7 @@ def import_job(
     store_name: ArgumentRef = None,
     job_id: ArgumentRef = None,
     error_threshold: int | None = None,
+    retryable: bool = False,
 ) -> F | Callable[[F], F]:
     """Mark a task as a store's data import.
 
@@ -265,12 +271,14 @@ def import_job(
     store; a run that returns at least ``error_threshold`` row errors (default: the app's
     ``notifier_error_threshold``, 5) calls it too, with the count.
     ``job_id`` defaults to the Celery task id, ``store_name`` to ``"store <id>"``.
+    ``retryable=True`` keeps a failed run's arguments, encrypted, for a retry by an admin.
     """
     spec = ImportJob(
         store_id=store_id,
         store_name=store_name,
         job_id=job_id,
         error_threshold=error_threshold,
+        retryable=retryable,
     )
     if fn is not None:
         return _mark(fn, spec, "import_job")
@@ -285,6 +293,7 @@ def sync_job(
     store_id: ArgumentRef = "store_id",
     store_name: ArgumentRef = None,
     error_threshold: int | None = None,
+    retryable: bool = False,
 ) -> Callable[[F], F]: ...
 def sync_job(
     fn: F | None = None,
@@ -293,6 +302,7 @@ def sync_job(
     store_id: ArgumentRef = "store_id",
     store_name: ArgumentRef = None,
     error_threshold: int | None = None,
+    retryable: bool = False,
 ) -> F | Callable[[F], F]:
     """Mark a task as a sync with an external marketplace API.
 
@@ -301,7 +311,12 @@ def sync_job(
     (default: the app's ``notifier_error_threshold``, 5) calls it too, with the count, and
     one listing ``order_exceptions`` calls ``notify_order_exception`` once per order.
     """
-    spec = SyncJob(store_id=store_id, store_name=store_name, error_threshold=error_threshold)
+    spec = SyncJob(
+        store_id=store_id,
+        store_name=store_name,
+        error_threshold=error_threshold,
+        retryable=retryable,
+    )
     if fn is not None:
         return _mark(fn, spec, "sync_job")
     return lambda f: _mark(f, spec, "sync_job")
@@ -313,6 +328,7 @@ def notify_on_failure(
     priority: Priority | str = Priority.HIGH,
     title: str | None = None,
     store_id: ArgumentRef = None,
+    retryable: bool = False,
 ) -> Callable[[F], F]:
     """Mark any task: its final failure creates one notification of ``type`` and ``priority``.
 
@@ -324,6 +340,7 @@ def notify_on_failure(
         notification_type=NotificationType(type),
         priority=Priority(priority),
         title=title,
+        retryable=retryable,
     )
     return lambda f: _mark(f, spec, "notify_on_failure")
 

@@ -34,6 +34,7 @@ from .decorators import (
     task_arguments,
 )
 from .redaction import redact_text, safe_arguments
+from .retry import retry_capture
 
 logger = logging.getLogger("notifier.worker")
 
@@ -93,6 +94,7 @@ def failure_report(
         short_exception=type(exc).__name__,
         message=clip(redact_text(_describe_exception(exc)), MESSAGE_CHARS),
         traceback=clip(redact_text(storable_text(traceback_text)), TRACEBACK_CHARS, keep_end=True),
+        retry=retry_capture(task, spec, args, kwargs),
     )
     try:  # the spec reads the task's own arguments (a callable, a str() of a host object)
         return spec.failure_report(failure)
@@ -116,6 +118,7 @@ def failure_report(
             traceback=failure.traceback,
             fingerprint=f"celery:{failure.task_name}:{failure.exception_class}",
             alert_type=spec.alert_type,
+            retry=failure.retry,
         )
 
 
