@@ -12,6 +12,7 @@ from . import deliveries as deliveries
 from . import notifications as notifications
 from . import openapi as openapi
 from . import preferences as preferences
+from . import retry as retry
 from . import stream as stream
 from .blueprint import api as api
 from .blueprint import api_blueprint as api_blueprint
