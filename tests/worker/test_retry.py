@@ -1,0 +1,114 @@
+"""Retry on a real worker: an opted-in task's failure keeps its route and sealed arguments,
+the retry goes to the original queue under its own task id, and its outcome is recorded;
+without a key the failure is still recorded, just not retryable."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+from notifier.worker import import_job, install, uninstall
+from notifier.worker.retry import send_pending_retries
+from sqlalchemy import select
+
+from notifier import Database
+from notifier.accounts.users import create_admin
+from notifier.models import AdminNotification, FailedRun, TaskRetry
+from notifier.retry import generate_key, retry_notification, unseal
+from tests.worker.conftest import make_app, wait_for
+
+KEY = generate_key()
+
+
+@pytest.fixture
+def queue() -> str:
+    return f"retry-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def retry_app(
+    redis_url: str, worker_database: Database, spool_dir: Path, queue: str
+) -> Iterator[Celery]:
+    """An app with a retryable task that fails until its marker file exists, on ``queue``."""
+    app = make_app(redis_url, worker_database.url, spool_dir)
+
+    @app.task(name="t.flaky_import", shared=False)
+    @import_job(retryable=True)
+    def flaky_import(store_id: int, marker: str) -> str:
+        path = Path(marker)
+        if not path.exists():
+            path.write_text("ran once")
+            raise ValueError(f"first run of store {store_id} fails")
+        return f"imported store {store_id}"
+
+    install(app)
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, shutdown_timeout=20, queues=[queue]
+    ):
+        yield app
+    uninstall(app)
+    app.close()
+
+
+def _run(worker_database: Database) -> FailedRun | None:
+    with worker_database.session_scope() as db:
+        return db.scalars(select(FailedRun)).one_or_none()
+
+
+def test_a_retry_runs_with_the_original_arguments_on_the_original_queue(
+    monkeypatch: pytest.MonkeyPatch,
+    retry_app: Celery,
+    worker_database: Database,
+    queue: str,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("NOTIFIER_RETRY_KEY", KEY)
+    marker = str(tmp_path / "marker")
+    first = retry_app.tasks["t.flaky_import"].apply_async((7,), {"marker": marker}, queue=queue)
+    first.get(timeout=30, propagate=False)
+    assert first.state == "FAILURE"
+    run = wait_for(lambda: _run(worker_database))
+    assert (run.task_id, run.routing_key, run.problem) == (first.id, queue, None)
+    assert unseal(run.payload, KEY) == ([7], {"marker": marker})
+
+    with worker_database.session_scope() as db:
+        admin = create_admin(db, email="ops@example.com", password="correct horse")
+        note = db.scalars(select(AdminNotification)).one()
+        retry_id = retry_notification(db, note, admin).retries[0].task_id
+    # What notifier.dispatch_deliveries does when the web's commit kicks it.
+    assert send_pending_retries(retry_app, worker_database) == 1
+    assert send_pending_retries(retry_app, worker_database) == 0  # sent once
+    assert retry_app.AsyncResult(retry_id).get(timeout=30) == "imported store 7"
+
+    def finished() -> TaskRetry | None:
+        with worker_database.session_scope() as db:
+            retry = db.scalars(select(TaskRetry)).one()
+            return retry if retry.status == "succeeded" else None
+
+    retry = wait_for(finished)
+    assert retry.task_id == retry_id and retry.finished_at is not None
+
+
+def test_without_a_key_the_failure_is_recorded_but_not_retryable(
+    monkeypatch: pytest.MonkeyPatch,
+    retry_app: Celery,
+    worker_database: Database,
+    queue: str,
+    tmp_path: Path,
+    caplog: Any,
+) -> None:
+    monkeypatch.delenv("NOTIFIER_RETRY_KEY", raising=False)
+    task = retry_app.tasks["t.flaky_import"]
+    task.apply_async((8,), {"marker": str(tmp_path / "m")}, queue=queue).get(
+        timeout=30, propagate=False
+    )
+    run = wait_for(lambda: _run(worker_database))
+    assert run.payload is None
+    assert "NOTIFIER_RETRY_KEY is not set" in (run.problem or "")
+    with worker_database.session_scope() as db:
+        assert db.scalars(select(AdminNotification)).one().store_id == 8
