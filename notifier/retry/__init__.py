@@ -31,6 +31,7 @@ from .requests import finish_retry as finish_retry
 from .requests import keep_failed_runs as keep_failed_runs
 from .requests import notification_summaries as notification_summaries
 from .requests import prune_retries as prune_retries
+from .requests import reseal_runs as reseal_runs
 from .requests import retry_alert as retry_alert
 from .requests import retry_notification as retry_notification
 
@@ -55,6 +56,7 @@ __all__ = [
     "keep_failed_runs",
     "notification_summaries",
     "prune_retries",
+    "reseal_runs",
     "retry_alert",
     "retry_keys",
     "retry_notification",

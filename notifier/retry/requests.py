@@ -23,6 +23,7 @@ from ..models import AdminNotification, AdminUser, FailedRun, PlatformAlert, Tas
 from ..outbox import mark_queued
 from ..text import clip
 from ..types import utcnow
+from .payloads import rotate
 
 PENDING = "pending"
 SENT = "sent"
@@ -345,6 +346,20 @@ def finish_retry(db: Session, task_id: str, status: str, detail: str | None = No
         return None
     _set_run(db, task_id, status)
     return db.scalar(select(FailedRun.alert_id).where(FailedRun.retry_task_id == task_id))
+
+
+# -- key rotation ----------------------------------------------------------------------------
+
+
+def reseal_runs(db: Session, keys: str | None = None) -> int:
+    """Seal every kept payload again with the first key, so older keys can be dropped."""
+    runs = db.scalars(select(FailedRun).where(FailedRun.payload.is_not(None)))
+    count = 0
+    for run in runs:
+        assert run.payload is not None
+        run.payload = rotate(run.payload, keys)
+        count += 1
+    return count
 
 
 # -- retention -----------------------------------------------------------------------------

@@ -179,3 +179,23 @@ def test_retention_removes_runs_and_retries_past_the_cutoff(database: Database, 
     with database.session_scope() as db:
         assert db.scalars(select(FailedRun)).all() == []
         assert db.scalars(select(TaskRetry)).all() == []
+
+
+def test_cli_makes_a_key_and_reseals_kept_arguments_with_the_first(
+    database: Database, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from notifier.cli import cli
+
+    runner = CliRunner()
+    new = runner.invoke(cli, ["retry-key"]).output.strip()
+    assert unseal(seal([1], {}, new), new) == ([1], {})
+    _record(database, _report("celery:a:failure", keys=key))
+    monkeypatch.setenv("NOTIFIER_RETRY_KEY", f"{new},{key}")
+    result = runner.invoke(cli, ["reseal-retries", "--database-url", database.url])
+    assert result.exit_code == 0, result.output
+    assert "Sealed 1 failed runs" in result.output
+    with database.session_scope() as db:
+        payload = db.scalars(select(FailedRun.payload)).one()
+    assert unseal(payload or "", new) == ([1], {"csv_path": SECRET})  # the old key may go
