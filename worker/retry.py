@@ -45,7 +45,7 @@ def retry_capture(task: Any, spec: JobSpec, args: Any, kwargs: Any) -> dict[str,
 
     Without a usable key the run is still recorded, with the ``problem`` an admin then reads.
     """
-    if not spec.retryable and not task.app.conf.get("notifier_retry_all_tasks"):
+    if not spec.retryable and not _all_tasks_retryable(task):
         return None
     delivery = getattr(getattr(task, "request", None), "delivery_info", None) or {}
     capture: dict[str, Any] = {
@@ -60,6 +60,11 @@ def retry_capture(task: Any, spec: JobSpec, args: Any, kwargs: Any) -> dict[str,
     except (TypeError, ValueError):
         capture["problem"] = "its arguments are not JSON (a pickled task?): they cannot be kept"
     return capture
+
+
+def _all_tasks_retryable(task: Any) -> bool:
+    conf = getattr(getattr(task, "app", None), "conf", None)
+    return bool(conf.get("notifier_retry_all_tasks")) if conf is not None else False
 
 
 def send_pending_retries(app: Any, database: Database) -> int:

@@ -112,3 +112,25 @@ def test_without_a_key_the_failure_is_recorded_but_not_retryable(
     assert "NOTIFIER_RETRY_KEY is not set" in (run.problem or "")
     with worker_database.session_scope() as db:
         assert db.scalars(select(AdminNotification)).one().store_id == 8
+
+
+def test_only_opted_in_tasks_or_an_app_wide_setting_capture(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from notifier.worker.decorators import GenericJob
+    from notifier.worker.retry import retry_capture
+
+    monkeypatch.setenv("NOTIFIER_RETRY_KEY", KEY)
+    request = SimpleNamespace(delivery_info={"exchange": "", "routing_key": "reports"})
+    conf: dict[str, Any] = {}
+    task = SimpleNamespace(name="t.report", request=request, app=SimpleNamespace(conf=conf))
+    assert retry_capture(task, GenericJob(), (1,), {}) is None
+    opted = retry_capture(task, GenericJob(retryable=True), (1,), {"day": "monday"})
+    assert opted is not None and opted["routing_key"] == "reports"
+    assert unseal(opted["payload"], KEY) == ([1], {"day": "monday"})
+    conf["notifier_retry_all_tasks"] = True
+    assert retry_capture(task, GenericJob(), (2,), {}) is not None
+    unserialisable = retry_capture(task, GenericJob(), (object(),), {})
+    assert unserialisable is not None and "not JSON" in unserialisable["problem"]
