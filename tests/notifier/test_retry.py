@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from notifier import ConfigurationError, Database, FailureReport, JobKind, prune, record_failures
 from notifier.accounts.users import create_admin
@@ -59,7 +60,9 @@ def key() -> str:
 
 def _admin(database: Database) -> AdminUser:
     with database.session_scope() as db:
-        admin = create_admin(db, email="ops@example.com", password="correct horse", display_name="Ops")
+        admin = create_admin(
+            db, email="ops@example.com", password="correct horse", display_name="Ops"
+        )
         db.flush()
         db.expunge(admin)
     return admin
@@ -70,7 +73,7 @@ def _record(database: Database, *reports: FailureReport) -> None:
         record_failures(db, list(reports), cooldown=COOLDOWN)
 
 
-def _notification(db, key: str) -> AdminNotification:  # type: ignore[no-untyped-def]
+def _notification(db: Session, key: str) -> AdminNotification:
     return db.scalars(select(AdminNotification).where(AdminNotification.dedup_key == key)).one()
 
 
@@ -92,7 +95,9 @@ def test_no_key_says_what_to_set() -> None:
         seal([1], {}, "not-a-key")
 
 
-def test_recorder_keeps_the_run_sealed_and_linked_to_its_alert(database: Database, key: str) -> None:
+def test_recorder_keeps_the_run_sealed_and_linked_to_its_alert(
+    database: Database, key: str
+) -> None:
     _record(database, _report("celery:a:failure", keys=key))
     with database.session_scope() as db:
         run = db.scalars(select(FailedRun)).one()

@@ -7,6 +7,8 @@ holds the arguments' key nor a Celery app.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import BaseModel
 
 from notifier import admin_notification_service, platform_alert_service
@@ -69,9 +71,14 @@ def _admin() -> AdminUser:
     return admin
 
 
-def _sent(batch: RetryBatch) -> Reply:
-    db = db_session()
-    db.commit()  # the kick (NOTIFIER_DELIVERY_KICK) fires after this commit
+def _sent(ask: Callable[[], RetryBatch]) -> Reply:
+    """Ask for the retries, commit (the delivery kick fires after it) and say what was asked."""
+    try:
+        batch = ask()
+    except (NotRetryableError, RetryInFlightError) as exc:
+        code = "retry_in_flight" if isinstance(exc, RetryInFlightError) else "not_retryable"
+        raise ApiError(409, str(exc), code=code) from None
+    db_session().commit()
     out = RetryBatchOut(
         retries=[RetryOut.model_validate(retry) for retry in batch.retries],
         busy=batch.busy,
@@ -79,11 +86,6 @@ def _sent(batch: RetryBatch) -> Reply:
         limit=batch.limit,
     )
     return out, 202
-
-
-def _refused(exc: Exception) -> ApiError:
-    code = "retry_in_flight" if isinstance(exc, RetryInFlightError) else "not_retryable"
-    return ApiError(409, str(exc), code=code)
 
 
 @api.route(
@@ -101,11 +103,7 @@ def retry_notification_task(notification_id: int) -> Reply:
         "notification",
         notification_id,
     )
-    try:
-        batch = retry_notification(db, notification, _admin())
-    except (NotRetryableError, RetryInFlightError) as exc:
-        raise _refused(exc) from None
-    return _sent(batch)
+    return _sent(lambda: retry_notification(db, notification, _admin()))
 
 
 @api.route(
@@ -119,11 +117,7 @@ def retry_alert_tasks(alert_id: int) -> Reply:
     """Ask a worker to send every failed run of the alert not retried yet."""
     db = db_session()
     alert = found(platform_alert_service.get_alert(db, alert_id), "platform alert", alert_id)
-    try:
-        batch = retry_alert(db, alert, _admin())
-    except (NotRetryableError, RetryInFlightError) as exc:
-        raise _refused(exc) from None
-    return _sent(batch)
+    return _sent(lambda: retry_alert(db, alert, _admin()))
 
 
 @api.route(
