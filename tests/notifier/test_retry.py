@@ -9,7 +9,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from notifier import ConfigurationError, Database, FailureReport, JobKind, prune, record_failures
+from notifier import (
+    STORM_STORES,
+    ConfigurationError,
+    Database,
+    FailureReport,
+    JobKind,
+    prune,
+    record_failures,
+)
 from notifier.accounts.users import create_admin
 from notifier.models import AdminNotification, AdminUser, FailedRun, PlatformAlert, TaskRetry
 from notifier.retry import (
@@ -31,9 +39,12 @@ from notifier.retry import (
 
 COOLDOWN = timedelta(0)  # every report notifies: one notification per run
 SECRET = "s3cret-order-file.csv"
+FINGERPRINT = "celery:shop.import:ValueError"
 
 
-def _report(key: str, *, store: int = 1, sealed: bool = True, keys: str = "") -> FailureReport:
+def _report(
+    key: str, *, store: int = 1, sealed: bool = True, keys: str = "", storm: bool = False
+) -> FailureReport:
     retry = {"exchange": "", "routing_key": "imports"}
     if sealed:
         retry["payload"] = seal([store], {"csv_path": SECRET}, keys)
@@ -48,7 +59,8 @@ def _report(key: str, *, store: int = 1, sealed: bool = True, keys: str = "") ->
         store_name=f"store {store}",
         exception_class="ValueError",
         message="boom",
-        fingerprint="celery:shop.import:ValueError",
+        fingerprint=f"celery:shop.import:ValueError:store={store}" if storm else FINGERPRINT,
+        storm_fingerprint=FINGERPRINT if storm else None,
         retry=retry,
     )
 
@@ -171,6 +183,23 @@ def test_retry_all_retries_each_run_once_within_the_bound(database: Database, ke
         with pytest.raises(RetryInFlightError):
             retry_alert(db, alert, admin)
         assert len(db.scalars(select(TaskRetry)).all()) == 5
+
+
+def test_retry_all_on_a_grouped_alert_reaches_every_failing_stores_run(
+    database: Database, key: str
+) -> None:
+    admin = _admin(database)
+    stores = range(1, STORM_STORES + 2)
+    for store in stores:  # the first stores open their own alerts, then the storm folds them
+        with database.session_scope() as db:
+            report = _report(f"celery:s{store}:failure", store=store, keys=key, storm=True)
+            record_failures(db, [report], cooldown=timedelta(minutes=15))
+    with database.session_scope() as db:
+        grouped = db.scalars(select(PlatformAlert).where(PlatformAlert.fingerprint == FINGERPRINT))
+        batch = retry_alert(db, grouped.one(), admin)
+        assert sorted(r.failed_task_id for r in batch.retries) == sorted(
+            f"celery:s{store}:failure" for store in stores
+        )
 
 
 def test_retention_removes_runs_and_retries_past_the_cutoff(database: Database, key: str) -> None:

@@ -134,3 +134,36 @@ def test_only_opted_in_tasks_or_an_app_wide_setting_capture(
     assert retry_capture(task, GenericJob(), (2,), {}) is not None
     unserialisable = retry_capture(task, GenericJob(), (object(),), {})
     assert unserialisable is not None and "not JSON" in unserialisable["problem"]
+
+
+def test_a_retry_whose_key_was_dropped_ends_unsendable_saying_why(
+    monkeypatch: pytest.MonkeyPatch, worker_database: Database
+) -> None:
+    from datetime import timedelta
+
+    from notifier import FailureReport, JobKind, record_failures
+    from notifier.retry import seal
+
+    report = FailureReport(
+        key="celery:gone:failure",
+        job=JobKind.IMPORT,
+        task_name="t.flaky_import",
+        task_id="gone",
+        store_id=1,
+        fingerprint="celery:t.flaky_import:ValueError",
+        retry={"routing_key": "imports", "payload": seal([1], {}, KEY)},
+    )
+    with worker_database.session_scope() as db:
+        record_failures(db, [report], cooldown=timedelta(0))
+        admin = create_admin(db, email="ops@example.com", password="correct horse")
+        note = db.scalars(select(AdminNotification)).one()
+        retry_notification(db, note, admin)
+    monkeypatch.setenv("NOTIFIER_RETRY_KEY", generate_key())  # the sealing key was dropped
+    app = Celery("retry-unsendable", broker="memory://", set_as_current=False)
+    assert send_pending_retries(app, worker_database) == 0
+    with worker_database.session_scope() as db:
+        retry = db.scalars(select(TaskRetry)).one()
+        assert retry.status == "unsendable"
+        assert "no key in NOTIFIER_RETRY_KEY opens" in (retry.detail or "")
+        assert db.scalars(select(FailedRun.retry_status)).one() == "unsendable"
+    app.close()
