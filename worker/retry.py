@@ -57,8 +57,8 @@ def retry_capture(task: Any, spec: JobSpec, args: Any, kwargs: Any) -> dict[str,
     except ConfigurationError as exc:
         logger.error("notifier: %s: %s", getattr(task, "name", "?"), exc)
         capture["problem"] = str(exc)
-    except (TypeError, ValueError):
-        capture["problem"] = "its arguments are not JSON (a pickled task?): they cannot be kept"
+    except ValueError as exc:  # not JSON, or too large: said in the exception
+        capture["problem"] = str(exc)
     return capture
 
 

@@ -21,6 +21,8 @@ from ..errors import ConfigurationError
 
 #: The environment variable holding the Fernet keys, comma-separated, newest first.
 RETRY_KEY_ENV = "NOTIFIER_RETRY_KEY"
+#: The largest sealed token kept: a run's arguments travel through the spool and a row.
+PAYLOAD_MAX_BYTES = 64 * 1024
 
 
 def retry_keys() -> str:
@@ -55,10 +57,21 @@ def _cipher(keys: str) -> MultiFernet:
 def seal(args: Sequence[Any], kwargs: Mapping[str, Any], keys: str | None = None) -> str:
     """The arguments as one Fernet token; raises ConfigurationError without a usable key.
 
-    Raises TypeError or ValueError when the arguments are not JSON (a pickled task's objects).
+    Raises ValueError, saying why, when the arguments are not JSON (a pickled task's
+    objects) or sealed are over :data:`PAYLOAD_MAX_BYTES`.
     """
-    text = json.dumps({"args": list(args), "kwargs": dict(kwargs)}, ensure_ascii=False)
-    return _cipher(retry_keys() if keys is None else keys).encrypt(text.encode()).decode()
+    try:
+        text = json.dumps({"args": list(args), "kwargs": dict(kwargs)}, ensure_ascii=False)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "its arguments are not JSON (a task sent with the pickle serializer?)"
+        ) from None
+    token = _cipher(retry_keys() if keys is None else keys).encrypt(text.encode()).decode()
+    if len(token) > PAYLOAD_MAX_BYTES:
+        raise ValueError(
+            f"its arguments are {len(token)} bytes sealed, over the {PAYLOAD_MAX_BYTES} kept"
+        )
+    return token
 
 
 def unseal(token: str, keys: str | None = None) -> tuple[list[Any], dict[str, Any]]:

@@ -107,6 +107,13 @@ def test_no_key_says_what_to_set() -> None:
         seal([1], {}, "not-a-key")
 
 
+def test_arguments_that_cannot_be_kept_say_why(key: str) -> None:
+    with pytest.raises(ValueError, match="not JSON"):
+        seal([object()], {}, key)
+    with pytest.raises(ValueError, match="bytes sealed, over the"):
+        seal(["x" * 100_000], {}, key)
+
+
 def test_recorder_keeps_the_run_sealed_and_linked_to_its_alert(
     database: Database, key: str
 ) -> None:
