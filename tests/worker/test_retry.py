@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
+from kombu import Exchange, Queue
 from notifier.worker import import_job, install, uninstall
 from notifier.worker.retry import send_pending_retries
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from notifier import Database
 from notifier.accounts.users import create_admin
 from notifier.models import AdminNotification, FailedRun, TaskRetry
 from notifier.retry import generate_key, retry_notification, unseal
+from tests.conftest import RABBITMQ_URL, require_service
 from tests.worker.conftest import make_app, wait_for
 
 KEY = generate_key()
@@ -30,12 +32,8 @@ def queue() -> str:
     return f"retry-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture
-def retry_app(
-    redis_url: str, worker_database: Database, spool_dir: Path, queue: str
-) -> Iterator[Celery]:
-    """An app with a retryable task that fails until its marker file exists, on ``queue``."""
-    app = make_app(redis_url, worker_database.url, spool_dir)
+def _with_flaky_task(app: Celery) -> Celery:
+    """Add a retryable task that fails until its marker file exists, and install the plugin."""
 
     @app.task(name="t.flaky_import", shared=False)
     @import_job(retryable=True)
@@ -47,6 +45,15 @@ def retry_app(
         return f"imported store {store_id}"
 
     install(app)
+    return app
+
+
+@pytest.fixture
+def retry_app(
+    redis_url: str, worker_database: Database, spool_dir: Path, queue: str
+) -> Iterator[Celery]:
+    """An app with the flaky task and a worker consuming ``queue`` (Redis)."""
+    app = _with_flaky_task(make_app(redis_url, worker_database.url, spool_dir))
     with start_worker(
         app, pool="solo", perform_ping_check=False, shutdown_timeout=20, queues=[queue]
     ):
@@ -60,6 +67,34 @@ def _run(worker_database: Database) -> FailedRun | None:
         return db.scalars(select(FailedRun)).one_or_none()
 
 
+def _fail_then_retry(app: Celery, database: Database, marker: str, **route: Any) -> FailedRun:
+    """Run the flaky task (it fails), retry it as an admin, and wait for the retry's success."""
+    first = app.tasks["t.flaky_import"].apply_async((7,), {"marker": marker}, **route)
+    first.get(timeout=30, propagate=False)
+    assert first.state == "FAILURE"
+    run = wait_for(lambda: _run(database))
+    assert (run.task_id, run.problem) == (first.id, None)
+    assert unseal(run.payload, KEY) == ([7], {"marker": marker})
+
+    with database.session_scope() as db:
+        admin = create_admin(db, email="ops@example.com", password="correct horse")
+        note = db.scalars(select(AdminNotification)).one()
+        retry_id = retry_notification(db, note, admin).retries[0].task_id
+    # What notifier.dispatch_deliveries does when the web's commit kicks it.
+    assert send_pending_retries(app, database) == 1
+    assert send_pending_retries(app, database) == 0  # sent once
+    assert app.AsyncResult(retry_id).get(timeout=30) == "imported store 7"
+
+    def finished() -> TaskRetry | None:
+        with database.session_scope() as db:
+            retry = db.scalars(select(TaskRetry)).one()
+            return retry if retry.status == "succeeded" else None
+
+    retry = wait_for(finished)
+    assert retry.task_id == retry_id and retry.finished_at is not None
+    return run
+
+
 def test_a_retry_runs_with_the_original_arguments_on_the_original_queue(
     monkeypatch: pytest.MonkeyPatch,
     retry_app: Celery,
@@ -68,30 +103,41 @@ def test_a_retry_runs_with_the_original_arguments_on_the_original_queue(
     tmp_path: Path,
 ) -> None:
     monkeypatch.setenv("NOTIFIER_RETRY_KEY", KEY)
-    marker = str(tmp_path / "marker")
-    first = retry_app.tasks["t.flaky_import"].apply_async((7,), {"marker": marker}, queue=queue)
-    first.get(timeout=30, propagate=False)
-    assert first.state == "FAILURE"
-    run = wait_for(lambda: _run(worker_database))
-    assert (run.task_id, run.routing_key, run.problem) == (first.id, queue, None)
-    assert unseal(run.payload, KEY) == ([7], {"marker": marker})
+    run = _fail_then_retry(retry_app, worker_database, str(tmp_path / "marker"), queue=queue)
+    assert run.routing_key == queue  # the worker consumes only that queue
 
-    with worker_database.session_scope() as db:
-        admin = create_admin(db, email="ops@example.com", password="correct horse")
-        note = db.scalars(select(AdminNotification)).one()
-        retry_id = retry_notification(db, note, admin).retries[0].task_id
-    # What notifier.dispatch_deliveries does when the web's commit kicks it.
-    assert send_pending_retries(retry_app, worker_database) == 1
-    assert send_pending_retries(retry_app, worker_database) == 0  # sent once
-    assert retry_app.AsyncResult(retry_id).get(timeout=30) == "imported store 7"
 
-    def finished() -> TaskRetry | None:
-        with worker_database.session_scope() as db:
-            retry = db.scalars(select(TaskRetry)).one()
-            return retry if retry.status == "succeeded" else None
-
-    retry = wait_for(finished)
-    assert retry.task_id == retry_id and retry.finished_at is not None
+@pytest.mark.rabbitmq
+def test_on_rabbitmq_a_retry_goes_through_the_original_exchange_and_routing_key(
+    monkeypatch: pytest.MonkeyPatch,
+    redis_url: str,
+    worker_database: Database,
+    spool_dir: Path,
+    queue: str,
+    tmp_path: Path,
+) -> None:
+    require_service("RabbitMQ", RABBITMQ_URL)
+    monkeypatch.setenv("NOTIFIER_RETRY_KEY", KEY)
+    exchange = Exchange(f"{queue}-x", type="direct", auto_delete=True)
+    bound = Queue(queue, exchange, routing_key="imports.csv", auto_delete=True)
+    app = _with_flaky_task(
+        make_app(RABBITMQ_URL, worker_database.url, spool_dir, task_queues=[bound])
+    )
+    try:
+        with start_worker(
+            app, pool="solo", perform_ping_check=False, shutdown_timeout=20, queues=[queue]
+        ):
+            run = _fail_then_retry(
+                app,
+                worker_database,
+                str(tmp_path / "marker"),
+                exchange=exchange.name,
+                routing_key="imports.csv",
+            )
+        assert (run.exchange, run.routing_key) == (exchange.name, "imports.csv")
+    finally:
+        uninstall(app)
+        app.close()
 
 
 def test_without_a_key_the_failure_is_recorded_but_not_retryable(
