@@ -41,6 +41,7 @@ from .errors import ConfigurationError, DuplicateAdminError, ValidationError
 from .migrate import upgrade
 from .models import AdminUser
 from .retention import prune
+from .retry import generate_key, reseal_runs
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -148,6 +149,27 @@ def init_db(settings: Settings) -> None:
             f"could not migrate {redacted(settings.database_url)}: {exc}"
         ) from exc
     click.echo(f"Database ready: {redacted(settings.database_url)}")
+
+
+@cli.command("retry-key")
+def retry_key_command() -> None:
+    """Print a new key for NOTIFIER_RETRY_KEY (put it first; keep older keys after it)."""
+    click.echo(generate_key())
+
+
+@cli.command("reseal-retries")
+@settings_options()
+def reseal_retries_command(settings: Settings) -> None:
+    """Seal every kept task's arguments again with the first NOTIFIER_RETRY_KEY key."""
+    database = Database(settings.database_url)
+    try:
+        with database.session_scope() as db:
+            count = reseal_runs(db)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    click.echo(f"Sealed {count} failed runs' arguments with the first key; older keys may go.")
 
 
 @cli.command("prune")

@@ -33,6 +33,7 @@ from .alerts import platform_alert_service
 from .enums import AlertType, FailureKind, JobKind, NotificationType, Priority, Severity
 from .models import AdminNotification, PlatformAlert, ProcessedFailure
 from .notifications import admin_notification_service
+from .retry.requests import keep_failed_runs
 from .text import (
     MESSAGE_CHARS,
     NAME_CHARS,
@@ -110,6 +111,9 @@ class FailureReport:
     #: Who answers for the job, and its runbook (an http(s) URL; any other is dropped).
     owner: str | None = None
     runbook: str | None = None
+    #: An opted-in task's retry capture (``notifier.retry``): sealed ``payload`` or the
+    #: ``problem`` that kept it from being sealed, ``exchange`` and ``routing_key``.
+    retry: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -339,6 +343,8 @@ def _record(db: Session, reports: Sequence[FailureReport], cooldown: timedelta) 
     fresh = _claim(db, reports)
     alerts, storms = _route(db, fresh, cooldown)
     counted, rows = _count_alerts(db, alerts)
+    if any(report.retry for report in fresh):
+        keep_failed_runs(db, fresh, [rows.get(a["fingerprint"]) if a else None for a in alerts])
     now = utcnow()
     notified: dict[str, bool] = {}
     for position, report in enumerate(fresh):

@@ -551,3 +551,84 @@ class EscalationPolicy(Base):
 
     def __repr__(self) -> str:
         return f"<EscalationPolicy {self.id} {self.name!r} {self.severity}>"
+
+
+class FailedRun(Base):
+    """A failed run of a task that opted in to retries: its route and its arguments, encrypted.
+
+    ``payload`` is a Fernet token (``notifier.retry.payloads``) the web never decrypts; None
+    when the worker could not keep the arguments, and ``problem`` then says why.
+    ``failure_key`` is the report's key, which is also its notification's ``dedup_key``.
+    """
+
+    __tablename__ = "notifier_failed_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    failure_key: Mapped[str] = mapped_column(String(FINGERPRINT_MAX), unique=True)
+    task_id: Mapped[str] = mapped_column(String(255))
+    task_name: Mapped[str] = mapped_column(String(200))
+    exchange: Mapped[str] = mapped_column(String(255), default="")
+    routing_key: Mapped[str] = mapped_column(String(255), default="")
+    payload: Mapped[str | None] = mapped_column(Text)
+    problem: Mapped[str | None] = mapped_column(String(500))
+    #: The alert the failure counted on: pruned with it. A grouped alert also reaches the
+    #: runs of its family (``storm_fingerprint``) whose own store's alert is still open.
+    alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey(
+            "notifier_platform_alerts.id", ondelete="CASCADE", name="fk_notifier_failed_runs_alert"
+        )
+    )
+    storm_fingerprint: Mapped[str | None] = mapped_column(String(FINGERPRINT_MAX))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The latest retry's Celery task id and status (one retry in flight at a time).
+    retry_task_id: Mapped[str | None] = mapped_column(String(255))
+    retry_status: Mapped[str | None] = mapped_column(String(16))
+
+    __table_args__ = (
+        Index("ix_notifier_failed_runs_alert", "alert_id", "occurred_at"),
+        Index("ix_notifier_failed_runs_storm_fingerprint", "storm_fingerprint", "occurred_at"),
+        Index("ix_notifier_failed_runs_occurred", "occurred_at"),
+    )
+
+    def __repr__(self) -> str:  # never show the payload
+        return f"<FailedRun {self.id} {self.task_name} {self.task_id}>"
+
+
+class TaskRetry(Base):
+    """One retry an admin asked for: who, when, which run, the new task id and its outcome.
+
+    The audit record of retries; ``status`` goes pending -> sent -> succeeded or failed
+    (``unsendable`` when the worker could not send it).
+    """
+
+    __tablename__ = "notifier_task_retries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(255), unique=True)
+    failed_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey(
+            "notifier_failed_runs.id", ondelete="SET NULL", name="fk_notifier_task_retries_run"
+        )
+    )
+    failed_task_id: Mapped[str] = mapped_column(String(255))
+    task_name: Mapped[str] = mapped_column(String(200))
+    requested_by_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey(
+            "notifier_admin_users.id", ondelete="SET NULL", name="fk_notifier_task_retries_admin"
+        )
+    )
+    requested_by: Mapped[str] = mapped_column(String(320))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    detail: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (
+        Index("ix_notifier_task_retries_status", "status"),
+        Index("ix_notifier_task_retries_failed_run", "failed_run_id", "requested_at"),
+        Index("ix_notifier_task_retries_requested", "requested_at"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<TaskRetry {self.id} {self.task_name} {self.task_id} {self.status}>"

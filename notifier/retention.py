@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from .db import Database
-from .models import AdminNotification, PlatformAlert
+from .models import AdminNotification, FailedRun, PlatformAlert
+from .retry import prune_retries
 from .types import utcnow
 
 #: Rows deleted per transaction.
@@ -30,6 +31,8 @@ class PruneReport:
     alerts: int
     cutoff: datetime
     dry_run: bool
+    #: Failed runs kept for a retry (their sealed arguments) and retries, older than the cutoff.
+    retries: int = 0
 
 
 def _targets(cutoff: datetime) -> list[tuple[Any, list[Any]]]:
@@ -73,7 +76,30 @@ def prune(
             if done < batch:
                 break
         removed.append(total)
-    return PruneReport(removed[0], removed[1], cutoff, dry_run)
+    return PruneReport(
+        removed[0], removed[1], cutoff, dry_run, _prune_retries(database, cutoff, dry_run, batch)
+    )
+
+
+def _prune_retries(database: Database, cutoff: datetime, dry_run: bool, batch: int) -> int:
+    """Failed runs (sealed arguments never outlive the retention) and the retries' audit."""
+    if dry_run:
+        with database.session_scope() as db:
+            return int(
+                db.scalar(
+                    select(func.count())
+                    .select_from(FailedRun)
+                    .where(FailedRun.occurred_at < cutoff)
+                )
+                or 0
+            )
+    total = 0
+    while True:
+        with database.session_scope() as db:
+            done = prune_retries(db, cutoff, batch=batch)
+        total += done
+        if done < batch:
+            return total
 
 
 __all__ = ["BATCH", "PruneReport", "prune"]

@@ -25,6 +25,7 @@ FACES = {
     "notifier.validation",
     "notifier.cli",
     "notifier.metrics",
+    "notifier.retry",
 }
 
 

@@ -24,6 +24,7 @@ from notifier import (
     utcnow,
 )
 from notifier.models import AdminUser
+from notifier.retry import RETRY_ALL_LIMIT, RetrySummary, alert_summaries, notification_summaries
 from notifier.validation import SKIP_MAX, is_safe_url
 
 from .api.schemas import AlertQuery, NotificationQuery
@@ -178,6 +179,7 @@ def notifications() -> str:
     page = page_number()
     skip = (page - 1) * PER_PAGE
     notifications = alerts = None
+    retries: dict[int, RetrySummary] = {}
     user_ids: set[int] = set()
     if tab == "notifications":
         found = admin_notification_service.page_notifications(
@@ -198,6 +200,7 @@ def notifications() -> str:
             more=found.next_cursor is not None,
         )
         user_ids = {n.read_by_user_id for n in found.items if n.read_by_user_id is not None}
+        retries = notification_summaries(session, found.items)
     else:
         listed = platform_alert_service.page_alerts(
             session,
@@ -224,6 +227,7 @@ def notifications() -> str:
             for user_id in (a.resolved_by_user_id, a.acknowledged_by_user_id)
         )
         user_ids = {user_id for user_id in people if user_id is not None}
+        retries = alert_summaries(session, listed.items)
     users = admin_names(session, user_ids)
     return render_template(
         "notifier/notifications.html",
@@ -245,6 +249,8 @@ def notifications() -> str:
         users=users,
         api_base=url_for("notifier_api.list_notifications"),
         link_of=notification_link,
+        retries=retries,
+        retry_limit=RETRY_ALL_LIMIT,
     )
 
 

@@ -44,6 +44,7 @@ class Failure:
     traceback: str
     owner: str | None = None
     runbook: str | None = None
+    retry: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class JobSpec:
     #: Who answers for this job, and its runbook URL (else ``notifier_owners`` / ``_runbooks``).
     owner: str | None = None
     runbook: str | None = None
+    #: Keep the arguments of a failed run (encrypted) so an admin can retry it.
+    retryable: bool = False
 
     job: ClassVar[JobKind] = JobKind.GENERIC
     alert_type: ClassVar[AlertType] = AlertType.SYSTEM
@@ -123,6 +126,7 @@ class JobSpec:
             alert_type=self.alert_type,
             owner=failure.owner,
             runbook=failure.runbook,
+            retry=failure.retry,
             **located,
             **self.notification_fields(failure),
         )
@@ -262,6 +266,7 @@ def import_job(
     error_threshold: int | None = None,
     owner: str | None = None,
     runbook: str | None = None,
+    retryable: bool = False,
 ) -> Callable[[F], F]: ...
 def import_job(
     fn: F | None = None,
@@ -273,6 +278,7 @@ def import_job(
     error_threshold: int | None = None,
     owner: str | None = None,
     runbook: str | None = None,
+    retryable: bool = False,
 ) -> F | Callable[[F], F]:
     """Mark a task as a store's data import.
 
@@ -281,6 +287,7 @@ def import_job(
     ``notifier_error_threshold``, 5) calls it too, with the count.
     ``job_id`` defaults to the Celery task id, ``store_name`` to ``"store <id>"``.
     ``owner`` and ``runbook`` (an http(s) URL) ride on its alerts and notifications.
+    ``retryable=True`` keeps a failed run's arguments, encrypted, for a retry by an admin.
     """
     spec = ImportJob(
         store_id=store_id,
@@ -289,6 +296,7 @@ def import_job(
         error_threshold=error_threshold,
         owner=owner,
         runbook=runbook,
+        retryable=retryable,
     )
     if fn is not None:
         return _mark(fn, spec, "import_job")
@@ -305,6 +313,7 @@ def sync_job(
     error_threshold: int | None = None,
     owner: str | None = None,
     runbook: str | None = None,
+    retryable: bool = False,
 ) -> Callable[[F], F]: ...
 def sync_job(
     fn: F | None = None,
@@ -315,6 +324,7 @@ def sync_job(
     error_threshold: int | None = None,
     owner: str | None = None,
     runbook: str | None = None,
+    retryable: bool = False,
 ) -> F | Callable[[F], F]:
     """Mark a task as a sync with an external marketplace API.
 
@@ -329,6 +339,7 @@ def sync_job(
         error_threshold=error_threshold,
         owner=owner,
         runbook=runbook,
+        retryable=retryable,
     )
     if fn is not None:
         return _mark(fn, spec, "sync_job")
@@ -343,6 +354,7 @@ def notify_on_failure(
     store_id: ArgumentRef = None,
     owner: str | None = None,
     runbook: str | None = None,
+    retryable: bool = False,
 ) -> Callable[[F], F]:
     """Mark any task: its final failure creates one notification of ``type`` and ``priority``.
 
@@ -357,6 +369,7 @@ def notify_on_failure(
         title=title,
         owner=owner,
         runbook=runbook,
+        retryable=retryable,
     )
     return lambda f: _mark(f, spec, "notify_on_failure")
 

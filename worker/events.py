@@ -35,6 +35,7 @@ from .decorators import (
 )
 from .ownership import ownership
 from .redaction import redact_text, safe_arguments
+from .retry import retry_capture
 
 logger = logging.getLogger("notifier.worker")
 
@@ -97,6 +98,7 @@ def failure_report(
         traceback=clip(redact_text(storable_text(traceback_text)), TRACEBACK_CHARS, keep_end=True),
         owner=owner,
         runbook=runbook,
+        retry=retry_capture(task, spec, args, kwargs),
     )
     try:  # the spec reads the task's own arguments (a callable, a str() of a host object)
         return spec.failure_report(failure)
@@ -122,6 +124,7 @@ def failure_report(
             alert_type=spec.alert_type,
             owner=owner,
             runbook=runbook,
+            retry=failure.retry,
         )
 
 

@@ -23,8 +23,6 @@ import threading
 import traceback as traceback_module
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -37,6 +35,8 @@ from notifier import FailureReport, Settings, live_redis_url_from_env
 
 from .decorators import spec_of
 from .events import failure_report, returned_reports
+from .guard import guard
+from .retry import on_retried_failure, on_retried_success
 from .spool.bypass import SpoolBypass
 from .spool.choice import configured_spool
 from .spool.contract import EventSpool
@@ -48,15 +48,6 @@ logger = logging.getLogger("notifier.worker")
 DEFAULT_ERROR_THRESHOLD = 5
 DEFAULT_COOLDOWN_SECONDS = 15 * 60
 _RECENT_KEYS = 10_000
-
-
-@contextmanager
-def guard(what: str, **context: Any) -> Iterator[None]:
-    """Log and swallow any error of notifier code, so the host task is never affected."""
-    try:
-        yield
-    except Exception:
-        logger.exception("notifier: %s failed (%r); the task itself is unaffected", what, context)
 
 
 @dataclass
@@ -236,6 +227,8 @@ def install(celery_app: Celery, *, all_tasks: bool = False) -> None:
         signals.task_internal_error.connect(
             _on_task_internal_error, dispatch_uid="notifier.task_internal_error"
         )
+        signals.task_success.connect(on_retried_success, dispatch_uid="notifier.retry_success")
+        signals.task_failure.connect(on_retried_failure, dispatch_uid="notifier.retry_failure")
         signals.worker_process_init.connect(
             _on_worker_process_init, dispatch_uid="notifier.worker_process_init"
         )
@@ -256,6 +249,8 @@ def uninstall(celery_app: Celery) -> None:
             signals.task_failure.disconnect(dispatch_uid="notifier.task_failure")
             signals.task_success.disconnect(dispatch_uid="notifier.task_success")
             signals.task_internal_error.disconnect(dispatch_uid="notifier.task_internal_error")
+            signals.task_success.disconnect(dispatch_uid="notifier.retry_success")
+            signals.task_failure.disconnect(dispatch_uid="notifier.retry_failure")
             signals.worker_process_init.disconnect(dispatch_uid="notifier.worker_process_init")
             signals.worker_process_shutdown.disconnect(
                 dispatch_uid="notifier.worker_process_shutdown"

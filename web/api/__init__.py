@@ -13,6 +13,7 @@ from . import escalation as escalation
 from . import notifications as notifications
 from . import openapi as openapi
 from . import preferences as preferences
+from . import retry as retry
 from . import stream as stream
 from .blueprint import api as api
 from .blueprint import api_blueprint as api_blueprint

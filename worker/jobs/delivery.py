@@ -18,6 +18,8 @@ from celery import shared_task
 from notifier import Database
 from notifier.delivery import DispatchSettings, dispatch_batches
 
+from ..retry import send_pending_retries
+
 logger = logging.getLogger("notifier.worker")
 
 TASK_NAME = "notifier.dispatch_deliveries"
@@ -31,6 +33,10 @@ def dispatch_deliveries(self: Any, max_batches: int = MAX_BATCHES) -> dict[str, 
     settings = DispatchSettings.from_env()
     database = Database(self.app.conf.notifier_database_url)
     try:
+        try:  # retries admins asked for ride the same kick (see notifier.worker.retry)
+            send_pending_retries(self.app, database)
+        except Exception:
+            logger.exception("notifier: pending retries not sent; the next run tries again")
         report = dispatch_batches(database, settings, max_batches=max(1, max_batches))
     finally:
         database.dispose()

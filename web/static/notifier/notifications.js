@@ -54,6 +54,10 @@ if (page) {
         api(`${apiBase}/alerts/${id}/acknowledge`, {
           method: action === "acknowledge" ? "PUT" : "DELETE",
         }));
+    } else if (action === "retry") {
+      // Disabled at once by perform(): a double click sends one request.
+      perform(control, "Retrying…", () =>
+        api(`${apiBase}/${control.dataset.path}`, { method: "POST" }));
     } else if (action === "unsnooze") {
       perform(control, "Unsnoozing…", () =>
         api(`${apiBase}/alerts/${id}/snooze`, { method: "DELETE" }));
