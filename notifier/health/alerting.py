@@ -49,6 +49,7 @@ def keep_open(
     """Open the alert for ``fingerprint`` unless ``current`` is it; else refresh its text."""
     if current is not None:
         current.description = clip(description, MESSAGE_MAX)
+        db.flush()
         return current
     alert, _ = platform_alert_service.create_or_increment_alert(
         db,

@@ -8,15 +8,17 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from celery import Celery
+from notifier.worker.health import RunWatch
 
 from notifier import Database, upgrade
 from notifier.models import PlatformAlert
 from tests.conftest import RABBITMQ_URL, require_service
 
-from .conftest import WorkerProcess, alerts, make_app, wait_for
+from .conftest import WorkerProcess, alerts, make_app, wait_for, worker_test_tasks
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -109,3 +111,61 @@ def test_a_hung_run_alerts_and_resolves_and_an_unconsumed_queue_alerts(
     finally:
         _purge(client, orphan)
         client.close()
+
+
+# -- the limit of a run, decided in the worker's main process (fast, no worker) ---------------
+
+
+def _app(**conf: object) -> Celery:
+    app = Celery("health-limits", set_as_current=False)
+    app.conf.update(conf)
+    worker_test_tasks.define_tasks(app)
+    return app
+
+
+def _request(task_name: str, started: float, **fields: object) -> SimpleNamespace:
+    values: dict[str, object] = {
+        "id": f"id-{task_name}-{started}",
+        "task_name": task_name,
+        "time_start": started,
+        "time_limits": (None, None),
+        "args": [],
+        "kwargs": {"store_id": 3, "api_key": "s3cret", "options": {"token": "x", "page": 2}},
+        "hostname": "w1@box",
+        "worker_pid": 99,
+        **fields,
+    }
+    return SimpleNamespace(**values)
+
+
+def test_a_run_past_the_floor_is_reported_with_its_arguments_redacted() -> None:
+    watch = RunWatch.for_app(_app(notifier_run_limit_floor=60))
+    now = 10_000.0
+    [run] = watch.scan([_request("t.secret", now - 61), _request("t.sleep", now - 59)], now)
+    assert (run.task_name, run.limit_seconds, run.limit_source) == ("t.secret", 60, "floor")
+    assert run.arguments == {
+        "store_id": 3,
+        "api_key": "[redacted]",
+        "options": {"token": "[redacted]", "page": 2},
+    }
+    assert (run.hostname, run.pid) == ("w1@box", 99)
+    # Undecorated tasks are left alone unless the app was installed with all_tasks=True.
+    assert watch.scan([_request("t.plain", now - 3600, kwargs={})], now) == []
+    everything = RunWatch.for_app(_app(notifier_run_limit_floor=60), all_tasks=True)
+    assert len(everything.scan([_request("t.plain", now - 3600, kwargs={})], now)) == 1
+
+
+def test_the_hard_time_limit_comes_first_then_the_override_then_the_p99() -> None:
+    app = _app(notifier_run_limit_floor=60, notifier_run_limits={"t.sleep": 30})
+    watch = RunWatch.for_app(app)
+    task = app.tasks["t.sleep"]
+    assert watch.limit(task, _request("t.sleep", 1, time_limits=(20, 10))) == (20, "time_limit")
+    assert watch.limit(task, _request("t.sleep", 1)) == (30, "override")
+    # Runs seen finishing build the p99: 3 x 40 s is above the floor.
+    for n in range(30):
+        started = 1000.0 + n * 100
+        watch.scan([_request("t.secret", started, id=f"r{n}")], started + 40)
+        watch.scan([], started + 40)
+    assert watch.p99("t.secret") == 40
+    assert watch.limit(app.tasks["t.secret"], _request("t.secret", 1)) == (120, "p99")
+    assert watch.limit(app.tasks["t.boom"], _request("t.boom", 1)) == (60, "floor")
