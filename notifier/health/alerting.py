@@ -9,6 +9,7 @@ with a note that says the watcher did it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 from typing import Any
 
 from sqlalchemy import select
@@ -66,9 +67,7 @@ def keep_open(
 
 def resolve_automatically(db: Session, alert: PlatformAlert, reason: str) -> None:
     """Resolve ``alert`` because the check no longer sees its problem (``reason`` says why)."""
-    try:
+    with suppress(AlreadyResolvedError):  # an admin (or another watcher) was first: fine
         platform_alert_service.resolve_alert(
             db, alert.id, user_id=None, resolution_notes=f"resolved automatically: {reason}"
         )
-    except AlreadyResolvedError:  # an admin (or another watcher) was first: fine
-        pass

@@ -90,9 +90,7 @@ def _head_since(state: QueueState, seen: QueueObservation, now: datetime) -> dat
     return state.head_since if seen.depth >= state.depth else now
 
 
-def _update(
-    db: Session, seen: QueueObservation, consumers: int, now: datetime
-) -> QueueState:
+def _update(db: Session, seen: QueueObservation, consumers: int, now: datetime) -> QueueState:
     state = _state(db, seen.name, now)
     state.head_since = _head_since(state, seen, now)
     state.head = seen.head
@@ -154,8 +152,7 @@ def _alert(
 ) -> None:
     name = state.name
     facts = (
-        f"Queue {name} holds {state.depth} message(s); the oldest has waited at least "
-        f"{span(age)}."
+        f"Queue {name} holds {state.depth} message(s); the oldest has waited at least {span(age)}."
     )
     if prefix == NO_CONSUMER_FINGERPRINT:
         title = f"Queue {name} has no consumer"

@@ -93,9 +93,7 @@ def test_a_queue_with_messages_and_no_consumer_alerts_until_drained(db_session: 
     check_queues(db_session, [QueueObservation("reports", 5, "r1")], now=later)
     db_session.refresh(alert)
     assert alert.occurrence_count == 1
-    assert "holds 5 message(s); the oldest has waited at least 1m 35s" in (
-        alert.description or ""
-    )
+    assert "holds 5 message(s); the oldest has waited at least 1m 35s" in (alert.description or "")
     [celery, reports] = queue_reports(db_session, later)
     assert (reports.depth, reports.consumers, reports.oldest_age) == (5, 0, 95.0)
     assert (celery.depth, celery.consumers) == (3, 1)

@@ -99,9 +99,7 @@ def test_a_hung_run_alerts_and_resolves_and_an_unconsumed_queue_alerts(
         assert resolved.occurrence_count == 1
 
         client.tasks["t.noop"].apply_async(queue=orphan)
-        stuck = wait_for(
-            lambda: _alert(worker_database, f"queue:no-consumer:{orphan}"), timeout=20
-        )
+        stuck = wait_for(lambda: _alert(worker_database, f"queue:no-consumer:{orphan}"), timeout=20)
         assert (stuck.alert_type.value, stuck.severity.value) == ("capacity", "critical")
         assert stuck.title == f"Queue {orphan} has no consumer"
         assert stuck.alert_metadata["depth"] == 1

@@ -113,12 +113,18 @@ def health_runs_context(db: Session) -> dict[str, Any]:
     """What the page's two sections show: ``health_runs`` and ``health_queues`` rows."""
     now = utcnow()
     runs = [
-        {**RunOut.of(run, now).model_dump(), "elapsed": span(run.elapsed(now)),
-         "limit": span(run.limit_seconds)}
+        {
+            **RunOut.of(run, now).model_dump(),
+            "elapsed": span(run.elapsed(now)),
+            "limit": span(run.limit_seconds),
+        }
         for run in overdue_runs(db, now)
-    ]  # fmt: skip
+    ]
     queues = [
-        {**QueueOut.of(q).model_dump(), "oldest": None if q.oldest_age is None else span(q.oldest_age)}
-        for q in queue_reports(db, now)
-    ]  # fmt: skip
+        {
+            **QueueOut.of(report).model_dump(),
+            "oldest": None if report.oldest_age is None else span(report.oldest_age),
+        }
+        for report in queue_reports(db, now)
+    ]
     return {"health_runs": runs, "health_queues": queues}

@@ -131,9 +131,7 @@ class HealthReporter:
                 ttl=timedelta(seconds=self.interval * 3 + 5),
             )
             check_hung_runs(db)
-            check_queues(
-                db, observations, max_age=self.queue_max_age, max_ages=self.queue_max_ages
-            )
+            check_queues(db, observations, max_age=self.queue_max_age, max_ages=self.queue_max_ages)
 
     def _close_broker(self) -> None:
         connection, self._connection = self._connection, None
