@@ -101,12 +101,20 @@ class HealthReporter:
         self._connection = None
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.is_set():
             try:
                 self.tick()
             except Exception:
-                logger.exception("notifier: the health check failed; it runs again shortly")
+                # Once per outage (a database down, a schema not created yet), not per tick.
+                log = logger.debug if failing else logger.exception
+                log("notifier: the health check failed; it is retried every %ss", self.interval)
+                failing = True
                 self._close_broker()
+            else:
+                if failing:
+                    logger.info("notifier: the health check works again")
+                failing = False
             self._stop.wait(self.interval)
 
     def tick(self) -> None:
@@ -115,7 +123,7 @@ class HealthReporter:
         if app is None:
             self._stop.set()
             return
-        overdue = self.runs.scan(worker_state.active_requests, time.time())
+        overdue = self.runs.scan(_active_requests(), time.time())
         if self._connection is None:
             self._connection = app.connection_for_read()
         observations = probe(self._connection, watched_queues(app))
@@ -146,6 +154,14 @@ class HealthReporter:
         if self._database is not None:
             self._database.dispose()
             self._database = None
+
+
+def _active_requests() -> list[Any]:
+    # The pool's thread adds and discards requests while this thread reads: copy the
+    # WeakSet's underlying set of references in one step (no Python code runs while the
+    # set is copied, so it cannot change size under us), then follow each reference.
+    references = list(worker_state.active_requests.data)
+    return [request for request in (ref() for ref in references) if request is not None]
 
 
 _reporters: weakref.WeakKeyDictionary[Any, HealthReporter] = weakref.WeakKeyDictionary()
