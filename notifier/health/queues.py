@@ -30,6 +30,7 @@ NO_CONSUMER_FINGERPRINT = "queue:no-consumer:"
 #: The alert of a consumed queue whose oldest message has waited past its limit.
 STALE_FINGERPRINT = "queue:stale:"
 DEFAULT_MAX_AGE = timedelta(minutes=10)
+QUEUE_NAME_MAX = 255
 _FORGET_AFTER = timedelta(days=1)
 
 
@@ -118,6 +119,8 @@ def check_queues(
     current = {**open_alerts(db, NO_CONSUMER_FINGERPRINT), **open_alerts(db, STALE_FINGERPRINT)}
     outcome = CheckOutcome()
     for seen in observations:
+        if not seen.name or len(seen.name) > QUEUE_NAME_MAX:
+            continue  # not a name this table can hold (nor a broker, in practice)
         consumers = max(counted.get(seen.name, 0), seen.broker_consumers or 0)
         state = _update(db, seen, consumers, now)
         age = (now - state.head_since).total_seconds() if state.head_since else 0.0
