@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 from kombu import Connection, Queue
-from notifier.worker.health import probe, watched_queues
+from notifier.worker.health import observe, probe, watched_queues
 
 from tests.conftest import RABBITMQ_URL, require_service
 
@@ -92,3 +92,14 @@ def test_rabbitmq_reports_depth_and_its_own_consumer_count(queue_name: str) -> N
             channel = connection.channel()
             channel.queue_delete(queue_name)
             channel.close()
+
+
+def test_observe_reads_every_watched_queue_of_an_app(
+    redis_connection: Connection, redis_url: str, queue_name: str
+) -> None:
+    app = Celery("observe", broker=redis_url, set_as_current=False)
+    app.conf.update(task_default_queue=queue_name, notifier_health_queues=[f"{queue_name}-b"])
+    _publish(redis_connection, queue_name, "first")
+    seen = {o.name: o.depth for o in observe(app)}
+    assert seen == {queue_name: 1, f"{queue_name}-b": 0}
+    app.close()

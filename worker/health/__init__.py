@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .queues import observe as observe
 from .queues import probe as probe
 from .queues import watched_queues as watched_queues
 from .reporter import HealthReporter as HealthReporter
@@ -14,6 +15,7 @@ __all__ = [
     "HealthReporter",
     "RunWatch",
     "health_after_fork",
+    "observe",
     "probe",
     "start_health",
     "stop_health",

@@ -123,3 +123,13 @@ def _close(channel: Any) -> None:
         channel.close()
     except Exception:  # a channel the broker already closed
         logger.debug("notifier: closing a probe channel failed", exc_info=True)
+
+
+def observe(app: Any) -> list[QueueObservation]:
+    """What the broker says now of every queue ``app`` sends to, on a short connection.
+
+    For a watcher that runs now and then (``notifier watch``); the worker's health loop
+    keeps its connection instead.
+    """
+    with app.connection_for_read() as connection:
+        return probe(connection, watched_queues(app))
