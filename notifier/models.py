@@ -632,3 +632,41 @@ class TaskRetry(Base):
 
     def __repr__(self) -> str:
         return f"<TaskRetry {self.id} {self.task_name} {self.task_id} {self.status}>"
+
+
+class WorkerHeartbeat(Base):
+    """One worker's latest report: the queues it consumes and its runs past their limit.
+
+    Written every few seconds by the worker's main process; a row whose ``expires_at`` has
+    passed belongs to a worker that stopped reporting (stopped, killed, or hung itself).
+    """
+
+    __tablename__ = "notifier_worker_heartbeats"
+
+    hostname: Mapped[str] = mapped_column(String(255), primary_key=True)
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    queues: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    overdue_runs: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<WorkerHeartbeat {self.hostname!r}>"
+
+
+class QueueState(Base):
+    """What the last check saw of one broker queue: depth, consumers, its head's wait."""
+
+    __tablename__ = "notifier_queue_states"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    consumers: Mapped[int] = mapped_column(Integer, default=0)
+    #: A digest of the message at the head, where the broker lets us peek (Redis, SQL).
+    head: Mapped[str | None] = mapped_column(String(64))
+    #: When the current head was first seen there: a lower bound of its wait.
+    head_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<QueueState {self.name!r} depth={self.depth}>"

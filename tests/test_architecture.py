@@ -26,6 +26,7 @@ FACES = {
     "notifier.cli",
     "notifier.metrics",
     "notifier.retry",
+    "notifier.health",
 }
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import NotFound, TooManyRequests, Unauthorized
 
 from notifier import DeliveryChannel, DeliveryStatus, Severity, metrics
+from notifier.health import QueueReport, queue_reports
 from notifier.models import Delivery, PlatformAlert
 
 from .auth import bad_token_wait, count_bad_token
@@ -65,6 +66,31 @@ class _Deliveries:
                     [channel.value, status.value], self.rows.get((channel.value, status.value), 0)
                 )
         yield family
+
+
+class _Queues:
+    """Each watched queue's depth, consumers and oldest wait, as the last check saw them."""
+
+    def __init__(self, reports: list[QueueReport]) -> None:
+        self.reports = reports
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        families = (
+            ("notifier_queue_depth", "Messages waiting in a watched queue.", "depth"),
+            ("notifier_queue_consumers", "Live workers consuming a watched queue.", "consumers"),
+            (
+                "notifier_queue_oldest_age_seconds",
+                "How long a watched queue's head message has waited, at least (0 when empty).",
+                "oldest_age",
+            ),
+        )
+        for name, help_text, field in families:
+            family = GaugeMetricFamily(name, help_text, labels=["queue"])
+            for report in self.reports:
+                family.add_metric([report.name], float(getattr(report, field) or 0))
+            yield family
 
 
 class _ThisProcess:
@@ -118,7 +144,9 @@ def scrape() -> Response:
             .where(Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.FAILED)))
             .group_by(Delivery.channel, Delivery.status)
         ).all()
+        queues = queue_reports(db)
     registry.register(_OpenAlerts({Severity(s).value: int(n) for s, n in rows}))
+    registry.register(_Queues(queues))
     registry.register(
         _Deliveries(
             {(DeliveryChannel(c).value, DeliveryStatus(s).value): int(n) for c, s, n in waiting}

@@ -45,6 +45,8 @@ notifier_catalogue_url = f"sqlite:///{_settings.instance_path / 'catalogue.db'}"
 notifier_letzshop_base_url = os.environ.get("NOTIFIER_LETZSHOP_URL") or None
 notifier_letzshop_timeout = 10.0
 notifier_letzshop_retry_delay = float(os.environ.get("NOTIFIER_LETZSHOP_RETRY_DELAY") or 30)
+# Job health: queues to watch beyond the default, task_queues, routes and beat (commas).
+notifier_health_queues = [q for q in os.environ.get("NOTIFIER_HEALTH_QUEUES", "").split(",") if q]
 # An open critical alert nobody acknowledged is emailed again this often (seconds).
 notifier_alert_repeat_interval = _settings.alert_repeat_interval.total_seconds()
 

@@ -36,6 +36,7 @@ from notifier import FailureReport, Settings, live_redis_url_from_env
 from .decorators import spec_of
 from .events import failure_report, returned_reports
 from .guard import guard
+from .health import health_after_fork, start_health, stop_health
 from .retry import on_retried_failure, on_retried_success
 from .spool.bypass import SpoolBypass
 from .spool.choice import configured_spool
@@ -259,6 +260,7 @@ def uninstall(celery_app: Celery) -> None:
             signals.worker_shutdown.disconnect(dispatch_uid="notifier.worker_shutdown")
     if installation is not None:
         with guard("uninstall"):
+            stop_health(celery_app)
             installation.close()
 
 
@@ -355,6 +357,7 @@ def _on_worker_process_init(**_: Any) -> None:
     with guard("worker_process_init", pid=os.getpid()):
         if not _in_pool_child():  # the solo pool sends this signal in the main process
             return
+        health_after_fork()
         for installation in list(_installations.values()):
             installation.after_fork()
 
@@ -377,10 +380,16 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
             # Celery's own prefork pool class, not a guess from a module name.
             prefork = isinstance(getattr(sender, "pool", None), get_implementation("prefork"))
             installation.start_draining(prefork=prefork)
+    with guard("health start"):  # runs past their limit, queues nobody consumes
+        health = _for(getattr(sender, "app", None))
+        if health is not None:
+            url = health.parts.recorder.database_url
+            start_health(sender, url, all_tasks=health.all_tasks)
 
 
 def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:
     with guard("worker_shutdown"):
         installation = _for(getattr(sender, "app", None))
         if installation is not None:
+            stop_health(sender.app)
             installation.stop_draining()

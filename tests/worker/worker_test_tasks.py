@@ -6,6 +6,7 @@ In-process tests call ``define_tasks(app)`` on their own app; subprocess workers
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -186,6 +187,8 @@ def app_from_env() -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
     )
+    if os.environ.get("NOTIFIER_TEST_CONF"):  # any further settings, as a JSON object
+        app.conf.update(json.loads(os.environ["NOTIFIER_TEST_CONF"]))
     if os.environ.get("NOTIFIER_TEST_TIME_LIMIT"):
         app.conf.task_time_limit = float(os.environ["NOTIFIER_TEST_TIME_LIMIT"])
     define_tasks(app)

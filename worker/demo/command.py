@@ -22,6 +22,7 @@ from notifier import Database, DuplicateAdminError, Settings, upgrade
 from notifier.accounts import create_admin
 from notifier.cli import settings_options
 
+from .health import enqueue_health, health_env
 from .receivers import start_receivers
 
 DEMO_EMAIL = "admin@example.com"
@@ -123,7 +124,7 @@ def _enqueue(files: dict[str, str]) -> list[str]:
     for n in range(20):  # a storm: one notification, an alert counting 20
         app.send_task("notifier.demo.price_feed", args=(7,), task_id=f"notifier-demo-storm-{n}")
     lines.append("  20 x notifier.demo.price_feed(7,): a storm -> 1 notification, alert x20")
-    return lines
+    return lines + enqueue_health(app)
 
 
 def _notifier_command() -> str:
@@ -197,6 +198,7 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
         "NOTIFIER_DATABASE_URL": settings.database_url,
         "NOTIFIER_LETZSHOP_URL": f"http://127.0.0.1:{marketplace.server_port}/api",
         "NOTIFIER_LETZSHOP_RETRY_DELAY": "2",
+        **health_env(),
     }
     os.environ.update(env)  # the bundled app in this process reads the same settings
     log = settings.instance_path / "demo-worker.log"
@@ -212,7 +214,8 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
         with log.open("ab") as log_handle:
             worker_cmd = [
                 sys.executable, "-m", "celery", "-A", "notifier.worker.app", "worker",
-                "--include", "notifier.worker.demo.tasks", "-P", "prefork", "-c", "2", "-l", "INFO",
+                "--include", "notifier.worker.demo.tasks,notifier.worker.demo.health",
+                "-P", "prefork", "-c", "2", "-l", "INFO",
                 "-n", f"demo-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
                 # Beat inside the worker (one process is enough for a demo): retention and
                 # the admins' digests on the package's schedule.
