@@ -413,6 +413,10 @@ class AlertFields(TypedDict, total=False):
     affected_stores: list[int] | None
     affected_systems: list[str] | None
     metadata: dict[str, Any] | None
+    #: A root cause: the scope of the symptoms it holds back (see notifier.health).
+    explains: str | None
+    #: The task whose next success resolves the alert (with its store, if it has one).
+    recovery_task: str | None
 
 
 def _validated(fields: AlertFields) -> dict[str, Any]:
@@ -430,6 +434,12 @@ def _validated(fields: AlertFields) -> dict[str, Any]:
         "alert_metadata": check.metadata("metadata", fields.get("metadata")),
         "fingerprint": check.text(
             "fingerprint", fields.get("fingerprint"), max_length=FINGERPRINT_MAX, required=False
+        ),
+        "explains": check.text(
+            "explains", fields.get("explains"), max_length=FINGERPRINT_MAX, required=False
+        ),
+        "recovery_task": check.text(
+            "recovery_task", fields.get("recovery_task"), max_length=200, required=False
         ),
     }
     check.done()

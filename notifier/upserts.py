@@ -45,6 +45,8 @@ _ALERT_COLUMNS = (
     "is_resolved",
     "alert_metadata",
     "created_at",
+    "explains",
+    "recovery_task",
 )
 # The partial unique index's predicate, spelled as each dialect stored it.
 _OPEN = {"postgresql": "NOT is_resolved", "sqlite": "is_resolved = 0"}
