@@ -33,6 +33,7 @@ from .alerts import platform_alert_service
 from .enums import AlertType, FailureKind, JobKind, NotificationType, Priority, Severity
 from .models import AdminNotification, PlatformAlert, ProcessedFailure
 from .notifications import admin_notification_service
+from .outbox import symptom_of
 from .text import (
     MESSAGE_CHARS,
     NAME_CHARS,
@@ -107,6 +108,11 @@ class FailureReport:
     priority: Priority | None = None
     title: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The root-cause scopes this failure is a symptom of (``database:<tag>`` for a
+    #: connection error to the worker's database): see ``notifier.health``.
+    scopes: list[str] = field(default_factory=list)
+    #: Whether the alert resolves itself on the task's next success (for its store).
+    resolve_on_success: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -151,6 +157,8 @@ class FailureReport:
         set_(self, "arguments", storable(self.arguments))
         set_(self, "errors", storable(self.errors))
         set_(self, "unmatched_products", [storable_text(p) for p in self.unmatched_products])
+        if self.scopes:
+            set_(self, "scopes", [bounded(storable_text(str(s))) for s in self.scopes])
 
     def to_json(self) -> str:
         """The report as one JSON document (what a spool file holds)."""
@@ -204,6 +212,8 @@ class FailureReport:
             "description": self.message or None,
             "affected_stores": [self.store_id] if self.store_id is not None else [],
             "affected_systems": [self.source] if self.source.strip() else [],
+            "recovery_task": self.task_name if self.resolve_on_success else None,
+            "scopes": self.scopes,
             "metadata": {
                 "task_name": self.task_name,
                 "exception_class": self.exception_class,
@@ -401,9 +411,10 @@ def _count_alerts(
         merged["description"] = next(
             (a["description"] for a in reversed(alerts) if a["description"]), None
         )
-        row, created = platform_alert_service.create_or_increment_alert(
-            db, **merged, occurrences=len(members)
-        )
+        with symptom_of(db, merged.pop("scopes", None) or ()):
+            row, created = platform_alert_service.create_or_increment_alert(
+                db, **merged, occurrences=len(members)
+            )
         for n, (position, _) in enumerate(members):
             counted[position] = created and n == 0
         rows[fingerprint] = row
@@ -499,6 +510,7 @@ def _storm_alert(report: FailureReport, stores: set[int]) -> dict[str, Any]:
         ),
         affected_stores=sorted(stores),
         metadata={"task_name": report.task_name, "exception_class": report.exception_class},
+        recovery_task=None,  # one store's success does not end a storm across stores
     )
     return alert
 
@@ -514,7 +526,8 @@ def _notify_storm(db: Session, report: FailureReport, alert: PlatformAlert) -> N
         report, store_id=None, store_name=label, message=clip(said + report.message, MESSAGE_CHARS)
     )
     keys: dict[str, Any] = {"dedup_key": report.key, "alert_fingerprint": alert.fingerprint}
-    _BY_JOB[report.job](db, storm, meta, keys)
+    with symptom_of(db, report.scopes):
+        _BY_JOB[report.job](db, storm, meta, keys)
 
 
 def _notified_recently(db: Session, fingerprint: str, cooldown: timedelta) -> bool:
@@ -535,7 +548,8 @@ def _notify(db: Session, report: FailureReport, fingerprint: str | None) -> None
     """Create the report's notification through the service call its failure names."""
     # Every notification of a report is deduplicated by its key and names its alert.
     keys: dict[str, Any] = {"dedup_key": report.key, "alert_fingerprint": fingerprint}
-    _sender(report)(db, report, _metadata(report), keys)
+    with symptom_of(db, report.scopes):
+        _sender(report)(db, report, _metadata(report), keys)
 
 
 #: A notification shape: (session, report, metadata, dedup and alert keys).

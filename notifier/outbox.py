@@ -16,10 +16,11 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +39,7 @@ __all__ = [
     "HOLD_QUIET",
     "KICK_SLOW_AFTER",
     "BackgroundKick",
+    "Inhibitor",
     "alert_payload",
     "ensure_default_email_endpoint",
     "forget_endpoints",
@@ -50,6 +52,9 @@ __all__ = [
     "on_notification",
     "queue",
     "queued_in",
+    "recheck_held",
+    "set_inhibitor",
+    "symptom_of",
 ]
 
 DEFAULT_EMAIL_ENDPOINT_NAME = "Admins by email"
@@ -72,12 +77,70 @@ HOLD_DIGEST = "digest"
 ENDPOINT_ENABLED = exists().where(DeliveryEndpoint.is_enabled).label("notifier_endpoint_enabled")
 
 _QUEUED = "notifier_deliveries_queued"
+_SCOPES = "notifier_symptom_scopes"
 _ENDPOINTS = "notifier_enabled_endpoints"
 _PRIORITY_RANK = {priority: rank for rank, priority in enumerate(Priority)}
 
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+class Inhibitor(Protocol):
+    """Holds symptoms back while a root cause that explains them is open.
+
+    The outbox asks it before queuing a symptom's events, the dispatcher before sending
+    them; ``notifier.health.inhibition`` is the one implementation and installs itself.
+    """
+
+    def hold(
+        self, db: Session, subject: PlatformAlert | AdminNotification, scopes: list[str]
+    ) -> bool:
+        """Mark ``subject`` held back if a root cause of ``scopes`` is open; whether it was."""
+
+    def not_before(self, due: datetime) -> datetime:
+        """When a symptom's delivery due at ``due`` may go (the race wait)."""
+
+    def recheck(self, db: Session, rows: Sequence[Delivery]) -> set[int]:
+        """Of claimed ``rows``, the ids now held back (removed from the outbox)."""
+
+    def summary(self, db: Session, root: PlatformAlert) -> dict[str, Any] | None:
+        """What a root cause held back, for its ``alert.resolved`` payload."""
+
+
+_inhibitors: list[Inhibitor] = []
+
+
+def set_inhibitor(inhibitor: Inhibitor) -> None:
+    """Install the inhibitor (``notifier.health.inhibition`` does, once, when imported)."""
+    _inhibitors[:] = [inhibitor]
+
+
+@contextmanager
+def symptom_of(db: Session, scopes: Sequence[str]) -> Iterator[None]:
+    """Within this block, alerts and notifications recorded in ``db`` are symptoms of ``scopes``.
+
+    A symptom is recorded and shown as usual; while a root-cause alert whose ``explains``
+    is one of ``scopes`` is open it is marked held back by it and nothing is queued.
+    """
+    previous = db.info.get(_SCOPES)
+    db.info[_SCOPES] = list(scopes) or None
+    try:
+        yield
+    finally:
+        db.info[_SCOPES] = previous
+
+
+def _symptom_held(db: Session, subject: PlatformAlert | AdminNotification) -> bool:
+    scopes: list[str] | None = db.info.get(_SCOPES)
+    return bool(scopes and _inhibitors and _inhibitors[0].hold(db, subject, scopes))
+
+
+def recheck_held(db: Session, rows: Sequence[Delivery]) -> set[int]:
+    """Of claimed ``rows``, the ids a root cause opened since now holds back (and removed)."""
+    if not _inhibitors or not any(row.scopes for row in rows):
+        return set()
+    return _inhibitors[0].recheck(db, rows)
 
 
 def notification_payload(notification: AdminNotification) -> dict[str, Any]:
@@ -98,6 +161,7 @@ def notification_payload(notification: AdminNotification) -> dict[str, Any]:
         "dedup_key": notification.dedup_key,
         "alert_fingerprint": notification.alert_fingerprint,
         "created_at": _iso(notification.created_at),
+        "held_back_by_id": notification.held_back_by_id,
     }
 
 
@@ -125,6 +189,10 @@ def alert_payload(alert: PlatformAlert) -> dict[str, Any]:
         "acknowledged_by_user_id": alert.acknowledged_by_user_id,
         "snoozed_until": _iso(alert.snoozed_until),
         "escalated_at": _iso(alert.escalated_at),
+        "explains": alert.explains,
+        "held_back_by_id": alert.held_back_by_id,
+        "held_back_count": alert.held_back_count or 0,
+        "recovery_task": alert.recovery_task,
     }
 
 
@@ -207,23 +275,27 @@ def queue(
     endpoint test, a reminder) every admin addressed gets one. ``recipients``: for email,
     only these admins (a reminder goes to whoever was emailed); else every active admin.
     """
-    rows: list[tuple[int | None, datetime, str | None]] = [(None, occurred_at, None)]
+    scopes: list[str] | None = db.info.get(_SCOPES)
+    now_due = occurred_at
+    if scopes and _inhibitors:  # a symptom waits a moment for a root cause to turn up
+        now_due = _inhibitors[0].not_before(occurred_at)
+    rows: list[tuple[int | None, datetime, str | None]] = [(None, now_due, None)]
     if endpoint.channel is DeliveryChannel.EMAIL:
         admins = list(
             recipients
             if recipients is not None
             else db.scalars(select(AdminUser.id).where(AdminUser.is_active).order_by(AdminUser.id))
         )
-        rows = [(admin, occurred_at, None) for admin in admins]
+        rows = [(admin, now_due, None) for admin in admins]
         if facts is not None:
             routed = cached_audience(db, admins).route(facts, utcnow(), Channel.EMAIL)
             rows = []
             for admin in admins:
                 routing = routed[admin]
                 if routing.action is Action.IMMEDIATE:
-                    rows.append((admin, occurred_at, None))
+                    rows.append((admin, now_due, None))
                 elif routing.action is Action.HELD and routing.until is not None:
-                    rows.append((admin, routing.until, HOLD_QUIET))
+                    rows.append((admin, max(routing.until, now_due), HOLD_QUIET))
     for recipient, due, hold in rows:
         db.add(
             Delivery(
@@ -239,6 +311,7 @@ def queue(
                 occurred_at=occurred_at,
                 next_attempt_at=due,
                 hold=hold,
+                scopes=scopes,
             )
         )
     mark_queued(db, len(rows))
@@ -287,6 +360,8 @@ def on_notification(
     ``endpoint_enabled``: False when the caller's own statement returned
     :data:`ENDPOINT_ENABLED` false (no endpoint is enabled): nothing is read or queued.
     """
+    if _symptom_held(db, notification):
+        return 0
     if not endpoint_enabled:
         return 0
     db.flush()  # the payload carries the id
@@ -338,8 +413,16 @@ def _emailed_recently(db: Session, alert: PlatformAlert, now: datetime) -> bool:
 
 
 def on_alert(db: Session, alert: PlatformAlert, event: DeliveryEvent) -> int:
-    """Queue an alert event (opened, regressed, resolved) for every endpoint that takes it."""
+    """Queue an alert event (opened, regressed, resolved) for every endpoint that takes it.
+
+    Nothing for a symptom held back (see :func:`symptom_of`); a root cause's
+    ``alert.resolved`` carries the summary of what it held back (``held_back``).
+    """
     db.flush()
+    if alert.held_back_by_id is not None and event is DeliveryEvent.ALERT_RESOLVED:
+        return 0  # its channels never heard of it: the root cause's summary named it
+    if event is not DeliveryEvent.ALERT_RESOLVED and _symptom_held(db, alert):
+        return 0
     now = utcnow()
     endpoints = [
         endpoint
@@ -359,6 +442,10 @@ def on_alert(db: Session, alert: PlatformAlert, event: DeliveryEvent) -> int:
     if not endpoints:
         return 0
     payload = alert_payload(alert)
+    if event is DeliveryEvent.ALERT_RESOLVED and alert.explains and _inhibitors:
+        summary = _inhibitors[0].summary(db, alert)
+        if summary is not None:
+            payload["held_back"] = summary
     event_id = new_id("evt")
     occurred_at = (alert.resolved_at if event is DeliveryEvent.ALERT_RESOLVED else None) or now
     created = 0

@@ -17,6 +17,7 @@ FACES = {
     "notifier",
     "notifier.accounts",
     "notifier.delivery",
+    "notifier.health",
     "notifier.live",
     "notifier.preferences",
     "notifier.models",
