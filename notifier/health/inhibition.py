@@ -68,8 +68,10 @@ def open_root_cause(db: Session, scopes: Sequence[str]) -> int | None:
 
 def _mark(db: Session, root_id: int, subject: PlatformAlert | AdminNotification) -> bool:
     """Mark ``subject`` held back by ``root_id`` (once) and count it on the root cause."""
-    if subject.held_back_by_id == root_id or subject.id == root_id:
-        return subject.held_back_by_id == root_id
+    if isinstance(subject, PlatformAlert) and subject.id == root_id:
+        return False  # a root cause is never its own symptom
+    if subject.held_back_by_id == root_id:
+        return True
     subject.held_back_by_id = root_id
     db.execute(
         update(PlatformAlert)
