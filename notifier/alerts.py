@@ -339,8 +339,9 @@ class PlatformAlertService:
         release), active_alerts, critical_alerts (active and critical; a snoozed alert is not
         active until its snooze ends), snoozed_alerts, acknowledged_alerts (active ones),
         resolved_today (since midnight in ``NOTIFIER_TIMEZONE``), total_alerts (exact up to
-        ``keyset.TOTAL_CAP``, then the cap with total_alerts_exact False), and
-        by_severity / by_type over active alerts with every enum value present.
+        ``keyset.TOTAL_CAP``, then the cap with total_alerts_exact False),
+        by_severity / by_type over active alerts with every enum value present, and
+        held_back_alerts (open alerts an open root cause holds back).
         """
         zone = tz or configured_timezone()
         now = now or utcnow()
@@ -376,12 +377,16 @@ class PlatformAlertService:
 
         # One round trip for both. The total is capped like the lists' totals: an exact
         # count reads every alert's index entry (100,000 in bench_api.py).
-        total, resolved_today = db.execute(
+        total, resolved_today, held_back = db.execute(
             select(
                 capped_count_query(PlatformAlert, []).scalar_subquery(),
                 select(func.count())
                 .select_from(PlatformAlert)
                 .where(PlatformAlert.is_resolved, PlatformAlert.resolved_at >= midnight)
+                .scalar_subquery(),
+                select(func.count())  # few: read from ix_..._held_back_by_id
+                .select_from(PlatformAlert)
+                .where(PlatformAlert.held_back_by_id.is_not(None), ~PlatformAlert.is_resolved)
                 .scalar_subquery(),
             )
         ).one()
@@ -399,6 +404,7 @@ class PlatformAlertService:
             "total_alerts_exact": total_alerts.exact,
             "by_severity": by_severity,
             "by_type": by_type,
+            "held_back_alerts": int(held_back),
         }
 
 

@@ -12,6 +12,7 @@ from .inhibition import INHIBIT_WAIT_ENV as INHIBIT_WAIT_ENV
 from .inhibition import held_back_counts as held_back_counts
 from .inhibition import inhibit_wait as inhibit_wait
 from .inhibition import open_root_cause as open_root_cause
+from .inhibition import root_cause_titles as root_cause_titles
 from .recovery import RECOVERED as RECOVERED
 from .recovery import Watched as Watched
 from .recovery import record_runs as record_runs
@@ -27,6 +28,7 @@ __all__ = [
     "open_root_cause",
     "record_runs",
     "resolve_recovered",
+    "root_cause_titles",
     "symptom_of",
     "watched",
 ]

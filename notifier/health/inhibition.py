@@ -14,7 +14,7 @@ today's behaviour, sent at once), and a claim looks again before sending.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = [
     "held_back_counts",
     "inhibit_wait",
     "open_root_cause",
+    "root_cause_titles",
 ]
 
 #: Seconds a symptom's deliveries wait for a root cause that may be recorded just after.
@@ -148,6 +149,17 @@ class _Inhibitor:
                 for a in alerts
             ],
         }
+
+
+def root_cause_titles(db: Session, ids: Iterable[int]) -> dict[int, str]:
+    """The titles of the root-cause alerts ``ids`` (for "held back by ..." on a page)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = db.execute(
+        select(PlatformAlert.id, PlatformAlert.title).where(PlatformAlert.id.in_(wanted))
+    )
+    return {row.id: row.title for row in rows}
 
 
 def held_back_counts(db: Session, root_id: int) -> dict[str, int]:
