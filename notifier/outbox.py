@@ -16,8 +16,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
@@ -116,19 +115,28 @@ def set_inhibitor(inhibitor: Inhibitor) -> None:
     _inhibitors[:] = [inhibitor]
 
 
-@contextmanager
-def symptom_of(db: Session, scopes: Sequence[str]) -> Iterator[None]:
+class symptom_of:  # lower case: used like a function, ``with symptom_of(db, scopes):``
     """Within this block, alerts and notifications recorded in ``db`` are symptoms of ``scopes``.
 
     A symptom is recorded and shown as usual; while a root-cause alert whose ``explains``
     is one of ``scopes`` is open it is marked held back by it and nothing is queued.
+    (A class, not a generator: the failure path enters one per report, mostly with none.)
     """
-    previous = db.info.get(_SCOPES)
-    db.info[_SCOPES] = list(scopes) or None
-    try:
-        yield
-    finally:
-        db.info[_SCOPES] = previous
+
+    __slots__ = ("_db", "_previous", "_scopes")
+
+    def __init__(self, db: Session, scopes: Sequence[str]) -> None:
+        self._db = db
+        self._scopes = list(scopes) or None
+        self._previous: list[str] | None = None
+
+    def __enter__(self) -> None:
+        info = self._db.info
+        self._previous = info.get(_SCOPES)
+        info[_SCOPES] = self._scopes
+
+    def __exit__(self, *_: object) -> None:
+        self._db.info[_SCOPES] = self._previous
 
 
 def _symptom_held(db: Session, subject: PlatformAlert | AdminNotification) -> bool:
