@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import select
 
 from notifier import (
     AlertType,
@@ -29,6 +30,7 @@ from notifier import (
 )
 from notifier.accounts import create_admin
 from notifier.cli import settings_options
+from notifier.models import PlatformAlert
 
 from ..spool import database_tag
 from .receivers import start_receivers
@@ -58,14 +60,20 @@ def _demo_admin(settings: Settings) -> str:
 def _open_root_cause(settings: Settings) -> None:
     """Open a root cause, as the worker would after an outage: it holds back its symptoms."""
     database = Database.from_settings(settings)
+    fingerprint = "notifier:demo:database-unreachable"
+    open_one = select(PlatformAlert.id).where(
+        PlatformAlert.fingerprint == fingerprint, PlatformAlert.is_resolved.is_(False)
+    )
     try:
         with database.session_scope() as db:
+            if db.scalar(open_one) is not None:  # a demo run again counts nothing twice
+                return
             platform_alert_service.create_or_increment_alert(
                 db,
                 alert_type=AlertType.DATABASE,
                 severity=Severity.CRITICAL,
                 title="Database unreachable from the worker (demo)",
-                fingerprint="notifier:demo:database-unreachable",
+                fingerprint=fingerprint,
                 description=(
                     "Opened by the demo. The warehouse imports that fail with a connection "
                     "error are held back by it: recorded and shown, not delivered. Resolve it "
