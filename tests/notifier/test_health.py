@@ -20,9 +20,12 @@ from notifier import (
     symptom_of,
     watched_recoveries,
 )
+from notifier.accounts.users import create_admin
 from notifier.delivery import DispatchSettings, dispatch_due, endpoint_service
+from notifier.delivery.mail import SmtpSettings
 from notifier.models import AdminNotification, Delivery, PlatformAlert
-from tests.receivers import Receiver
+from notifier.outbox import ensure_default_email_endpoint
+from tests.receivers import MailSink, Receiver
 
 SCOPE = "database:abc123"
 COOLDOWN = timedelta(minutes=15)
@@ -193,3 +196,23 @@ def test_a_symptom_recorded_inside_symptom_of_is_held_back(database: Database) -
             db, alert_type=AlertType.SYSTEM, severity=Severity.ERROR, title="Missed run"
         )
         assert alert.held_back_by_id == root
+
+
+def test_the_summary_email_names_what_was_held_back(
+    database: Database, smtp_server: tuple[str, MailSink]
+) -> None:
+    url, sink = smtp_server
+    with database.session_scope() as db:
+        create_admin(db, email="ops@shop.example", password="pw-123456", display_name="ops")
+        endpoint = ensure_default_email_endpoint(db)
+        endpoint.event_types = [*endpoint.event_types, "alert.resolved"]
+    root = _root_cause(database)
+    with database.session_scope() as db:
+        record_runs(db, [_failure(1, scopes=[SCOPE])], cooldown=COOLDOWN)
+        platform_alert_service.resolve_alert(db, root, user_id=None, resolution_notes="back")
+    settings = DispatchSettings(smtp=SmtpSettings.from_url(url, sender="notifier@shop.example"))
+    dispatch_due(database, settings)
+    bodies = [m.get_body(("plain",)).get_content() for m in sink.to("ops@shop.example")]
+    summary = [b for b in bodies if "Held back" in b]
+    assert len(summary) == 1
+    assert "1 alert(s), 1 notification(s): shop.import failed" in summary[0]
