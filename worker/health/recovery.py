@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import replace
@@ -44,6 +45,8 @@ __all__ = [
 logger = logging.getLogger("notifier.worker")
 
 DEFAULT_REFRESH_SECONDS = 5.0
+#: Seconds a failure spooled here stays watched while its alert is not in the database yet.
+LOCAL_GRACE = 60.0
 #: The task names some process's watch holds: the success path's only check.
 watching: frozenset[str] = frozenset()
 _watches: weakref.WeakKeyDictionary[Any, RecoveryWatch] = weakref.WeakKeyDictionary()
@@ -66,6 +69,7 @@ class RecoveryWatch:
         self._pid = 0
         self._stop = threading.Event()
         self._database_tag = ""
+        self._local: dict[tuple[str, int | None], float] = {}
 
     def _setting(self, name: str, default: Any) -> Any:
         app = self._app()
@@ -98,12 +102,23 @@ class RecoveryWatch:
         """Read the open recoverable alerts once."""
         with self._database().session_scope() as db:
             found = watched_recoveries(db)
-        self.pairs = frozenset(found)
+        # A failure this process spooled stays watched until the database shows its alert
+        # (the drainer may not have recorded it yet), or for LOCAL_GRACE seconds at most.
+        now = time.monotonic()
+        with _lock:
+            self._local = {
+                pair: at
+                for pair, at in self._local.items()
+                if pair not in found and now - at < LOCAL_GRACE
+            }
+            self.pairs = frozenset(found) | frozenset(self._local)
         _publish()
 
     def add(self, task_name: str, store_id: int | None) -> None:
         """A failure this process spooled: watch its task now, not at the next refresh."""
-        self.pairs = self.pairs | {(task_name, store_id)}
+        with _lock:
+            self._local[(task_name, store_id)] = time.monotonic()
+            self.pairs = self.pairs | {(task_name, store_id)}
         _publish()
 
     # -- the two hooks ------------------------------------------------------------------
