@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from sqlalchemy import select
 
@@ -93,3 +94,31 @@ def test_the_next_success_of_a_store_resolves_its_failure_alert(
         by_store = {a.affected_stores[0]: a for a in db.scalars(select(PlatformAlert))}
         assert by_store[5].is_resolved and not by_store[6].is_resolved
         assert by_store[5].alert_metadata["resolved_by_run"]["store_id"] == 5
+
+
+def test_which_exceptions_are_symptoms_of_an_unreachable_database_or_broker() -> None:
+    import sqlite3
+
+    import psycopg
+    from kombu.exceptions import OperationalError as KombuOperationalError
+    from notifier.worker.health import connection_scopes
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    def raised(call: Any) -> BaseException:
+        try:
+            call()
+        except Exception as exc:
+            return exc
+        raise AssertionError("did not raise")
+
+    refused = raised(lambda: create_engine("postgresql+psycopg://u@127.0.0.1:1/x").connect())
+    assert isinstance(refused, OperationalError)
+    assert isinstance(refused.__cause__, psycopg.OperationalError)
+    assert connection_scopes(refused, "db1", "b1") == ["database:db1"]
+    away = raised(lambda: sqlite3.connect("file:/nonexistent/x.db?mode=ro", uri=True))
+    assert connection_scopes(away, "db1", "b1") == ["database:db1"]
+    no_table = raised(lambda: sqlite3.connect(":memory:").execute("SELECT * FROM nope"))
+    assert connection_scopes(no_table, "db1", "b1") == []  # a bug, not an outage
+    assert connection_scopes(KombuOperationalError("down"), "db1", "b1") == ["broker:b1"]
+    assert connection_scopes(ValueError("bad row"), "db1", "b1") == []
