@@ -47,6 +47,10 @@ from .failures import FailureReport as FailureReport
 from .failures import must_wait as must_wait
 from .failures import prune_processed as prune_processed
 from .failures import record_failures as record_failures
+from .health import RECOVERED as RECOVERED
+from .health import record_runs as record_runs
+from .health import symptom_of as symptom_of
+from .health import watched as watched_recoveries
 from .keyset import UNREAD_CAP as UNREAD_CAP
 from .keyset import CappedCount as CappedCount
 from .keyset import Page as KeysetPage
@@ -77,6 +81,7 @@ from .types import utcnow as utcnow
 __all__ = [
     "DEFAULT_REPEAT_INTERVAL",
     "MESSAGE_CHARS",
+    "RECOVERED",
     "SNOOZE_MAX",
     "STORM_STORES",
     "TRACEBACK_CHARS",
@@ -127,12 +132,15 @@ __all__ = [
     "queue_reminders",
     "queued_in",
     "record_failures",
+    "record_runs",
     "schema_missing",
     "schema_problem",
     "storable",
     "storable_text",
+    "symptom_of",
     "unprintable",
     "upgrade",
     "utcnow",
     "validate_live_redis_url",
+    "watched_recoveries",
 ]

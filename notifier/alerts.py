@@ -355,8 +355,9 @@ class PlatformAlertService:
         release), active_alerts, critical_alerts (active and critical; a snoozed alert is not
         active until its snooze ends), snoozed_alerts, acknowledged_alerts (active ones),
         resolved_today (since midnight in ``NOTIFIER_TIMEZONE``), total_alerts (exact up to
-        ``keyset.TOTAL_CAP``, then the cap with total_alerts_exact False), and
-        by_severity / by_type over active alerts with every enum value present.
+        ``keyset.TOTAL_CAP``, then the cap with total_alerts_exact False),
+        by_severity / by_type over active alerts with every enum value present, and
+        held_back_alerts (open alerts an open root cause holds back).
         """
         zone = tz or configured_timezone()
         now = now or utcnow()
@@ -392,12 +393,16 @@ class PlatformAlertService:
 
         # One round trip for both. The total is capped like the lists' totals: an exact
         # count reads every alert's index entry (100,000 in bench_api.py).
-        total, resolved_today = db.execute(
+        total, resolved_today, held_back = db.execute(
             select(
                 capped_count_query(PlatformAlert, []).scalar_subquery(),
                 select(func.count())
                 .select_from(PlatformAlert)
                 .where(PlatformAlert.is_resolved, PlatformAlert.resolved_at >= midnight)
+                .scalar_subquery(),
+                select(func.count())  # few: read from ix_..._held_back_by_id
+                .select_from(PlatformAlert)
+                .where(PlatformAlert.held_back_by_id.is_not(None), ~PlatformAlert.is_resolved)
                 .scalar_subquery(),
             )
         ).one()
@@ -415,6 +420,7 @@ class PlatformAlertService:
             "total_alerts_exact": total_alerts.exact,
             "by_severity": by_severity,
             "by_type": by_type,
+            "held_back_alerts": int(held_back),
         }
 
 
@@ -431,6 +437,10 @@ class AlertFields(TypedDict, total=False):
     metadata: dict[str, Any] | None
     owner: str | None
     runbook: str | None
+    #: A root cause: the scope of the symptoms it holds back (see notifier.health).
+    explains: str | None
+    #: The task whose next success resolves the alert (with its store, if it has one).
+    recovery_task: str | None
 
 
 def _validated(fields: AlertFields) -> dict[str, Any]:
@@ -451,6 +461,12 @@ def _validated(fields: AlertFields) -> dict[str, Any]:
         ),
         "owner": check.text("owner", fields.get("owner"), max_length=OWNER_MAX, required=False),
         "runbook": check.runbook("runbook", fields.get("runbook")),
+        "explains": check.text(
+            "explains", fields.get("explains"), max_length=FINGERPRINT_MAX, required=False
+        ),
+        "recovery_task": check.text(
+            "recovery_task", fields.get("recovery_task"), max_length=200, required=False
+        ),
     }
     check.done()
     if values["fingerprint"] is None:

@@ -33,6 +33,7 @@ from .alerts import platform_alert_service
 from .enums import AlertType, FailureKind, JobKind, NotificationType, Priority, Severity
 from .models import AdminNotification, PlatformAlert, ProcessedFailure
 from .notifications import admin_notification_service
+from .outbox import symptom_of
 from .retry.requests import keep_failed_runs
 from .text import (
     MESSAGE_CHARS,
@@ -114,6 +115,11 @@ class FailureReport:
     #: An opted-in task's retry capture (``notifier.retry``): sealed ``payload`` or the
     #: ``problem`` that kept it from being sealed, ``exchange`` and ``routing_key``.
     retry: dict[str, Any] | None = None
+    #: The root-cause scopes this failure is a symptom of (``database:<tag>`` for a
+    #: connection error to the worker's database): see ``notifier.health``.
+    scopes: list[str] = field(default_factory=list)
+    #: Whether the alert resolves itself on the task's next success (for its store).
+    resolve_on_success: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -162,6 +168,8 @@ class FailureReport:
         set_(self, "owner", owner or None)
         if self.runbook is not None and runbook_problem(str(self.runbook)) is not None:
             set_(self, "runbook", None)
+        if self.scopes:
+            set_(self, "scopes", [bounded(storable_text(str(s))) for s in self.scopes])
 
     def to_json(self) -> str:
         """The report as one JSON document (what a spool file holds)."""
@@ -217,6 +225,8 @@ class FailureReport:
             "affected_systems": [self.source] if self.source.strip() else [],
             "owner": self.owner,
             "runbook": self.runbook,
+            "recovery_task": self.task_name if self.resolve_on_success else None,
+            "scopes": self.scopes,
             "metadata": {
                 "task_name": self.task_name,
                 "exception_class": self.exception_class,
@@ -416,9 +426,10 @@ def _count_alerts(
         merged["description"] = next(
             (a["description"] for a in reversed(alerts) if a["description"]), None
         )
-        row, created = platform_alert_service.create_or_increment_alert(
-            db, **merged, occurrences=len(members)
-        )
+        with symptom_of(db, merged.pop("scopes", None) or ()):
+            row, created = platform_alert_service.create_or_increment_alert(
+                db, **merged, occurrences=len(members)
+            )
         for n, (position, _) in enumerate(members):
             counted[position] = created and n == 0
         rows[fingerprint] = row
@@ -514,6 +525,7 @@ def _storm_alert(report: FailureReport, stores: set[int]) -> dict[str, Any]:
         ),
         affected_stores=sorted(stores),
         metadata={"task_name": report.task_name, "exception_class": report.exception_class},
+        recovery_task=None,  # one store's success does not end a storm across stores
     )
     return alert
 
@@ -529,7 +541,8 @@ def _notify_storm(db: Session, report: FailureReport, alert: PlatformAlert) -> N
         report, store_id=None, store_name=label, message=clip(said + report.message, MESSAGE_CHARS)
     )
     keys: dict[str, Any] = {"dedup_key": report.key, "alert_fingerprint": alert.fingerprint}
-    _BY_JOB[report.job](db, storm, meta, keys)
+    with symptom_of(db, report.scopes):
+        _BY_JOB[report.job](db, storm, meta, keys)
 
 
 def _notified_recently(db: Session, fingerprint: str, cooldown: timedelta) -> bool:
@@ -550,7 +563,8 @@ def _notify(db: Session, report: FailureReport, fingerprint: str | None) -> None
     """Create the report's notification through the service call its failure names."""
     # Every notification of a report is deduplicated by its key and names its alert.
     keys: dict[str, Any] = {"dedup_key": report.key, "alert_fingerprint": fingerprint}
-    _sender(report)(db, report, _metadata(report), keys)
+    with symptom_of(db, report.scopes):
+        _sender(report)(db, report, _metadata(report), keys)
 
 
 #: A notification shape: (session, report, metadata, dedup and alert keys).

@@ -81,6 +81,17 @@ DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "(succeeded, retry, failed).",
         ("channel", "outcome"),
     ),
+    "notifier_held_back_total": (
+        "counter",
+        "Symptoms held back by an open root-cause alert (recorded, not delivered), by kind "
+        "(alert, notification).",
+        ("kind",),
+    ),
+    "notifier_alerts_auto_resolved_total": (
+        "counter",
+        "Platform alerts resolved by the next success of their task.",
+        (),
+    ),
 }
 
 

@@ -121,6 +121,8 @@ class AdminNotification(Base):
     #: failure recorder's cooldown looks for a recent notification of the same fingerprint.
     alert_fingerprint: Mapped[str | None] = mapped_column(String(FINGERPRINT_MAX))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The root-cause alert that held this notification back (shown, never delivered).
+    held_back_by_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
     __table_args__ = (
         CheckConstraint(f"length(title) <= {TITLE_MAX}", name="title_length"),
@@ -192,10 +194,33 @@ class PlatformAlert(Base):
     #: The escalation step that fired last (1-based) and when; cleared when severity rises.
     escalation_step: Mapped[int | None] = mapped_column(Integer)
     escalation_step_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: A root cause: the scope of the symptoms it holds back while open ("scheduler",
+    #: "queue:<name>", "database:<tag>", "broker:<tag>"); see notifier.health.inhibition.
+    explains: Mapped[str | None] = mapped_column(String(FINGERPRINT_MAX))
+    #: The root-cause alert that held this one back (recorded and shown, never delivered).
+    held_back_by_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: A root cause: how many alerts and notifications it held back.
+    held_back_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: The task whose next success resolves this alert (with its store, if it has one).
+    recovery_task: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         CheckConstraint(f"length(title) <= {TITLE_MAX}", name="title_length"),
         CheckConstraint("occurrence_count >= 1", name="occurrence_count_positive"),
+        # The open root causes (few), read whenever a symptom is recorded.
+        Index(
+            "ix_notifier_platform_alerts_open_explains",
+            "explains",
+            postgresql_where=text("explains IS NOT NULL AND NOT is_resolved"),
+            sqlite_where=text("explains IS NOT NULL AND is_resolved = 0"),
+        ),
+        # The open alerts a success can resolve (few), read by every worker every few seconds.
+        Index(
+            "ix_notifier_platform_alerts_open_recovery",
+            "recovery_task",
+            postgresql_where=text("recovery_task IS NOT NULL AND NOT is_resolved"),
+            sqlite_where=text("recovery_task IS NOT NULL AND is_resolved = 0"),
+        ),
         # At most one open alert per fingerprint; the upsert's ON CONFLICT targets this index.
         Index(
             "uq_notifier_platform_alerts_open_fingerprint",
@@ -367,6 +392,8 @@ class Delivery(Base):
     #: Why an email waits: "quiet" (the admin's quiet hours; folded with the others held at
     #: release) or "digest" (over the hourly cap; goes out in the admin's next digest).
     hold: Mapped[str | None] = mapped_column(String(16))
+    #: A symptom's scopes: checked again when sent, and held back if a root cause opened.
+    scopes: Mapped[list[str] | None] = mapped_column(JSONType)
 
     __table_args__ = (
         Index(

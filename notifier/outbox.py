@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +38,7 @@ __all__ = [
     "HOLD_QUIET",
     "KICK_SLOW_AFTER",
     "BackgroundKick",
+    "Inhibitor",
     "alert_payload",
     "ensure_default_email_endpoint",
     "forget_endpoints",
@@ -50,6 +51,9 @@ __all__ = [
     "on_notification",
     "queue",
     "queued_in",
+    "recheck_held",
+    "set_inhibitor",
+    "symptom_of",
     "takes",
 ]
 
@@ -92,12 +96,79 @@ _CHANNEL_EVENTS = {
 _ACKNOWLEDGED_TO = frozenset({DeliveryChannel.WEBHOOK, DeliveryChannel.PAGERDUTY})
 
 _QUEUED = "notifier_deliveries_queued"
+_SCOPES = "notifier_symptom_scopes"
 _ENDPOINTS = "notifier_enabled_endpoints"
 _PRIORITY_RANK = {priority: rank for rank, priority in enumerate(Priority)}
 
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+class Inhibitor(Protocol):
+    """Holds symptoms back while a root cause that explains them is open.
+
+    The outbox asks it before queuing a symptom's events, the dispatcher before sending
+    them; ``notifier.health.inhibition`` is the one implementation and installs itself.
+    """
+
+    def hold(
+        self, db: Session, subject: PlatformAlert | AdminNotification, scopes: list[str]
+    ) -> bool:
+        """Mark ``subject`` held back if a root cause of ``scopes`` is open; whether it was."""
+
+    def not_before(self, due: datetime) -> datetime:
+        """When a symptom's delivery due at ``due`` may go (the race wait)."""
+
+    def recheck(self, db: Session, rows: Sequence[Delivery]) -> set[int]:
+        """Of claimed ``rows``, the ids now held back (removed from the outbox)."""
+
+    def summary(self, db: Session, root: PlatformAlert) -> dict[str, Any] | None:
+        """What a root cause held back, for its ``alert.resolved`` payload."""
+
+
+_inhibitors: list[Inhibitor] = []
+
+
+def set_inhibitor(inhibitor: Inhibitor) -> None:
+    """Install the inhibitor (``notifier.health.inhibition`` does, once, when imported)."""
+    _inhibitors[:] = [inhibitor]
+
+
+class symptom_of:  # lower case: used like a function, ``with symptom_of(db, scopes):``
+    """Within this block, alerts and notifications recorded in ``db`` are symptoms of ``scopes``.
+
+    A symptom is recorded and shown as usual; while a root-cause alert whose ``explains``
+    is one of ``scopes`` is open it is marked held back by it and nothing is queued.
+    (A class, not a generator: the failure path enters one per report, mostly with none.)
+    """
+
+    __slots__ = ("_db", "_previous", "_scopes")
+
+    def __init__(self, db: Session, scopes: Sequence[str]) -> None:
+        self._db = db
+        self._scopes = list(scopes) or None
+        self._previous: list[str] | None = None
+
+    def __enter__(self) -> None:
+        info = self._db.info
+        self._previous = info.get(_SCOPES)
+        info[_SCOPES] = self._scopes
+
+    def __exit__(self, *_: object) -> None:
+        self._db.info[_SCOPES] = self._previous
+
+
+def _symptom_held(db: Session, subject: PlatformAlert | AdminNotification) -> bool:
+    scopes: list[str] | None = db.info.get(_SCOPES)
+    return bool(scopes and _inhibitors and _inhibitors[0].hold(db, subject, scopes))
+
+
+def recheck_held(db: Session, rows: Sequence[Delivery]) -> set[int]:
+    """Of claimed ``rows``, the ids a root cause opened since now holds back (and removed)."""
+    if not _inhibitors or not any(row.scopes for row in rows):
+        return set()
+    return _inhibitors[0].recheck(db, rows)
 
 
 def notification_payload(notification: AdminNotification) -> dict[str, Any]:
@@ -118,6 +189,7 @@ def notification_payload(notification: AdminNotification) -> dict[str, Any]:
         "dedup_key": notification.dedup_key,
         "alert_fingerprint": notification.alert_fingerprint,
         "created_at": _iso(notification.created_at),
+        "held_back_by_id": notification.held_back_by_id,
     }
 
 
@@ -149,6 +221,10 @@ def alert_payload(alert: PlatformAlert) -> dict[str, Any]:
         "runbook": alert.runbook,
         "escalation_step": alert.escalation_step,
         "escalation_step_at": _iso(alert.escalation_step_at),
+        "explains": alert.explains,
+        "held_back_by_id": alert.held_back_by_id,
+        "held_back_count": alert.held_back_count or 0,
+        "recovery_task": alert.recovery_task,
     }
 
 
@@ -245,23 +321,27 @@ def queue(
     endpoint test, a reminder) every admin addressed gets one. ``recipients``: for email,
     only these admins (a reminder goes to whoever was emailed); else every active admin.
     """
-    rows: list[tuple[int | None, datetime, str | None]] = [(None, occurred_at, None)]
+    scopes: list[str] | None = db.info.get(_SCOPES)
+    now_due = occurred_at
+    if scopes and _inhibitors:  # a symptom waits a moment for a root cause to turn up
+        now_due = _inhibitors[0].not_before(occurred_at)
+    rows: list[tuple[int | None, datetime, str | None]] = [(None, now_due, None)]
     if endpoint.channel is DeliveryChannel.EMAIL:
         admins = list(
             recipients
             if recipients is not None
             else db.scalars(select(AdminUser.id).where(AdminUser.is_active).order_by(AdminUser.id))
         )
-        rows = [(admin, occurred_at, None) for admin in admins]
+        rows = [(admin, now_due, None) for admin in admins]
         if facts is not None:
             routed = cached_audience(db, admins).route(facts, utcnow(), Channel.EMAIL)
             rows = []
             for admin in admins:
                 routing = routed[admin]
                 if routing.action is Action.IMMEDIATE:
-                    rows.append((admin, occurred_at, None))
+                    rows.append((admin, now_due, None))
                 elif routing.action is Action.HELD and routing.until is not None:
-                    rows.append((admin, routing.until, HOLD_QUIET))
+                    rows.append((admin, max(routing.until, now_due), HOLD_QUIET))
     for recipient, due, hold in rows:
         db.add(
             Delivery(
@@ -277,6 +357,7 @@ def queue(
                 occurred_at=occurred_at,
                 next_attempt_at=due,
                 hold=hold,
+                scopes=scopes,
             )
         )
     mark_queued(db, len(rows))
@@ -325,6 +406,8 @@ def on_notification(
     ``endpoint_enabled``: False when the caller's own statement returned
     :data:`ENDPOINT_ENABLED` false (no endpoint is enabled): nothing is read or queued.
     """
+    if _symptom_held(db, notification):
+        return 0
     if not endpoint_enabled:
         return 0
     db.flush()  # the payload carries the id
@@ -377,8 +460,16 @@ def _emailed_recently(db: Session, alert: PlatformAlert, now: datetime) -> bool:
 
 
 def on_alert(db: Session, alert: PlatformAlert, event: DeliveryEvent) -> int:
-    """Queue an alert event (opened, regressed, acknowledged, ...) for each endpoint taking it."""
+    """Queue an alert event (opened, regressed, acknowledged, ...) for each endpoint taking it.
+
+    Nothing for a symptom held back (see :func:`symptom_of`); a root cause's
+    ``alert.resolved`` carries the summary of what it held back (``held_back``).
+    """
     db.flush()
+    if alert.held_back_by_id is not None and event is DeliveryEvent.ALERT_RESOLVED:
+        return 0  # its channels never heard of it: the root cause's summary named it
+    if event is not DeliveryEvent.ALERT_RESOLVED and _symptom_held(db, alert):
+        return 0
     now = utcnow()
     endpoints = [
         endpoint
@@ -399,6 +490,10 @@ def on_alert(db: Session, alert: PlatformAlert, event: DeliveryEvent) -> int:
     if not endpoints:
         return 0
     payload = alert_payload(alert)
+    if event is DeliveryEvent.ALERT_RESOLVED and alert.explains and _inhibitors:
+        summary = _inhibitors[0].summary(db, alert)
+        if summary is not None:
+            payload["held_back"] = summary
     event_id = new_id("evt")
     occurred_at = (alert.resolved_at if event is DeliveryEvent.ALERT_RESOLVED else None) or now
     created = 0

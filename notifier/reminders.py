@@ -76,6 +76,7 @@ def queue_reminders(
             PlatformAlert.is_resolved.is_(False),
             PlatformAlert.severity == Severity.CRITICAL,
             PlatformAlert.acknowledged_at.is_(None),
+            PlatformAlert.held_back_by_id.is_(None),  # its root cause speaks for it
             ~snoozed_at(now),
             anchor <= now - repeat_interval,
         )

@@ -47,6 +47,8 @@ _ALERT_COLUMNS = (
     "created_at",
     "owner",
     "runbook",
+    "explains",
+    "recovery_task",
 )
 # The partial unique index's predicate, spelled as each dialect stored it.
 _OPEN = {"postgresql": "NOT is_resolved", "sqlite": "is_resolved = 0"}

@@ -19,6 +19,7 @@ FACES = {
     "notifier.actions",
     "notifier.delivery",
     "notifier.escalation",
+    "notifier.health",
     "notifier.live",
     "notifier.preferences",
     "notifier.models",
@@ -26,7 +27,6 @@ FACES = {
     "notifier.cli",
     "notifier.metrics",
     "notifier.retry",
-    "notifier.health",
 }
 
 

@@ -3,8 +3,8 @@
 Off (404) unless ``NOTIFIER_METRICS_TOKEN`` is set; the scraper sends it as
 ``Authorization: Bearer <token>``. With ``PROMETHEUS_MULTIPROC_DIR`` set, a scrape adds up
 every process writing there (gunicorn workers, Celery children, the drainer); without it,
-this process's own counts. Open alerts by severity, and pending and failed deliveries by
-channel, are read from the database at scrape.
+this process's own counts. Open alerts by severity, open alerts held back by a root cause,
+and pending and failed deliveries by channel, are read from the database at scrape.
 """
 
 from __future__ import annotations
@@ -93,6 +93,22 @@ class _Queues:
             yield family
 
 
+class _HeldBack:
+    """Open alerts an open root cause holds back, counted when scraped."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        yield GaugeMetricFamily(
+            "notifier_held_back_alerts",
+            "Unresolved platform alerts held back (not delivered) by an open root cause.",
+            value=self.count,
+        )
+
+
 class _ThisProcess:
     """The default registry's metrics (this process), when there is no multiprocess dir."""
 
@@ -139,6 +155,11 @@ def scrape() -> Response:
             .where(PlatformAlert.is_resolved.is_(False))
             .group_by(PlatformAlert.severity)
         ).all()
+        held_back = db.scalar(
+            select(func.count())
+            .select_from(PlatformAlert)
+            .where(PlatformAlert.held_back_by_id.is_not(None), PlatformAlert.is_resolved.is_(False))
+        )
         waiting = db.execute(
             select(Delivery.channel, Delivery.status, func.count())
             .where(Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.FAILED)))
@@ -147,6 +168,7 @@ def scrape() -> Response:
         queues = queue_reports(db)
     registry.register(_OpenAlerts({Severity(s).value: int(n) for s, n in rows}))
     registry.register(_Queues(queues))
+    registry.register(_HeldBack(int(held_back or 0)))
     registry.register(
         _Deliveries(
             {(DeliveryChannel(c).value, DeliveryStatus(s).value): int(n) for c, s, n in waiting}

@@ -23,6 +23,7 @@ from notifier import (
     platform_alert_service,
     utcnow,
 )
+from notifier.health import root_cause_titles
 from notifier.models import AdminUser
 from notifier.retry import RETRY_ALL_LIMIT, RetrySummary, alert_summaries, notification_summaries
 from notifier.validation import SKIP_MAX, is_safe_url
@@ -201,6 +202,7 @@ def notifications() -> str:
         )
         user_ids = {n.read_by_user_id for n in found.items if n.read_by_user_id is not None}
         retries = notification_summaries(session, found.items)
+        held_ids = {n.held_back_by_id for n in found.items if n.held_back_by_id is not None}
     else:
         listed = platform_alert_service.page_alerts(
             session,
@@ -228,7 +230,9 @@ def notifications() -> str:
         )
         user_ids = {user_id for user_id in people if user_id is not None}
         retries = alert_summaries(session, listed.items)
+        held_ids = {a.held_back_by_id for a in listed.items if a.held_back_by_id is not None}
     users = admin_names(session, user_ids)
+    held_by = root_cause_titles(session, held_ids)
     return render_template(
         "notifier/notifications.html",
         tab=tab,
@@ -247,6 +251,7 @@ def notifications() -> str:
         notifications=notifications,
         alerts=alerts,
         users=users,
+        held_by=held_by,
         api_base=url_for("notifier_api.list_notifications"),
         link_of=notification_link,
         retries=retries,

@@ -31,12 +31,13 @@ from billiard.process import current_process
 from celery import Celery, signals
 from celery.concurrency import get_implementation
 
-from notifier import FailureReport, Settings, live_redis_url_from_env
+from notifier import Database, FailureReport, Settings, live_redis_url_from_env
 
 from .decorators import spec_of
 from .events import failure_report, returned_reports
 from .guard import guard
 from .health import health_after_fork, start_health, stop_health
+from .health import recovery as health_recovery
 from .retry import on_retried_failure, on_retried_success
 from .spool.bypass import SpoolBypass
 from .spool.choice import configured_spool
@@ -117,6 +118,10 @@ class _Installation:
     def _live_redis_url(self) -> str | None:
         url = self._setting("notifier_live_redis_url", None)
         return str(url) if url else live_redis_url_from_env()
+
+    def database(self) -> Database:
+        """This process's engine of the notifier store (the recorder's)."""
+        return self.parts.recorder.database
 
     def error_threshold(self) -> int:
         """The app's ``notifier_error_threshold``, read once."""
@@ -222,7 +227,9 @@ def install(celery_app: Celery, *, all_tasks: bool = False) -> None:
         if current is not None:
             current.all_tasks = current.all_tasks or all_tasks
             return
-        _installations[celery_app] = _Installation(celery_app, all_tasks=all_tasks)
+        installation = _Installation(celery_app, all_tasks=all_tasks)
+        _installations[celery_app] = installation
+        health_recovery.watch_for(celery_app, installation.database)
         signals.task_failure.connect(_on_task_failure, dispatch_uid="notifier.task_failure")
         signals.task_success.connect(_on_task_success, dispatch_uid="notifier.task_success")
         signals.task_internal_error.connect(
@@ -239,6 +246,12 @@ def install(celery_app: Celery, *, all_tasks: bool = False) -> None:
         signals.worker_ready.connect(_on_worker_ready, dispatch_uid="notifier.worker_ready")
         signals.worker_shutdown.connect(
             _on_worker_shutdown, dispatch_uid="notifier.worker_shutdown"
+        )
+        signals.worker_process_init.connect(  # after the installation's own: see after_fork
+            health_recovery.on_worker_process_init, dispatch_uid="notifier.recovery_init"
+        )
+        signals.worker_ready.connect(
+            health_recovery.on_worker_ready, dispatch_uid="notifier.recovery_ready"
         )
 
 
@@ -258,6 +271,9 @@ def uninstall(celery_app: Celery) -> None:
             )
             signals.worker_ready.disconnect(dispatch_uid="notifier.worker_ready")
             signals.worker_shutdown.disconnect(dispatch_uid="notifier.worker_shutdown")
+            signals.worker_process_init.disconnect(dispatch_uid="notifier.recovery_init")
+            signals.worker_ready.disconnect(dispatch_uid="notifier.recovery_ready")
+        health_recovery.forget(celery_app)
     if installation is not None:
         with guard("uninstall"):
             stop_health(celery_app)
@@ -321,6 +337,9 @@ def _emit_failure(
             kind=kind,
         )
         if report is not None:
+            report = health_recovery.watch_for(sender.app, installation.database).annotate(
+                report, sender, exception, installation.parts.recorder.database_url
+            )
             installation.emit(report)
 
 
@@ -328,6 +347,8 @@ def _on_task_success(sender: Any = None, result: Any = None, **_: Any) -> None:
     # Every task's success passes here: a task without a spec, or a result with nothing to
     # report (the common case), must cost next to nothing, so those checks come first.
     try:
+        if getattr(sender, "name", None) in health_recovery.watching:  # an open alert
+            _emit_recovery(sender)
         spec = spec_of(sender)
         if spec is None:
             return
@@ -351,6 +372,14 @@ def _on_task_success(sender: Any = None, result: Any = None, **_: Any) -> None:
             spec=spec,
         ):
             installation.emit(report)
+
+
+def _emit_recovery(task: Any) -> None:
+    with guard("task_success recovery", task=getattr(task, "name", None)):
+        installation = _for(task.app)
+        if installation is not None:
+            watch = health_recovery.watch_for(task.app, installation.database)
+            watch.succeeded(task, installation.emit)
 
 
 def _on_worker_process_init(**_: Any) -> None:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from ..db import Database
 from ..enums import DeliveryChannel, DeliveryStatus
 from ..models import Delivery, DeliveryEndpoint
-from ..outbox import ensure_default_email_endpoint
+from ..outbox import ensure_default_email_endpoint, recheck_held
 from ..types import utcnow
 from . import egress
 from .attempts import MAX_ATTEMPTS, RETRY_DELAYS, Recorder, replay, replay_failed_since, retry_delay
@@ -238,6 +238,10 @@ def _claim_batch(
         if first and settings.smtp is not None:
             ensure_default_email_endpoint(db)
         rows = _claim(db, utcnow(), limit, settings.claim_lease)
+        held = recheck_held(db, rows)  # a root cause opened since a symptom was queued
+        while held and not (rows := [row for row in rows if row.id not in held]):
+            rows = _claim(db, utcnow(), limit, settings.claim_lease)
+            held = recheck_held(db, rows)
         if not rows:
             return None
         wanted = {row.endpoint_id for row in rows if row.endpoint_id is not None}

@@ -121,6 +121,12 @@ def _facts(delivery: Delivery) -> list[tuple[str, str]]:
         facts.append(("Occurrences", str(payload.get("occurrence_count", 1))))
         if payload.get("resolution_notes"):
             facts.append(("Resolution", str(payload["resolution_notes"])))
+        held = payload.get("held_back")
+        if isinstance(held, dict):  # a root cause's summary of what it held back
+            titles = "; ".join(str(item.get("title", "")) for item in held.get("items", [])[:5])
+            alerts, notes = held.get("alerts", 0), held.get("notifications", 0)
+            said = f"{alerts} alert(s), {notes} notification(s)"
+            facts.append(("Held back", f"{said}: {titles}" if titles else said))
     elif payload.get("store_id") is not None:
         facts.append(("Store", str(payload["store_id"])))
     # Who answers for it and how (an alert's own fields, a notification's metadata).

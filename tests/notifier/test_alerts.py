@@ -232,6 +232,7 @@ def test_statistics(db_session: Session) -> None:
             "database": 0,
             "system": 1,
         },
+        "held_back_alerts": 0,
     }
 
 

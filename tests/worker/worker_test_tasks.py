@@ -167,6 +167,21 @@ def define_tasks(app: Celery) -> None:
         """Return a value the JSON result backend cannot store."""
         return object()
 
+    @task(name="t.db_import")
+    @import_job
+    def db_import(store_id: int, url: str, fail: bool = False) -> int:
+        """Read the shop's database at ``url`` (fails when it is unreachable), or fail."""
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url, connect_args={"connect_timeout": 2})
+        try:
+            with engine.connect() as connection:
+                if fail:
+                    raise ValueError(f"bad data for store {store_id}")
+                return int(connection.scalar(text("SELECT 1")) or 0)
+        finally:
+            engine.dispose()
+
 
 def app_from_env() -> Celery:
     """The app a subprocess worker runs, configured by ``NOTIFIER_TEST_*`` variables."""
@@ -184,6 +199,7 @@ def app_from_env() -> Celery:
         notifier_spool_url=os.environ.get("NOTIFIER_TEST_SPOOL_URL") or None,
         notifier_spool_claim_idle=float(os.environ.get("NOTIFIER_TEST_CLAIM_IDLE") or 60),
         notifier_notification_cooldown=float(os.environ.get("NOTIFIER_TEST_COOLDOWN", "900")),
+        notifier_recovery_refresh=float(os.environ.get("NOTIFIER_TEST_RECOVERY_REFRESH", "5")),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
     )

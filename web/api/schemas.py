@@ -298,6 +298,8 @@ class NotificationOut(Output):
     dedup_key: str | None
     alert_fingerprint: str | None
     created_at: Timestamp
+    #: The root-cause alert that held it back: recorded and shown, never delivered.
+    held_back_by_id: int | None = None
 
 
 class AlertOut(Output):
@@ -333,6 +335,14 @@ class AlertOut(Output):
     #: The escalation step that fired last (1-based) and when; null before the first.
     escalation_step: int | None
     escalation_step_at: Timestamp | None
+    #: A root cause: the scope it explains ("scheduler", "queue:<name>", "database:<tag>").
+    explains: str | None = None
+    #: The root-cause alert that held it back: recorded and shown, never delivered.
+    held_back_by_id: int | None = None
+    #: A root cause: how many alerts and notifications it held back.
+    held_back_count: int = 0
+    #: The task whose next success resolves it (for its store, if it names stores).
+    recovery_task: str | None = None
 
 
 T = TypeVar("T", bound=BaseModel)
@@ -395,6 +405,8 @@ class AlertStatsOut(BaseModel):
     total_alerts_exact: bool
     by_severity: dict[str, int]
     by_type: dict[str, int]
+    #: Active alerts held back by an open root cause (counted in active_alerts too).
+    held_back_alerts: int = 0
 
 
 class ErrorBody(BaseModel):

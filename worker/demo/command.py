@@ -17,11 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import select
 
-from notifier import Database, DuplicateAdminError, Settings, upgrade
+from notifier import (
+    AlertType,
+    Database,
+    DuplicateAdminError,
+    Settings,
+    Severity,
+    platform_alert_service,
+    upgrade,
+)
 from notifier.accounts import create_admin
 from notifier.cli import settings_options
+from notifier.models import PlatformAlert
 
+from ..spool import database_tag
 from .health import enqueue_health, health_env
 from .receivers import start_receivers
 
@@ -45,6 +56,35 @@ def _demo_admin(settings: Settings) -> str:
     path.write_text(password)
     path.chmod(0o600)
     return password
+
+
+def _open_root_cause(settings: Settings) -> None:
+    """Open a root cause, as the worker would after an outage: it holds back its symptoms."""
+    database = Database.from_settings(settings)
+    fingerprint = "notifier:demo:database-unreachable"
+    open_one = select(PlatformAlert.id).where(
+        PlatformAlert.fingerprint == fingerprint, PlatformAlert.is_resolved.is_(False)
+    )
+    try:
+        with database.session_scope() as db:
+            if db.scalar(open_one) is not None:  # a demo run again counts nothing twice
+                return
+            platform_alert_service.create_or_increment_alert(
+                db,
+                alert_type=AlertType.DATABASE,
+                severity=Severity.CRITICAL,
+                title="Database unreachable from the worker (demo)",
+                fingerprint=fingerprint,
+                description=(
+                    "Opened by the demo. The warehouse imports that fail with a connection "
+                    "error are held back by it: recorded and shown, not delivered. Resolve it "
+                    "and one summary of what it held back goes out."
+                ),
+                affected_systems=["database"],
+                explains=f"database:{database_tag(settings.database_url)}",
+            )
+    finally:
+        database.dispose()
 
 
 class _Marketplace(ThreadingHTTPServer):
@@ -115,6 +155,15 @@ def _enqueue(files: dict[str, str]) -> list[str]:
         ),
         ("notifier.demo.stock_check", (8,), {}, "generic job -> normal store issue"),
         ("notifier.demo.newsletter", (), {}, "generic job -> low-priority info"),
+        *(
+            (
+                "notifier.demo.warehouse_import",
+                (store,),
+                {},
+                "database away -> held back by the root cause",
+            )
+            for store in (9, 10, 11)
+        ),
     ]
     lines = []
     # Fixed task ids: a demo run again records nothing twice (the failure keys are known).
@@ -241,6 +290,8 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
                     f"{settings.database_url}"
                 )
             click.echo(f"Login: {DEMO_EMAIL} / {password}")
+            _open_root_cause(settings)
+            click.echo("Opened a root cause: 'Database unreachable from the worker (demo)'")
             click.echo("Enqueued demo jobs:")
             for line in _enqueue(_demo_files(settings.instance_path)):
                 click.echo(line)

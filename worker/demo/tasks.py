@@ -78,3 +78,13 @@ def stock_check(store_id: int) -> None:
 def newsletter() -> None:
     """A generic job whose failure can wait: a low-priority notification."""
     raise RuntimeError("no subscribers opted in this week")
+
+
+@shared_task(name="notifier.demo.warehouse_import")  # type: ignore[untyped-decorator]
+@import_job
+def warehouse_import(store_id: int) -> None:
+    """Read a warehouse database that is not there: a connection error, a held-back symptom."""
+    import sqlite3
+
+    with sqlite3.connect("file:/nonexistent/notifier-demo/warehouse.db?mode=ro", uri=True) as db:
+        db.execute("SELECT 1")

@@ -55,6 +55,9 @@ class Recorder:
     def buried(self, spool: EventSpool[Any], count: int) -> None:
         """``count`` events were moved to the dead letters."""
 
+    def drained(self) -> None:
+        """Everything pending was recorded (after each successful drain)."""
+
     def spool_unavailable(self, spool: EventSpool[Any], error: BaseException) -> None:
         """The spool cannot take or give events (raise if this cannot be told now)."""
 
@@ -255,6 +258,10 @@ class Drainer:
             if failing:
                 logger.warning("notifier: recording events again")
             failing = False
+            try:
+                self.recorder.drained()
+            except Exception as exc:  # told again after the next drain
+                logger.debug("notifier: after the drain: %s", exc)
             self._raise_spool_alert()  # an outage seen while the database was down too
             self._alerted = False
             backoff = 0.0

@@ -35,12 +35,13 @@ from notifier import (
     platform_alert_service,
     prune_processed,
     queued_in,
-    record_failures,
+    record_runs,
     schema_problem,
 )
 from notifier.delivery import DispatcherThread, DispatchSettings
 
-from .choice import spool_env, spool_from_env
+from ..health import DatabaseOutage
+from .choice import database_tag, spool_env, spool_from_env
 from .contract import EventSpool, SpoolUnavailable
 from .drain import Drainer, NotReady, Recorder
 
@@ -73,6 +74,7 @@ class SpoolRecorder(Recorder):
         self._database: Database | None = None
         self._pruned_at = 0.0
         self._dispatcher: DispatcherThread | None = None
+        self.outage = DatabaseOutage(database_tag(database_url))
 
     @property
     def database(self) -> Database:
@@ -83,7 +85,11 @@ class SpoolRecorder(Recorder):
 
     def prepare(self, spool: EventSpool[Any]) -> None:
         """Raise NotReady while the schema is missing or old; then report dead letters."""
-        problem = schema_problem(self.database_url)
+        try:
+            problem = schema_problem(self.database_url)
+        except Exception as exc:
+            self.outage.failed(exc)
+            raise
         if problem is not None:
             shown = make_url(self.database_url).render_as_string(hide_password=True)
             raise NotReady(
@@ -109,10 +115,19 @@ class SpoolRecorder(Recorder):
         self._dispatcher.start()
 
     def record(self, events: list[FailureReport]) -> list[bool]:
-        """Record a batch in one transaction (see ``notifier.record_failures``)."""
-        with self.database.session_scope() as db:
-            outcomes = record_failures(db, events, cooldown=self.cooldown)
-            queued = queued_in(db)
+        """Record a batch in one transaction (see ``notifier.record_runs``).
+
+        After an outage, the root cause "database unreachable" opens first, in the same
+        transaction, so the batch's connection errors are held back by it.
+        """
+        try:
+            with self.database.session_scope() as db:
+                self.outage.open(db)
+                outcomes = record_runs(db, events, cooldown=self.cooldown)
+                queued = queued_in(db)
+        except Exception as exc:
+            self.outage.failed(exc)
+            raise
         if queued and self._dispatcher is not None:
             self._dispatcher.wake()
         if time.monotonic() - self._pruned_at > _PRUNE_EVERY:
@@ -126,11 +141,20 @@ class SpoolRecorder(Recorder):
     ) -> list[bool]:
         """Record events the spool refused, and count the spool's alert, in one transaction."""
         with self.database.session_scope() as db:
-            outcomes = record_failures(db, events, cooldown=self.cooldown)
+            outcomes = record_runs(db, events, cooldown=self.cooldown)
             _count_spool_alert(db, spool, error, len(events))
         for event in events:
             metrics.inc("notifier_failures_captured_total", FailureKind(event.kind).value)
         return outcomes
+
+    def drained(self) -> None:
+        """The spool is empty: an outage seen while recording is over (its summary goes)."""
+        if self.outage.since is None:
+            return
+        with self.database.session_scope() as db:
+            self.outage.over(db)
+        if self._dispatcher is not None:
+            self._dispatcher.wake()
 
     def spool_unavailable(self, spool: EventSpool[Any], error: BaseException) -> None:
         """Count the spool's platform alert (the drainer found it unusable)."""
