@@ -23,6 +23,7 @@ FACES = {
     "notifier.validation",
     "notifier.cli",
     "notifier.metrics",
+    "notifier.health",
 }
 
 

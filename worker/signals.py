@@ -23,8 +23,6 @@ import threading
 import traceback as traceback_module
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -37,6 +35,8 @@ from notifier import FailureReport, Settings, live_redis_url_from_env
 
 from .decorators import spec_of
 from .events import failure_report, returned_reports
+from .guard import guard as guard
+from .health.beat import install_health, uninstall_health
 from .spool.bypass import SpoolBypass
 from .spool.choice import configured_spool
 from .spool.contract import EventSpool
@@ -48,15 +48,6 @@ logger = logging.getLogger("notifier.worker")
 DEFAULT_ERROR_THRESHOLD = 5
 DEFAULT_COOLDOWN_SECONDS = 15 * 60
 _RECENT_KEYS = 10_000
-
-
-@contextmanager
-def guard(what: str, **context: Any) -> Iterator[None]:
-    """Log and swallow any error of notifier code, so the host task is never affected."""
-    try:
-        yield
-    except Exception:
-        logger.exception("notifier: %s failed (%r); the task itself is unaffected", what, context)
 
 
 @dataclass
@@ -246,6 +237,7 @@ def install(celery_app: Celery, *, all_tasks: bool = False) -> None:
         signals.worker_shutdown.connect(
             _on_worker_shutdown, dispatch_uid="notifier.worker_shutdown"
         )
+    install_health(celery_app)
 
 
 def uninstall(celery_app: Celery) -> None:
@@ -265,6 +257,8 @@ def uninstall(celery_app: Celery) -> None:
     if installation is not None:
         with guard("uninstall"):
             installation.close()
+    with guard("uninstall (job health)"):
+        uninstall_health(celery_app)
 
 
 # -- handlers ---------------------------------------------------------------------------

@@ -1,0 +1,244 @@
+"""Runs of beat entries, recorded by the worker that runs them, and beat's own ticks.
+
+Only runs of tasks that a beat entry names are recorded (two short transactions, start
+and finish): any other task pays one dictionary lookup in ``task_prerun`` and
+``task_postrun``. A run counts when a worker started it, not when beat sent it: a run
+routed to a queue nobody consumes is a miss. Entries sharing a task are told apart by
+their arguments.
+
+In the beat process (``celery beat``, or ``worker -B``), ``beat_init`` starts a thread
+that syncs the schedule into the store and records a tick every few seconds; the
+watcher counts beat as stopped after its longest interval plus grace without one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Celery, signals
+from celery.concurrency import get_implementation
+
+from notifier import Database
+from notifier.health import beat_ticked, grace_for, run_finished, run_started
+
+from ..guard import guard
+from .schedule import WatchedEntry, database_url, live_redis_url, sync_schedule, watched_entries
+from .watch import WatcherThread, watch_every
+
+__all__ = ["install_health", "uninstall_health"]
+
+logger = logging.getLogger("notifier.worker")
+
+_UIDS = {
+    "task_prerun": "notifier.health.task_prerun",
+    "task_postrun": "notifier.health.task_postrun",
+    "beat_init": "notifier.health.beat_init",
+    "worker_ready": "notifier.health.worker_ready",
+    "worker_shutdown": "notifier.health.worker_shutdown",
+    "worker_process_init": "notifier.health.worker_process_init",
+}
+
+
+class _AppHealth:
+    """One app's watched entries by task name, and this process's database, built on use."""
+
+    def __init__(self, app: Celery) -> None:
+        self._app = weakref.ref(app)
+        self._by_task: dict[str, list[WatchedEntry]] | None = None
+        self._database: Database | None = None
+        self.watcher: WatcherThread | None = None
+        self.lock = threading.Lock()
+
+    @property
+    def conf(self) -> Mapping[str, Any]:
+        app = self._app()
+        return app.conf if app is not None else {}
+
+    def by_task(self) -> dict[str, list[WatchedEntry]]:
+        if self._by_task is None:
+            found: dict[str, list[WatchedEntry]] = {}
+            for entry in watched_entries(self.conf, self._app()):
+                found.setdefault(entry.task, []).append(entry)
+            self._by_task = found
+        return self._by_task
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            self._database = Database(
+                database_url(self.conf), live_redis_url=live_redis_url(self.conf)
+            )
+        return self._database
+
+    def forget_database(self) -> None:
+        """In a forked child: the parent's engine is not ours to use."""
+        self._database = None
+        self.lock = threading.Lock()
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        if self._database is not None:
+            self._database.dispose()
+            self._database = None
+
+
+_apps: weakref.WeakKeyDictionary[Celery, _AppHealth] = weakref.WeakKeyDictionary()
+#: Start times of this process's runs in progress, by task id (a run starts and ends here).
+_started: dict[str, datetime] = {}
+
+
+def _entry_of(state: _AppHealth, task: Any, args: Any, kwargs: Any) -> WatchedEntry | None:
+    candidates = state.by_task().get(task.name)
+    if not candidates:
+        return None
+    if len(candidates) == 1:
+        return candidates[0]
+    return next((entry for entry in candidates if entry.matches(args, kwargs)), None)
+
+
+def _on_task_prerun(
+    sender: Any = None, task_id: str | None = None, args: Any = None, kwargs: Any = None, **_: Any
+) -> None:
+    state = _apps.get(getattr(sender, "app", None))
+    if state is None or task_id is None:
+        return
+    with guard("task_prerun (job health)"):
+        entry = _entry_of(state, sender, args, kwargs)
+        if entry is None:
+            return
+        now = datetime.now(UTC)
+        _started[task_id] = now
+        with state.database.session_scope() as db:
+            run_started(db, entry.name, task_id=task_id, next_due_at=entry.next_due_after(now))
+
+
+def _on_task_postrun(
+    sender: Any = None,
+    task_id: str | None = None,
+    args: Any = None,
+    kwargs: Any = None,
+    state: str | None = None,
+    **_: Any,
+) -> None:
+    health = _apps.get(getattr(sender, "app", None))
+    if health is None or task_id is None or _started.pop(task_id, None) is None:
+        return
+    with guard("task_postrun (job health)"):
+        entry = _entry_of(health, sender, args, kwargs)
+        if entry is None:
+            return
+        with health.database.session_scope() as db:
+            run_finished(db, entry.name, task_id=task_id, state=str(state or "SUCCESS"))
+
+
+def _on_worker_process_init(**_: Any) -> None:
+    with guard("worker_process_init (job health)"):
+        _started.clear()
+        for state in list(_apps.values()):
+            state.forget_database()
+
+
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    with guard("worker_ready (job health)"):
+        app = getattr(sender, "app", None)
+        state = _apps.get(app)
+        if state is None:
+            return
+        sync_schedule(state.database, state.conf, app)
+        # A prefork worker's drainer process watches (see spool/drainer.py); solo and
+        # threads pools have no such process, so they watch in a thread here.
+        prefork = isinstance(getattr(sender, "pool", None), get_implementation("prefork"))
+        every = watch_every(state.conf)
+        if not prefork and every > 0 and state.watcher is None:
+            state.watcher = WatcherThread(state.database, every)
+            state.watcher.start()
+
+
+def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:
+    with guard("worker_shutdown (job health)"):
+        state = _apps.get(getattr(sender, "app", None))
+        if state is not None and state.watcher is not None:
+            state.watcher.stop()
+            state.watcher = None
+
+
+class _BeatTicker(threading.Thread):
+    """In the beat process: sync the schedule once, then record a tick every ``every`` s."""
+
+    def __init__(self, conf: Mapping[str, Any], app: Any, max_interval: float) -> None:
+        super().__init__(name="notifier-beat-ticks", daemon=True)
+        self.conf = conf
+        self.app = app
+        floor = float(conf.get("notifier_schedule_grace_floor") or 60.0)
+        self.stale_after = max_interval + grace_for(max_interval, floor=floor)
+        self.every = min(max(max_interval / 2, 1.0), 30.0)
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        database = Database(database_url(self.conf), live_redis_url=live_redis_url(self.conf))
+        synced = False
+        detail = f"pid {os.getpid()}"
+        try:
+            while not self._stop.is_set():
+                try:
+                    if not synced:
+                        sync_schedule(database, self.conf, self.app)
+                        synced = True
+                    with database.session_scope() as db:
+                        beat_ticked(db, stale_after_seconds=self.stale_after, detail=detail)
+                except Exception:
+                    logger.exception("notifier: beat tick not recorded; retrying")
+                self._stop.wait(self.every)
+        finally:
+            database.dispose()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+_tickers: list[_BeatTicker] = []
+
+
+def _on_beat_init(sender: Any = None, **_: Any) -> None:
+    with guard("beat_init (job health)"):
+        app = getattr(sender, "app", None)
+        state = _apps.get(app)
+        if state is None:
+            return
+        ticker = _BeatTicker(state.conf, app, float(sender.scheduler.max_interval))
+        _tickers.append(ticker)
+        ticker.start()
+
+
+def install_health(app: Celery) -> None:
+    """Watch ``app``'s beat entries and beat itself (called by ``install(app)``)."""
+    if app not in _apps:
+        _apps[app] = _AppHealth(app)
+    signals.task_prerun.connect(_on_task_prerun, dispatch_uid=_UIDS["task_prerun"])
+    signals.task_postrun.connect(_on_task_postrun, dispatch_uid=_UIDS["task_postrun"])
+    signals.beat_init.connect(_on_beat_init, dispatch_uid=_UIDS["beat_init"])
+    signals.worker_ready.connect(_on_worker_ready, dispatch_uid=_UIDS["worker_ready"])
+    signals.worker_shutdown.connect(_on_worker_shutdown, dispatch_uid=_UIDS["worker_shutdown"])
+    signals.worker_process_init.connect(
+        _on_worker_process_init, dispatch_uid=_UIDS["worker_process_init"]
+    )
+
+
+def uninstall_health(app: Celery) -> None:
+    """Stop watching ``app``; disconnect the handlers once no app is watched."""
+    state = _apps.pop(app, None)
+    if state is not None:
+        state.close()
+    if not _apps:
+        for name, uid in _UIDS.items():
+            getattr(signals, name).disconnect(dispatch_uid=uid)
+        while _tickers:
+            _tickers.pop().stop()
