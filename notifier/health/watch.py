@@ -103,12 +103,12 @@ def watch_tick(
 
     Each check runs in its own transaction: one that fails is logged and the others run.
     """
-    with database.session_scope() as db:
+    with database.session_scope(immediate=True) as db:
         if not take_lease(db, holder, seconds=lease_seconds, now=now):
             return False
     for name, check in checks().items():
         try:
-            with database.session_scope() as db:
+            with database.session_scope(immediate=True) as db:
                 check(db, now or utcnow())
         except Exception:
             logger.exception("notifier: job-health check %r failed; the next tick retries", name)

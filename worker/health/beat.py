@@ -116,7 +116,7 @@ def _on_task_prerun(
             return
         now = datetime.now(UTC)
         _started[task_id] = now
-        with state.database.session_scope() as db:
+        with state.database.session_scope(immediate=True) as db:
             run_started(db, entry.name, task_id=task_id, next_due_at=entry.next_due_after(now))
 
 
@@ -135,7 +135,7 @@ def _on_task_postrun(
         entry = _entry_of(health, sender, args, kwargs)
         if entry is None:
             return
-        with health.database.session_scope() as db:
+        with health.database.session_scope(immediate=True) as db:
             run_finished(db, entry.name, task_id=task_id, state=str(state or "SUCCESS"))
 
 
@@ -192,7 +192,7 @@ class _BeatTicker(threading.Thread):
                     if not synced:
                         sync_schedule(database, self.conf, self.app)
                         synced = True
-                    with database.session_scope() as db:
+                    with database.session_scope(immediate=True) as db:
                         beat_ticked(db, stale_after_seconds=self.stale_after, detail=detail)
                 except Exception:
                     logger.exception("notifier: beat tick not recorded; retrying")

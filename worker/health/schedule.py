@@ -137,6 +137,6 @@ def sync_schedule(database: Database, conf: Mapping[str, Any], app: Any = None) 
     """Write ``conf``'s beat schedule into the store; returns how many entries it holds."""
     now = datetime.now(UTC)
     specs = [entry.spec(now) for entry in watched_entries(conf, app)]
-    with database.session_scope() as db:
+    with database.session_scope(immediate=True) as db:
         sync_entries(db, specs, now=now)
     return len(specs)
