@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ from .alerting import auto_resolve
 
 __all__ = [
     "BEAT",
+    "DEFAULT_BEAT_SILENCE",
     "DEFAULT_GRACE_FLOOR",
     "DEFAULT_GRACE_FRACTION",
     "EntrySpec",
@@ -44,6 +45,9 @@ BEAT = "beat"
 #: Grace before a late run counts as missed: this share of its period, at least the floor.
 DEFAULT_GRACE_FRACTION = 0.1
 DEFAULT_GRACE_FLOOR = 60.0
+#: Silence after which a beat never seen at all counts as stopped, counted from when its
+#: first entry was synced: beat's default longest interval (300 s) plus its grace.
+DEFAULT_BEAT_SILENCE = 300.0 + max(300.0 * DEFAULT_GRACE_FRACTION, DEFAULT_GRACE_FLOOR)
 #: Finished states that are not the end of a run (it runs again).
 _NOT_FINISHED = {"RETRY"}
 
@@ -218,15 +222,20 @@ class SchedulerState:
     detail: str | None
 
 
-def scheduler_state(
-    db: Session, *, now: datetime | None = None, unseen_after: datetime | None = None
-) -> SchedulerState:
-    """Whether beat ticks; never seen counts as stopped once ``unseen_after`` has passed."""
+def scheduler_state(db: Session, *, now: datetime | None = None) -> SchedulerState:
+    """Whether beat ticks now.
+
+    A beat never seen counts as stopped once ``DEFAULT_BEAT_SILENCE`` has passed since the
+    first entry was synced (``unknown`` before that, or with no entry at all).
+    """
     now = now or utcnow()
     beat = db.get(HealthHeartbeat, BEAT)
     if beat is None:
-        stopped = unseen_after is not None and now > unseen_after
-        return SchedulerState("stopped" if stopped else "unknown", None, None, None)
+        first = db.scalar(
+            select(func.min(ScheduleEntry.created_at)).where(ScheduleEntry.active.is_(True))
+        )
+        silent = first is not None and now > first + timedelta(seconds=DEFAULT_BEAT_SILENCE)
+        return SchedulerState("stopped" if silent else "unknown", None, None, None)
     silent = now - beat.seen_at > timedelta(seconds=beat.stale_after_seconds)
     return SchedulerState(
         "stopped" if silent else "running", beat.seen_at, beat.stale_after_seconds, beat.detail

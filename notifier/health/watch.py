@@ -24,11 +24,10 @@ from ..enums import AlertType, Severity
 from ..models import HealthLease, ScheduleEntry
 from ..types import utcnow
 from .alerting import auto_resolve, open_health_alert
-from .schedule import grace_for, missed_fingerprint, scheduler_state
+from .schedule import missed_fingerprint, scheduler_state
 
 __all__ = [
     "BEAT_FINGERPRINT",
-    "DEFAULT_BEAT_SILENCE",
     "Check",
     "check_schedule",
     "checks",
@@ -44,9 +43,6 @@ logger = logging.getLogger("notifier.health")
 Check = Callable[[Session, datetime], None]
 #: The scheduler's own alert.
 BEAT_FINGERPRINT = "schedule:scheduler-not-running"
-#: Silence after which a beat never seen at all counts as stopped: beat's default longest
-#: interval (300 s) plus its grace.
-DEFAULT_BEAT_SILENCE = 300.0 + grace_for(300.0)
 _LEASE = "health-watch"
 
 _checks: dict[str, Check] = {}
@@ -124,10 +120,7 @@ def check_schedule(db: Session, now: datetime) -> None:
     entries = list(db.scalars(select(ScheduleEntry).where(ScheduleEntry.active.is_(True))))
     if not entries:
         return
-    first_known = min(entry.created_at for entry in entries)
-    beat = scheduler_state(
-        db, now=now, unseen_after=first_known + timedelta(seconds=DEFAULT_BEAT_SILENCE)
-    )
+    beat = scheduler_state(db, now=now)
     if beat.state == "stopped":
         _scheduler_stopped(db, entries, beat.last_tick_at, now)
         return

@@ -93,15 +93,17 @@ def test_a_missed_entry_alerts_resolves_and_a_stopped_beat_holds_the_misses(
     try:
         processes.append(_Process([*worker_args, "-Q", "celery", "-n", "main@%h"], env,
                                   tmp_path / "worker.log"))  # fmt: skip
-        beat = _Process(["beat", "-l", "INFO", "--max-interval", "1",
-                         "-s", str(tmp_path / "beat-schedule")], env, tmp_path / "beat.log")  # fmt: skip
+        beat_args = ["beat", "-l", "INFO", "--max-interval", "1", "-s", str(tmp_path / "beat")]
+        beat = _Process(beat_args, env, tmp_path / "beat.log")
         processes.append(beat)
 
         missed = missed_fingerprint("health-missed")
         [alert] = wait_for(lambda: _alerts(health_database, missed), timeout=60)
         entry = _entry(health_database, "health-missed")
         assert entry is not None and entry.last_started_at is None
-        late = alert.first_occurred_at - (entry.next_due_at + timedelta(seconds=entry.grace_seconds))
+        late = alert.first_occurred_at - (
+            entry.next_due_at + timedelta(seconds=entry.grace_seconds)
+        )
         print(f"\nmissed run alerted {late.total_seconds():.1f} s after its due time plus grace")
         assert late < timedelta(seconds=60)
         assert "health-missed" in alert.title and "never" in (alert.description or "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import alerts as alerts
 from . import channels as channels
 from . import deliveries as deliveries
+from . import health as health
 from . import notifications as notifications
 from . import openapi as openapi
 from . import preferences as preferences
