@@ -7,6 +7,7 @@ watched with no configuration. Interval, crontab and solar schedules all answer
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,8 @@ __all__ = [
     "watched_entries",
 ]
 
+logger = logging.getLogger("notifier.worker")
+
 #: Per-entry override of the grace, in seconds, in the entry's ``options``.
 GRACE_OPTION = "notifier_grace"
 
@@ -50,7 +53,10 @@ class WatchedEntry:
         """When the run after one started at ``moment`` is due (UTC)."""
         now = _aware(self.schedule.now())
         remaining: timedelta = self.schedule.remaining_estimate(moment)
-        return now + remaining
+        # To the second: crontab drops the microseconds of ``moment``, so its estimate lands
+        # a hair before the minute, and the run after that would look due at once.
+        due = now + remaining
+        return due.replace(microsecond=0) + timedelta(seconds=round(due.microsecond / 1e6))
 
     def period_seconds(self, now: datetime) -> float:
         """The interval, or for crontab and solar the gap between the next two due times."""
@@ -109,7 +115,11 @@ def watched_entries(conf: Mapping[str, Any], app: Any = None) -> list[WatchedEnt
             grace_seconds=0.0,
         )
         override = options.get(GRACE_OPTION) if isinstance(options, Mapping) else None
-        period = watched.period_seconds(datetime.now(UTC))
+        try:
+            period = watched.period_seconds(datetime.now(UTC))
+        except Exception:  # a schedule that cannot compute (solar without ephem): unwatched
+            logger.exception("notifier: beat entry %r cannot be watched", name)
+            continue
         grace = (
             float(override)
             if override is not None
