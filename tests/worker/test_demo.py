@@ -110,6 +110,9 @@ def test_demo_enqueues_jobs_whose_failures_become_notifications(tmp_path: Path) 
         # every colour of the legend appears
         assert priorities == {"critical", "high", "normal", "low"}
         assert "killed" in lost and "died before the task finished" in lost
+        # The beat entry routed to a queue nobody consumes is missed, and says so once.
+        missed = "schedule:missed:notifier-demo-missed-report"
+        wait_for(lambda: _count(database, missed) == 1, timeout=60, interval=1)
         before = _settled(database)
     finally:
         output = _stop_demo(demo)

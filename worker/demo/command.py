@@ -197,6 +197,9 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
         "NOTIFIER_DATABASE_URL": settings.database_url,
         "NOTIFIER_LETZSHOP_URL": f"http://127.0.0.1:{marketplace.server_port}/api",
         "NOTIFIER_LETZSHOP_RETRY_DELAY": "2",
+        # A beat entry that misses, seen by a watcher ticking every 5 s (see celeryconfig).
+        "NOTIFIER_DEMO_MISSED_ENTRY": "1",
+        "NOTIFIER_HEALTH_WATCH_EVERY": "5",
     }
     os.environ.update(env)  # the bundled app in this process reads the same settings
     log = settings.instance_path / "demo-worker.log"
@@ -238,6 +241,10 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
                     f"{settings.database_url}"
                 )
             click.echo(f"Login: {DEMO_EMAIL} / {password}")
+            click.echo(
+                "Scheduled: notifier-demo-missed-report every 10 s, routed to a queue no "
+                "worker consumes -> missed, on the Job health page and in the bell"
+            )
             click.echo("Enqueued demo jobs:")
             for line in _enqueue(_demo_files(settings.instance_path)):
                 click.echo(line)

@@ -78,3 +78,9 @@ def stock_check(store_id: int) -> None:
 def newsletter() -> None:
     """A generic job whose failure can wait: a low-priority notification."""
     raise RuntimeError("no subscribers opted in this week")
+
+
+@shared_task(name="notifier.demo.missed_report")  # type: ignore[untyped-decorator]
+def missed_report() -> str:
+    """A scheduled job the demo routes to a queue nobody consumes: it never starts."""
+    return "ran"
