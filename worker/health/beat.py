@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from typing import Any
 from celery import Celery, signals
 from celery.concurrency import get_implementation
 
-from notifier import Database
+from notifier import Database, schema_problem
 from notifier.health import beat_ticked, grace_for, run_finished, run_started
 
 from ..guard import guard
@@ -35,6 +36,7 @@ __all__ = ["install_health", "uninstall_health"]
 
 logger = logging.getLogger("notifier.worker")
 
+_ASK_EVERY = 60.0  # seconds between two looks at a schema that was not ready
 _UIDS = {
     "task_prerun": "notifier.health.task_prerun",
     "task_postrun": "notifier.health.task_postrun",
@@ -54,6 +56,8 @@ class _AppHealth:
         self._database: Database | None = None
         self.watcher: WatcherThread | None = None
         self.lock = threading.Lock()
+        self._ready = False
+        self._asked = -_ASK_EVERY
 
     @property
     def conf(self) -> Mapping[str, Any]:
@@ -68,6 +72,25 @@ class _AppHealth:
             self._by_task = found
         return self._by_task
 
+    def ready(self) -> bool:
+        """Whether the store has this release's schema (asked at most once a minute).
+
+        Until it does (a host upgraded the package but not yet the database), runs are not
+        recorded, and one warning says so, rather than a traceback per run.
+        """
+        now = time.monotonic()
+        if self._ready or now - self._asked < _ASK_EVERY:
+            return self._ready
+        self._asked = now
+        url = database_url(self.conf)
+        problem = schema_problem(url)
+        self._ready = problem is None
+        if problem is not None:
+            logger.warning(
+                "notifier: scheduled runs are not recorded: %s; run `notifier init-db`", problem
+            )
+        return self._ready
+
     @property
     def database(self) -> Database:
         if self._database is None:
@@ -80,6 +103,8 @@ class _AppHealth:
         """In a forked child: the parent's engine is not ours to use."""
         self._database = None
         self.lock = threading.Lock()
+        self._ready = False
+        self._asked = -_ASK_EVERY
 
     def close(self) -> None:
         if self.watcher is not None:
@@ -112,7 +137,7 @@ def _on_task_prerun(
         return
     with guard("task_prerun (job health)"):
         entry = _entry_of(state, sender, args, kwargs)
-        if entry is None:
+        if entry is None or not state.ready():
             return
         now = datetime.now(UTC)
         _started[task_id] = now
@@ -152,7 +177,9 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
         state = _apps.get(app)
         if state is None:
             return
-        sync_schedule(state.database, state.conf, app)
+        # An app without a schedule leaves the entries other apps synced alone.
+        if state.conf.get("beat_schedule") and state.ready():
+            sync_schedule(state.database, state.conf, app)
         # A prefork worker's drainer process watches (see spool/drainer.py); solo and
         # threads pools have no such process, so they watch in a thread here.
         prefork = isinstance(getattr(sender, "pool", None), get_implementation("prefork"))
@@ -184,8 +211,9 @@ class _BeatTicker(threading.Thread):
 
     def run(self) -> None:
         database = Database(database_url(self.conf), live_redis_url=live_redis_url(self.conf))
-        synced = False
+        synced = not self.conf.get("beat_schedule")
         detail = f"pid {os.getpid()}"
+        failing = False
         try:
             while not self._stop.is_set():
                 try:
@@ -194,8 +222,11 @@ class _BeatTicker(threading.Thread):
                         synced = True
                     with database.session_scope(immediate=True) as db:
                         beat_ticked(db, stale_after_seconds=self.stale_after, detail=detail)
-                except Exception:
-                    logger.exception("notifier: beat tick not recorded; retrying")
+                    failing = False
+                except Exception as exc:  # the database is down or not migrated: say it once
+                    if not failing:
+                        logger.warning("notifier: beat ticks not recorded yet (%s)", exc)
+                    failing = True
                 self._stop.wait(self.every)
         finally:
             database.dispose()
