@@ -136,7 +136,10 @@ def check_schedule(db: Session, now: datetime) -> None:
     if beat.state == "unknown":
         return  # beat not seen yet: a miss now would be beat's, not the entry's
     for entry in entries:
-        _check_entry(db, entry, now)
+        # Beat alive after the entry was due had the chance to send it: a miss is the
+        # entry's. Silent since before then, the miss may be beat's: wait for its verdict.
+        if beat.last_tick_at is not None and beat.last_tick_at >= entry.next_due_at:
+            _check_entry(db, entry, now)
 
 
 def _overdue(entry: ScheduleEntry, now: datetime) -> bool:

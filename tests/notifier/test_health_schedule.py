@@ -149,3 +149,14 @@ def test_watch_tick_runs_the_registered_checks_for_the_lease_holder(database: Da
     assert not watch_tick(database, "two", lease_seconds=30, now=now)
     with database.session_scope() as db:
         assert len(_alerts(db, missed_fingerprint("a"))) == 1
+
+
+def test_a_miss_while_beat_is_silent_but_not_yet_stale_waits_for_beat(db_session: Session) -> None:
+    db = db_session
+    sync_entries(db, [_spec("fast", period=1, grace=1)], now=T0)
+    beat_ticked(db, stale_after_seconds=5, at=T0 + timedelta(seconds=0.5))  # then beat died
+    check_schedule(db, T0 + timedelta(seconds=3))  # overdue, beat not judged yet
+    assert _alerts(db, missed_fingerprint("fast")) == []
+    check_schedule(db, T0 + timedelta(seconds=6))  # beat stale: its alert, the miss held
+    assert len(_alerts(db, BEAT_FINGERPRINT)) == 1
+    assert _alerts(db, missed_fingerprint("fast")) == []

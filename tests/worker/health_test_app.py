@@ -28,6 +28,7 @@ def app_from_env() -> Celery:
         result_serializer="json",
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        task_default_queue=os.environ.get("NOTIFIER_TEST_QUEUE", "celery"),
         notifier_database_url=os.environ["NOTIFIER_TEST_DATABASE"],
         notifier_spool_dir=os.environ["NOTIFIER_TEST_SPOOL"],
         notifier_schedule_grace_floor=1.0,

@@ -18,18 +18,18 @@ from sqlalchemy import select
 from notifier import Database, upgrade
 from notifier.health import BEAT_FINGERPRINT, missed_fingerprint
 from notifier.models import AdminNotification, PlatformAlert, ScheduleEntry
-from tests.conftest import REDIS_URL
+from tests.conftest import RABBITMQ_URL, REDIS_URL, require_service
 from tests.worker.conftest import HERE, wait_for
 
 from .health_test_app import NOBODY
 
+#: The queue the main worker consumes (named for this test: RabbitMQ is shared).
+QUEUE = "health-schedule-main"
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def health_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """An empty store: the run's PostgreSQL database, or a new SQLite file."""
-    if request.param == "postgresql":
-        yield request.getfixturevalue("pg_database")
-        return
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> Iterator[Database]:
+    """A new SQLite file, migrated."""
     url = f"sqlite:///{tmp_path / 'health.db'}"
     upgrade(url)
     database = Database(url)
@@ -75,13 +75,24 @@ class _Process:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("store", "broker"), [("postgresql", "redis"), ("sqlite", "redis"), ("postgresql", "rabbitmq")]
+)
 def test_a_missed_entry_alerts_resolves_and_a_stopped_beat_holds_the_misses(
-    health_database: Database, redis_url: str, tmp_path: Path
+    store: str, broker: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    health_database: Database = request.getfixturevalue(
+        "pg_database" if store == "postgresql" else "sqlite_database"
+    )
+    broker_url = request.getfixturevalue("redis_url")
+    if broker == "rabbitmq":
+        require_service("RabbitMQ", RABBITMQ_URL)
+        broker_url = RABBITMQ_URL
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[1])]),
-        "NOTIFIER_TEST_BROKER": redis_url,
+        "NOTIFIER_TEST_BROKER": broker_url,
+        "NOTIFIER_TEST_QUEUE": QUEUE,
         "NOTIFIER_TEST_BACKEND": REDIS_URL,
         "NOTIFIER_TEST_DATABASE": health_database.url,
         "NOTIFIER_TEST_SPOOL": str(tmp_path / "spool"),
@@ -91,7 +102,7 @@ def test_a_missed_entry_alerts_resolves_and_a_stopped_beat_holds_the_misses(
                    "--without-mingle", "--without-heartbeat"]  # fmt: skip
     processes = []
     try:
-        processes.append(_Process([*worker_args, "-Q", "celery", "-n", "main@%h"], env,
+        processes.append(_Process([*worker_args, "-Q", QUEUE, "-n", "main@%h"], env,
                                   tmp_path / "worker.log"))  # fmt: skip
         beat_args = ["beat", "-l", "INFO", "--max-interval", "1", "-s", str(tmp_path / "beat")]
         beat = _Process(beat_args, env, tmp_path / "beat.log")
