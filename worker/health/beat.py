@@ -38,8 +38,7 @@ logger = logging.getLogger("notifier.worker")
 
 _ASK_EVERY = 60.0  # seconds between two looks at a schema that was not ready
 _UIDS = {
-    "task_prerun": "notifier.health.task_prerun",
-    "task_postrun": "notifier.health.task_postrun",
+    "worker_init": "notifier.health.worker_init",
     "beat_init": "notifier.health.beat_init",
     "worker_ready": "notifier.health.worker_ready",
     "worker_shutdown": "notifier.health.worker_shutdown",
@@ -118,6 +117,8 @@ class _AppHealth:
 _apps: weakref.WeakKeyDictionary[Celery, _AppHealth] = weakref.WeakKeyDictionary()
 #: Start times of this process's runs in progress, by task id (a run starts and ends here).
 _started: dict[str, datetime] = {}
+#: The per-task connections made by ``_connect_runs``, to undo in ``uninstall_health``.
+_run_uids: dict[str, Any] = {}
 
 
 def _entry_of(state: _AppHealth, task: Any, args: Any, kwargs: Any) -> WatchedEntry | None:
@@ -162,6 +163,32 @@ def _on_task_postrun(
             return
         with health.database.session_scope(immediate=True) as db:
             run_finished(db, entry.name, task_id=task_id, state=str(state or "SUCCESS"))
+
+
+def _connect_runs(app: Celery, state: _AppHealth) -> None:
+    """Hear the start and end of runs of the tasks beat entries name, and only those.
+
+    Connected per task (``sender=`` the task): every other task's ``task_prerun`` and
+    ``task_postrun`` find no receiver for them and stay as cheap as without the notifier.
+    Done at ``worker_init``, in the main process before the pool forks, so the children
+    inherit the connections.
+    """
+    for name in state.by_task():
+        task = app.tasks.get(name)
+        if task is None:  # beat sends it by name to workers of another code base
+            continue
+        uid = f"notifier.health.run:{name}"
+        signals.task_prerun.connect(_on_task_prerun, sender=task, dispatch_uid=f"{uid}:prerun")
+        signals.task_postrun.connect(_on_task_postrun, sender=task, dispatch_uid=f"{uid}:postrun")
+        _run_uids[uid] = task
+
+
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    with guard("worker_init (job health)"):
+        app = getattr(sender, "app", None)
+        state = _apps.get(app)
+        if app is not None and state is not None:
+            _connect_runs(app, state)
 
 
 def _on_worker_process_init(**_: Any) -> None:
@@ -253,8 +280,7 @@ def install_health(app: Celery) -> None:
     """Watch ``app``'s beat entries and beat itself (called by ``install(app)``)."""
     if app not in _apps:
         _apps[app] = _AppHealth(app)
-    signals.task_prerun.connect(_on_task_prerun, dispatch_uid=_UIDS["task_prerun"])
-    signals.task_postrun.connect(_on_task_postrun, dispatch_uid=_UIDS["task_postrun"])
+    signals.worker_init.connect(_on_worker_init, dispatch_uid=_UIDS["worker_init"])
     signals.beat_init.connect(_on_beat_init, dispatch_uid=_UIDS["beat_init"])
     signals.worker_ready.connect(_on_worker_ready, dispatch_uid=_UIDS["worker_ready"])
     signals.worker_shutdown.connect(_on_worker_shutdown, dispatch_uid=_UIDS["worker_shutdown"])
@@ -271,5 +297,9 @@ def uninstall_health(app: Celery) -> None:
     if not _apps:
         for name, uid in _UIDS.items():
             getattr(signals, name).disconnect(dispatch_uid=uid)
+        while _run_uids:
+            uid, task = _run_uids.popitem()
+            signals.task_prerun.disconnect(sender=task, dispatch_uid=f"{uid}:prerun")
+            signals.task_postrun.disconnect(sender=task, dispatch_uid=f"{uid}:postrun")
         while _tickers:
             _tickers.pop().stop()
