@@ -102,8 +102,9 @@ def test_notifier_watch_syncs_the_schedule_and_alerts_a_missed_entry(tmp_path: P
     try:
         with database.session_scope() as db:
             assert db.get(ScheduleEntry, "nightly") is not None
-            beat_ticked(db, stale_after_seconds=600)  # beat runs; no worker starts the job
         time.sleep(2.5)  # due after 1 s, grace 1 s
+        with database.session_scope() as db:
+            beat_ticked(db, stale_after_seconds=600)  # beat runs; no worker starts the job
         assert watch().returncode == 0
         with database.session_scope() as db:
             titles = list(db.scalars(select(PlatformAlert.title)))
