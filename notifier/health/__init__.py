@@ -32,6 +32,7 @@ from .watch import Check as Check
 from .watch import check_schedule as check_schedule
 from .watch import checks as checks
 from .watch import register_check as register_check
+from .watch import release_lease as release_lease
 from .watch import take_lease as take_lease
 from .watch import unregister_check as unregister_check
 from .watch import watch_tick as watch_tick
@@ -55,6 +56,7 @@ __all__ = [
     "open_alert_for",
     "open_health_alert",
     "register_check",
+    "release_lease",
     "run_finished",
     "run_started",
     "scheduler_state",

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ __all__ = [
     "check_schedule",
     "checks",
     "register_check",
+    "release_lease",
     "take_lease",
     "unregister_check",
     "watch_tick",
@@ -90,6 +91,15 @@ def take_lease(db: Session, holder: str, *, seconds: float, now: datetime | None
     except IntegrityError:  # another watcher inserted it first: theirs
         return False
     return True
+
+
+def release_lease(db: Session, holder: str) -> None:
+    """Give the lease up if ``holder`` has it (a watcher stopping, a one-off check)."""
+    db.execute(
+        delete(HealthLease)
+        .where(HealthLease.name == _LEASE, HealthLease.holder == holder)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def watch_tick(

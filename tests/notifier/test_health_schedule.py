@@ -17,6 +17,7 @@ from notifier.health import (
     check_schedule,
     entry_states,
     missed_fingerprint,
+    release_lease,
     run_finished,
     run_started,
     scheduler_state,
@@ -138,6 +139,10 @@ def test_one_watcher_holds_the_lease_until_it_expires(db_session: Session) -> No
     assert not take_lease(db, "two", seconds=10, now=T0 + timedelta(seconds=5))
     assert take_lease(db, "one", seconds=10, now=T0 + timedelta(seconds=5))  # renewed
     assert take_lease(db, "two", seconds=10, now=T0 + timedelta(seconds=16))
+    release_lease(db, "one")  # not its lease any more: nothing changes
+    assert not take_lease(db, "one", seconds=10, now=T0 + timedelta(seconds=17))
+    release_lease(db, "two")  # a stopping watcher hands over at once
+    assert take_lease(db, "one", seconds=10, now=T0 + timedelta(seconds=17))
 
 
 def test_watch_tick_runs_the_registered_checks_for_the_lease_holder(database: Database) -> None:

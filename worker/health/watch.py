@@ -22,7 +22,7 @@ import click
 
 from notifier import Database, Settings
 from notifier.cli import app_conf, settings_options
-from notifier.health import watch_tick
+from notifier.health import release_lease, watch_tick
 
 from .schedule import sync_schedule
 
@@ -77,6 +77,15 @@ class WatcherThread:
                     logger.warning("notifier: job-health watcher cannot reach the store: %s", exc)
                 failing = True
             self._stop.wait(self.every)
+        self.release(holder)
+
+    def release(self, holder: str) -> None:
+        """Give the lease up, so another watcher takes over at its next tick."""
+        try:
+            with self.database.session_scope() as db:
+                release_lease(db, holder)
+        except Exception as exc:  # it expires by itself
+            logger.debug("notifier: watcher lease not released: %s", exc)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop ticking."""
@@ -118,6 +127,8 @@ def watch_command(settings: Settings, every: float | None, once: bool) -> None:
             click.echo("No beat_schedule given (-A app): watching what workers synced.")
         if once:
             acted = watch_tick(database, _holder(), lease_seconds=5.0)
+            if acted:
+                WatcherThread(database, 0).release(_holder())
             click.echo("Checked." if acted else "Another watcher holds the lease; skipped.")
             return
         watcher = WatcherThread(database, every or watch_every(conf) or DEFAULT_WATCH_EVERY)
