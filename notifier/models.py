@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -697,3 +698,63 @@ class QueueState(Base):
 
     def __repr__(self) -> str:
         return f"<QueueState {self.name!r} depth={self.depth}>"
+
+
+class ScheduleEntry(Base):
+    """One beat entry as the worker or beat side last synced it, with its last run.
+
+    The web app cannot import Celery: what it shows of the schedule (its text, period,
+    next due time) is written here by the side that can.
+    """
+
+    __tablename__ = "notifier_schedule_entries"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    task: Mapped[str] = mapped_column(String(200))
+    schedule_text: Mapped[str] = mapped_column(String(200))
+    period_seconds: Mapped[float] = mapped_column(Float)
+    grace_seconds: Mapped[float] = mapped_column(Float)
+    #: When the next run should start; it stays put while no run starts (that is a miss).
+    next_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_task_id: Mapped[str | None] = mapped_column(String(64))
+    last_state: Mapped[str | None] = mapped_column(String(16))
+    #: The due time a miss alert was opened for (one alert per missed slot, not per tick).
+    missed_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: False once the entry left the schedule (kept for its history, no longer watched).
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<ScheduleEntry {self.name!r} {self.schedule_text!r}>"
+
+
+class HealthHeartbeat(Base):
+    """The last sign of life of something that should tick (``beat``), and how often it should."""
+
+    __tablename__ = "notifier_health_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: How long it may stay silent (its longest interval plus grace) before it counts as down.
+    stale_after_seconds: Mapped[float] = mapped_column(Float)
+    detail: Mapped[str | None] = mapped_column(String(200))
+
+    def __repr__(self) -> str:
+        return f"<HealthHeartbeat {self.name!r} {self.seen_at}>"
+
+
+class HealthLease(Base):
+    """A short lease by name, so one watcher among many processes acts at a time."""
+
+    __tablename__ = "notifier_health_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"<HealthLease {self.name!r} {self.holder!r}>"

@@ -27,6 +27,7 @@ from notifier import (
 from . import actions as actions  # the same
 from . import delivery_pages as delivery_pages  # its views join pages_blueprint on import
 from . import escalation_pages as escalation_pages  # the same
+from . import health_pages as health_pages  # the same
 from . import preference_pages as preference_pages  # the same
 from .api import api_blueprint
 from .auth import auth_blueprint, csrf_token, current_admin, forbidden_page

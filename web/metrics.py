@@ -21,7 +21,7 @@ from werkzeug.exceptions import NotFound, TooManyRequests, Unauthorized
 
 from notifier import DeliveryChannel, DeliveryStatus, Severity, metrics
 from notifier.health import QueueReport, queue_reports
-from notifier.models import Delivery, PlatformAlert
+from notifier.models import Delivery, PlatformAlert, ScheduleEntry
 
 from .auth import bad_token_wait, count_bad_token
 from .state import app_state
@@ -109,6 +109,25 @@ class _HeldBack:
         )
 
 
+class _Schedule:
+    """When each scheduled entry last succeeded (Unix time; absent until its first success)."""
+
+    def __init__(self, rows: list[tuple[str, float]]) -> None:
+        self.rows = rows
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(
+            "notifier_schedule_last_success_timestamp_seconds",
+            "When each beat entry's last run finished successfully, as Unix time.",
+            labels=["entry"],
+        )
+        for entry, seen in self.rows:
+            family.add_metric([entry], seen)
+        yield family
+
+
 class _ThisProcess:
     """The default registry's metrics (this process), when there is no multiprocess dir."""
 
@@ -165,10 +184,16 @@ def scrape() -> Response:
             .where(Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.FAILED)))
             .group_by(Delivery.channel, Delivery.status)
         ).all()
+        succeeded = db.execute(
+            select(ScheduleEntry.name, ScheduleEntry.last_success_at).where(
+                ScheduleEntry.active.is_(True), ScheduleEntry.last_success_at.is_not(None)
+            )
+        ).all()
         queues = queue_reports(db)
     registry.register(_OpenAlerts({Severity(s).value: int(n) for s, n in rows}))
     registry.register(_Queues(queues))
     registry.register(_HeldBack(int(held_back or 0)))
+    registry.register(_Schedule([(name, at.timestamp()) for name, at in succeeded]))
     registry.register(
         _Deliveries(
             {(DeliveryChannel(c).value, DeliveryStatus(s).value): int(n) for c, s, n in waiting}

@@ -60,3 +60,12 @@ notifier_alert_repeat_interval = _settings.alert_repeat_interval.total_seconds()
 # NOTIFIER_ALERT_REPEAT_INTERVAL, however often it ticks). A host merges these into its own
 # schedule with `notifier.worker.beat_schedule()`.
 beat_schedule: dict[str, dict[str, object]] = _beat_schedule()
+
+# `notifier demo` shows a scheduled job that never runs: its entry is routed to a queue no
+# demo worker consumes, so the Job health page, an alert and the bell report it missed.
+if os.environ.get("NOTIFIER_DEMO_MISSED_ENTRY") == "1":
+    beat_schedule["notifier-demo-missed-report"] = {
+        "task": "notifier.demo.missed_report",
+        "schedule": 10.0,
+        "options": {"queue": "notifier-demo-nobody", "expires": 10, "notifier_grace": 5},
+    }

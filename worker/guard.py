@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+__all__ = ["guard"]
+
 logger = logging.getLogger("notifier.worker")
 
 

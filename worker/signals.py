@@ -35,9 +35,10 @@ from notifier import Database, FailureReport, Settings, live_redis_url_from_env
 
 from .decorators import spec_of
 from .events import failure_report, returned_reports
-from .guard import guard
+from .guard import guard as guard
 from .health import health_after_fork, start_health, stop_health
 from .health import recovery as health_recovery
+from .health.beat import install_health, uninstall_health
 from .retry import on_retried_failure, on_retried_success
 from .spool.bypass import SpoolBypass
 from .spool.choice import configured_spool
@@ -253,6 +254,7 @@ def install(celery_app: Celery, *, all_tasks: bool = False) -> None:
         signals.worker_ready.connect(
             health_recovery.on_worker_ready, dispatch_uid="notifier.recovery_ready"
         )
+    install_health(celery_app)
 
 
 def uninstall(celery_app: Celery) -> None:
@@ -278,6 +280,8 @@ def uninstall(celery_app: Celery) -> None:
         with guard("uninstall"):
             stop_health(celery_app)
             installation.close()
+    with guard("uninstall (job health)"):
+        uninstall_health(celery_app)
 
 
 # -- handlers ---------------------------------------------------------------------------

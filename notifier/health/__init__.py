@@ -1,15 +1,22 @@
 """Job health: the failures that never raise, and root causes that hold back symptoms.
 
-Each check is a plain function taking a session first; a watcher calls them every tick:
-``runs`` (jobs past their limit), ``queues`` (queues nobody consumes). ``inhibition``: a
-root-cause alert (``explains=<scope>``) holds back the alerts and notifications recorded
-inside :func:`symptom_of` one of its scopes. ``recovery``: an alert with a
-``recovery_task`` resolves itself when that task next succeeds.
+The worker and beat side record what happens (:func:`sync_entries`, :func:`run_started`,
+:func:`run_finished`, :func:`beat_ticked`, :func:`record_heartbeat`); a watcher
+(:func:`watch_tick`, run by every worker's drainer and by ``notifier watch``) runs the
+registered checks (:func:`check_schedule`, :func:`check_hung_runs`, :func:`check_queues`);
+the web reads :func:`entry_states`, :func:`scheduler_state`, :func:`overdue_runs` and
+:func:`queue_reports`. ``inhibition``: a root-cause alert (``explains=<scope>``) holds back
+the alerts and notifications recorded inside :func:`symptom_of` one of its scopes.
+``recovery``: an alert with a ``recovery_task`` resolves itself when that task next
+succeeds.
 """
 
 from __future__ import annotations
 
 from ..outbox import symptom_of as symptom_of
+from .alerting import auto_resolve as auto_resolve
+from .alerting import open_alert_for as open_alert_for
+from .alerting import open_health_alert as open_health_alert
 from .inhibition import INHIBIT_WAIT_ENV as INHIBIT_WAIT_ENV
 from .inhibition import held_back_counts as held_back_counts
 from .inhibition import inhibit_wait as inhibit_wait
@@ -36,33 +43,82 @@ from .runs import forget_worker as forget_worker
 from .runs import overdue_runs as overdue_runs
 from .runs import record_heartbeat as record_heartbeat
 from .runs import span as span
+from .schedule import BEAT as BEAT
+from .schedule import DEFAULT_GRACE_FLOOR as DEFAULT_GRACE_FLOOR
+from .schedule import DEFAULT_GRACE_FRACTION as DEFAULT_GRACE_FRACTION
+from .schedule import EntrySpec as EntrySpec
+from .schedule import EntryState as EntryState
+from .schedule import SchedulerState as SchedulerState
+from .schedule import beat_ticked as beat_ticked
+from .schedule import entry_states as entry_states
+from .schedule import grace_for as grace_for
+from .schedule import missed_fingerprint as missed_fingerprint
+from .schedule import run_finished as run_finished
+from .schedule import run_started as run_started
+from .schedule import scheduler_state as scheduler_state
+from .schedule import sync_entries as sync_entries
+from .watch import BEAT_FINGERPRINT as BEAT_FINGERPRINT
+from .watch import Check as Check
+from .watch import check_schedule as check_schedule
+from .watch import checks as checks
+from .watch import register_check as register_check
+from .watch import release_lease as release_lease
+from .watch import take_lease as take_lease
+from .watch import unregister_check as unregister_check
+from .watch import watch_tick as watch_tick
 
 __all__ = [
+    "BEAT",
+    "BEAT_FINGERPRINT",
+    "DEFAULT_GRACE_FLOOR",
+    "DEFAULT_GRACE_FRACTION",
     "DEFAULT_MAX_AGE",
     "INHIBIT_WAIT_ENV",
     "NO_CONSUMER_FINGERPRINT",
     "RECOVERED",
     "RUN_FINGERPRINT",
     "STALE_FINGERPRINT",
+    "Check",
     "CheckOutcome",
+    "EntrySpec",
+    "EntryState",
     "OverdueRun",
     "QueueObservation",
     "QueueReport",
+    "SchedulerState",
     "Watched",
+    "auto_resolve",
+    "beat_ticked",
     "check_hung_runs",
     "check_queues",
+    "check_schedule",
+    "checks",
     "consumers_by_queue",
+    "entry_states",
     "forget_worker",
+    "grace_for",
     "held_back_counts",
     "inhibit_wait",
+    "missed_fingerprint",
+    "open_alert_for",
+    "open_health_alert",
     "open_root_cause",
     "overdue_runs",
     "queue_reports",
     "record_heartbeat",
     "record_runs",
+    "register_check",
+    "release_lease",
     "resolve_recovered",
     "root_cause_titles",
+    "run_finished",
+    "run_started",
+    "scheduler_state",
     "span",
     "symptom_of",
+    "sync_entries",
+    "take_lease",
+    "unregister_check",
+    "watch_tick",
     "watched",
 ]

@@ -1,13 +1,16 @@
-"""How a health check opens its alert once and resolves it by itself.
+"""How job-health checks open and resolve their alerts: the one place these calls live.
 
 A check runs every few seconds and sees the same problem each time: the alert is opened
 once (then only its description follows the facts), not counted once per tick; and when
 the problem is gone, the alert is resolved through the one resolve path admins use too,
-with a note that says the watcher did it.
+with a note that says the watcher did it. :func:`open_health_alert` also lights the bell
+the first time (a missed run is seen in the bell). Holding an alert back behind another
+one (a stopped scheduler hides its per-entry misses) is decided by the caller.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from contextlib import suppress
 from typing import Any
@@ -16,11 +19,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..alerts import platform_alert_service
-from ..enums import AlertType, Severity
+from ..enums import AlertType, NotificationType, Priority, Severity
 from ..errors import AlreadyResolvedError
 from ..models import PlatformAlert
+from ..notifications import admin_notification_service
 from ..text import bounded, clip
-from ..validation import MESSAGE_MAX, SYSTEM_NAME_MAX, TITLE_MAX
+from ..validation import FINGERPRINT_MAX, MESSAGE_MAX, SYSTEM_NAME_MAX, TITLE_MAX
+
+__all__ = [
+    "auto_resolve",
+    "keep_open",
+    "open_alert_for",
+    "open_alerts",
+    "open_health_alert",
+    "resolve_automatically",
+]
+
+logger = logging.getLogger("notifier.health")
 
 
 def open_alerts(db: Session, prefix: str) -> dict[str, PlatformAlert]:
@@ -71,3 +86,65 @@ def resolve_automatically(db: Session, alert: PlatformAlert, reason: str) -> Non
         platform_alert_service.resolve_alert(
             db, alert.id, user_id=None, resolution_notes=f"resolved automatically: {reason}"
         )
+
+
+def open_alert_for(db: Session, fingerprint: str) -> PlatformAlert | None:
+    """The open alert with this fingerprint, or None."""
+    return db.scalars(
+        select(PlatformAlert).where(
+            PlatformAlert.fingerprint == fingerprint, PlatformAlert.is_resolved.is_(False)
+        )
+    ).first()
+
+
+def open_health_alert(
+    db: Session,
+    *,
+    fingerprint: str,
+    title: str,
+    description: str,
+    severity: Severity = Severity.ERROR,
+    alert_type: AlertType = AlertType.PERFORMANCE,
+    metadata: dict[str, Any] | None = None,
+) -> tuple[PlatformAlert, bool]:
+    """Open (or count once more) a job-health alert; the first opening also lights the bell.
+
+    Returns ``(alert, created)``. The bell notification is keyed by the alert's id, so an
+    alert counted again never adds a second one.
+    """
+    fingerprint = fingerprint[:FINGERPRINT_MAX]
+    alert, created = platform_alert_service.create_or_increment_alert(
+        db,
+        alert_type=alert_type,
+        severity=severity,
+        title=clip(title, TITLE_MAX),
+        fingerprint=fingerprint,
+        description=clip(description, MESSAGE_MAX),
+        affected_systems=["scheduler"],
+        metadata=metadata or {},
+    )
+    if created:
+        admin_notification_service.create_notification(
+            db,
+            type=NotificationType.CRITICAL_ERROR,
+            priority=Priority.HIGH,
+            title=clip(title, TITLE_MAX),
+            message=clip(description, MESSAGE_MAX),
+            action_required=True,
+            metadata={"job_health": fingerprint},
+            dedup_key=f"health:{alert.id}"[:FINGERPRINT_MAX],
+            alert_fingerprint=fingerprint,
+        )
+    return alert, created
+
+
+def auto_resolve(db: Session, fingerprint: str, note: str) -> PlatformAlert | None:
+    """Resolve the open alert with this fingerprint, by nobody, with ``note``; None if none."""
+    alert = open_alert_for(db, fingerprint)
+    if alert is None:
+        return None
+    with suppress(AlreadyResolvedError):  # an admin (or another watcher) was first: fine
+        return platform_alert_service.resolve_alert(
+            db, alert.id, user_id=None, resolution_notes=clip(note, MESSAGE_MAX)
+        )
+    return None

@@ -89,7 +89,7 @@ def test_api_honours_its_document(
     rejection = schema.config.checks.negative_data_rejection
     rejection.expected_statuses = [*rejection.expected_statuses, "413"]
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 43  # + escalation policies (5), retry (3), job health (2)
+    assert len(operations) == 44  # + escalation (5), retry (3), job health (3)
 
     for operation in operations:
         if operation.path.endswith("/stream"):

@@ -122,6 +122,9 @@ def test_demo_enqueues_jobs_whose_failures_become_notifications(tmp_path: Path) 
         hung = "run:overdue:notifier-demo-hang"
         unconsumed = "queue:no-consumer:notifier-demo-unconsumed"
         wait_for(lambda: _count(database, hung) and _count(database, unconsumed), 60, 1)
+        # The beat entry routed to a queue nobody consumes is missed, and says so once.
+        missed = "schedule:missed:notifier-demo-missed-report"
+        wait_for(lambda: _count(database, missed) == 1, timeout=60, interval=1)
         before = _settled(database)
     finally:
         output = _stop_demo(demo)

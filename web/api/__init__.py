@@ -10,6 +10,7 @@ from . import alerts as alerts
 from . import channels as channels
 from . import deliveries as deliveries
 from . import escalation as escalation
+from . import health as health
 from . import health_runs as health_runs
 from . import notifications as notifications
 from . import openapi as openapi

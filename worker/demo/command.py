@@ -248,6 +248,9 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
         "NOTIFIER_LETZSHOP_URL": f"http://127.0.0.1:{marketplace.server_port}/api",
         "NOTIFIER_LETZSHOP_RETRY_DELAY": "2",
         **health_env(),
+        # A beat entry that misses, seen by a watcher ticking every 5 s (see celeryconfig).
+        "NOTIFIER_DEMO_MISSED_ENTRY": "1",
+        "NOTIFIER_HEALTH_WATCH_EVERY": "5",
     }
     os.environ.update(env)  # the bundled app in this process reads the same settings
     log = settings.instance_path / "demo-worker.log"
@@ -292,6 +295,10 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
             click.echo(f"Login: {DEMO_EMAIL} / {password}")
             _open_root_cause(settings)
             click.echo("Opened a root cause: 'Database unreachable from the worker (demo)'")
+            click.echo(
+                "Scheduled: notifier-demo-missed-report every 10 s, routed to a queue no "
+                "worker consumes -> missed, on the Job health page and in the bell"
+            )
             click.echo("Enqueued demo jobs:")
             for line in _enqueue(_demo_files(settings.instance_path)):
                 click.echo(line)

@@ -88,3 +88,9 @@ def warehouse_import(store_id: int) -> None:
 
     with sqlite3.connect("file:/nonexistent/notifier-demo/warehouse.db?mode=ro", uri=True) as db:
         db.execute("SELECT 1")
+
+
+@shared_task(name="notifier.demo.missed_report")  # type: ignore[untyped-decorator]
+def missed_report() -> str:
+    """A scheduled job the demo routes to a queue nobody consumes: it never starts."""
+    return "ran"

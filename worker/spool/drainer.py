@@ -41,6 +41,7 @@ from notifier import (
 from notifier.delivery import DispatcherThread, DispatchSettings
 
 from ..health import DatabaseOutage
+from ..health.watch import start_in_drainer
 from .choice import database_tag, spool_env, spool_from_env
 from .contract import EventSpool, SpoolUnavailable
 from .drain import Drainer, NotReady, Recorder
@@ -336,9 +337,13 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker, which stops us
+    # The job-health watcher lives here too: a process every prefork worker already has.
+    watcher = start_in_drainer(recorder.database_url, recorder.live_redis_url)
     try:
         drainer.run(alive=lambda: os.getppid() == parent)
     finally:
+        if watcher is not None:
+            watcher.stop()
         recorder.close()
         spool.close()
         metrics.process_exiting()

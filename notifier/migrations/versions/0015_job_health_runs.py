@@ -1,7 +1,7 @@
 """Job health: worker heartbeats (queues consumed, runs past their limit) and queue states
 
 Revision ID: 0015
-Revises: 0017
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 import notifier.types
 
 revision = '0015'
-down_revision = '0017'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 

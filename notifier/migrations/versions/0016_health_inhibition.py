@@ -1,7 +1,7 @@
 """Job health: root causes hold back their symptoms; alerts that resolve on recovery
 
 Revision ID: 0016
-Revises: 0015 (rechain onto the head when merging)
+Revises: 0015
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Retry a failed task from its alert: failed runs with encrypted arguments, and retries
 
 Revision ID: 0017
-Revises: 0021
+Revises: 0016
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import notifier.types
 
 revision = '0017'
-down_revision = '0021'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 

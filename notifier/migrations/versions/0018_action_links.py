@@ -2,7 +2,7 @@
 action links
 
 Revision ID: 0018
-Revises: 0019
+Revises: 0017
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import notifier.types
 
 revision = '0018'
-down_revision = '0019'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """PagerDuty and Apprise endpoint kinds; the alert.acknowledged delivery event
 
 Revision ID: 0019
-Revises: 0013 (rechain onto the head when merging)
+Revises: 0018
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0019'
-down_revision = '0013'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 

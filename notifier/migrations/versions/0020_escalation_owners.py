@@ -1,7 +1,7 @@
 """Escalation policies; an alert's owner, runbook and last escalation step; endpoint owners
 
-Revision ID: 0021
-Revises: 0018 (rechain onto the head when merging)
+Revision ID: 0020
+Revises: 0019
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from sqlalchemy.dialects import postgresql
 
 import notifier.types
 
-revision = '0021'
-down_revision = '0018'
+revision = '0020'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 

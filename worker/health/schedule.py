@@ -1,0 +1,152 @@
+"""What the Celery side knows of the beat schedule: each entry's period, grace and due times.
+
+Read from ``app.conf.beat_schedule`` (the host's entries and ours), so every entry is
+watched with no configuration. Interval, crontab and solar schedules all answer
+``remaining_estimate(last_run_at)``; the next start after ``t`` is ``now + that``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery.schedules import BaseSchedule, schedule
+
+from notifier import Database, Settings, live_redis_url_from_env
+from notifier.health import (
+    DEFAULT_GRACE_FLOOR,
+    DEFAULT_GRACE_FRACTION,
+    EntrySpec,
+    grace_for,
+    sync_entries,
+)
+
+__all__ = [
+    "WatchedEntry",
+    "database_url",
+    "live_redis_url",
+    "sync_schedule",
+    "watched_entries",
+]
+
+logger = logging.getLogger("notifier.worker")
+
+#: Per-entry override of the grace, in seconds, in the entry's ``options``.
+GRACE_OPTION = "notifier_grace"
+
+
+@dataclass(frozen=True)
+class WatchedEntry:
+    """One beat entry with the schedule object that computes its due times."""
+
+    name: str
+    task: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    schedule: BaseSchedule
+    grace_seconds: float
+
+    def next_due_after(self, moment: datetime) -> datetime:
+        """When the run after one started at ``moment`` is due (UTC)."""
+        now = _aware(self.schedule.now())
+        remaining: timedelta = self.schedule.remaining_estimate(moment)
+        # To the second: crontab drops the microseconds of ``moment``, so its estimate lands
+        # a hair before the minute, and the run after that would look due at once.
+        due = now + remaining
+        return due.replace(microsecond=0) + timedelta(seconds=round(due.microsecond / 1e6))
+
+    def period_seconds(self, now: datetime) -> float:
+        """The interval, or for crontab and solar the gap between the next two due times."""
+        if isinstance(self.schedule, schedule):
+            return float(self.schedule.run_every.total_seconds())
+        first = self.next_due_after(now)
+        return max((self.next_due_after(first) - first).total_seconds(), 1.0)
+
+    def spec(self, now: datetime) -> EntrySpec:
+        """The entry as the store keeps it."""
+        return EntrySpec(
+            name=self.name,
+            task=self.task,
+            schedule_text=str(self.schedule).strip("<>"),
+            period_seconds=self.period_seconds(now),
+            grace_seconds=self.grace_seconds,
+            first_due_at=self.next_due_after(now),
+        )
+
+    def matches(self, args: Any, kwargs: Any) -> bool:
+        """Whether a run with these arguments is this entry's (for entries sharing a task)."""
+        return tuple(args or ()) == self.args and dict(kwargs or {}) == self.kwargs
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _number(conf: Mapping[str, Any], key: str, default: float) -> float:
+    value = conf.get(key)
+    return default if value is None else float(value)
+
+
+def watched_entries(conf: Mapping[str, Any], app: Any = None) -> list[WatchedEntry]:
+    """Every entry of ``conf``'s ``beat_schedule`` (an entry it cannot read is skipped)."""
+    fraction = _number(conf, "notifier_schedule_grace_fraction", DEFAULT_GRACE_FRACTION)
+    floor = _number(conf, "notifier_schedule_grace_floor", DEFAULT_GRACE_FLOOR)
+    found = []
+    for name, entry in (conf.get("beat_schedule") or {}).items():
+        if not isinstance(entry, Mapping) or not entry.get("task"):
+            continue
+        when = entry.get("schedule")
+        if isinstance(when, int | float):
+            when = timedelta(seconds=when)
+        if isinstance(when, timedelta):
+            when = schedule(when, bool(entry.get("relative")), app=app)
+        if not isinstance(when, BaseSchedule):
+            continue
+        options = entry.get("options") or {}
+        watched = WatchedEntry(
+            name=str(name),
+            task=str(entry["task"]),
+            args=tuple(entry.get("args") or ()),
+            kwargs=dict(entry.get("kwargs") or {}),
+            schedule=when,
+            grace_seconds=0.0,
+        )
+        override = options.get(GRACE_OPTION) if isinstance(options, Mapping) else None
+        try:
+            period = watched.period_seconds(datetime.now(UTC))
+        except Exception:  # a schedule that cannot compute (solar without ephem): unwatched
+            logger.exception("notifier: beat entry %r cannot be watched", name)
+            continue
+        grace = (
+            float(override)
+            if override is not None
+            else grace_for(period, fraction=fraction, floor=floor)
+        )
+        found.append(
+            WatchedEntry(watched.name, watched.task, watched.args, watched.kwargs, when, grace)
+        )
+    return found
+
+
+def database_url(conf: Mapping[str, Any]) -> str:
+    """The notifier's database: the app's ``notifier_database_url``, else the environment's."""
+    url = conf.get("notifier_database_url")
+    return str(url) if url else Settings.from_env().database_url
+
+
+def live_redis_url(conf: Mapping[str, Any]) -> str | None:
+    """Where commits announce themselves (SQLite's live updates), as the recorder has it."""
+    url = conf.get("notifier_live_redis_url")
+    return str(url) if url else live_redis_url_from_env()
+
+
+def sync_schedule(database: Database, conf: Mapping[str, Any], app: Any = None) -> int:
+    """Write ``conf``'s beat schedule into the store; returns how many entries it holds."""
+    now = datetime.now(UTC)
+    specs = [entry.spec(now) for entry in watched_entries(conf, app)]
+    with database.session_scope(immediate=True) as db:
+        sync_entries(db, specs, now=now)
+    return len(specs)
