@@ -44,7 +44,7 @@ def _routes(api: FlaskClient) -> list[tuple[str, str, dict[str, Any] | None]]:
             for name, value in ids.items():
                 url = url.replace(f"{{{name}}}", str(value))
             routes.append((method.upper(), url, body))
-    assert len(routes) == 34  # 33 operations (the event stream too) and the document itself
+    assert len(routes) == 45  # 44 operations (the event stream too) and the document itself
     return routes
 
 

@@ -46,6 +46,8 @@ def test_a_missed_run_is_in_the_bell_and_on_the_job_health_page(
     expect(bell.locator("[data-badge]")).to_have_text("1")
     bell.locator("[data-bell-button]").click()
     expect(bell.locator("[data-list]")).to_contain_text("Scheduled job missed: nightly-import")
+    page.keyboard.press("Escape")  # the open panel covers the navigation, as for a user
+    expect(bell.locator("[data-list]")).to_be_hidden()
     page.get_by_role("link", name="Job health").click()
     expect(page).to_have_title("Job health · Admin")
     expect(page.locator('[data-entry="nightly-import"]')).to_have_attribute("data-state", "missed")
