@@ -110,9 +110,12 @@ class SpoolRecorder(Recorder):
 
     def record(self, events: list[FailureReport]) -> list[bool]:
         """Record a batch in one transaction (see ``notifier.record_failures``)."""
-        with self.database.session_scope() as db:
+        # A session with no transaction begun: the batch runs in the session's own
+        # transaction rather than a savepoint inside one (two round trips less a batch).
+        with self.database.sessionmaker() as db:
             outcomes = record_failures(db, events, cooldown=self.cooldown)
             queued = queued_in(db)
+            db.commit()
         if queued and self._dispatcher is not None:
             self._dispatcher.wake()
         if time.monotonic() - self._pruned_at > _PRUNE_EVERY:
