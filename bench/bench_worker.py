@@ -186,7 +186,7 @@ def cpu_seconds(worker: Worker) -> dict[str, float]:
 
 
 def wait_ready(client: Celery, workers: list[Worker]) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a loaded shared machine starts them slowly
     names = {w.hostname for w in workers}
     while time.monotonic() < deadline:
         replies = client.control.ping(timeout=1.0) or []
