@@ -166,12 +166,18 @@ class FailureReport:
         What ``to_json`` wrote was made storable when the report was made, so reading it
         back only restores the types (the drainer reads every spooled report).
         """
-        data = json.loads(text)
+        return cls.from_document(json.loads(text))
+
+    @classmethod
+    def from_document(cls, data: object) -> FailureReport:
+        """:meth:`from_json` of a document already parsed (``json.loads`` of its text)."""
         if not isinstance(data, dict) or not data.keys() >= _REQUIRED:
             raise ValueError("not a failure report (a JSON object with key, job, task...)")
         report = object.__new__(cls)
-        values = {name: make() for name, make in _DEFAULTS.items()}
-        values.update((k, v) for k, v in data.items() if k in _FIELDS)
+        values = {k: v for k, v in data.items() if k in _FIELDS}
+        for name, make in _DEFAULTS.items():  # a default made only when missing
+            if name not in values:
+                values[name] = make()
         try:
             values["occurred_at"] = datetime.fromisoformat(str(values["occurred_at"]))
             for name, kind in _ENUMS.items():

@@ -116,7 +116,7 @@ def read_report(text: str) -> FailureReport:
     """
     data = json.loads(text)
     if not isinstance(data, dict) or "action" not in data:
-        return FailureReport.from_json(text)
+        return FailureReport.from_document(data)  # parsed once
     action, params, alert = data["action"], dict(data["params"]), data.get("alert") or {}
     meta = dict(params.get("extra") or params.get("details") or params.get("metadata") or {})
     kinds = {"capacity": FailureKind.WORKER_LOST, "performance": FailureKind.TIME_LIMIT}
