@@ -76,10 +76,10 @@ class Drainer:
     #: A burst of failures (a storm: one every few milliseconds) is recorded as one batch
     #: once it pauses, fills a batch, or its oldest event waited LINGER_SECONDS. A pause is
     #: no new event for QUIET_SECONDS, or for three times the burst's mean gap between
-    #: events if longer (at most MAX_QUIET_SECONDS). A batch costs about eight round trips
-    #: whether it holds 1 event or 200; a drainer recording a few events a transaction
-    #: took more CPU than the failing tasks' own handling (BENCHMARKS.md, Worker). A lone
-    #: failure waits QUIET_SECONDS.
+    #: events if longer (at most MAX_QUIET_SECONDS). A batch costs the same round trips
+    #: (seven for a storm's) whether it holds 1 event or 200; a drainer recording a few
+    #: events a transaction took more CPU than the failing tasks' own handling
+    #: (BENCHMARKS.md, Worker). A lone failure waits QUIET_SECONDS.
     QUIET_SECONDS = 0.015
     MAX_QUIET_SECONDS = 0.2
     LINGER_SECONDS = 0.4
