@@ -79,8 +79,9 @@ class Drainer:
     #: events if longer (at most MAX_QUIET_SECONDS). A batch costs the same round trips
     #: (seven for a storm's) whether it holds 1 event or 200; a drainer recording a few
     #: events a transaction took more CPU than the failing tasks' own handling
-    #: (BENCHMARKS.md, Worker). A lone failure waits QUIET_SECONDS.
-    QUIET_SECONDS = 0.015
+    #: (BENCHMARKS.md, Worker). A lone failure waits QUIET_SECONDS. On a loaded machine
+    #: the pool children stall for tens of milliseconds: a shorter pause cut bursts short.
+    QUIET_SECONDS = 0.05
     MAX_QUIET_SECONDS = 0.2
     LINGER_SECONDS = 0.4
 
