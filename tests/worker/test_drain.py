@@ -18,13 +18,17 @@ from notifier import FailureKind, FailureReport, JobKind
 
 
 class _Batches:
-    """A batch recorder that keeps each batch's keys and when it was given them."""
+    """A batch recorder that keeps each batch's keys and when it was given them.
+
+    Each batch takes 20 ms, as a transaction does: events keep arriving meanwhile.
+    """
 
     def __init__(self) -> None:
         self.batches: list[tuple[float, list[str]]] = []
 
     def __call__(self, reports: list[FailureReport]) -> list[bool]:
         self.batches.append((time.monotonic(), [r.key for r in reports]))
+        time.sleep(0.02)
         return [True] * len(reports)
 
     @property
@@ -78,7 +82,7 @@ def test_a_burst_of_failures_is_recorded_in_one_transaction_once_it_pauses(
     for n in range(60):
         spool.put(_report(n))
         time.sleep(0.005)
-    _wait(lambda: len(recorded.keys) == 60)
+    _wait(lambda: len(recorded.keys) == 60 and not spool.pending())
     assert sorted(recorded.keys) == sorted(f"celery:task-{n}:failure" for n in range(60))
     assert len(recorded.batches) <= 2 + 1, [len(keys) for _, keys in recorded.batches]
     assert not spool.pending()
@@ -97,6 +101,8 @@ def test_a_burst_that_goes_on_is_recorded_while_it_goes_on(
     _wait(lambda: len(recorded.keys) == 150)
     first = recorded.batches[0][0] - start
     assert first < 0.6, f"the first batch was recorded {first:.2f} s after the burst began"
+    # One batch per LINGER_SECONDS or so, not one per transaction's time once it began.
+    assert len(recorded.batches) <= 8, [len(keys) for _, keys in recorded.batches]
     assert sorted(recorded.keys) == sorted(f"celery:task-{n}:failure" for n in range(150))
 
 
