@@ -24,7 +24,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -185,12 +185,18 @@ class FailureReport:
         What ``to_json`` wrote was made storable when the report was made, so reading it
         back only restores the types (the drainer reads every spooled report).
         """
-        data = json.loads(text)
+        return cls.from_document(json.loads(text))
+
+    @classmethod
+    def from_document(cls, data: object) -> FailureReport:
+        """:meth:`from_json` of a document already parsed (``json.loads`` of its text)."""
         if not isinstance(data, dict) or not data.keys() >= _REQUIRED:
             raise ValueError("not a failure report (a JSON object with key, job, task...)")
         report = object.__new__(cls)
-        values = {name: make() for name, make in _DEFAULTS.items()}
-        values.update((k, v) for k, v in data.items() if k in _FIELDS)
+        values = {k: v for k, v in data.items() if k in _FIELDS}
+        for name, make in _DEFAULTS.items():  # a default made only when missing
+            if name not in values:
+                values[name] = make()
         try:
             values["occurred_at"] = datetime.fromisoformat(str(values["occurred_at"]))
             for name, kind in _ENUMS.items():
@@ -456,7 +462,7 @@ def _route(
     storms: set[int] = set()
     for family, positions in families.items():
         # None once the storm is on: every later report of the family joins it.
-        stores = None if _storm_going_on(db, family, since) else _recent_stores(db, family, since)
+        stores = _recent_stores(db, family, since)
         for position in positions:
             report = reports[position]
             assert report.store_id is not None  # families hold reports with a store only
@@ -488,30 +494,25 @@ def _lock_key(family: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _storm_going_on(db: Session, family: str, since: datetime) -> bool:
-    """Whether the family's storm alert is open and occurred within the cooldown."""
-    found = db.scalar(
-        select(PlatformAlert.id)
-        .where(
-            PlatformAlert.fingerprint == family,
+def _recent_stores(db: Session, family: str, since: datetime) -> set[int] | None:
+    """The stores whose open alert of this family occurred within the cooldown.
+
+    None when the family's storm alert itself is open and occurred within the cooldown
+    (the storm is going on). One statement reads both.
+    """
+    rows = db.execute(
+        select(PlatformAlert.fingerprint, PlatformAlert.affected_stores).where(
             PlatformAlert.is_resolved.is_(False),
             PlatformAlert.last_occurred_at >= since,
+            or_(
+                PlatformAlert.fingerprint == family,
+                PlatformAlert.alert_metadata[_FAMILY].as_string() == family,
+            ),
         )
-        .limit(1)
-    )
-    return found is not None
-
-
-def _recent_stores(db: Session, family: str, since: datetime) -> set[int]:
-    """The stores whose open alert of this family occurred within the cooldown."""
-    listed = db.scalars(
-        select(PlatformAlert.affected_stores).where(
-            PlatformAlert.is_resolved.is_(False),
-            PlatformAlert.last_occurred_at >= since,
-            PlatformAlert.alert_metadata[_FAMILY].as_string() == family,
-        )
-    )
-    return {store for stores in listed for store in stores if isinstance(store, int)}
+    ).all()
+    if any(fingerprint == family for fingerprint, _ in rows):
+        return None
+    return {store for _, stores in rows for store in stores if isinstance(store, int)}
 
 
 def _storm_alert(report: FailureReport, stores: set[int]) -> dict[str, Any]:

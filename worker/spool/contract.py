@@ -79,6 +79,15 @@ class EventSpool(ABC, Generic[ClaimT]):
     def bury(self, claim: ClaimT) -> None:
         """Move an event that can never be recorded to the dead letters."""
 
+    def burst(self) -> tuple[int, float, float] | None:
+        """Pending events, the oldest's and the newest's age in seconds; None: not known.
+
+        A drainer reads it to let a burst of failures finish arriving before it records
+        them as one batch (``Drainer.QUIET_SECONDS``); a spool that cannot tell cheaply
+        says None, and its events are recorded as soon as the drainer sees them.
+        """
+        return None
+
     @abstractmethod
     def stats(self) -> tuple[int, int, float]:
         """Pending events, dead events, and the oldest pending event's age in seconds."""
@@ -107,7 +116,7 @@ def read_report(text: str) -> FailureReport:
     """
     data = json.loads(text)
     if not isinstance(data, dict) or "action" not in data:
-        return FailureReport.from_json(text)
+        return FailureReport.from_document(data)  # parsed once
     action, params, alert = data["action"], dict(data["params"]), data.get("alert") or {}
     meta = dict(params.get("extra") or params.get("details") or params.get("metadata") or {})
     kinds = {"capacity": FailureKind.WORKER_LOST, "performance": FailureKind.TIME_LIMIT}

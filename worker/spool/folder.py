@@ -90,24 +90,36 @@ class Spool(EventSpool[FileClaim]):
 
     def stats(self) -> tuple[int, int, float]:
         """Pending events, dead events, and the oldest pending event's age in seconds."""
-        pending = self.pending()
+        pending = self._pending_names()
         dead = self.dead_count()
-        oldest = 0.0
-        if pending:  # names start with the event's time in nanoseconds
-            stamp = pending[0].name.split("-", 1)[0]
-            if stamp.isdigit():
-                oldest = max(0.0, time.time() - int(stamp) / 1e9)
+        oldest = _age(pending[0], unknown=0.0) if pending else 0.0
         return len(pending), dead, oldest
+
+    def burst(self) -> tuple[int, float, float]:
+        """Pending events, the oldest's and the newest's age in seconds (one listing)."""
+        pending = self._pending_names()
+        if not pending:
+            return 0, 0.0, 0.0
+        inf = float("inf")  # a file without its time is not waited for
+        return len(pending), _age(pending[0], unknown=inf), _age(pending[-1], unknown=inf)
 
     def pending(self) -> list[Path]:
         """Spooled files this spool's owner records, oldest first."""
+        return [self.directory / name for name in self._pending_names()]
+
+    def _pending_names(self) -> list[str]:
         try:
-            return self._files(self.directory)
+            return self._names(self.directory)
         except FileNotFoundError:  # NotADirectoryError passes: a file there makes it unusable
             return []
 
+    def _names(self, folder: Path) -> list[str]:
+        # Names only: a Path per file costs more than the listing, and a drainer that
+        # lags lists hundreds of files to claim one batch of them.
+        return sorted(n for n in os.listdir(folder) if self._mine(n))
+
     def _files(self, folder: Path) -> list[Path]:
-        return [folder / n for n in sorted(os.listdir(folder)) if self._mine(n)]
+        return [folder / name for name in self._names(folder)]
 
     def _mine(self, name: str) -> bool:
         """A report file written for this spool's database, or for no database in particular."""
@@ -121,10 +133,10 @@ class Spool(EventSpool[FileClaim]):
     def claim(self, limit: int) -> list[FileClaim]:
         """Lock up to ``limit`` pending files that no other drainer holds."""
         claims: list[FileClaim] = []
-        for path in self.pending():
+        for name in self._pending_names():
             if len(claims) >= limit:
                 break
-            claim = self._claim_one(path)
+            claim = self._claim_one(self.directory / name)
             if claim is not None:
                 claims.append(claim)
         return claims
@@ -137,15 +149,15 @@ class Spool(EventSpool[FileClaim]):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             # Another drainer may have recorded and unlinked it between listing and locking.
-            if os.fstat(fd).st_ino != os.stat(path).st_ino:
+            status = os.fstat(fd)
+            if status.st_ino != os.stat(path).st_ino:
                 raise FileNotFoundError(path)
-            with os.fdopen(os.dup(fd), encoding="utf-8") as handle:
-                text = handle.read()
+            data = _read_all(fd, status.st_size)
         except (BlockingIOError, FileNotFoundError):
             os.close(fd)
             return None
-        try:
-            event: FailureReport | None = read_report(text)
+        try:  # bytes that are not UTF-8 are as unreadable as text that is not a report
+            event: FailureReport | None = read_report(data.decode("utf-8"))
         except (ValueError, KeyError, TypeError, AttributeError):
             event = None
         return FileClaim(event, path, fd)
@@ -196,3 +208,22 @@ class Spool(EventSpool[FileClaim]):
         for path in dead:
             os.replace(path, self.directory / path.name)
         return len(dead)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """The whole file open at ``fd`` (``size`` as ``fstat`` said), in as few reads as can be."""
+    chunks = []
+    while chunk := os.read(fd, max(size, 4096) + 1):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _age(name: str, *, unknown: float) -> float:
+    """Seconds since the event of a spool file was made (its name starts with that time).
+
+    ``unknown`` for a name without the time (a file put there by hand).
+    """
+    stamp = name.split("-", 1)[0]
+    if not stamp.isdigit():
+        return unknown
+    return max(0.0, time.time() - int(stamp) / 1e9)
