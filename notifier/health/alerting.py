@@ -61,6 +61,8 @@ def keep_open(
     description: str,
     metadata: dict[str, Any],
     systems: Iterable[str],
+    explains: str | None = None,
+    recovery_task: str | None = None,
 ) -> PlatformAlert:
     """Open the alert for ``fingerprint`` unless ``current`` is it; else refresh its text."""
     if current is not None:
@@ -76,6 +78,8 @@ def keep_open(
         description=clip(description, MESSAGE_MAX),
         affected_systems=sorted({clip(name, SYSTEM_NAME_MAX) for name in systems if name}),
         metadata=metadata,
+        explains=explains,
+        recovery_task=recovery_task,
     )
     return alert
 
@@ -106,6 +110,8 @@ def open_health_alert(
     severity: Severity = Severity.ERROR,
     alert_type: AlertType = AlertType.PERFORMANCE,
     metadata: dict[str, Any] | None = None,
+    explains: str | None = None,
+    recovery_task: str | None = None,
 ) -> tuple[PlatformAlert, bool]:
     """Open (or count once more) a job-health alert; the first opening also lights the bell.
 
@@ -122,6 +128,8 @@ def open_health_alert(
         description=clip(description, MESSAGE_MAX),
         affected_systems=["scheduler"],
         metadata=metadata or {},
+        explains=explains,
+        recovery_task=recovery_task,
     )
     if created:
         admin_notification_service.create_notification(

@@ -34,6 +34,11 @@ QUEUE_NAME_MAX = 255
 _FORGET_AFTER = timedelta(days=1)
 
 
+def queue_scope(name: str) -> str:
+    """The scope a queue's no-consumer alert explains (and its entries' misses belong to)."""
+    return f"queue:{name}"
+
+
 @dataclass(frozen=True)
 class QueueObservation:
     """What the broker said of one queue just now."""
@@ -184,6 +189,8 @@ def _alert(
             "oldest_age_seconds": round(age, 1),
         },
         systems=["celery", f"queue:{name}"],
+        # No consumer is a root cause: it explains the misses of entries sent to this queue.
+        explains=queue_scope(name) if prefix == NO_CONSUMER_FINGERPRINT else None,
     )
 
 
@@ -211,4 +218,5 @@ __all__ = [
     "check_queues",
     "consumers_by_queue",
     "queue_reports",
+    "queue_scope",
 ]

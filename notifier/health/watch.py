@@ -44,6 +44,8 @@ logger = logging.getLogger("notifier.health")
 Check = Callable[[Session, datetime], None]
 #: The scheduler's own alert.
 BEAT_FINGERPRINT = "schedule:scheduler-not-running"
+#: What the scheduler's alert explains: the misses of every entry (a root cause's scope).
+SCHEDULER_SCOPE = "scheduler"
 _LEASE = "health-watch"
 
 _checks: dict[str, Check] = {}
@@ -182,6 +184,7 @@ def _scheduler_stopped(
         severity=Severity.CRITICAL,
         alert_type=AlertType.SYSTEM,
         metadata={"last_tick_at": last, "entries": len(entries)},
+        explains=SCHEDULER_SCOPE,
     )
     for entry in held:
         entry.missed_due_at = entry.next_due_at
