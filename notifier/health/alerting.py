@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -25,9 +27,10 @@ from ..models import PlatformAlert
 from ..notifications import admin_notification_service
 from ..text import bounded, clip
 from ..validation import FINGERPRINT_MAX, MESSAGE_MAX, SYSTEM_NAME_MAX, TITLE_MAX
+from .recovery import resolve_by_run
 
 __all__ = [
-    "auto_resolve",
+    "FinishedRun",
     "keep_open",
     "open_alert_for",
     "open_alerts",
@@ -84,14 +87,6 @@ def keep_open(
     return alert
 
 
-def resolve_automatically(db: Session, alert: PlatformAlert, reason: str) -> None:
-    """Resolve ``alert`` because the check no longer sees its problem (``reason`` says why)."""
-    with suppress(AlreadyResolvedError):  # an admin (or another watcher) was first: fine
-        platform_alert_service.resolve_alert(
-            db, alert.id, user_id=None, resolution_notes=f"resolved automatically: {reason}"
-        )
-
-
 def open_alert_for(db: Session, fingerprint: str) -> PlatformAlert | None:
     """The open alert with this fingerprint, or None."""
     return db.scalars(
@@ -146,13 +141,45 @@ def open_health_alert(
     return alert, created
 
 
-def auto_resolve(db: Session, fingerprint: str, note: str) -> PlatformAlert | None:
-    """Resolve the open alert with this fingerprint, by nobody, with ``note``; None if none."""
-    alert = open_alert_for(db, fingerprint)
-    if alert is None:
+@dataclass(frozen=True)
+class FinishedRun:
+    """The run whose end answered an alert (a beat entry's run, a hung run that ended)."""
+
+    task_name: str
+    task_id: str
+    at: datetime
+    state: str = "SUCCESS"
+
+
+def resolve_automatically(
+    db: Session, alert: PlatformAlert | str, reason: str, *, run: FinishedRun | None = None
+) -> PlatformAlert | None:
+    """Resolve ``alert`` (or the open alert with that fingerprint) because its problem is gone.
+
+    The note says ``resolved automatically: <reason>``. With the ``run`` that answered it,
+    it takes the recovery path (:func:`~notifier.health.recovery.resolve_by_run`): the run
+    is recorded on the alert and ``alert.resolved`` goes to the channels that had it.
+    Without one (beat ticks again, a queue is consumed again) it is the admins' resolve
+    path, whose ``alert.resolved`` carries a root cause's summary of what it held back.
+    Returns the alert, or None if there was none open (or an admin was first: fine).
+    """
+    found = open_alert_for(db, alert) if isinstance(alert, str) else alert
+    if found is None:
         return None
-    with suppress(AlreadyResolvedError):  # an admin (or another watcher) was first: fine
+    note = clip(f"resolved automatically: {reason}", MESSAGE_MAX)
+    if run is not None:
+        resolved = resolve_by_run(
+            db,
+            found,
+            task_name=run.task_name,
+            task_id=run.task_id,
+            finished_at=run.at,
+            state=run.state,
+            notes=note,
+        )
+        return found if resolved else None
+    with suppress(AlreadyResolvedError):
         return platform_alert_service.resolve_alert(
-            db, alert.id, user_id=None, resolution_notes=clip(note, MESSAGE_MAX)
+            db, found.id, user_id=None, resolution_notes=note
         )
     return None
