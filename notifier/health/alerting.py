@@ -1,11 +1,13 @@
-"""How job-health checks open and resolve their alerts: the one place these calls live.
+"""How job-health checks open and resolve their alerts: one way to open, one to resolve.
 
-A check runs every few seconds and sees the same problem each time: the alert is opened
-once (then only its description follows the facts), not counted once per tick; and when
-the problem is gone, the alert is resolved through the one resolve path admins use too,
-with a note that says the watcher did it. :func:`open_health_alert` also lights the bell
-the first time (a missed run is seen in the bell). Holding an alert back behind another
-one (a stopped scheduler hides its per-entry misses) is decided by the caller.
+A check runs every few seconds and sees the same problem each time: :func:`open_health_alert`
+opens the alert once (given the open one, only its description follows the facts) and
+lights the bell the first time. When the problem is gone, :func:`resolve_automatically`
+resolves it with a note that says so: with the run whose end answered it through the
+recovery path (the run recorded, ``alert.resolved`` to the channels that had the alert),
+else through the admins' resolve path (a root cause's summary of what it held back).
+Whether a new alert is a symptom held back behind a root cause is the caller's
+``symptom_of`` block.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from .recovery import resolve_by_run
 
 __all__ = [
     "FinishedRun",
-    "keep_open",
     "open_alert_for",
     "open_alerts",
     "open_health_alert",
@@ -53,40 +54,6 @@ def open_alerts(db: Session, prefix: str) -> dict[str, PlatformAlert]:
     return {alert.fingerprint: alert for alert in rows}
 
 
-def keep_open(
-    db: Session,
-    current: PlatformAlert | None,
-    *,
-    fingerprint: str,
-    alert_type: AlertType,
-    severity: Severity,
-    title: str,
-    description: str,
-    metadata: dict[str, Any],
-    systems: Iterable[str],
-    explains: str | None = None,
-    recovery_task: str | None = None,
-) -> PlatformAlert:
-    """Open the alert for ``fingerprint`` unless ``current`` is it; else refresh its text."""
-    if current is not None:
-        current.description = clip(description, MESSAGE_MAX)
-        db.flush()
-        return current
-    alert, _ = platform_alert_service.create_or_increment_alert(
-        db,
-        alert_type=alert_type,
-        severity=severity,
-        title=clip(title, TITLE_MAX),
-        fingerprint=bounded(fingerprint),
-        description=clip(description, MESSAGE_MAX),
-        affected_systems=sorted({clip(name, SYSTEM_NAME_MAX) for name in systems if name}),
-        metadata=metadata,
-        explains=explains,
-        recovery_task=recovery_task,
-    )
-    return alert
-
-
 def open_alert_for(db: Session, fingerprint: str) -> PlatformAlert | None:
     """The open alert with this fingerprint, or None."""
     return db.scalars(
@@ -105,15 +72,25 @@ def open_health_alert(
     severity: Severity = Severity.ERROR,
     alert_type: AlertType = AlertType.PERFORMANCE,
     metadata: dict[str, Any] | None = None,
+    systems: Iterable[str] = ("scheduler",),
     explains: str | None = None,
     recovery_task: str | None = None,
+    bell: bool = True,
+    current: PlatformAlert | None = None,
 ) -> tuple[PlatformAlert, bool]:
-    """Open (or count once more) a job-health alert; the first opening also lights the bell.
+    """Open (or count once more) a job-health alert; the first opening lights the bell.
 
-    Returns ``(alert, created)``. The bell notification is keyed by the alert's id, so an
-    alert counted again never adds a second one.
+    Returns ``(alert, created)``. With ``current`` (the open alert a check already holds
+    for this fingerprint) nothing is counted: only its description follows the facts.
+    The bell notification (``bell``) is keyed by the alert's id, so an alert counted
+    again never adds a second one. ``explains`` makes it a root cause; ``recovery_task``
+    lets that task's next success resolve it.
     """
-    fingerprint = fingerprint[:FINGERPRINT_MAX]
+    if current is not None:
+        current.description = clip(description, MESSAGE_MAX)
+        db.flush()
+        return current, False
+    fingerprint = bounded(fingerprint)
     alert, created = platform_alert_service.create_or_increment_alert(
         db,
         alert_type=alert_type,
@@ -121,12 +98,12 @@ def open_health_alert(
         title=clip(title, TITLE_MAX),
         fingerprint=fingerprint,
         description=clip(description, MESSAGE_MAX),
-        affected_systems=["scheduler"],
+        affected_systems=sorted({clip(name, SYSTEM_NAME_MAX) for name in systems if name}),
         metadata=metadata or {},
         explains=explains,
         recovery_task=recovery_task,
     )
-    if created:
+    if created and bell:
         admin_notification_service.create_notification(
             db,
             type=NotificationType.CRITICAL_ERROR,

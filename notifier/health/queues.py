@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from ..enums import AlertType, Severity
 from ..models import PlatformAlert, QueueState
 from ..types import utcnow
-from .alerting import keep_open, open_alerts, resolve_automatically
+from .alerting import open_alerts, open_health_alert, resolve_automatically
 from .runs import CheckOutcome, fresh_heartbeats, span
 
 #: The alert of a queue holding messages that no worker consumes (a root cause).
@@ -174,9 +174,10 @@ def _alert(
             f"{facts} That is past its limit of {span(limit.total_seconds())} with "
             f"{state.consumers} worker(s) consuming it: add workers or concurrency."
         )
-    keep_open(
+    open_health_alert(
         db,
-        existing,
+        current=existing,
+        bell=False,
         fingerprint=f"{prefix}{name}",
         alert_type=AlertType.CAPACITY,
         severity=Severity.CRITICAL,

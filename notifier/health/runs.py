@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from ..enums import AlertType, Severity
 from ..models import WorkerHeartbeat
 from ..types import utcnow
-from .alerting import FinishedRun, keep_open, open_alerts, resolve_automatically
+from .alerting import FinishedRun, open_alerts, open_health_alert, resolve_automatically
 from .recovery import RECOVERY_RUN_KEY
 
 #: Every hung-run alert's fingerprint starts so; the task id follows.
@@ -175,9 +175,10 @@ def check_hung_runs(db: Session, now: datetime | None = None) -> CheckOutcome:
     outcome = CheckOutcome()
     for fingerprint, run in runs.items():
         existing = current.get(fingerprint)
-        keep_open(
+        open_health_alert(
             db,
-            existing,
+            current=existing,
+            bell=False,
             fingerprint=fingerprint,
             alert_type=AlertType.PERFORMANCE,
             severity=Severity.ERROR,

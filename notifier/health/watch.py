@@ -4,8 +4,9 @@ A tick (:func:`watch_tick`) first takes a short lease in the database, so of all
 processes that watch (every worker's drainer, ``notifier watch``) one acts at a time;
 then it runs each registered check in its own transaction. A check is a function
 ``(session, now) -> None`` that opens or resolves alerts; :func:`register_check` adds
-one (the schedule's check is built in). The watcher needs no Celery: what it compares
-is in the database, written by the worker and beat side.
+one (the schedule's and the hung runs' checks are built in). The watcher needs no Celery:
+what it compares is in the database, written by the worker and beat side (the queue check
+is not one of its checks: it needs a broker, so each worker's health loop runs it).
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from ..outbox import symptom_of
 from ..types import utcnow
 from .alerting import open_alerts, open_health_alert, resolve_automatically
 from .queues import queue_scope
+from .runs import check_hung_runs
 from .schedule import missed_fingerprint, scheduler_state
 
 __all__ = [
     "BEAT_FINGERPRINT",
     "Check",
+    "check_runs",
     "check_schedule",
     "checks",
     "register_check",
@@ -245,4 +248,10 @@ def _open_miss(db: Session, entry: ScheduleEntry, due: datetime, last: str | Non
     )
 
 
+def check_runs(db: Session, now: datetime) -> None:
+    """The hung-run check as a watcher check: it reads only the workers' heartbeats."""
+    check_hung_runs(db, now)
+
+
 register_check("schedule", check_schedule)
+register_check("hung-runs", check_runs)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from notifier import FailureReport, JobKind
+from notifier import Database, FailureReport, JobKind
 from notifier.delivery import endpoint_service
 from notifier.health import (
     BEAT_FINGERPRINT,
@@ -31,6 +31,7 @@ from notifier.health import (
     run_finished,
     run_started,
     sync_entries,
+    watch_tick,
 )
 from notifier.models import AdminNotification, Delivery, PlatformAlert
 
@@ -206,3 +207,23 @@ def test_a_hung_run_resolves_with_its_own_run_only(db_session: Session) -> None:
     assert hung.is_resolved and hung.resolution_notes == "resolved automatically: run finished"
     assert hung.alert_metadata["resolved_by_run"]["task_id"] == "hung-1"
     assert _resolved_to(db, hung) == [had]
+
+
+def test_the_hung_run_check_runs_under_the_watchers_lease(database: Database) -> None:
+    run = OverdueRun(
+        task_id="hung-2",
+        task_name="shop.sync",
+        hostname="w2@box",
+        started_at=T0 - timedelta(hours=1),
+        limit_seconds=600,
+        limit_source="floor",
+    )
+    with database.session_scope() as db:
+        record_heartbeat(
+            db, "w2@box", pid=1, queues=[], overdue=[run], ttl=timedelta(seconds=35), now=T0
+        )
+    assert watch_tick(database, "one", lease_seconds=30, now=T0)
+    assert not watch_tick(database, "two", lease_seconds=30, now=T0)
+    with database.session_scope() as db:
+        hung = _alert(db, "run:overdue:hung-2")
+        assert hung is not None and hung.occurrence_count == 1
