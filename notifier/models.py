@@ -727,6 +727,8 @@ class ScheduleEntry(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The queue its runs are sent to (its options, the app's routes, else the default).
+    queue: Mapped[str | None] = mapped_column(String(255))
 
     def __repr__(self) -> str:
         return f"<ScheduleEntry {self.name!r} {self.schedule_text!r}>"

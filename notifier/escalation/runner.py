@@ -90,6 +90,7 @@ def queue_escalations(
             PlatformAlert.is_resolved.is_(False),
             PlatformAlert.severity.in_(severities),
             PlatformAlert.acknowledged_at.is_(None),
+            PlatformAlert.held_back_by_id.is_(None),  # its root cause speaks for it
             ~snoozed_at(now),
             anchor <= now - min(firsts, default=timedelta(0)),
         )

@@ -14,7 +14,7 @@ succeeds.
 from __future__ import annotations
 
 from ..outbox import symptom_of as symptom_of
-from .alerting import auto_resolve as auto_resolve
+from .alerting import FinishedRun as FinishedRun
 from .alerting import open_alert_for as open_alert_for
 from .alerting import open_health_alert as open_health_alert
 from .inhibition import INHIBIT_WAIT_ENV as INHIBIT_WAIT_ENV
@@ -30,9 +30,12 @@ from .queues import QueueReport as QueueReport
 from .queues import check_queues as check_queues
 from .queues import consumers_by_queue as consumers_by_queue
 from .queues import queue_reports as queue_reports
+from .queues import queue_scope as queue_scope
 from .recovery import RECOVERED as RECOVERED
+from .recovery import RECOVERY_RUN_KEY as RECOVERY_RUN_KEY
 from .recovery import Watched as Watched
 from .recovery import record_runs as record_runs
+from .recovery import resolve_by_run as resolve_by_run
 from .recovery import resolve_recovered as resolve_recovered
 from .recovery import watched as watched
 from .runs import RUN_FINGERPRINT as RUN_FINGERPRINT
@@ -76,18 +79,19 @@ __all__ = [
     "INHIBIT_WAIT_ENV",
     "NO_CONSUMER_FINGERPRINT",
     "RECOVERED",
+    "RECOVERY_RUN_KEY",
     "RUN_FINGERPRINT",
     "STALE_FINGERPRINT",
     "Check",
     "CheckOutcome",
     "EntrySpec",
     "EntryState",
+    "FinishedRun",
     "OverdueRun",
     "QueueObservation",
     "QueueReport",
     "SchedulerState",
     "Watched",
-    "auto_resolve",
     "beat_ticked",
     "check_hung_runs",
     "check_queues",
@@ -105,10 +109,12 @@ __all__ = [
     "open_root_cause",
     "overdue_runs",
     "queue_reports",
+    "queue_scope",
     "record_heartbeat",
     "record_runs",
     "register_check",
     "release_lease",
+    "resolve_by_run",
     "resolve_recovered",
     "root_cause_titles",
     "run_finished",

@@ -1,11 +1,13 @@
-"""How job-health checks open and resolve their alerts: the one place these calls live.
+"""How job-health checks open and resolve their alerts: one way to open, one to resolve.
 
-A check runs every few seconds and sees the same problem each time: the alert is opened
-once (then only its description follows the facts), not counted once per tick; and when
-the problem is gone, the alert is resolved through the one resolve path admins use too,
-with a note that says the watcher did it. :func:`open_health_alert` also lights the bell
-the first time (a missed run is seen in the bell). Holding an alert back behind another
-one (a stopped scheduler hides its per-entry misses) is decided by the caller.
+A check runs every few seconds and sees the same problem each time: :func:`open_health_alert`
+opens the alert once (given the open one, only its description follows the facts) and
+lights the bell the first time. When the problem is gone, :func:`resolve_automatically`
+resolves it with a note that says so: with the run whose end answered it through the
+recovery path (the run recorded, ``alert.resolved`` to the channels that had the alert),
+else through the admins' resolve path (a root cause's summary of what it held back).
+Whether a new alert is a symptom held back behind a root cause is the caller's
+``symptom_of`` block.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -25,10 +29,10 @@ from ..models import PlatformAlert
 from ..notifications import admin_notification_service
 from ..text import bounded, clip
 from ..validation import FINGERPRINT_MAX, MESSAGE_MAX, SYSTEM_NAME_MAX, TITLE_MAX
+from .recovery import resolve_by_run
 
 __all__ = [
-    "auto_resolve",
-    "keep_open",
+    "FinishedRun",
     "open_alert_for",
     "open_alerts",
     "open_health_alert",
@@ -50,44 +54,6 @@ def open_alerts(db: Session, prefix: str) -> dict[str, PlatformAlert]:
     return {alert.fingerprint: alert for alert in rows}
 
 
-def keep_open(
-    db: Session,
-    current: PlatformAlert | None,
-    *,
-    fingerprint: str,
-    alert_type: AlertType,
-    severity: Severity,
-    title: str,
-    description: str,
-    metadata: dict[str, Any],
-    systems: Iterable[str],
-) -> PlatformAlert:
-    """Open the alert for ``fingerprint`` unless ``current`` is it; else refresh its text."""
-    if current is not None:
-        current.description = clip(description, MESSAGE_MAX)
-        db.flush()
-        return current
-    alert, _ = platform_alert_service.create_or_increment_alert(
-        db,
-        alert_type=alert_type,
-        severity=severity,
-        title=clip(title, TITLE_MAX),
-        fingerprint=bounded(fingerprint),
-        description=clip(description, MESSAGE_MAX),
-        affected_systems=sorted({clip(name, SYSTEM_NAME_MAX) for name in systems if name}),
-        metadata=metadata,
-    )
-    return alert
-
-
-def resolve_automatically(db: Session, alert: PlatformAlert, reason: str) -> None:
-    """Resolve ``alert`` because the check no longer sees its problem (``reason`` says why)."""
-    with suppress(AlreadyResolvedError):  # an admin (or another watcher) was first: fine
-        platform_alert_service.resolve_alert(
-            db, alert.id, user_id=None, resolution_notes=f"resolved automatically: {reason}"
-        )
-
-
 def open_alert_for(db: Session, fingerprint: str) -> PlatformAlert | None:
     """The open alert with this fingerprint, or None."""
     return db.scalars(
@@ -106,13 +72,25 @@ def open_health_alert(
     severity: Severity = Severity.ERROR,
     alert_type: AlertType = AlertType.PERFORMANCE,
     metadata: dict[str, Any] | None = None,
+    systems: Iterable[str] = ("scheduler",),
+    explains: str | None = None,
+    recovery_task: str | None = None,
+    bell: bool = True,
+    current: PlatformAlert | None = None,
 ) -> tuple[PlatformAlert, bool]:
-    """Open (or count once more) a job-health alert; the first opening also lights the bell.
+    """Open (or count once more) a job-health alert; the first opening lights the bell.
 
-    Returns ``(alert, created)``. The bell notification is keyed by the alert's id, so an
-    alert counted again never adds a second one.
+    Returns ``(alert, created)``. With ``current`` (the open alert a check already holds
+    for this fingerprint) nothing is counted: only its description follows the facts.
+    The bell notification (``bell``) is keyed by the alert's id, so an alert counted
+    again never adds a second one. ``explains`` makes it a root cause; ``recovery_task``
+    lets that task's next success resolve it.
     """
-    fingerprint = fingerprint[:FINGERPRINT_MAX]
+    if current is not None:
+        current.description = clip(description, MESSAGE_MAX)
+        db.flush()
+        return current, False
+    fingerprint = bounded(fingerprint)
     alert, created = platform_alert_service.create_or_increment_alert(
         db,
         alert_type=alert_type,
@@ -120,10 +98,12 @@ def open_health_alert(
         title=clip(title, TITLE_MAX),
         fingerprint=fingerprint,
         description=clip(description, MESSAGE_MAX),
-        affected_systems=["scheduler"],
+        affected_systems=sorted({clip(name, SYSTEM_NAME_MAX) for name in systems if name}),
         metadata=metadata or {},
+        explains=explains,
+        recovery_task=recovery_task,
     )
-    if created:
+    if created and bell:
         admin_notification_service.create_notification(
             db,
             type=NotificationType.CRITICAL_ERROR,
@@ -138,13 +118,45 @@ def open_health_alert(
     return alert, created
 
 
-def auto_resolve(db: Session, fingerprint: str, note: str) -> PlatformAlert | None:
-    """Resolve the open alert with this fingerprint, by nobody, with ``note``; None if none."""
-    alert = open_alert_for(db, fingerprint)
-    if alert is None:
+@dataclass(frozen=True)
+class FinishedRun:
+    """The run whose end answered an alert (a beat entry's run, a hung run that ended)."""
+
+    task_name: str
+    task_id: str
+    at: datetime
+    state: str = "SUCCESS"
+
+
+def resolve_automatically(
+    db: Session, alert: PlatformAlert | str, reason: str, *, run: FinishedRun | None = None
+) -> PlatformAlert | None:
+    """Resolve ``alert`` (or the open alert with that fingerprint) because its problem is gone.
+
+    The note says ``resolved automatically: <reason>``. With the ``run`` that answered it,
+    it takes the recovery path (:func:`~notifier.health.recovery.resolve_by_run`): the run
+    is recorded on the alert and ``alert.resolved`` goes to the channels that had it.
+    Without one (beat ticks again, a queue is consumed again) it is the admins' resolve
+    path, whose ``alert.resolved`` carries a root cause's summary of what it held back.
+    Returns the alert, or None if there was none open (or an admin was first: fine).
+    """
+    found = open_alert_for(db, alert) if isinstance(alert, str) else alert
+    if found is None:
         return None
-    with suppress(AlreadyResolvedError):  # an admin (or another watcher) was first: fine
+    note = clip(f"resolved automatically: {reason}", MESSAGE_MAX)
+    if run is not None:
+        resolved = resolve_by_run(
+            db,
+            found,
+            task_name=run.task_name,
+            task_id=run.task_id,
+            finished_at=run.at,
+            state=run.state,
+            notes=note,
+        )
+        return found if resolved else None
+    with suppress(AlreadyResolvedError):
         return platform_alert_service.resolve_alert(
-            db, alert.id, user_id=None, resolution_notes=clip(note, MESSAGE_MAX)
+            db, found.id, user_id=None, resolution_notes=note
         )
     return None

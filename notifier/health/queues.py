@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from ..enums import AlertType, Severity
 from ..models import PlatformAlert, QueueState
 from ..types import utcnow
-from .alerting import keep_open, open_alerts, resolve_automatically
+from .alerting import open_alerts, open_health_alert, resolve_automatically
 from .runs import CheckOutcome, fresh_heartbeats, span
 
 #: The alert of a queue holding messages that no worker consumes (a root cause).
@@ -32,6 +32,11 @@ STALE_FINGERPRINT = "queue:stale:"
 DEFAULT_MAX_AGE = timedelta(minutes=10)
 QUEUE_NAME_MAX = 255
 _FORGET_AFTER = timedelta(days=1)
+
+
+def queue_scope(name: str) -> str:
+    """The scope a queue's no-consumer alert explains (and its entries' misses belong to)."""
+    return f"queue:{name}"
 
 
 @dataclass(frozen=True)
@@ -169,9 +174,10 @@ def _alert(
             f"{facts} That is past its limit of {span(limit.total_seconds())} with "
             f"{state.consumers} worker(s) consuming it: add workers or concurrency."
         )
-    keep_open(
+    open_health_alert(
         db,
-        existing,
+        current=existing,
+        bell=False,
         fingerprint=f"{prefix}{name}",
         alert_type=AlertType.CAPACITY,
         severity=Severity.CRITICAL,
@@ -184,6 +190,8 @@ def _alert(
             "oldest_age_seconds": round(age, 1),
         },
         systems=["celery", f"queue:{name}"],
+        # No consumer is a root cause: it explains the misses of entries sent to this queue.
+        explains=queue_scope(name) if prefix == NO_CONSUMER_FINGERPRINT else None,
     )
 
 
@@ -211,4 +219,5 @@ __all__ = [
     "check_queues",
     "consumers_by_queue",
     "queue_reports",
+    "queue_scope",
 ]

@@ -31,10 +31,20 @@ from ..text import clip
 from ..types import utcnow
 from ..validation import MESSAGE_MAX
 
-__all__ = ["RECOVERED", "record_runs", "resolve_recovered", "watched"]
+__all__ = [
+    "RECOVERED",
+    "RECOVERY_RUN_KEY",
+    "record_runs",
+    "resolve_by_run",
+    "resolve_recovered",
+    "watched",
+]
 
 #: The ``event`` of a report that says a run succeeded (spooled like a failure).
 RECOVERED = "recovered"
+
+#: In an alert's metadata: the one run (task id) whose end answers it (a hung run's alert).
+RECOVERY_RUN_KEY = "recovery_task_id"
 
 #: (task name, store id or None): a success of that task (for that store) resolves something.
 Watched = tuple[str, int | None]
@@ -110,21 +120,56 @@ def resolve_recovered(db: Session, runs: Sequence[FailureReport]) -> list[Platfo
 def _recovers(run: FailureReport, alert: PlatformAlert) -> bool:
     if run.task_name != alert.recovery_task:
         return False
+    pinned = (alert.alert_metadata or {}).get(RECOVERY_RUN_KEY)
+    if pinned is not None and pinned != run.task_id:
+        return False  # an alert about one run (a hung run): another run's success is not it
     stores = [s for s in alert.affected_stores or [] if isinstance(s, int)]
     return not stores or run.store_id in stores
 
 
 def _resolve(db: Session, alert: PlatformAlert, run: FailureReport) -> bool:
     """Resolve ``alert`` with ``run`` unless someone else resolved it first."""
+    return resolve_by_run(
+        db,
+        alert,
+        task_name=run.task_name,
+        task_id=run.task_id,
+        finished_at=run.occurred_at,
+        store_id=run.store_id,
+    )
+
+
+def resolve_by_run(
+    db: Session,
+    alert: PlatformAlert,
+    *,
+    task_name: str,
+    task_id: str,
+    finished_at: datetime,
+    store_id: int | None = None,
+    state: str = "SUCCESS",
+    notes: str | None = None,
+) -> bool:
+    """Resolve ``alert`` automatically because run ``task_id`` of ``task_name`` finished.
+
+    The one path every "a run answered it" resolution takes (a success the worker spooled,
+    a beat entry's run finishing, a hung run ending): the run is kept in
+    ``alert_metadata["resolved_by_run"]`` and ``alert.resolved`` goes to the channels that
+    had the alert. False when someone else resolved it first.
+    """
     now = utcnow()
+    at = finished_at.isoformat().replace("+00:00", "Z")
     by_run: dict[str, Any] = {
-        "task_name": run.task_name,
-        "task_id": run.task_id,
-        "store_id": run.store_id,
-        "succeeded_at": run.occurred_at.isoformat().replace("+00:00", "Z"),
+        "task_name": task_name,
+        "task_id": task_id,
+        "store_id": store_id,
+        "state": state,
+        "finished_at": at,
     }
+    if state == "SUCCESS":
+        by_run["succeeded_at"] = at
     notes = clip(
-        f"Resolved automatically: {run.task_name} succeeded (run {run.task_id}).", MESSAGE_MAX
+        notes or f"Resolved automatically: {task_name} succeeded (run {task_id}).", MESSAGE_MAX
     )
     result = db.execute(
         update(PlatformAlert)

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from ..enums import AlertType, Severity
 from ..models import WorkerHeartbeat
 from ..types import utcnow
-from .alerting import keep_open, open_alerts, resolve_automatically
+from .alerting import FinishedRun, open_alerts, open_health_alert, resolve_automatically
+from .recovery import RECOVERY_RUN_KEY
 
 #: Every hung-run alert's fingerprint starts so; the task id follows.
 RUN_FINGERPRINT = "run:overdue:"
@@ -174,9 +175,10 @@ def check_hung_runs(db: Session, now: datetime | None = None) -> CheckOutcome:
     outcome = CheckOutcome()
     for fingerprint, run in runs.items():
         existing = current.get(fingerprint)
-        keep_open(
+        open_health_alert(
             db,
-            existing,
+            current=existing,
+            bell=False,
             fingerprint=fingerprint,
             alert_type=AlertType.PERFORMANCE,
             severity=Severity.ERROR,
@@ -191,22 +193,32 @@ def check_hung_runs(db: Session, now: datetime | None = None) -> CheckOutcome:
                 "limit_seconds": run.limit_seconds,
                 "limit_source": run.limit_source,
                 "arguments": run.arguments,
+                RECOVERY_RUN_KEY: run.task_id,  # only this run's end answers it
             },
             systems=["celery", run.hostname],
+            recovery_task=run.task_name,
         )
         if existing is None:
             outcome.opened.append(fingerprint)
     for fingerprint, alert in current.items():
         if fingerprint in runs:
             continue
-        host = str((alert.alert_metadata or {}).get("hostname", ""))
-        reason = (
-            "run finished"
-            if host in live
-            else "its worker stopped reporting (a run lost with its worker process is "
-            "reported as a failure)"
-        )
-        resolve_automatically(db, alert, reason)
+        facts = alert.alert_metadata or {}
+        if str(facts.get("hostname", "")) in live:
+            finished = FinishedRun(
+                str(facts.get("task_name") or alert.recovery_task or ""),
+                str(facts.get("task_id") or fingerprint.removeprefix(RUN_FINGERPRINT)),
+                now,
+                state="FINISHED",
+            )
+            resolve_automatically(db, alert, "run finished", run=finished)
+        else:
+            resolve_automatically(
+                db,
+                alert,
+                "its worker stopped reporting (a run lost with its worker process is "
+                "reported as a failure)",
+            )
         outcome.resolved.append(fingerprint)
     return outcome
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from ..models import HealthHeartbeat, ScheduleEntry
 from ..text import clip
 from ..types import utcnow
-from .alerting import auto_resolve
+from .alerting import FinishedRun, resolve_automatically
 
 __all__ = [
     "BEAT",
@@ -78,6 +78,8 @@ class EntrySpec:
     grace_seconds: float
     #: When the first run should start, counted from now (used for a new or changed entry).
     first_due_at: datetime
+    #: The queue its runs are sent to; None: the app's default queue was not known.
+    queue: str | None = None
 
 
 def sync_entries(db: Session, specs: Iterable[EntrySpec], *, now: datetime | None = None) -> None:
@@ -117,6 +119,7 @@ def _describe(entry: ScheduleEntry, spec: EntrySpec, now: datetime) -> None:
     entry.schedule_text = clip(spec.schedule_text, 200)
     entry.period_seconds = spec.period_seconds
     entry.grace_seconds = spec.grace_seconds
+    entry.queue = clip(spec.queue, 255) if spec.queue else None
     entry.active = True
     entry.synced_at = now
 
@@ -153,10 +156,11 @@ def run_finished(
         entry.last_success_at = at
     entry.missed_due_at = None
     db.flush()
-    auto_resolve(
+    resolve_automatically(
         db,
         missed_fingerprint(name),
-        f"resolved automatically: run {task_id} finished at {at.isoformat(timespec='seconds')}",
+        f"run {task_id} finished at {at.isoformat(timespec='seconds')}",
+        run=FinishedRun(entry.task, task_id, at, state),
     )
 
 

@@ -4,8 +4,9 @@ A tick (:func:`watch_tick`) first takes a short lease in the database, so of all
 processes that watch (every worker's drainer, ``notifier watch``) one acts at a time;
 then it runs each registered check in its own transaction. A check is a function
 ``(session, now) -> None`` that opens or resolves alerts; :func:`register_check` adds
-one (the schedule's check is built in). The watcher needs no Celery: what it compares
-is in the database, written by the worker and beat side.
+one (the schedule's and the hung runs' checks are built in). The watcher needs no Celery:
+what it compares is in the database, written by the worker and beat side (the queue check
+is not one of its checks: it needs a broker, so each worker's health loop runs it).
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ from sqlalchemy.orm import Session
 
 from ..db import Database
 from ..enums import AlertType, Severity
-from ..models import HealthLease, ScheduleEntry
+from ..models import HealthLease, PlatformAlert, ScheduleEntry
+from ..outbox import symptom_of
 from ..types import utcnow
-from .alerting import auto_resolve, open_health_alert
+from .alerting import open_alerts, open_health_alert, resolve_automatically
+from .queues import queue_scope
+from .runs import check_hung_runs
 from .schedule import missed_fingerprint, scheduler_state
 
 __all__ = [
     "BEAT_FINGERPRINT",
     "Check",
+    "check_runs",
     "check_schedule",
     "checks",
     "register_check",
@@ -44,6 +49,10 @@ logger = logging.getLogger("notifier.health")
 Check = Callable[[Session, datetime], None]
 #: The scheduler's own alert.
 BEAT_FINGERPRINT = "schedule:scheduler-not-running"
+#: What the scheduler's alert explains: the misses of every entry (a root cause's scope).
+SCHEDULER_SCOPE = "scheduler"
+#: Celery's default queue, for an entry synced before its queue was recorded.
+DEFAULT_QUEUE = "celery"
 _LEASE = "health-watch"
 
 _checks: dict[str, Check] = {}
@@ -124,8 +133,9 @@ def watch_tick(
 def check_schedule(db: Session, now: datetime) -> None:
     """Open the scheduler's alert, or one alert per missed entry; resolve the beat alert.
 
-    While beat is stopped, its entries' misses are held back behind its one alert (they
-    are not opened at all): the page shows them as ``held``.
+    A miss is a symptom of the scheduler and of its entry's queue: while beat is stopped
+    (or a queue has no consumer) the miss is still recorded and shown, held back behind
+    that root cause's one alert and not delivered (the page shows the entry as ``held``).
     """
     entries = list(db.scalars(select(ScheduleEntry).where(ScheduleEntry.active.is_(True))))
     if not entries:
@@ -133,16 +143,17 @@ def check_schedule(db: Session, now: datetime) -> None:
     beat = scheduler_state(db, now=now)
     if beat.state == "stopped":
         _scheduler_stopped(db, entries, beat.last_tick_at, now)
+        for entry in entries:
+            _check_entry(db, entry, now)
         return
     if beat.state == "running" and beat.last_tick_at is not None:
-        resolved = auto_resolve(
+        resolved = resolve_automatically(
             db,
             BEAT_FINGERPRINT,
-            "resolved automatically: beat ticked at "
-            f"{beat.last_tick_at.isoformat(timespec='seconds')}",
+            f"beat ticked at {beat.last_tick_at.isoformat(timespec='seconds')}",
         )
         if resolved is not None:
-            _rearm_held(db, entries, now)
+            _rearm_held(db, entries, resolved, now)
     if beat.state == "unknown":
         return  # beat not seen yet: a miss now would be beat's, not the entry's
     for entry in entries:
@@ -163,11 +174,7 @@ def _overdue(entry: ScheduleEntry, now: datetime) -> bool:
 def _scheduler_stopped(
     db: Session, entries: list[ScheduleEntry], last_tick_at: datetime | None, now: datetime
 ) -> None:
-    """Open the scheduler's one alert; the entries it leaves overdue are held behind it.
-
-    Held means marked as alerted for their due slot (``missed_due_at``) without an alert of
-    their own: the hold-back hook. Their names are in the scheduler alert's metadata.
-    """
+    """Open the scheduler's one alert, the root cause of every miss while it is open."""
     held = [entry for entry in entries if _overdue(entry, now)]
     last = last_tick_at.isoformat(timespec="seconds") if last_tick_at else "never"
     open_health_alert(
@@ -177,19 +184,27 @@ def _scheduler_stopped(
         description=(
             f"No beat tick recorded since {last}: none of the {len(entries)} scheduled "
             "entries is being sent. Start `celery -A yourapp beat` (or a worker with -B). "
-            f"Missed runs held behind this alert: {len(held)}."
+            f"Missed runs held back behind this alert: {len(held)}."
         ),
         severity=Severity.CRITICAL,
         alert_type=AlertType.SYSTEM,
         metadata={"last_tick_at": last, "entries": len(entries)},
+        explains=SCHEDULER_SCOPE,
     )
-    for entry in held:
-        entry.missed_due_at = entry.next_due_at
-    db.flush()
 
 
-def _rearm_held(db: Session, entries: list[ScheduleEntry], now: datetime) -> None:
-    """Beat is back: entries held during its outage are due again one period from now."""
+def _rearm_held(
+    db: Session, entries: list[ScheduleEntry], root: PlatformAlert, now: datetime
+) -> None:
+    """Beat is back: misses held behind it resolve (quietly), their entries due a period on.
+
+    Their channels never heard of them (the scheduler's summary named them); a run that
+    is missed again after this opens a new alert that is delivered.
+    """
+    by_name = {missed_fingerprint(entry.name): entry for entry in entries}
+    for fingerprint, alert in open_alerts(db, "schedule:missed:").items():
+        if alert.held_back_by_id == root.id and fingerprint in by_name:
+            resolve_automatically(db, alert, "the scheduler is running again")
     for entry in entries:
         if entry.missed_due_at is not None and _overdue(entry, now):
             entry.next_due_at = now + timedelta(seconds=entry.period_seconds)
@@ -204,6 +219,13 @@ def _check_entry(db: Session, entry: ScheduleEntry, now: datetime) -> None:
     if entry.missed_due_at is not None and entry.missed_due_at >= due:
         return  # already alerted for this slot
     last = entry.last_started_at.isoformat(timespec="seconds") if entry.last_started_at else None
+    with symptom_of(db, [SCHEDULER_SCOPE, queue_scope(entry.queue or DEFAULT_QUEUE)]):
+        _open_miss(db, entry, due, last)
+    entry.missed_due_at = due
+    db.flush()
+
+
+def _open_miss(db: Session, entry: ScheduleEntry, due: datetime, last: str | None) -> None:
     open_health_alert(
         db,
         fingerprint=missed_fingerprint(entry.name),
@@ -220,10 +242,16 @@ def _check_entry(db: Session, entry: ScheduleEntry, now: datetime) -> None:
             "schedule": entry.schedule_text,
             "due_at": due.isoformat(),
             "last_run_at": last,
+            "queue": entry.queue,
         },
+        recovery_task=entry.task,  # the task's next success answers it too
     )
-    entry.missed_due_at = due
-    db.flush()
+
+
+def check_runs(db: Session, now: datetime) -> None:
+    """The hung-run check as a watcher check: it reads only the workers' heartbeats."""
+    check_hung_runs(db, now)
 
 
 register_check("schedule", check_schedule)
+register_check("hung-runs", check_runs)

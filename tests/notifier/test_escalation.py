@@ -15,7 +15,7 @@ from notifier.accounts.users import create_admin
 from notifier.delivery import endpoint_service
 from notifier.escalation import escalation_service, queue_escalations
 from notifier.models import AlertReminder, Delivery, PlatformAlert
-from notifier.outbox import ensure_default_email_endpoint
+from notifier.outbox import ensure_default_email_endpoint, symptom_of
 from notifier.types import utcnow
 
 MINUTE = timedelta(minutes=1)
@@ -119,6 +119,23 @@ def test_acknowledging_between_steps_stops_the_next_one(database: Database) -> N
     assert _tick(database, start + 31 * MINUTE) == 0
     assert _tick(database, start + 65 * MINUTE) == 0
     assert _steps_delivered(database, alert_id) == [(primary, 1)]
+
+
+def test_a_held_back_alert_does_not_escalate(database: Database) -> None:
+    primary, secondary = _hook(database, "primary"), _hook(database, "secondary")
+    _two_step_policy(database, primary, secondary)
+    start = utcnow()
+    root = _open(database, "Queue imports has no consumer", explains="queue:imports")
+    with database.session_scope() as db:
+        with symptom_of(db, ["queue:imports"]):
+            symptom, _ = alerts.create_or_increment_alert(
+                db, alert_type="integration", severity="critical", title="Import missed"
+            )
+        assert symptom.held_back_by_id == root
+        symptom_id = symptom.id
+    assert _tick(database, start + 11 * MINUTE) == 1  # the root cause's step only
+    assert _steps_delivered(database, root) == [(primary, 1)]
+    assert _steps_delivered(database, symptom_id) == []
 
 
 def test_repeats_are_bounded(database: Database) -> None:

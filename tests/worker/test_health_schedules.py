@@ -66,6 +66,27 @@ def test_the_grace_floor_and_fraction_come_from_the_app(app: Celery) -> None:
     assert graces == {"fast": 1.0, "slow": 30.0}
 
 
+def test_each_entry_knows_its_queue_from_options_routes_or_the_default(app: Celery) -> None:
+    app.conf.update(
+        task_default_queue="main",
+        task_routes={"shop.reports.*": {"queue": "reports"}, "shop.sync": "sync"},
+        beat_schedule={
+            "explicit": {"task": "shop.sync", "schedule": 60, "options": {"queue": "urgent"}},
+            "globbed": {"task": "shop.reports.daily", "schedule": 60},
+            "named": {"task": "shop.sync", "schedule": 60},
+            "default": {"task": "shop.other", "schedule": 60},
+        },
+    )
+    now = datetime.now(UTC)
+    queues = {entry.name: entry.spec(now).queue for entry in watched_entries(app.conf, app)}
+    assert queues == {
+        "explicit": "urgent",
+        "globbed": "reports",
+        "named": "sync",
+        "default": "main",
+    }
+
+
 def test_entries_sharing_a_task_are_told_apart_by_their_arguments(app: Celery) -> None:
     app.conf.beat_schedule = {
         "store-1": {"task": "sync", "schedule": 60, "args": (1,)},

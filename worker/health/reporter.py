@@ -3,12 +3,14 @@
 Every ``notifier_health_interval`` seconds (10 by default) it scans the worker's active
 requests for runs past their limit, counts the messages waiting in the app's queues, and
 in one short transaction writes the worker's heartbeat (its queues, its overdue runs) and
-runs the two checks. It wakes rarely and does little, so the pool's dispatching does not
-feel it; nothing is written per task. A worker stopped cleanly removes its heartbeat, so
-its queues count one consumer less at once.
+checks the queues it probed. It wakes rarely and does little, so the pool's dispatching
+does not feel it; nothing is written per task. A worker stopped cleanly removes its
+heartbeat, so its queues count one consumer less at once.
 
-This is this branch's own small loop; the shared watcher (a DB lease, ``notifier watch``)
-calls the same ``check_hung_runs`` and ``check_queues``.
+The hung-run check reads only the heartbeats, so it is the watcher's (one process at a
+time, under its lease). The queue check stays here: it needs this process's broker
+observations of the moment, and two workers checking at once is safe (the queue state is
+an insert-if-absent row per queue, and an alert an upsert per fingerprint).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 from celery.worker import state as worker_state
 
 from notifier import Database
-from notifier.health import check_hung_runs, check_queues, forget_worker, record_heartbeat
+from notifier.health import check_queues, forget_worker, record_heartbeat
 
 from .queues import probe, watched_queues
 from .runs import RunWatch
@@ -118,7 +120,7 @@ class HealthReporter:
             self._stop.wait(self.interval)
 
     def tick(self) -> None:
-        """Scan, probe, then write the heartbeat and run the checks in one transaction."""
+        """Scan, probe, then write the heartbeat and check the queues in one transaction."""
         app = self._app()
         if app is None:
             self._stop.set()
@@ -138,7 +140,6 @@ class HealthReporter:
                 overdue=overdue,
                 ttl=timedelta(seconds=self.interval * 3 + 5),
             )
-            check_hung_runs(db)
             check_queues(db, observations, max_age=self.queue_max_age, max_ages=self.queue_max_ages)
 
     def _close_broker(self) -> None:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import Any
 
 from celery.schedules import BaseSchedule, schedule
@@ -27,6 +28,7 @@ from notifier.health import (
 __all__ = [
     "WatchedEntry",
     "database_url",
+    "entry_queue",
     "live_redis_url",
     "sync_schedule",
     "watched_entries",
@@ -48,6 +50,8 @@ class WatchedEntry:
     kwargs: dict[str, Any]
     schedule: BaseSchedule
     grace_seconds: float
+    #: The queue its runs are sent to (its options, the app's routes, else the default).
+    queue: str | None = None
 
     def next_due_after(self, moment: datetime) -> datetime:
         """When the run after one started at ``moment`` is due (UTC)."""
@@ -74,6 +78,7 @@ class WatchedEntry:
             period_seconds=self.period_seconds(now),
             grace_seconds=self.grace_seconds,
             first_due_at=self.next_due_after(now),
+            queue=self.queue,
         )
 
     def matches(self, args: Any, kwargs: Any) -> bool:
@@ -125,10 +130,48 @@ def watched_entries(conf: Mapping[str, Any], app: Any = None) -> list[WatchedEnt
             if override is not None
             else grace_for(period, fraction=fraction, floor=floor)
         )
+        queue = entry_queue(conf, watched.task, options if isinstance(options, Mapping) else {})
         found.append(
-            WatchedEntry(watched.name, watched.task, watched.args, watched.kwargs, when, grace)
+            WatchedEntry(
+                watched.name, watched.task, watched.args, watched.kwargs, when, grace, queue
+            )
         )
     return found
+
+
+def _queue_name(target: Any) -> str | None:
+    if isinstance(target, str):
+        return target or None
+    if isinstance(target, Mapping) and target.get("queue"):
+        queue = target["queue"]
+        return str(getattr(queue, "name", queue))
+    return None
+
+
+def _routed(routes: Any, task: str) -> str | None:
+    """The queue ``task_routes`` sends ``task`` to, or None.
+
+    Names and glob patterns; a router function's choice cannot be known without calling
+    it, so it is not.
+    """
+    if isinstance(routes, Mapping):
+        for pattern, target in routes.items():
+            if isinstance(pattern, str) and fnmatchcase(task, pattern):
+                return _queue_name(target)
+    elif isinstance(routes, list | tuple):
+        for item in routes:
+            if (found := _routed(item, task)) is not None:
+                return found
+    return None
+
+
+def entry_queue(conf: Mapping[str, Any], task: str, options: Mapping[str, Any]) -> str:
+    """The queue a beat entry's runs go to: its options, else the routes, else the default."""
+    return (
+        _queue_name(options)
+        or _routed(conf.get("task_routes"), task)
+        or str(conf.get("task_default_queue") or "celery")
+    )
 
 
 def database_url(conf: Mapping[str, Any]) -> str:
