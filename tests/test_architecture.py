@@ -4,6 +4,7 @@ Celery, worker/ and web/ apart, and both reaching the core only through its face
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,17 @@ def test_the_core_command_knows_no_celery() -> None:
     """Its -A option loads the app through the notifier.app_loaders plugin, as Flask's does."""
     source = (REPO / "notifier" / "cli.py").read_text()
     assert "celery" not in source.lower()
+
+
+def test_the_wheel_lists_every_package() -> None:
+    """setuptools builds only the packages pyproject.toml names: a new one left out is
+    missing from the wheel (and its import fails only in an installed host)."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"])
+    found = set()
+    for folder, dotted in PACKAGES.items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(REPO / folder).parts
+            if "__pycache__" not in parts:
+                found.add(".".join((dotted, *parts)))
+    assert found - listed == set(), "add these to [tool.setuptools] packages"
