@@ -236,8 +236,6 @@ def install(celery_app: Celery, *, all_tasks: bool = False) -> None:
         signals.task_internal_error.connect(
             _on_task_internal_error, dispatch_uid="notifier.task_internal_error"
         )
-        signals.task_success.connect(on_retried_success, dispatch_uid="notifier.retry_success")
-        signals.task_failure.connect(on_retried_failure, dispatch_uid="notifier.retry_failure")
         signals.worker_process_init.connect(
             _on_worker_process_init, dispatch_uid="notifier.worker_process_init"
         )
@@ -265,8 +263,6 @@ def uninstall(celery_app: Celery) -> None:
             signals.task_failure.disconnect(dispatch_uid="notifier.task_failure")
             signals.task_success.disconnect(dispatch_uid="notifier.task_success")
             signals.task_internal_error.disconnect(dispatch_uid="notifier.task_internal_error")
-            signals.task_success.disconnect(dispatch_uid="notifier.retry_success")
-            signals.task_failure.disconnect(dispatch_uid="notifier.retry_failure")
             signals.worker_process_init.disconnect(dispatch_uid="notifier.worker_process_init")
             signals.worker_process_shutdown.disconnect(
                 dispatch_uid="notifier.worker_process_shutdown"
@@ -305,6 +301,8 @@ def _attempts(task: Any) -> int:
 
 
 def _on_task_failure(sender: Any = None, **kwargs: Any) -> None:
+    with guard("retry outcome"):  # a retried run failed again: its retry says how
+        on_retried_failure(sender, **kwargs)
     _emit_failure("task_failure", "failure", sender, **kwargs)
 
 
@@ -351,6 +349,7 @@ def _on_task_success(sender: Any = None, result: Any = None, **_: Any) -> None:
     # Every task's success passes here: a task without a spec, or a result with nothing to
     # report (the common case), must cost next to nothing, so those checks come first.
     try:
+        on_retried_success(sender)  # one attribute read unless an admin retried this run
         if getattr(sender, "name", None) in health_recovery.watching:  # an open alert
             _emit_recovery(sender)
         spec = spec_of(sender)
