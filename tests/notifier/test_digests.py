@@ -188,13 +188,16 @@ def test_quiet_hours_hold_the_digest_until_they_end(
     window = {
         "days": list(range(7)),
         "start": f"{now - timedelta(hours=1):%H:%M}",
-        "end": f"{now + timedelta(hours=1):%H:%M}",
+        "end": f"{now + timedelta(minutes=59):%H:%M}",
     }
     _admin(database, "sleeper", HOURLY | {"quiet_hours": [window]})
     _notify(database, 2)
     assert run_digests(database, _settings(url), now=now).total == 0
     assert sink.messages == []
-    after = now + timedelta(hours=1, minutes=1)
+    # One minute after the quiet hours end. Never past the next hour's start: an hourly
+    # digest covers the hour before its period, and at hh:59 "an hour and a minute later"
+    # began a period whose hour came after the notifications (this failed at 15:59).
+    after = now + timedelta(hours=1)
     assert run_digests(database, _settings(url), now=after).counts == {"sent": 1}
     assert sink.to("sleeper@shop.example")[0]["Subject"].startswith("Your hourly digest: 2 ")
 
