@@ -3,11 +3,14 @@ and resolving by themselves."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from notifier import Database
 from notifier.health import (
     OverdueRun,
     QueueObservation,
@@ -130,3 +133,46 @@ def test_without_a_peek_the_wait_counts_while_nothing_leaves(db_session: Session
     [report] = queue_reports(db_session, T0 + timedelta(seconds=150))
     assert (report.consumers, report.oldest_age) == (1, 30.0)
     assert _alerts(db_session) == {}
+
+
+def test_an_observation_older_than_the_last_check_changes_nothing(db_session: Session) -> None:
+    # Two workers probe the same queue: the one whose answer is older commits last.
+    newer = QueueObservation("reports", 0, seen_at=T0 + timedelta(seconds=2))
+    older = QueueObservation("reports", 3, "r1", seen_at=T0 + timedelta(seconds=1))
+    check_queues(db_session, [newer], now=T0 + timedelta(seconds=3))
+    assert check_queues(db_session, [older], now=T0 + timedelta(seconds=3)).opened == []
+    [report] = queue_reports(db_session, T0 + timedelta(seconds=3))
+    assert (report.depth, report.checked_at) == (0, T0 + timedelta(seconds=2))
+    assert _alerts(db_session) == {}
+
+
+def test_two_workers_checking_one_queue_at_once_count_it_once(pg_database: Database) -> None:
+    """The second check waits for the first one's commit, then sees its alert."""
+    seen = [QueueObservation("orphans", 2, "h1", seen_at=T0)]
+    later = [QueueObservation("orphans", 2, "h1", seen_at=T0 + timedelta(seconds=1))]
+    with pg_database.sessionmaker() as first:
+        check_queues(first, seen, now=T0)  # opened, not committed yet
+
+        def second() -> None:
+            with pg_database.session_scope() as db:
+                check_queues(db, later, now=T0 + timedelta(seconds=1))
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        with pg_database.engine.connect().execution_options(
+            isolation_level="AUTOCOMMIT"  # pg_stat_activity is read once per transaction
+        ) as watcher:
+            deadline = time.monotonic() + 10
+            while not watcher.scalar(waiting) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert watcher.scalar(waiting) == 1  # the second check waits for the first
+        first.commit()
+        thread.join(10)
+        assert not thread.is_alive()
+    with pg_database.session_scope() as db:
+        [alert] = db.scalars(select(PlatformAlert)).all()
+        assert (alert.fingerprint, alert.occurrence_count) == ("queue:no-consumer:orphans", 1)

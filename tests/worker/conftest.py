@@ -162,6 +162,7 @@ class WorkerProcess:
     def __init__(self, env: dict[str, str], log: Path, concurrency: int = 2) -> None:
         self.log = log
         self.handle = log.open("ab")
+        self._terminated = False
         cmd = [
             sys.executable, "-m", "celery", "-A", "worker_test_tasks", "worker",
             "-P", "prefork", "-c", str(concurrency), "-l", "INFO",
@@ -175,9 +176,15 @@ class WorkerProcess:
         if self.proc.poll() is not None:
             raise AssertionError(f"worker exited early:\n{log.read_text()[-3000:]}")
 
+    def terminate(self) -> None:
+        """Ask for a warm shutdown without waiting (``stop`` waits)."""
+        if self.proc.poll() is None and not self._terminated:
+            self._terminated = True
+            self.proc.terminate()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()  # warm shutdown
+            self.terminate()  # warm shutdown
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
@@ -211,6 +218,8 @@ def start_workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
         return worker
 
     yield start
+    for process in started:  # every one shuts down at once, then each is waited for
+        process.terminate()
     for process in started:
         process.stop()
 

@@ -9,8 +9,11 @@ heartbeat, so its queues count one consumer less at once.
 
 The hung-run check reads only the heartbeats, so it is the watcher's (one process at a
 time, under its lease). The queue check stays here: it needs this process's broker
-observations of the moment, and two workers checking at once is safe (the queue state is
-an insert-if-absent row per queue, and an alert an upsert per fingerprint).
+observations of the moment. Two workers checking the same queue count once: the check
+locks the queue's row and skips an observation older than the last check
+(:func:`notifier.health.check_queues`). The probe is also the broker's reachability probe
+(:class:`~.broker.BrokerWatch`): a probe that cannot reach the broker still writes the
+heartbeat, and a few in a row open the broker's root cause.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from typing import Any
 from celery.worker import state as worker_state
 
 from notifier import Database
-from notifier.health import check_queues, forget_worker, record_heartbeat
+from notifier.health import QueueObservation, check_queues, forget_worker, record_heartbeat
 
+from .broker import BrokerWatch
 from .queues import probe, watched_queues
 from .runs import RunWatch
 
@@ -69,6 +73,7 @@ class HealthReporter:
             for name, value in dict(conf.get("notifier_queue_max_ages") or {}).items()
         }
         self.runs = RunWatch.for_app(app, all_tasks=all_tasks)
+        self.broker = BrokerWatch(app, self.interval)
         self._app = weakref.ref(app)
         self._database_url = database_url
         self._database: Database | None = None
@@ -126,9 +131,7 @@ class HealthReporter:
             self._stop.set()
             return
         overdue = self.runs.scan(_active_requests(), time.time())
-        if self._connection is None:
-            self._connection = app.connection_for_read()
-        observations = probe(self._connection, watched_queues(app))
+        observations = self._observe(app)
         if self._database is None:
             self._database = Database(self._database_url)
         with self._database.session_scope(immediate=True) as db:
@@ -140,7 +143,26 @@ class HealthReporter:
                 overdue=overdue,
                 ttl=timedelta(seconds=self.interval * 3 + 5),
             )
-            check_queues(db, observations, max_age=self.queue_max_age, max_ages=self.queue_max_ages)
+            self.broker.report(db, self.hostname)
+            if observations is not None:
+                check_queues(
+                    db, observations, max_age=self.queue_max_age, max_ages=self.queue_max_ages
+                )
+
+    def _observe(self, app: Any) -> list[QueueObservation] | None:
+        """The watched queues' depths, or None if the broker could not be reached."""
+        try:
+            if self._connection is None:
+                self._connection = self.broker.connect(app)
+            observations = probe(self._connection, watched_queues(app))
+        except Exception as exc:
+            if not self.broker.unreachable(exc):
+                raise
+            self._close_broker()  # a new connection next tick
+            self.broker.failed(exc)
+            return None
+        self.broker.reached()
+        return observations
 
     def _close_broker(self) -> None:
         connection, self._connection = self._connection, None
