@@ -14,6 +14,9 @@ from notifier import Database
 from notifier.health import (
     OverdueRun,
     QueueObservation,
+    broker_reachable,
+    broker_scope,
+    broker_unreachable,
     check_hung_runs,
     check_queues,
     overdue_runs,
@@ -176,3 +179,29 @@ def test_two_workers_checking_one_queue_at_once_count_it_once(pg_database: Datab
     with pg_database.session_scope() as db:
         [alert] = db.scalars(select(PlatformAlert)).all()
         assert (alert.fingerprint, alert.occurrence_count) == ("queue:no-consumer:orphans", 1)
+
+
+def test_the_broker_alert_stays_open_while_a_live_worker_cannot_reach_it(
+    db_session: Session,
+) -> None:
+    for host in ("a@box", "b@box", "c@box"):
+        record_heartbeat(db_session, host, pid=1, queues=[], overdue=[], ttl=TTL, now=T0)
+        broker_unreachable(
+            db_session, tag="t1", url="redis://u:**@mq:6379/0", hostname=host, since=T0
+        )
+    broker_unreachable(
+        db_session, tag="t1", url="redis://u:**@mq:6379/0", hostname="a@box", since=T0
+    )
+    [alert] = _alerts(db_session).values()
+    assert (alert.occurrence_count, alert.explains) == (3, broker_scope("t1"))
+    assert alert.alert_metadata["unreachable_from"] == ["a@box", "b@box", "c@box"]
+    assert "redis://u:**@mq:6379/0 could not be reached from a@box, b@box, c@box" in (
+        alert.description or ""
+    )
+    assert broker_reachable(db_session, tag="t1", hostname="a@box", now=T0) is None
+    later = T0 + TTL + timedelta(seconds=1)  # c@box stopped reporting: it holds nothing open
+    record_heartbeat(db_session, "b@box", pid=1, queues=[], overdue=[], ttl=TTL, now=later)
+    assert broker_reachable(db_session, tag="t1", hostname="a@box", now=later) is None
+    assert alert.alert_metadata["unreachable_from"] == ["b@box"]
+    assert broker_reachable(db_session, tag="t1", hostname="b@box", now=later) is alert
+    assert alert.is_resolved

@@ -40,6 +40,14 @@ _SOCKET_TIMEOUTS = {
 }
 
 
+def _count(value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return DEFAULT_UNREACHABLE_AFTER
+    return number if number > 0 else DEFAULT_UNREACHABLE_AFTER
+
+
 class BrokerWatch:
     """One worker's view of its broker: probe connections, and the failed probes in a row."""
 
@@ -47,8 +55,7 @@ class BrokerWatch:
         conf = app.conf
         self.tag = broker_tag(app)
         self.url = str(maybe_sanitize_url(str(conf.get("broker_url") or "")))
-        after = conf.get("notifier_broker_unreachable_after")
-        self.after = max(1, int(after)) if after is not None else DEFAULT_UNREACHABLE_AFTER
+        self.after = _count(conf.get("notifier_broker_unreachable_after"))
         self.timeout = min(5.0, max(1.0, interval))
         self.failures = 0
         self.since: datetime | None = None
