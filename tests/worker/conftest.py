@@ -159,7 +159,9 @@ def settle(database: Database, spool: Path, quiet: float = 0.6, timeout: float =
 class WorkerProcess:
     """A real ``celery worker`` (prefork) in a subprocess, on the test task module."""
 
-    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 2) -> None:
+    def __init__(
+        self, env: dict[str, str], log: Path, concurrency: int = 2, *, wait: bool = True
+    ) -> None:
         self.log = log
         self.handle = log.open("ab")
         self._terminated = False
@@ -172,6 +174,12 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             cmd, env=env, cwd=str(HERE), stdout=self.handle, stderr=subprocess.STDOUT
         )
+        if wait:
+            self.ready()
+
+    def ready(self) -> None:
+        """Wait until the worker says it is ready (``wait=False`` starts several at once)."""
+        log = self.log
         wait_for(lambda: b"ready." in log.read_bytes() or self.proc.poll() is not None, 60)
         if self.proc.poll() is not None:
             raise AssertionError(f"worker exited early:\n{log.read_text()[-3000:]}")
@@ -212,8 +220,9 @@ def start_workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     """Start subprocess workers; every one still running is stopped after the test."""
     started: list[WorkerProcess] = []
 
-    def start(env: dict[str, str], concurrency: int = 2) -> WorkerProcess:
-        worker = WorkerProcess(env, tmp_path / f"worker{len(started)}.log", concurrency)
+    def start(env: dict[str, str], concurrency: int = 2, *, wait: bool = True) -> WorkerProcess:
+        log = tmp_path / f"worker{len(started)}.log"
+        worker = WorkerProcess(env, log, concurrency, wait=wait)
         started.append(worker)
         return worker
 
