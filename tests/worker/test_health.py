@@ -96,7 +96,8 @@ def test_a_broker_outage_holds_back_its_failures_and_two_workers_count_once(
             "NOTIFIER_TEST_CONF": json.dumps(conf),
             "NOTIFIER_DELIVERY_ALLOW_PRIVATE": "true",
         }
-        for worker in [prefork.start(env, wait=False) for _ in range(2)]:
+        workers = [prefork.start(env, 1, wait=False) for _ in range(2)]
+        for worker in workers:
             worker.ready()
         checks: set[object] = set()
 
@@ -131,6 +132,10 @@ def test_a_broker_outage_holds_back_its_failures_and_two_workers_count_once(
 
         data = wait_for(summary, timeout=30)
         time.sleep(1)  # anything else would have gone out by now
+        for worker in workers:  # while they can still reach the broker: a quick shutdown
+            worker.terminate()
+        for worker in workers:
+            worker.stop()
     assert cause.title == data["title"] == "Broker unreachable from the worker"
     assert (cause.alert_type.value, cause.severity.value) == ("integration", "critical")
     shown = f"redis://default:**@127.0.0.1:{proxy.port}/{url.rpartition('/')[2]}"
