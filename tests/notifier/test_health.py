@@ -1,5 +1,5 @@
 """Job health checks on both databases: hung runs and queues nobody consumes, alerting once
-and resolving by themselves."""
+and resolving by themselves; the run durations workers share for the p99 limit."""
 
 from __future__ import annotations
 
@@ -21,8 +21,11 @@ from notifier.health import (
     check_queues,
     overdue_runs,
     queue_reports,
+    record_durations,
     record_heartbeat,
+    shared_p99s,
 )
+from notifier.health.durations import KEEP, MIN_SAMPLES
 from notifier.models import PlatformAlert
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -205,3 +208,14 @@ def test_the_broker_alert_stays_open_while_a_live_worker_cannot_reach_it(
     assert alert.alert_metadata["unreachable_from"] == ["b@box"]
     assert broker_reachable(db_session, tag="t1", hostname="b@box", now=later) is alert
     assert alert.is_resolved
+
+
+def test_durations_from_every_worker_add_up_to_one_bounded_p99(db_session: Session) -> None:
+    record_durations(db_session, {"shop.import": [10.0] * (MIN_SAMPLES - 5)})
+    assert shared_p99s(db_session, ["shop.import"]) == {}  # too few to tell yet
+    # A second worker (or the same one restarted) adds its own; nothing for an empty list.
+    record_durations(db_session, {"shop.import": [30.0] * 5, "shop.sync": []})
+    assert shared_p99s(db_session, ["shop.import", "shop.sync"]) == {"shop.import": 30.0}
+    # The latest KEEP durations count: the old ones leave.
+    record_durations(db_session, {"shop.import": [2.5] * KEEP})
+    assert shared_p99s(db_session, ["shop.import"]) == {"shop.import": 2.5}

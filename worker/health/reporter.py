@@ -2,9 +2,10 @@
 
 Every ``notifier_health_interval`` seconds (10 by default) it scans the worker's active
 requests for runs past their limit, counts the messages waiting in the app's queues, and
-in one short transaction writes the worker's heartbeat (its queues, its overdue runs) and
-checks the queues it probed. It wakes rarely and does little, so the pool's dispatching
-does not feel it; nothing is written per task. A worker stopped cleanly removes its
+in one short transaction writes the worker's heartbeat (its queues, its overdue runs), adds
+the run durations it observed to the shared ones, and checks the queues it probed. It
+wakes rarely and does little, so the pool's dispatching does not feel it; nothing is
+written per task. A worker stopped cleanly removes its
 heartbeat, so its queues count one consumer less at once.
 
 The hung-run check reads only the heartbeats, so it is the watcher's (one process at a
@@ -125,16 +126,18 @@ class HealthReporter:
             self._stop.wait(self.interval)
 
     def tick(self) -> None:
-        """Scan, probe, then write the heartbeat and check the queues in one transaction."""
+        """Scan, probe, then write the heartbeat and durations and check the queues at once."""
         app = self._app()
         if app is None:
             self._stop.set()
             return
-        overdue = self.runs.scan(_active_requests(), time.time())
+        requests = _active_requests()
+        overdue = self.runs.scan(requests, time.time())
         observations = self._observe(app)
         if self._database is None:
             self._database = Database(self._database_url)
         with self._database.session_scope(immediate=True) as db:
+            self.runs.share(db, requests)  # the next scan's limits use what it reads
             record_heartbeat(
                 db,
                 self.hostname,
