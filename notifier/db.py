@@ -148,21 +148,12 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-#: The pools a forked child inherited from its parent: kept, so never closed nor freed there.
-_inherited_pools: list[Any] = []
-
-
 def _dispose_after_fork(engine: Engine) -> None:
     ref = weakref.ref(engine)
 
     def _in_child() -> None:
         alive = ref()
         if alive is not None:
-            # Freeing the parent's pool in the child would close its connections: SQLite's
-            # close takes the library's mutexes, which a thread of the parent (a health loop
-            # mid-query) may have held at the fork, so the new pool process would wait
-            # forever; a network driver may say goodbye on the parent's socket. Keep it.
-            _inherited_pools.append(alive.pool)
             alive.dispose(close=False)
 
     os.register_at_fork(after_in_child=_in_child)

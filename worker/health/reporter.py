@@ -102,13 +102,9 @@ class HealthReporter:
         self._close()
 
     def after_fork(self) -> None:
-        """In a pool child: leave the parent's connections alone (never close, never free).
-
-        Freeing them here would close them (the engine's own pool is kept by ``notifier.db``
-        at the fork; the broker probe's connection has a pool of its own), and closing a
-        connection a thread of the parent was using at the fork can wait forever.
-        """
-        _inherited.append((self._database, self._connection))
+        """In a pool child: leave the parent's connections alone (never close them)."""
+        if self._database is not None:
+            self._database.engine.dispose(close=False)
         self._database = None
         self._connection = None
 
@@ -193,9 +189,6 @@ def _active_requests() -> list[Any]:
     references = list(worker_state.active_requests.data)
     return [request for request in (ref() for ref in references) if request is not None]
 
-
-#: What pool children inherited of their parent's health loop (see ``after_fork``).
-_inherited: list[tuple[Any, Any]] = []
 
 _reporters: weakref.WeakKeyDictionary[Any, HealthReporter] = weakref.WeakKeyDictionary()
 
