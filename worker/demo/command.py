@@ -123,6 +123,17 @@ def _demo_files(instance: Path) -> dict[str, str]:
     return {"products": str(products), "latin1": str(latin1)}
 
 
+#: The jobs whose pool process dies (killed, or past its hard time limit) run on a worker of
+#: their own with one pool process. The demo's broker (kombu's SQLAlchemy transport) has no
+#: asynchronous I/O, so Celery runs billiard's blocking pool, whose processes share the
+#: locks of one task pipe: a process killed at the wrong moment can leave such a lock taken,
+#: and every other process of that pool waits on it for good (celery/billiard#104). Alone
+#: on a pool of one, a killed job cannot hold up the others. Redis and RabbitMQ workers run
+#: the asynchronous pool, one pipe per process, and need none of this.
+KILLED_QUEUE = "notifier-demo-killed"
+_KILLED = frozenset(("notifier.demo.crash", "notifier.demo.too_slow"))
+
+
 def _enqueue(files: dict[str, str]) -> list[str]:
     """Send the demo jobs; returns one line per job saying what it will show."""
     from ..app import app  # the bundled app, configured from celeryconfig
@@ -168,7 +179,8 @@ def _enqueue(files: dict[str, str]) -> list[str]:
     lines = []
     # Fixed task ids: a demo run again records nothing twice (the failure keys are known).
     for n, (name, args, kwargs, what) in enumerate(plan):
-        app.send_task(name, args=args, kwargs=kwargs, task_id=f"notifier-demo-{n}")
+        queue = KILLED_QUEUE if name in _KILLED else None
+        app.send_task(name, args=args, kwargs=kwargs, task_id=f"notifier-demo-{n}", queue=queue)
         lines.append(f"  {name}{args!r}: {what}")
     for n in range(20):  # a storm: one notification, an alert counting 20
         app.send_task("notifier.demo.price_feed", args=(7,), task_id=f"notifier-demo-storm-{n}")
@@ -273,10 +285,17 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
                 # the admins' digests on the package's schedule.
                 "-B", "-s", str(settings.instance_path / "celerybeat-schedule"),
             ]  # fmt: skip
-            processes.append(
-                subprocess.Popen(worker_cmd, env=env, stdout=log_handle, stderr=subprocess.STDOUT)
-            )
-            click.echo(f"Celery worker and beat started (log: {log})")
+            killed_cmd = [
+                sys.executable, "-m", "celery", "-A", "notifier.worker.app", "worker",
+                "--include", "notifier.worker.demo.tasks", "-Q", KILLED_QUEUE,
+                "-P", "prefork", "-c", "1", "-l", "INFO",
+                "-n", f"demo-killed-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+            ]  # fmt: skip
+            for command in (worker_cmd, killed_cmd):
+                processes.append(
+                    subprocess.Popen(command, env=env, stdout=log_handle, stderr=subprocess.STDOUT)
+                )
+            click.echo(f"Celery workers and beat started (log: {log})")
             if no_web:
                 click.echo("Web UI not started (--no-web).")
             elif _serve_available():
