@@ -82,10 +82,10 @@ def test_a_burst_of_failures_is_recorded_in_one_transaction_once_it_pauses(
     for n in range(60):
         spool.put(_report(n))
         time.sleep(0.005)
-    _wait(lambda: len(recorded.keys) == 60 and not spool.pending())
+    _wait(lambda: len(recorded.keys) == 60 and not spool.stats()[0])
     assert sorted(recorded.keys) == sorted(f"celery:task-{n}:failure" for n in range(60))
     assert len(recorded.batches) <= 2 + 1, [len(keys) for _, keys in recorded.batches]
-    assert not spool.pending()
+    assert not spool.stats()[0]
 
 
 def test_a_burst_that_goes_on_is_recorded_while_it_goes_on(
@@ -110,7 +110,7 @@ def test_a_lone_failure_is_recorded_without_waiting_for_more(
     running: tuple[Spool, Drainer, _Batches],
 ) -> None:
     spool, drainer, recorded = running
-    _wait(lambda: not spool.pending())
+    _wait(lambda: not spool.stats()[0])
     put = time.monotonic()
     spool.put(_report(1))
     _wait(lambda: recorded.batches)
@@ -128,4 +128,4 @@ def test_a_spool_file_that_is_not_utf8_goes_to_the_dead_letters(tmp_path: Path) 
     recorded = _Batches()
     assert Drainer(spool, recorded).drain() == 2
     assert recorded.keys == ["celery:task-2:failure"]
-    assert spool.dead_count() == 1 and not spool.pending()
+    assert spool.dead_count() == 1 and not spool.stats()[0]
