@@ -23,7 +23,7 @@ from notifier.worker.spool import Spool
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
 
-from notifier import Database
+from notifier import Database, FailureKind, FailureReport, JobKind
 from notifier.models import AdminNotification, PlatformAlert
 
 HERE = Path(__file__).parent
@@ -127,6 +127,21 @@ def recorded_task_ids(database: Database) -> list[str]:
 def notification_count(database: Database) -> int:
     with database.session_scope() as db:
         return int(db.scalar(sql_select(func.count()).select_from(AdminNotification)) or 0)
+
+
+def numbered_report(n: int) -> FailureReport:
+    """The report of the ``n``-th failure of one import (key ``celery:task-<n>:failure``)."""
+    return FailureReport(
+        key=f"celery:task-{n}:failure",
+        job=JobKind.IMPORT,
+        kind=FailureKind.EXCEPTION,
+        task_name="shop.import",
+        task_id=f"task-{n}",
+        store_id=7,
+        exception_class="ValueError",
+        fingerprint="celery:shop.import:ValueError:store=7",
+        message="boom",
+    )
 
 
 def spool_pending(spool: Path) -> int:

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from notifier.worker.spool import Drainer, Spool, segments
 
-from notifier import FailureKind, FailureReport, JobKind
+from notifier import FailureReport
+
+from .conftest import numbered_report
 
 
 class _Kept:
@@ -30,19 +32,6 @@ class _Kept:
         with self._lock:
             self.keys += [r.key for r in reports]
         return [True] * len(reports)
-
-
-def _report(n: int) -> FailureReport:
-    return FailureReport(
-        key=f"celery:task-{n}:failure",
-        job=JobKind.IMPORT,
-        kind=FailureKind.EXCEPTION,
-        task_name="shop.import",
-        task_id=f"task-{n}",
-        store_id=7,
-        exception_class="ValueError",
-        message="boom",
-    )
 
 
 def _keys(numbers: range | list[int]) -> list[str]:
@@ -59,7 +48,7 @@ def test_reports_are_appended_to_the_process_segment_and_each_recorded_once(
 ) -> None:
     spool = Spool(tmp_path / "spool", owner="test")
     for n in range(5):
-        spool.put(_report(n))
+        spool.put(numbered_report(n))
     [segment] = [name for name in _files(spool.directory) if not name.startswith(".")]
     assert segment.endswith("-dbtest.jsonl")
     assert spool.stats()[0] == 5
@@ -67,7 +56,7 @@ def test_reports_are_appended_to_the_process_segment_and_each_recorded_once(
     drainer = Drainer(spool, kept)
     assert drainer.drain() == 5
     assert spool.stats()[0] == 0
-    spool.put(_report(5))  # the same segment: the drainer goes on from where it was
+    spool.put(numbered_report(5))  # the same segment: the drainer goes on from where it was
     assert spool.stats()[0] == 1
     assert drainer.drain() == 1
     assert sorted(kept.keys) == _keys(range(6))
@@ -85,7 +74,7 @@ def test_segments_rotate_and_sealed_ones_go_once_recorded(
     monkeypatch.setattr(segments, "MAX_SEGMENT_BYTES", 1000)  # two or three reports each
     spool = Spool(tmp_path / "spool", owner="test")
     for n in range(12):
-        spool.put(_report(n))
+        spool.put(numbered_report(n))
     written = [name for name in _files(spool.directory) if name.endswith(".jsonl")]
     assert len(written) >= 4
     kept = _Kept()
@@ -99,9 +88,9 @@ def test_segments_rotate_and_sealed_ones_go_once_recorded(
 
 def test_a_line_being_written_waits_and_is_recorded_once_complete(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", owner="test")
-    spool.put(_report(1))
+    spool.put(numbered_report(1))
     [segment] = [p for p in spool.directory.glob("*.jsonl")]
-    line = f"{_report(2).to_json()}\n".encode()
+    line = f"{numbered_report(2).to_json()}\n".encode()
     with segment.open("ab") as half_written:  # as a reader may see a long write midway
         half_written.write(line[:40])
     kept = _Kept()
@@ -135,10 +124,10 @@ def test_a_writer_killed_mid_write_loses_only_that_report(tmp_path: Path) -> Non
     """Its segment is sealed by its death; the torn line is neither recorded nor buried."""
     folder = tmp_path / "spool"
     spool = Spool(folder, owner="test")
-    spool.put(_report(1))
+    spool.put(numbered_report(1))
     killed = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(folder)], check=False)
     assert killed.returncode == -9
-    spool.put(_report(2))
+    spool.put(numbered_report(2))
     assert spool.stats()[0] == 4  # two, then two of the killed writer
     kept = _Kept()
     drainer = Drainer(spool, kept)
@@ -147,7 +136,7 @@ def test_a_writer_killed_mid_write_loses_only_that_report(tmp_path: Path) -> Non
     assert spool.dead_count() == 0 and spool.stats()[0] == 0
     # The killed writer's segment is gone; ours stays while we may append to it.
     assert len(list(folder.glob("*.jsonl"))) == 1
-    spool.put(_report(3))
+    spool.put(numbered_report(3))
     assert drainer.drain() == 1 and kept.keys[-1] == "celery:task-3:failure"
 
 
@@ -155,7 +144,7 @@ def test_an_unreadable_line_goes_to_the_dead_letters_alone(tmp_path: Path) -> No
     """A segment left by a process gone: the lines around the bad one are recorded."""
     spool = Spool(tmp_path / "spool", owner="test")
     spool.ensure()
-    lines = [_report(1).to_json(), "not a report", _report(2).to_json()]
+    lines = [numbered_report(1).to_json(), "not a report", numbered_report(2).to_json()]
     name = "00000000000000000001-1-00000000-dbtest.jsonl"
     (spool.directory / name).write_text("".join(f"{line}\n" for line in lines))
     kept = _Kept()
@@ -176,8 +165,8 @@ def test_two_drainers_sharing_a_folder_record_each_report_once(tmp_path: Path) -
     writers = [Spool(folder, owner="test") for _ in range(4)]
     writers[0].ensure()
     for n in range(20):  # from before an upgrade: one file per report
-        stamp = time.time_ns()
-        (folder / f"{stamp:020d}-1-{n:08d}-dbtest.json").write_text(_report(1000 + n).to_json())
+        name = f"{time.time_ns():020d}-1-{n:08d}-dbtest.json"
+        (folder / name).write_text(numbered_report(1000 + n).to_json())
     kept = [_Kept(), _Kept()]
     drainers = [Drainer(Spool(folder, owner="test"), k) for k in kept]
     for drainer in drainers:
@@ -187,7 +176,7 @@ def test_two_drainers_sharing_a_folder_record_each_report_once(tmp_path: Path) -
     for thread in threads:
         thread.start()
     for n in range(400):
-        writers[n % 4].put(_report(n))
+        writers[n % 4].put(numbered_report(n))
     deadline = time.monotonic() + 30
     while len(kept[0].keys) + len(kept[1].keys) < 420 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -205,8 +194,8 @@ def test_two_drainers_sharing_a_folder_record_each_report_once(tmp_path: Path) -
 
 def test_a_drainer_takes_only_its_own_database_segments(tmp_path: Path) -> None:
     folder = tmp_path / "spool"
-    Spool(folder, owner="a").put(_report(1))
-    Spool(folder, owner="b").put(_report(2))
+    Spool(folder, owner="a").put(numbered_report(1))
+    Spool(folder, owner="b").put(numbered_report(2))
     kept = _Kept()
     assert Drainer(Spool(folder, owner="b"), kept).drain() == 1
     assert kept.keys == ["celery:task-2:failure"]
@@ -217,11 +206,11 @@ def test_a_drainer_takes_only_its_own_database_segments(tmp_path: Path) -> None:
 def test_a_forked_child_writes_a_segment_of_its_own(tmp_path: Path) -> None:
     """And the parent's segment is sealed once the parent lets go of it."""
     spool = Spool(tmp_path / "spool", owner="test")
-    spool.put(_report(1))
+    spool.put(numbered_report(1))
     pid = os.fork()
     if pid == 0:  # the child: a pool process
         try:
-            spool.put(_report(2))
+            spool.put(numbered_report(2))
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
