@@ -93,12 +93,14 @@ def test_a_line_being_written_waits_and_is_recorded_once_complete(tmp_path: Path
     line = f"{numbered_report(2).to_json()}\n".encode()
     with segment.open("ab") as half_written:  # as a reader may see a long write midway
         half_written.write(line[:40])
+    assert spool.stats()[0] == 1  # counted once complete
     kept = _Kept()
     drainer = Drainer(spool, kept)
     assert drainer.drain() == 1
     assert spool.stats()[0] == 0 and spool.dead_count() == 0
     with segment.open("ab") as rest:
         rest.write(line[40:])
+    assert spool.stats()[0] == 1
     assert drainer.drain() == 1
     assert sorted(kept.keys) == _keys([1, 2])
 

@@ -35,6 +35,7 @@ from notifier import FailureKind, FailureReport, metrics
 from .contract import Claim, EventSpool, read_report
 from .segments import (
     SEGMENT_SUFFIX,
+    Counted,
     LineClaim,
     SegmentWriter,
     claim_segment,
@@ -65,6 +66,7 @@ class Spool(EventSpool[FileClaim | LineClaim]):
         self.location = str(self.directory)
         self.dead_location = str(self.dead)
         self._ensured = False
+        self._counted: dict[str, Counted] = {}  # segments counted before, by name
 
     def ensure(self) -> None:
         """Create the directory (and its dead-letter folder) if missing."""
@@ -107,14 +109,18 @@ class Spool(EventSpool[FileClaim | LineClaim]):
     def _pending(self) -> _Pending:
         pending = _Pending()
         folder = str(self.directory)
-        for name in self._pending_names():
+        names = self._pending_names()
+        listed = set(names)
+        counted = {n: c for n, c in self._counted.items() if n in listed}
+        for name in names:
             if name.endswith(SEGMENT_SUFFIX):
-                lines, first, last = pending_in(folder, name)
+                lines, first, last = pending_in(folder, name, counted)
                 if lines:
                     pending.add(lines, first, last)
             else:
                 stamp = _stamp(name)
                 pending.add(1, stamp, stamp)
+        self._counted = counted
         return pending
 
     def _pending_names(self) -> list[str]:

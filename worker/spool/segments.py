@@ -43,6 +43,7 @@ __all__ = [
     "MAX_SEGMENT_BYTES",
     "MAX_SEGMENT_SECONDS",
     "SEGMENT_SUFFIX",
+    "Counted",
     "LineClaim",
     "SegmentWriter",
     "claim_segment",
@@ -301,13 +302,28 @@ def claim_segment(folder: str, name: str, room: int) -> list[LineClaim]:
     return claims
 
 
-def pending_in(folder: str, name: str) -> tuple[int, float, float]:
+@dataclass
+class Counted:
+    """What :func:`pending_in` last counted of a segment: read again only what came after."""
+
+    committed: int
+    end: int  # the end of the last complete line counted
+    lines: int
+    first: float  # when the first unrecorded line was written (nan: none, or not known)
+
+
+def pending_in(
+    folder: str, name: str, counted: dict[str, Counted] | None = None
+) -> tuple[int, float, float]:
     """Unrecorded lines of segment ``name``, and when the first and the last were written.
 
     Read without claiming: a count for status and for the drainer's wait for a burst.
     Times are seconds since the epoch (the first line's ``occurred_at``, the file's
-    modification time), ``nan`` when unknown.
+    modification time), ``nan`` when unknown. With ``counted`` (kept by the caller from
+    one count to the next), only the lines appended since are read: after a long outage
+    a folder may hold many full segments, which a drainer counts every second.
     """
+    nan = float("nan")
     try:
         fd = os.open(f"{folder}/{offset_name(name)}", os.O_RDONLY | _OPEN_FLAGS)
     except FileNotFoundError:
@@ -320,16 +336,26 @@ def pending_in(folder: str, name: str) -> tuple[int, float, float]:
     try:
         fd = os.open(f"{folder}/{name}", os.O_RDONLY | _OPEN_FLAGS)
     except FileNotFoundError:
-        return 0, float("nan"), float("nan")
+        return 0, nan, nan
+    known = counted.get(name) if counted is not None else None
+    if known is None or known.committed != committed:
+        known = Counted(committed, committed, 0, nan)
     try:
         status = os.fstat(fd)
-        data = _read_from(fd, committed, status.st_size)
+        data = _read_from(fd, known.end, status.st_size)
     finally:
         os.close(fd)
-    count = data.count(b"\n")
-    if not count:
-        return 0, float("nan"), float("nan")
-    return count, _written_at(data[: data.index(b"\n")]), status.st_mtime_ns / 1e9
+    complete = data.rfind(b"\n") + 1
+    if complete:
+        first = known.first
+        if not known.lines:
+            first = _written_at(data[: data.index(b"\n")])
+        known = Counted(committed, known.end + complete, known.lines + data.count(b"\n"), first)
+    if counted is not None:
+        counted[name] = known
+    if not known.lines:
+        return 0, nan, nan
+    return known.lines, known.first, status.st_mtime_ns / 1e9
 
 
 def _written_at(line: bytes) -> float:
