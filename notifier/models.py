@@ -682,6 +682,27 @@ class WorkerHeartbeat(Base):
         return f"<WorkerHeartbeat {self.hostname!r}>"
 
 
+class TaskDurations(Base):
+    """The latest observed durations of one task's long runs, shared by every worker.
+
+    Workers add what they saw in their heartbeat transaction; a restarted or a new worker
+    reads the p99 back for the limit of its runs (see ``notifier.health.durations``).
+    """
+
+    __tablename__ = "notifier_task_durations"
+
+    task_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    #: Seconds, oldest first, the most recent ``KEEP`` of them.
+    durations: Mapped[list[float]] = mapped_column(JSONType, default=list)
+    #: Their 99th percentile; None while there are too few to tell.
+    p99_seconds: Mapped[float | None] = mapped_column(Float)
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<TaskDurations {self.task_name!r} p99={self.p99_seconds}>"
+
+
 class QueueState(Base):
     """What the last check saw of one broker queue: depth, consumers, its head's wait."""
 

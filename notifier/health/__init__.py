@@ -5,10 +5,13 @@ The worker and beat side record what happens (:func:`sync_entries`, :func:`run_s
 (:func:`watch_tick`, run by every worker's drainer and by ``notifier watch``) runs the
 registered checks (:func:`check_schedule`, :func:`check_hung_runs`, :func:`check_queues`);
 the web reads :func:`entry_states`, :func:`scheduler_state`, :func:`overdue_runs` and
-:func:`queue_reports`. ``inhibition``: a root-cause alert (``explains=<scope>``) holds back
-the alerts and notifications recorded inside :func:`symptom_of` one of its scopes.
+:func:`queue_reports`. ``durations``: the run durations workers observed, per task, shared
+for the p99 run limit (:func:`record_durations`, :func:`shared_p99s`). ``inhibition``: a
+root-cause alert (``explains=<scope>``) holds back the alerts and notifications recorded
+inside :func:`symptom_of` one of its scopes.
 ``recovery``: an alert with a ``recovery_task`` resolves itself when that task next
-succeeds.
+succeeds. ``broker``: the workers' health loops report a broker they cannot reach
+(:func:`broker_unreachable`, :func:`broker_reachable`), a root cause of ``broker:<tag>``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,13 @@ from ..outbox import symptom_of as symptom_of
 from .alerting import FinishedRun as FinishedRun
 from .alerting import open_alert_for as open_alert_for
 from .alerting import open_health_alert as open_health_alert
+from .broker import BROKER_FINGERPRINT as BROKER_FINGERPRINT
+from .broker import broker_reachable as broker_reachable
+from .broker import broker_scope as broker_scope
+from .broker import broker_unreachable as broker_unreachable
+from .durations import p99 as p99
+from .durations import record_durations as record_durations
+from .durations import shared_p99s as shared_p99s
 from .inhibition import INHIBIT_WAIT_ENV as INHIBIT_WAIT_ENV
 from .inhibition import held_back_counts as held_back_counts
 from .inhibition import inhibit_wait as inhibit_wait
@@ -73,6 +83,7 @@ from .watch import watch_tick as watch_tick
 __all__ = [
     "BEAT",
     "BEAT_FINGERPRINT",
+    "BROKER_FINGERPRINT",
     "DEFAULT_GRACE_FLOOR",
     "DEFAULT_GRACE_FRACTION",
     "DEFAULT_MAX_AGE",
@@ -93,6 +104,9 @@ __all__ = [
     "SchedulerState",
     "Watched",
     "beat_ticked",
+    "broker_reachable",
+    "broker_scope",
+    "broker_unreachable",
     "check_hung_runs",
     "check_queues",
     "check_schedule",
@@ -108,8 +122,10 @@ __all__ = [
     "open_health_alert",
     "open_root_cause",
     "overdue_runs",
+    "p99",
     "queue_reports",
     "queue_scope",
+    "record_durations",
     "record_heartbeat",
     "record_runs",
     "register_check",
@@ -120,6 +136,7 @@ __all__ = [
     "run_finished",
     "run_started",
     "scheduler_state",
+    "shared_p99s",
     "span",
     "symptom_of",
     "sync_entries",

@@ -7,6 +7,12 @@ The oldest message's age is measured as "first seen at the head": the time since
 watcher first saw the current head message there. It is a lower bound of the real wait
 (by up to one check interval). Where the broker cannot peek (RabbitMQ), the head is taken
 as unchanged while the depth never fell, which is again a lower bound.
+
+Every worker probes and checks; a queue's check counts once however many do. The check
+locks each observed queue's row (in name order, so two checks never deadlock) before it
+reads the open alerts, and skips an observation older than the row's last check: a second
+worker sees the first one's alert instead of opening or counting another, and an older
+depth never undoes a newer one (no resolve-and-reopen between two workers' views).
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ class QueueObservation:
     head: str | None = None
     #: The consumers the broker itself counts (RabbitMQ); None where it cannot tell.
     broker_consumers: int | None = None
+    #: When the broker was asked (None: when checked); an older one than the last check is skipped.
+    seen_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,8 @@ def consumers_by_queue(db: Session, now: datetime | None = None) -> dict[str, in
 
 
 def _state(db: Session, name: str, now: datetime) -> QueueState:
-    # Two watchers may see a new queue at once: insert-if-absent, then read it back.
+    # Two watchers may see a new queue at once: insert-if-absent, then read it back locked
+    # (SQLite has no row locks: the caller's immediate transaction serialises the checks).
     dialect = db.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     db.execute(
@@ -80,7 +89,7 @@ def _state(db: Session, name: str, now: datetime) -> QueueState:
         .values(name=name, depth=0, consumers=0, checked_at=now)
         .on_conflict_do_nothing(index_elements=["name"])
     )
-    state = db.get(QueueState, name, populate_existing=True)
+    state = db.get(QueueState, name, populate_existing=True, with_for_update=True)
     assert state is not None  # inserted or already there, in this transaction
     return state
 
@@ -96,14 +105,12 @@ def _head_since(state: QueueState, seen: QueueObservation, now: datetime) -> dat
     return state.head_since if seen.depth >= state.depth else now
 
 
-def _update(db: Session, seen: QueueObservation, consumers: int, now: datetime) -> QueueState:
-    state = _state(db, seen.name, now)
+def _update(state: QueueState, seen: QueueObservation, consumers: int, now: datetime) -> None:
     state.head_since = _head_since(state, seen, now)
     state.head = seen.head
     state.depth = max(0, seen.depth)
     state.consumers = consumers
     state.checked_at = now
-    return state
 
 
 def check_queues(
@@ -120,15 +127,23 @@ def check_queues(
     """
     now = now or utcnow()
     db.execute(delete(QueueState).where(QueueState.checked_at < now - _FORGET_AFTER))
+    # Not a name this table can hold (nor a broker, in practice): skipped.
+    valid = {seen.name: seen for seen in observations if 0 < len(seen.name) <= QUEUE_NAME_MAX}
+    fresh: list[tuple[QueueObservation, QueueState, datetime]] = []
+    for name in sorted(valid):
+        seen = valid[name]
+        at = seen.seen_at or now
+        state = _state(db, name, at)
+        if state.checked_at > at:
+            continue  # another worker checked a newer observation meanwhile
+        fresh.append((seen, state, at))
     counted = consumers_by_queue(db, now)
     current = {**open_alerts(db, NO_CONSUMER_FINGERPRINT), **open_alerts(db, STALE_FINGERPRINT)}
     outcome = CheckOutcome()
-    for seen in observations:
-        if not seen.name or len(seen.name) > QUEUE_NAME_MAX:
-            continue  # not a name this table can hold (nor a broker, in practice)
+    for seen, state, at in fresh:
         consumers = max(counted.get(seen.name, 0), seen.broker_consumers or 0)
-        state = _update(db, seen, consumers, now)
-        age = (now - state.head_since).total_seconds() if state.head_since else 0.0
+        _update(state, seen, consumers, at)
+        age = (at - state.head_since).total_seconds() if state.head_since else 0.0
         limit = (max_ages or {}).get(seen.name, max_age)
         problems = {
             NO_CONSUMER_FINGERPRINT: state.depth > 0 and consumers == 0,

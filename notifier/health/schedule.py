@@ -80,13 +80,20 @@ class EntrySpec:
     first_due_at: datetime
     #: The queue its runs are sent to; None: the app's default queue was not known.
     queue: str | None = None
+    #: When the scheduler itself will next send it, as beat computes it at its start from
+    #: what it remembers of the last run (None: not known, as in a worker's sync). A beat
+    #: restarted without its schedule file starts an interval entry's clock afresh.
+    scheduler_due_at: datetime | None = None
 
 
 def sync_entries(db: Session, specs: Iterable[EntrySpec], *, now: datetime | None = None) -> None:
     """Write the current schedule: new entries, changed ones, and those gone (inactive).
 
-    An entry that is unchanged keeps its next due time and its last run; an entry whose
-    schedule changed is due at its new ``first_due_at``.
+    An entry that is unchanged keeps its next due time and its last run, but is due no
+    earlier than its ``scheduler_due_at`` (beat restarted: it sends the entry then, not at
+    the time counted from the last run), unless a miss of its current slot is open (that
+    alert waits for a run, or for beat's return to re-arm it). An entry whose schedule
+    changed is due at its new ``scheduler_due_at``, else its ``first_due_at``.
     """
     now = now or utcnow()
     wanted = {spec.name: spec for spec in specs}
@@ -95,7 +102,7 @@ def sync_entries(db: Session, specs: Iterable[EntrySpec], *, now: datetime | Non
         entry = known.get(name)
         if entry is None:
             entry = ScheduleEntry(name=clip(name, 200), created_at=now)
-            entry.next_due_at = spec.first_due_at
+            entry.next_due_at = spec.scheduler_due_at or spec.first_due_at
             try:
                 with db.begin_nested():
                     _describe(entry, spec, now)
@@ -104,14 +111,21 @@ def sync_entries(db: Session, specs: Iterable[EntrySpec], *, now: datetime | Non
                 continue
             continue
         if entry.schedule_text != spec.schedule_text or not entry.active:
-            entry.next_due_at = spec.first_due_at
+            entry.next_due_at = spec.scheduler_due_at or spec.first_due_at
             entry.missed_due_at = None
+        elif spec.scheduler_due_at is not None and not _missing(entry):
+            entry.next_due_at = max(entry.next_due_at, spec.scheduler_due_at)
         _describe(entry, spec, now)
     for name, entry in known.items():
         if name not in wanted and entry.active:
             entry.active = False
             entry.synced_at = now
     db.flush()
+
+
+def _missing(entry: ScheduleEntry) -> bool:
+    """Whether a miss alert is open for the entry's current slot."""
+    return entry.missed_due_at is not None and entry.missed_due_at >= entry.next_due_at
 
 
 def _describe(entry: ScheduleEntry, spec: EntrySpec, now: datetime) -> None:

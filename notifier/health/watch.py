@@ -182,8 +182,10 @@ def _scheduler_stopped(
         fingerprint=BEAT_FINGERPRINT,
         title="The scheduler (celery beat) is not running",
         description=(
-            f"No beat tick recorded since {last}: none of the {len(entries)} scheduled "
-            "entries is being sent. Start `celery -A yourapp beat` (or a worker with -B). "
+            f"No pass of beat's scheduler loop recorded since {last}: none of the "
+            f"{len(entries)} scheduled entries is being sent. Its process stopped, or its "
+            "loop hangs in a blocking call while the process lives on: start or restart "
+            "`celery -A yourapp beat` (or the worker with -B). "
             f"Missed runs held back behind this alert: {len(held)}."
         ),
         severity=Severity.CRITICAL,

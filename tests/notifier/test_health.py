@@ -1,22 +1,31 @@
 """Job health checks on both databases: hung runs and queues nobody consumes, alerting once
-and resolving by themselves."""
+and resolving by themselves; the run durations workers share for the p99 limit."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from notifier import Database
 from notifier.health import (
     OverdueRun,
     QueueObservation,
+    broker_reachable,
+    broker_scope,
+    broker_unreachable,
     check_hung_runs,
     check_queues,
     overdue_runs,
     queue_reports,
+    record_durations,
     record_heartbeat,
+    shared_p99s,
 )
+from notifier.health.durations import KEEP, MIN_SAMPLES
 from notifier.models import PlatformAlert
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -130,3 +139,83 @@ def test_without_a_peek_the_wait_counts_while_nothing_leaves(db_session: Session
     [report] = queue_reports(db_session, T0 + timedelta(seconds=150))
     assert (report.consumers, report.oldest_age) == (1, 30.0)
     assert _alerts(db_session) == {}
+
+
+def test_an_observation_older_than_the_last_check_changes_nothing(db_session: Session) -> None:
+    # Two workers probe the same queue: the one whose answer is older commits last.
+    newer = QueueObservation("reports", 0, seen_at=T0 + timedelta(seconds=2))
+    older = QueueObservation("reports", 3, "r1", seen_at=T0 + timedelta(seconds=1))
+    check_queues(db_session, [newer], now=T0 + timedelta(seconds=3))
+    assert check_queues(db_session, [older], now=T0 + timedelta(seconds=3)).opened == []
+    [report] = queue_reports(db_session, T0 + timedelta(seconds=3))
+    assert (report.depth, report.checked_at) == (0, T0 + timedelta(seconds=2))
+    assert _alerts(db_session) == {}
+
+
+def test_two_workers_checking_one_queue_at_once_count_it_once(pg_database: Database) -> None:
+    """The second check waits for the first one's commit, then sees its alert."""
+    seen = [QueueObservation("orphans", 2, "h1", seen_at=T0)]
+    later = [QueueObservation("orphans", 2, "h1", seen_at=T0 + timedelta(seconds=1))]
+    with pg_database.sessionmaker() as first:
+        check_queues(first, seen, now=T0)  # opened, not committed yet
+
+        def second() -> None:
+            with pg_database.session_scope() as db:
+                check_queues(db, later, now=T0 + timedelta(seconds=1))
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        with pg_database.engine.connect().execution_options(
+            isolation_level="AUTOCOMMIT"  # pg_stat_activity is read once per transaction
+        ) as watcher:
+            deadline = time.monotonic() + 10
+            while not watcher.scalar(waiting) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert watcher.scalar(waiting) == 1  # the second check waits for the first
+        first.commit()
+        thread.join(10)
+        assert not thread.is_alive()
+    with pg_database.session_scope() as db:
+        [alert] = db.scalars(select(PlatformAlert)).all()
+        assert (alert.fingerprint, alert.occurrence_count) == ("queue:no-consumer:orphans", 1)
+
+
+def test_the_broker_alert_stays_open_while_a_live_worker_cannot_reach_it(
+    db_session: Session,
+) -> None:
+    for host in ("a@box", "b@box", "c@box"):
+        record_heartbeat(db_session, host, pid=1, queues=[], overdue=[], ttl=TTL, now=T0)
+        broker_unreachable(
+            db_session, tag="t1", url="redis://u:**@mq:6379/0", hostname=host, since=T0
+        )
+    broker_unreachable(
+        db_session, tag="t1", url="redis://u:**@mq:6379/0", hostname="a@box", since=T0
+    )
+    [alert] = _alerts(db_session).values()
+    assert (alert.occurrence_count, alert.explains) == (3, broker_scope("t1"))
+    assert alert.alert_metadata["unreachable_from"] == ["a@box", "b@box", "c@box"]
+    assert "redis://u:**@mq:6379/0 could not be reached from a@box, b@box, c@box" in (
+        alert.description or ""
+    )
+    assert broker_reachable(db_session, tag="t1", hostname="a@box", now=T0) is None
+    later = T0 + TTL + timedelta(seconds=1)  # c@box stopped reporting: it holds nothing open
+    record_heartbeat(db_session, "b@box", pid=1, queues=[], overdue=[], ttl=TTL, now=later)
+    assert broker_reachable(db_session, tag="t1", hostname="a@box", now=later) is None
+    assert alert.alert_metadata["unreachable_from"] == ["b@box"]
+    assert broker_reachable(db_session, tag="t1", hostname="b@box", now=later) is alert
+    assert alert.is_resolved
+
+
+def test_durations_from_every_worker_add_up_to_one_bounded_p99(db_session: Session) -> None:
+    record_durations(db_session, {"shop.import": [10.0] * (MIN_SAMPLES - 5)})
+    assert shared_p99s(db_session, ["shop.import"]) == {}  # too few to tell yet
+    # A second worker (or the same one restarted) adds its own; nothing for an empty list.
+    record_durations(db_session, {"shop.import": [30.0] * 5, "shop.sync": []})
+    assert shared_p99s(db_session, ["shop.import", "shop.sync"]) == {"shop.import": 30.0}
+    # The latest KEEP durations count: the old ones leave.
+    record_durations(db_session, {"shop.import": [2.5] * KEEP})
+    assert shared_p99s(db_session, ["shop.import"]) == {"shop.import": 2.5}

@@ -5,6 +5,7 @@ and PostgreSQL."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -170,3 +171,43 @@ def test_a_miss_while_beat_is_silent_but_not_yet_stale_waits_for_beat(db_session
     [down] = _alerts(db, BEAT_FINGERPRINT)
     [miss] = _alerts(db, missed_fingerprint("fast"))
     assert miss.held_back_by_id == down.id
+
+
+def test_a_beat_restarted_without_its_schedule_file_is_expected_when_it_sends(
+    db_session: Session,
+) -> None:
+    db = db_session
+    hourly = _spec("hourly", period=3600, grace=360)
+    sync_entries(db, [hourly, _spec("stuck")], now=T0)
+    ran = T0 + timedelta(hours=1)
+    run_started(db, "hourly", task_id="h1", next_due_at=ran + timedelta(hours=1), at=ran)
+    run_finished(db, "hourly", task_id="h1", state="SUCCESS", at=ran)
+    beat_ticked(db, stale_after_seconds=360, at=ran)
+    check_schedule(db, ran)  # "stuck" never ran: its miss is open
+    # Beat restarts 50 minutes after that run with no schedule file: its fresh clock sends
+    # "hourly" a full period after its start, not 10 minutes later as the store counted.
+    restart = ran + timedelta(minutes=50)
+    sync_entries(
+        db,
+        [
+            replace(hourly, scheduler_due_at=restart + timedelta(hours=1)),
+            replace(_spec("stuck"), scheduler_due_at=restart + timedelta(seconds=60)),
+        ],
+        now=restart,
+    )
+    # A later sync whose scheduler sends earlier (a manual run moved the store's count on)
+    # never moves a due time back: the store stays on the lenient side.
+    sync_entries(db, [replace(hourly, scheduler_due_at=ran), _spec("stuck")], now=restart)
+    old_slot_missed = ran + timedelta(hours=1, seconds=361)
+    beat_ticked(db, stale_after_seconds=360, at=old_slot_missed)
+    check_schedule(db, old_slot_missed)
+    assert _alerts(db, missed_fingerprint("hourly")) == []
+    assert _states(db, old_slot_missed)["hourly"] == "ok"
+    # The open miss keeps its slot (its alert waits for a run), not moved by the restart.
+    assert _states(db, old_slot_missed)["stuck"] == "missed"
+    # Beat's own slot missed: that is alerted.
+    new_slot_missed = restart + timedelta(hours=1, seconds=361)
+    beat_ticked(db, stale_after_seconds=360, at=new_slot_missed)
+    check_schedule(db, new_slot_missed)
+    [miss] = _alerts(db, missed_fingerprint("hourly"))
+    assert (restart + timedelta(hours=1)).isoformat(timespec="seconds") in (miss.description or "")

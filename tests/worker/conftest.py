@@ -180,9 +180,12 @@ def settle(database: Database, spool: Path, quiet: float = 0.6, timeout: float =
 class WorkerProcess:
     """A real ``celery worker`` (prefork) in a subprocess, on the test task module."""
 
-    def __init__(self, env: dict[str, str], log: Path, concurrency: int = 2) -> None:
+    def __init__(
+        self, env: dict[str, str], log: Path, concurrency: int = 2, *, wait: bool = True
+    ) -> None:
         self.log = log
         self.handle = log.open("ab")
+        self._terminated = False
         cmd = [
             sys.executable, "-m", "celery", "-A", "worker_test_tasks", "worker",
             "-P", "prefork", "-c", str(concurrency), "-l", "INFO",
@@ -192,13 +195,25 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             cmd, env=env, cwd=str(HERE), stdout=self.handle, stderr=subprocess.STDOUT
         )
+        if wait:
+            self.ready()
+
+    def ready(self) -> None:
+        """Wait until the worker says it is ready (``wait=False`` starts several at once)."""
+        log = self.log
         wait_for(lambda: b"ready." in log.read_bytes() or self.proc.poll() is not None, 60)
         if self.proc.poll() is not None:
             raise AssertionError(f"worker exited early:\n{log.read_text()[-3000:]}")
 
+    def terminate(self) -> None:
+        """Ask for a warm shutdown without waiting (``stop`` waits)."""
+        if self.proc.poll() is None and not self._terminated:
+            self._terminated = True
+            self.proc.terminate()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()  # warm shutdown
+            self.terminate()  # warm shutdown
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
@@ -226,12 +241,15 @@ def start_workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     """Start subprocess workers; every one still running is stopped after the test."""
     started: list[WorkerProcess] = []
 
-    def start(env: dict[str, str], concurrency: int = 2) -> WorkerProcess:
-        worker = WorkerProcess(env, tmp_path / f"worker{len(started)}.log", concurrency)
+    def start(env: dict[str, str], concurrency: int = 2, *, wait: bool = True) -> WorkerProcess:
+        log = tmp_path / f"worker{len(started)}.log"
+        worker = WorkerProcess(env, log, concurrency, wait=wait)
         started.append(worker)
         return worker
 
     yield start
+    for process in started:  # every one shuts down at once, then each is waited for
+        process.terminate()
     for process in started:
         process.stop()
 

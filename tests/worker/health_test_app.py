@@ -2,13 +2,17 @@
 
 Subprocess workers and beats start with ``celery -A health_test_app`` and read the same
 ``NOTIFIER_TEST_*`` variables as ``worker_test_tasks``; periods are 1 s, grace 1 s.
+``beat -S health_test_app:HangingScheduler`` is beat whose loop hangs on demand.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from typing import Any
 
 from celery import Celery
+from celery.beat import PersistentScheduler
 from notifier.worker import install
 
 #: The queue no worker of the test consumes (unless the test starts one for it).
@@ -53,6 +57,20 @@ def app_from_env() -> Celery:
 
     install(app)
     return app
+
+
+class HangingScheduler(PersistentScheduler):
+    """Celery's scheduler, whose loop blocks for good once ``NOTIFIER_TEST_HANG_FILE`` exists.
+
+    The call never returns, as a scheduler stuck on a lock or a dead connection: the
+    process and all its threads live on, only the loop stops.
+    """
+
+    def tick(self, *args: Any, **kwargs: Any) -> Any:
+        hang = os.environ.get("NOTIFIER_TEST_HANG_FILE")
+        while hang and os.path.exists(hang):
+            time.sleep(3600)
+        return super().tick(*args, **kwargs)
 
 
 if os.environ.get("NOTIFIER_TEST_BROKER"):

@@ -1,6 +1,6 @@
-"""Job health with real prefork workers: a hung run alerts and resolves by itself, and a
-queue that holds a message nobody consumes alerts (Redis and RabbitMQ, PostgreSQL and
-SQLite)."""
+"""Job health with real prefork workers: a hung run alerts (its limit from the durations
+earlier workers stored) and resolves by itself, and a queue that holds a message nobody
+consumes alerts (Redis and RabbitMQ, PostgreSQL and SQLite)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from celery import Celery
 from notifier.worker.health import RunWatch
 
 from notifier import Database, upgrade
-from notifier.models import PlatformAlert
+from notifier.health import record_durations, shared_p99s
+from notifier.models import PlatformAlert, TaskDurations
 from tests.conftest import RABBITMQ_URL, require_service
 
 from .conftest import WorkerProcess, alerts, make_app, wait_for, worker_test_tasks
@@ -80,12 +81,17 @@ def test_a_hung_run_alerts_and_resolves_and_an_unconsumed_queue_alerts(
         "NOTIFIER_HEALTH_WATCH_EVERY": "0.5",  # a prefork worker's watcher (its drainer)
     }
     client = make_app(broker, worker_database.url, spool_dir, task_default_queue=queue)
+    with worker_database.session_scope() as db:  # what workers before this one observed
+        record_durations(db, {"t.sleep": [0.6] * 20})
     try:
         start_workers(env)
         result = client.tasks["t.sleep"].delay(7, 4)
         fingerprint = f"run:overdue:{result.id}"
         alert = wait_for(lambda: _alert(worker_database, fingerprint), timeout=20)
         assert alert.title == "Task t.sleep is running past its limit"
+        # The new worker's limit is 3 x the stored p99 (above the floor of 1.5 s).
+        assert alert.alert_metadata["limit_source"] == "p99"
+        assert alert.alert_metadata["limit_seconds"] == 1.8
         assert "store_id': 7" in (alert.description or "")
         assert alert.alert_metadata["task_name"] == "t.sleep"
         assert alert.alert_metadata["arguments"] == {"store_id": 7, "seconds": 4}
@@ -101,6 +107,13 @@ def test_a_hung_run_alerts_and_resolves_and_an_unconsumed_queue_alerts(
         assert (resolved.resolution_notes or "").lower().startswith("resolved automatically")
         assert resolved.alert_metadata["resolved_by_run"]["task_id"] == result.id
         assert resolved.occurrence_count == 1
+
+        def stored_durations() -> int:  # the worker added this run's to the shared ones
+            with worker_database.session_scope() as db:
+                row = db.get(TaskDurations, "t.sleep")
+                return row.samples if row is not None else 0
+
+        wait_for(lambda: stored_durations() == 21, timeout=20)
 
         client.tasks["t.noop"].apply_async(queue=orphan)
         stuck = wait_for(lambda: _alert(worker_database, f"queue:no-consumer:{orphan}"), timeout=20)
@@ -171,3 +184,26 @@ def test_the_hard_time_limit_comes_first_then_the_override_then_the_p99() -> Non
     assert watch.p99("t.secret") == 40
     assert watch.limit(app.tasks["t.secret"], _request("t.secret", 1)) == (120, "p99")
     assert watch.limit(app.tasks["t.boom"], _request("t.boom", 1)) == (60, "floor")
+
+
+def test_a_restarted_worker_uses_the_durations_its_predecessor_stored(
+    database: Database,
+) -> None:
+    app = _app(notifier_run_limit_floor=60)
+    before = RunWatch.for_app(app)
+    for n in range(30):
+        started = 1000.0 + n * 100
+        before.scan([_request("t.secret", started, id=f"r{n}")], started + 40)
+        before.scan([], started + 40)
+    before.scan([_request("t.plain", 9000.0)], 9000.0)
+    before.scan([], 9100.0)  # an undecorated task: no limit uses its durations
+    with database.session_scope() as db:
+        before.share(db, [])
+        assert shared_p99s(db, ["t.secret", "t.plain"]) == {"t.secret": 40.0}
+
+    after = RunWatch.for_app(app)  # a new worker process: it has seen nothing itself
+    running = _request("t.secret", 20_000.0)
+    assert after.limit(app.tasks["t.secret"], running) == (60, "floor")
+    with database.session_scope() as db:  # its first heartbeat reads the shared p99
+        after.share(db, [running])
+    assert after.limit(app.tasks["t.secret"], running) == (120, "p99")

@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from celery import Celery
+from celery.beat import Service
 from celery.schedules import crontab, solar
-from notifier.worker.health import watched_entries
+from notifier.worker import install, uninstall
+from notifier.worker.health import sync_schedule, watched_entries
 from sqlalchemy import select
 
 from notifier import Database, upgrade
-from notifier.health import beat_ticked
+from notifier.health import beat_ticked, run_started, scheduler_state
 from notifier.models import PlatformAlert, ScheduleEntry
+from tests.worker.conftest import wait_for
 
 
 @pytest.fixture
@@ -131,4 +135,57 @@ def test_notifier_watch_syncs_the_schedule_and_alerts_a_missed_entry(tmp_path: P
             titles = list(db.scalars(select(PlatformAlert.title)))
         assert titles == ["Scheduled job missed: nightly"]
     finally:
+        database.dispose()
+
+
+def test_a_beat_started_without_its_schedule_file_is_expected_a_period_after_its_start(
+    app: Celery, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/shop.db"
+    upgrade(url)
+    app.conf.update(
+        notifier_database_url=url,
+        notifier_spool_dir=str(tmp_path / "spool"),
+        beat_schedule={
+            "hourly": {"task": "shop.hourly", "schedule": 3600.0},
+            "nightly": {"task": "shop.nightly", "schedule": crontab(minute=0, hour=3)},
+        },
+    )
+    database = Database(url)
+    sync_schedule(database, app.conf, app)  # a worker's sync
+    now = datetime.now(UTC)
+    with database.session_scope() as db:  # the store last saw a run 50 minutes ago
+        ran = now - timedelta(minutes=50)
+        run_started(db, "hourly", task_id="h1", next_due_at=ran + timedelta(hours=1), at=ran)
+        nightly = db.get(ScheduleEntry, "nightly")
+        assert nightly is not None
+        nightly_due = nightly.next_due_at
+    install(app)
+    beat = Service(app, max_interval=1, schedule_filename=str(tmp_path / "celerybeat-schedule"))
+    loop = threading.Thread(target=beat.start, daemon=True)
+    started = datetime.now(UTC)
+    loop.start()
+    try:
+
+        def hourly_due() -> datetime:
+            with database.session_scope() as db:
+                entry = db.get(ScheduleEntry, "hourly")
+                assert entry is not None
+                return entry.next_due_at
+
+        # A fresh beat sends it an hour after its own start, so that is when it is due.
+        wait_for(lambda: hourly_due() >= started + timedelta(seconds=3599), timeout=20)
+        assert hourly_due() <= datetime.now(UTC) + timedelta(seconds=3601)
+        with database.session_scope() as db:  # a crontab entry follows the wall clock
+            assert (db.get(ScheduleEntry, "nightly") or nightly).next_due_at == nightly_due
+
+        def ticking() -> bool:
+            with database.session_scope() as db:
+                return scheduler_state(db).state == "running"
+
+        wait_for(ticking, timeout=20)
+    finally:
+        beat.stop(wait=True)
+        loop.join(10)
+        uninstall(app)
         database.dispose()

@@ -1,7 +1,7 @@
 """Real ``celery beat`` and prefork workers on Redis: a missed entry alerts within its grace
-plus 60 s and resolves itself after the next run; a stopped beat is one alert, and the
-misses it causes are recorded but held back behind it, never delivered (PostgreSQL and
-SQLite)."""
+plus 60 s and resolves itself after the next run; a beat whose loop hangs (its process
+alive) is one alert, and the misses it causes are recorded but held back behind it, never
+delivered (PostgreSQL and SQLite)."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ class _Process:
 @pytest.mark.parametrize(
     ("store", "broker"), [("postgresql", "redis"), ("sqlite", "redis"), ("postgresql", "rabbitmq")]
 )
-def test_a_missed_entry_alerts_resolves_and_a_stopped_beat_holds_the_misses(
+def test_a_missed_entry_alerts_resolves_and_a_hung_beat_holds_the_misses(
     store: str, broker: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     health_database: Database = request.getfixturevalue(
@@ -124,6 +124,7 @@ def test_a_missed_entry_alerts_resolves_and_a_stopped_beat_holds_the_misses(
         "NOTIFIER_TEST_DATABASE": health_database.url,
         "NOTIFIER_TEST_SPOOL": str(tmp_path / "spool"),
         "NOTIFIER_HEALTH_WATCH_EVERY": "0.5",
+        "NOTIFIER_TEST_HANG_FILE": str(tmp_path / "hang"),
     }
     worker_args = ["worker", "-P", "prefork", "-c", "1", "-l", "INFO", "--without-gossip",
                    "--without-mingle", "--without-heartbeat"]  # fmt: skip
@@ -131,7 +132,8 @@ def test_a_missed_entry_alerts_resolves_and_a_stopped_beat_holds_the_misses(
     try:
         processes.append(_Process([*worker_args, "-Q", QUEUE, "-n", "main@%h"], env,
                                   tmp_path / "worker.log"))  # fmt: skip
-        beat_args = ["beat", "-l", "INFO", "--max-interval", "1", "-s", str(tmp_path / "beat")]
+        beat_args = ["beat", "-l", "INFO", "--max-interval", "1", "-s", str(tmp_path / "beat"),
+                     "-S", "health_test_app:HangingScheduler"]  # fmt: skip
         beat = _Process(beat_args, env, tmp_path / "beat.log")
         processes.append(beat)
 
@@ -160,14 +162,15 @@ def test_a_missed_entry_alerts_resolves_and_a_stopped_beat_holds_the_misses(
         assert (resolved.resolution_notes or "").lower().startswith("resolved automatically")
         assert resolved.alert_metadata["resolved_by_run"]["task_name"] == "h.elsewhere"
 
-        # Beat stops: one scheduler alert; per-entry misses while it is open are recorded
-        # but held back behind it, and nothing is delivered for them.
-        stopped_at = time.monotonic()
-        beat.stop()
+        # Beat's loop hangs, its process and threads alive: one scheduler alert; per-entry
+        # misses while it is open are recorded but held back behind it, none delivered.
+        hung_at = time.monotonic()
+        (tmp_path / "hang").touch()
         [down] = wait_for(lambda: _alerts(health_database, BEAT_FINGERPRINT), timeout=60)
-        print(f"stopped beat alerted after {time.monotonic() - stopped_at:.1f} s")
+        print(f"hung beat alerted after {time.monotonic() - hung_at:.1f} s")
         assert down.severity.value == "critical"
-        time.sleep(4)  # several periods and watcher ticks with beat down
+        time.sleep(4)  # several periods and watcher ticks with beat hung
+        assert beat.proc.poll() is None  # alive all along: only its loop stopped
         assert len(_alerts(health_database, BEAT_FINGERPRINT)) == 1
         symptoms = _alerts_since(health_database, "schedule:missed:", resolved.id)
         assert symptoms and all(symptom.held_back_by_id == down.id for symptom in symptoms)

@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
@@ -166,6 +167,16 @@ def define_tasks(app: Celery) -> None:
     def unstorable(store_id: int) -> object:
         """Return a value the JSON result backend cannot store."""
         return object()
+
+    @task(name="t.publish")
+    @import_job
+    def publish(store_id: int, go: str) -> None:
+        """Say it started, wait until ``go`` exists, then send a task through the broker."""
+        Path(f"{go}.started").touch()
+        deadline = time.monotonic() + 60
+        while not Path(go).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        app.tasks["t.noop"].delay()
 
     @task(name="t.db_import")
     @import_job

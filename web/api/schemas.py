@@ -335,7 +335,8 @@ class AlertOut(Output):
     #: The escalation step that fired last (1-based) and when; null before the first.
     escalation_step: int | None
     escalation_step_at: Timestamp | None
-    #: A root cause: the scope it explains ("scheduler", "queue:<name>", "database:<tag>").
+    #: A root cause: the scope it explains ("scheduler", "queue:<name>", "database:<tag>",
+    #: "broker:<tag>").
     explains: str | None = None
     #: The root-cause alert that held it back: recorded and shown, never delivered.
     held_back_by_id: int | None = None

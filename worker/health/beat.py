@@ -6,20 +6,23 @@ and finish): any other task pays one dictionary lookup in ``task_prerun`` and
 routed to a queue nobody consumes is a miss. Entries sharing a task are told apart by
 their arguments.
 
-In the beat process (``celery beat``, or ``worker -B``), ``beat_init`` starts a thread
-that syncs the schedule into the store and records a tick every few seconds; the
-watcher counts beat as stopped after its longest interval plus grace without one.
+In the beat process (``celery beat``, or ``worker -B``), the scheduler loop stamps the time
+of each pass in memory, and a thread started at ``beat_init`` syncs the schedule into the
+store (with when beat itself will next send each entry) and writes the loop's latest
+pass as beat's tick. The watcher counts beat as stopped after its longest interval plus
+grace without one: a beat whose process died, or whose loop hangs in a blocking call.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Celery, signals
@@ -29,7 +32,14 @@ from notifier import Database, schema_problem
 from notifier.health import beat_ticked, grace_for, run_finished, run_started
 
 from ..guard import guard
-from .schedule import WatchedEntry, database_url, live_redis_url, sync_schedule, watched_entries
+from .schedule import (
+    WatchedEntry,
+    database_url,
+    live_redis_url,
+    scheduler_dues,
+    sync_schedule,
+    watched_entries,
+)
 from .watch import WatcherThread, watch_every
 
 __all__ = ["install_health", "uninstall_health"]
@@ -224,31 +234,76 @@ def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:
             state.watcher = None
 
 
-class _BeatTicker(threading.Thread):
-    """In the beat process: sync the schedule once, then record a tick every ``every`` s."""
+class _LoopClock:
+    """When beat's scheduler loop last finished a pass (``time.monotonic()``).
 
-    def __init__(self, conf: Mapping[str, Any], app: Any, max_interval: float) -> None:
+    Set by the loop itself, in memory only; the ticker thread turns it into the store's
+    tick. A loop hung in a blocking call stops setting it, though its process lives on.
+    """
+
+    def __init__(self) -> None:
+        # Stamped before the first pass, so a loop that wedges at once goes stale.
+        self.at = time.monotonic()
+
+    def stamped(self, tick: Callable[..., Any]) -> Callable[..., Any]:
+        """``tick`` stamping this clock each time it returns (one float store a pass)."""
+
+        @functools.wraps(tick)
+        def tick_and_stamp(*args: Any, **kwargs: Any) -> Any:
+            interval = tick(*args, **kwargs)
+            self.at = time.monotonic()
+            return interval
+
+        return tick_and_stamp
+
+
+class _BeatTicker(threading.Thread):
+    """In the beat process: sync the schedule once, then write the loop's latest pass.
+
+    It looks every ``every`` s and writes when the loop has passed since its last write;
+    the tick it writes is the loop's time, not its own, so a hung loop goes silent.
+    """
+
+    def __init__(
+        self,
+        conf: Mapping[str, Any],
+        app: Any,
+        max_interval: float,
+        clock: _LoopClock,
+        scheduler_due: Mapping[str, datetime],
+    ) -> None:
         super().__init__(name="notifier-beat-ticks", daemon=True)
         self.conf = conf
         self.app = app
-        floor = float(conf.get("notifier_schedule_grace_floor") or 60.0)
-        self.stale_after = max_interval + grace_for(max_interval, floor=floor)
+        self.clock = clock
+        self.scheduler_due = dict(scheduler_due)
         self.every = min(max(max_interval / 2, 1.0), 30.0)
+        floor = float(conf.get("notifier_schedule_grace_floor") or 60.0)
+        # The loop passes at least every max_interval; this thread sees a pass up to
+        # ``every`` later; the grace is on top.
+        self.stale_after = max_interval + self.every + grace_for(max_interval, floor=floor)
         self._stop = threading.Event()
 
     def run(self) -> None:
         database = Database(database_url(self.conf), live_redis_url=live_redis_url(self.conf))
         synced = not self.conf.get("beat_schedule")
         detail = f"pid {os.getpid()}"
+        written: float | None = None
         failing = False
         try:
             while not self._stop.is_set():
                 try:
                     if not synced:
-                        sync_schedule(database, self.conf, self.app)
+                        sync_schedule(database, self.conf, self.app, self.scheduler_due)
                         synced = True
-                    with database.session_scope(immediate=True) as db:
-                        beat_ticked(db, stale_after_seconds=self.stale_after, detail=detail)
+                    passed = self.clock.at
+                    if passed != written:
+                        seen = datetime.now(UTC) - timedelta(seconds=time.monotonic() - passed)
+                        with database.session_scope(immediate=True) as db:
+                            beat_ticked(
+                                db, stale_after_seconds=self.stale_after, detail=detail, at=seen
+                            )
+                        written = passed
                     failing = False
                 except Exception as exc:  # the database is down or not migrated: say it once
                     if not failing:
@@ -266,12 +321,26 @@ _tickers: list[_BeatTicker] = []
 
 
 def _on_beat_init(sender: Any = None, **_: Any) -> None:
+    """Beat starts (its loop's thread, before the first pass): clock the loop, start ticks.
+
+    Celery has no signal per pass of the loop; the loop calls its scheduler's ``tick()``
+    each pass, so that one scheduler instance's ``tick`` is wrapped to stamp the clock.
+    The host's scheduler class (Celery's, django-celery-beat's, any other) is kept.
+    """
     with guard("beat_init (job health)"):
         app = getattr(sender, "app", None)
         state = _apps.get(app)
         if state is None:
             return
-        ticker = _BeatTicker(state.conf, app, float(sender.scheduler.max_interval))
+        scheduler = sender.scheduler
+        clock = _LoopClock()
+        scheduler.tick = clock.stamped(scheduler.tick)
+        due: dict[str, datetime] = {}
+        try:
+            due = scheduler_dues(scheduler, {e.name for e in watched_entries(state.conf, app)})
+        except Exception:  # the ticks matter more than the due times: sync without them
+            logger.exception("notifier: beat's next sends could not be read")
+        ticker = _BeatTicker(state.conf, app, float(scheduler.max_interval), clock, due)
         _tickers.append(ticker)
         ticker.start()
 

@@ -4,7 +4,8 @@ A task failure whose exception (or one it was raised from) is a connection error
 database driver is a symptom of ``database:<tag>``, the worker's own database: a host's
 tasks and the notifier usually share it, and the worker cannot tell one URL from another
 in a driver's exception. A connection error of the broker's client is a symptom of
-``broker:<tag>``. The drainer opens the root cause "database unreachable" when it records
+``broker:<tag>`` (:func:`broker_tag`, the same tag the health loop's broker root cause
+carries). The drainer opens the root cause "database unreachable" when it records
 again after failing to reach the database (in the transaction of its first batch, so the
 failures of the outage are held back by it) and resolves it once the spool is empty.
 """
@@ -14,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from notifier import AlertType, Severity, must_wait, platform_alert_service, utcnow
+from notifier.health import broker_scope
 
-__all__ = ["DatabaseOutage", "connection_scopes"]
+__all__ = ["DatabaseOutage", "broker_tag", "connection_scopes", "url_tag"]
 
 logger = logging.getLogger("notifier.worker")
 
@@ -62,7 +65,7 @@ def connection_scopes(exc: BaseException, database_tag: str, broker_tag: str) ->
         if kind == "database":
             return [f"database:{database_tag}"]
         if kind == "broker":
-            return [f"broker:{broker_tag}"]
+            return [broker_scope(broker_tag)]
         seen = seen.__cause__ or seen.__context__
     return []
 
@@ -71,6 +74,11 @@ def url_tag(url: str) -> str:
     """A short stable tag of a URL without its credentials (the broker's)."""
     shown = url.rpartition("@")[2] if "@" in url else url
     return hashlib.sha256(shown.encode()).hexdigest()[:12]
+
+
+def broker_tag(app: Any) -> str:
+    """The tag of ``app``'s broker (its ``broker_url``), for scopes and the root cause."""
+    return url_tag(str(app.conf.get("broker_url") or ""))
 
 
 class DatabaseOutage:

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from notifier import utcnow
 from notifier.health import QueueObservation
 
 logger = logging.getLogger("notifier.worker")
@@ -92,19 +93,20 @@ def probe(connection: Any, names: Iterable[str]) -> list[QueueObservation]:
     driver = connection.transport.driver_type
     head_of = _HEADS.get(driver)
     observations: list[QueueObservation] = []
+    at = utcnow()  # before the first answer: a check skips what is older than its last
     channel = connection.channel()
     try:
         for name in names:
             try:
                 declared = channel.queue_declare(queue=name, passive=True)
             except connection.channel_errors:  # no such queue: nothing waits in it
-                observations.append(QueueObservation(name, 0))
+                observations.append(QueueObservation(name, 0, seen_at=at))
                 channel = _reopened(connection, channel)
                 continue
             depth = int(declared.message_count or 0)
             head = head_of(channel, name) if head_of is not None and depth else None
             consumers = int(declared.consumer_count or 0) if driver == "amqp" else None
-            observations.append(QueueObservation(name, depth, head, consumers))
+            observations.append(QueueObservation(name, depth, head, consumers, at))
     finally:
         _close(channel)
     return observations

@@ -30,7 +30,7 @@ from notifier import RECOVERED, Database, FailureReport, JobKind, watched_recove
 
 from ..decorators import spec_of, task_arguments
 from ..spool.choice import database_tag
-from .inhibition import connection_scopes, url_tag
+from .inhibition import broker_tag, connection_scopes
 
 __all__ = [
     "DEFAULT_REFRESH_SECONDS",
@@ -139,8 +139,10 @@ class RecoveryWatch:
         """``report`` with its root-cause scopes and whether it resolves on recovery."""
         if not self._database_tag:
             self._database_tag = database_tag(database_url)
-        broker = str(self._setting("broker_url", "") or "")
-        scopes = connection_scopes(exc, self._database_tag, url_tag(broker))
+        app = self._app()
+        scopes = connection_scopes(
+            exc, self._database_tag, broker_tag(app) if app is not None else ""
+        )
         resolves = (
             report.fingerprint is not None
             and report.event == "failure"

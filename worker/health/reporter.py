@@ -2,15 +2,19 @@
 
 Every ``notifier_health_interval`` seconds (10 by default) it scans the worker's active
 requests for runs past their limit, counts the messages waiting in the app's queues, and
-in one short transaction writes the worker's heartbeat (its queues, its overdue runs) and
-checks the queues it probed. It wakes rarely and does little, so the pool's dispatching
-does not feel it; nothing is written per task. A worker stopped cleanly removes its
+in one short transaction writes the worker's heartbeat (its queues, its overdue runs), adds
+the run durations it observed to the shared ones, and checks the queues it probed. It
+wakes rarely and does little, so the pool's dispatching does not feel it; nothing is
+written per task. A worker stopped cleanly removes its
 heartbeat, so its queues count one consumer less at once.
 
 The hung-run check reads only the heartbeats, so it is the watcher's (one process at a
 time, under its lease). The queue check stays here: it needs this process's broker
-observations of the moment, and two workers checking at once is safe (the queue state is
-an insert-if-absent row per queue, and an alert an upsert per fingerprint).
+observations of the moment. Two workers checking the same queue count once: the check
+locks the queue's row and skips an observation older than the last check
+(:func:`notifier.health.check_queues`). The probe is also the broker's reachability probe
+(:class:`~.broker.BrokerWatch`): a probe that cannot reach the broker still writes the
+heartbeat, and a few in a row open the broker's root cause.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from typing import Any
 from celery.worker import state as worker_state
 
 from notifier import Database
-from notifier.health import check_queues, forget_worker, record_heartbeat
+from notifier.health import QueueObservation, check_queues, forget_worker, record_heartbeat
 
+from .broker import BrokerWatch
 from .queues import probe, watched_queues
 from .runs import RunWatch
 
@@ -69,6 +74,7 @@ class HealthReporter:
             for name, value in dict(conf.get("notifier_queue_max_ages") or {}).items()
         }
         self.runs = RunWatch.for_app(app, all_tasks=all_tasks)
+        self.broker = BrokerWatch(app, self.interval)
         self._app = weakref.ref(app)
         self._database_url = database_url
         self._database: Database | None = None
@@ -120,18 +126,18 @@ class HealthReporter:
             self._stop.wait(self.interval)
 
     def tick(self) -> None:
-        """Scan, probe, then write the heartbeat and check the queues in one transaction."""
+        """Scan, probe, then write the heartbeat and durations and check the queues at once."""
         app = self._app()
         if app is None:
             self._stop.set()
             return
-        overdue = self.runs.scan(_active_requests(), time.time())
-        if self._connection is None:
-            self._connection = app.connection_for_read()
-        observations = probe(self._connection, watched_queues(app))
+        requests = _active_requests()
+        overdue = self.runs.scan(requests, time.time())
+        observations = self._observe(app)
         if self._database is None:
             self._database = Database(self._database_url)
         with self._database.session_scope(immediate=True) as db:
+            self.runs.share(db, requests)  # the next scan's limits use what it reads
             record_heartbeat(
                 db,
                 self.hostname,
@@ -140,7 +146,26 @@ class HealthReporter:
                 overdue=overdue,
                 ttl=timedelta(seconds=self.interval * 3 + 5),
             )
-            check_queues(db, observations, max_age=self.queue_max_age, max_ages=self.queue_max_ages)
+            self.broker.report(db, self.hostname)
+            if observations is not None:
+                check_queues(
+                    db, observations, max_age=self.queue_max_age, max_ages=self.queue_max_ages
+                )
+
+    def _observe(self, app: Any) -> list[QueueObservation] | None:
+        """The watched queues' depths, or None if the broker could not be reached."""
+        try:
+            if self._connection is None:
+                self._connection = self.broker.connect(app)
+            observations = probe(self._connection, watched_queues(app))
+        except Exception as exc:
+            if not self.broker.unreachable(exc):
+                raise
+            self._close_broker()  # a new connection next tick
+            self.broker.failed(exc)
+            return None
+        self.broker.reached()
+        return observations
 
     def _close_broker(self) -> None:
         connection, self._connection = self._connection, None

@@ -3,9 +3,11 @@
 The worker's main process already holds every active request (``celery.worker.state``),
 with the time its pool accepted it and the pid running it. A scan every few seconds
 finds the runs past their limit; nothing is written for a run that finishes in time, so
-the success path costs nothing. Observed durations are kept in memory per task name (the
-time a run was last seen active, so a lower bound of short runs and a fair figure of the
-long runs that matter for a limit).
+the success path costs nothing. Observed durations are kept per task name (the time from
+a run's start to the scan that no longer sees it: runs shorter than a scan interval are
+rarely seen, the long runs that matter for a limit always are); the health loop's
+heartbeat transaction adds the new ones to the store and reads back the shared p99
+(:meth:`RunWatch.share`), so a restarted worker keeps it and every worker uses the same.
 
 A run's limit is its hard time limit when it has one; else the task's own override
 (``notifier_run_limit`` on the task, or ``notifier_run_limits = {name: seconds}`` in the
@@ -21,16 +23,17 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from notifier.health import OverdueRun
+from sqlalchemy.orm import Session
+
+from notifier.health import OverdueRun, p99, record_durations, shared_p99s
 
 from ..decorators import spec_of, task_arguments
 from ..redaction import safe_arguments
 
 DEFAULT_FLOOR = 600.0  # seconds: ten minutes, before a task has a history
 DEFAULT_MULTIPLE = 3.0
-#: Durations kept per task name, and the fewest that make a p99 worth using.
+#: Durations kept in memory per task name (the store keeps its own latest ones).
 _SAMPLES = 500
-_MIN_SAMPLES = 20
 
 
 def _positive(value: Any) -> float | None:
@@ -59,6 +62,9 @@ class RunWatch:
         self.multiple = multiple
         self.overrides = dict(overrides or {})
         self._durations: dict[str, deque[float]] = {}
+        #: Durations seen since the last :meth:`share`, and the store's p99s it read.
+        self._unshared: dict[str, list[float]] = {}
+        self._shared: dict[str, float] = {}
         self._active: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
@@ -80,12 +86,30 @@ class RunWatch:
         )
 
     def p99(self, task_name: str) -> float | None:
-        """The 99th percentile of the durations seen for ``task_name``; None with too few."""
+        """The task's p99 duration: the store's (all workers'), else this worker's own.
+
+        None with too few durations seen.
+        """
         with self._lock:
-            samples = sorted(self._durations.get(task_name, ()))
-        if len(samples) < _MIN_SAMPLES:
-            return None
-        return samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+            shared = self._shared.get(task_name)
+            if shared is not None:
+                return shared
+            samples = list(self._durations.get(task_name, ()))
+        return p99(samples)
+
+    def share(self, db: Session, requests: Iterable[Any]) -> None:
+        """Store the durations seen since the last call; read the p99 of ``requests``' tasks.
+
+        Called in the heartbeat's transaction with the requests running now. Durations
+        seen while the store cannot be reached stay in this worker's memory only.
+        """
+        with self._lock:
+            unshared, self._unshared = self._unshared, {}
+        record_durations(db, unshared)
+        names = {str(getattr(request, "task_name", "") or "") for request in requests}
+        found = shared_p99s(db, (names | set(unshared)) - {""})
+        with self._lock:
+            self._shared.update(found)
 
     def limit(self, task: Any, request: Any) -> tuple[float, str]:
         """The limit in seconds of ``request``'s run, and where it comes from."""
@@ -122,12 +146,19 @@ class RunWatch:
         self._finished(active, now)
         return overdue
 
+    def _watched(self, name: str) -> bool:
+        task = self.app.tasks.get(name)
+        return task is not None and (self.all_tasks or spec_of(task) is not None)
+
     def _finished(self, active: dict[str, tuple[str, float]], now: float) -> None:
         with self._lock:
             for task_id, (name, started) in self._active.items():
                 if task_id not in active:
+                    duration = max(0.0, now - started)
                     samples = self._durations.setdefault(name, deque(maxlen=_SAMPLES))
-                    samples.append(max(0.0, now - started))
+                    samples.append(duration)
+                    if self._watched(name):  # the store keeps only what a limit uses
+                        self._unshared.setdefault(name, []).append(duration)
             self._active = active
 
     def _overdue(

@@ -8,7 +8,7 @@ watched with no configuration. Interval, crontab and solar schedules all answer
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
@@ -30,6 +30,8 @@ __all__ = [
     "database_url",
     "entry_queue",
     "live_redis_url",
+    "next_due",
+    "scheduler_dues",
     "sync_schedule",
     "watched_entries",
 ]
@@ -55,12 +57,7 @@ class WatchedEntry:
 
     def next_due_after(self, moment: datetime) -> datetime:
         """When the run after one started at ``moment`` is due (UTC)."""
-        now = _aware(self.schedule.now())
-        remaining: timedelta = self.schedule.remaining_estimate(moment)
-        # To the second: crontab drops the microseconds of ``moment``, so its estimate lands
-        # a hair before the minute, and the run after that would look due at once.
-        due = now + remaining
-        return due.replace(microsecond=0) + timedelta(seconds=round(due.microsecond / 1e6))
+        return next_due(self.schedule, moment)
 
     def period_seconds(self, now: datetime) -> float:
         """The interval, or for crontab and solar the gap between the next two due times."""
@@ -69,8 +66,8 @@ class WatchedEntry:
         first = self.next_due_after(now)
         return max((self.next_due_after(first) - first).total_seconds(), 1.0)
 
-    def spec(self, now: datetime) -> EntrySpec:
-        """The entry as the store keeps it."""
+    def spec(self, now: datetime, scheduler_due_at: datetime | None = None) -> EntrySpec:
+        """The entry as the store keeps it (with beat's own next send, when beat syncs)."""
         return EntrySpec(
             name=self.name,
             task=self.task,
@@ -79,11 +76,42 @@ class WatchedEntry:
             grace_seconds=self.grace_seconds,
             first_due_at=self.next_due_after(now),
             queue=self.queue,
+            scheduler_due_at=scheduler_due_at,
         )
 
     def matches(self, args: Any, kwargs: Any) -> bool:
         """Whether a run with these arguments is this entry's (for entries sharing a task)."""
         return tuple(args or ()) == self.args and dict(kwargs or {}) == self.kwargs
+
+
+def next_due(when: BaseSchedule, last_run_at: datetime) -> datetime:
+    """When ``when`` is next due after a run at ``last_run_at`` (UTC; now when overdue)."""
+    now = _aware(when.now())
+    remaining: timedelta = when.remaining_estimate(last_run_at)
+    # To the second: crontab drops the microseconds of ``last_run_at``, so its estimate lands
+    # a hair before the minute, and the run after that would look due at once.
+    due = now + max(remaining, timedelta(0))
+    return due.replace(microsecond=0) + timedelta(seconds=round(due.microsecond / 1e6))
+
+
+def scheduler_dues(scheduler: Any, names: Iterable[str]) -> dict[str, datetime]:
+    """When beat's ``scheduler`` will next send each of the entries ``names``, by name.
+
+    Asked of the scheduler itself (any class: Celery's, django-celery-beat's, ...), from the
+    last run it remembers: a beat started without its schedule file counts an interval
+    entry from its own start, not from the run the store last saw.
+    """
+    wanted = set(names)
+    dues: dict[str, datetime] = {}
+    for name, entry in dict(scheduler.schedule).items():
+        when, last = getattr(entry, "schedule", None), getattr(entry, "last_run_at", None)
+        if name not in wanted or not isinstance(when, BaseSchedule) or last is None:
+            continue
+        try:
+            dues[name] = next_due(when, last)
+        except Exception:  # a schedule that cannot compute: the store keeps its own figure
+            logger.debug("notifier: beat's next send of %r is not known", name, exc_info=True)
+    return dues
 
 
 def _aware(moment: datetime) -> datetime:
@@ -186,10 +214,20 @@ def live_redis_url(conf: Mapping[str, Any]) -> str | None:
     return str(url) if url else live_redis_url_from_env()
 
 
-def sync_schedule(database: Database, conf: Mapping[str, Any], app: Any = None) -> int:
-    """Write ``conf``'s beat schedule into the store; returns how many entries it holds."""
+def sync_schedule(
+    database: Database,
+    conf: Mapping[str, Any],
+    app: Any = None,
+    scheduler_due: Mapping[str, datetime] | None = None,
+) -> int:
+    """Write ``conf``'s beat schedule into the store; returns how many entries it holds.
+
+    ``scheduler_due`` (from :func:`scheduler_dues`, in the beat process): when beat will
+    next send each entry; the store expects no run before that.
+    """
     now = datetime.now(UTC)
-    specs = [entry.spec(now) for entry in watched_entries(conf, app)]
+    dues = scheduler_due or {}
+    specs = [entry.spec(now, dues.get(entry.name)) for entry in watched_entries(conf, app)]
     with database.session_scope(immediate=True) as db:
         sync_entries(db, specs, now=now)
     return len(specs)
