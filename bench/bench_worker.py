@@ -108,8 +108,30 @@ def make_app(variant: str | None = None) -> Celery:
     return app
 
 
+def _profile_children(folder: str) -> None:
+    """cProfile each pool child from its start to its exit, into ``folder``."""
+    import cProfile
+
+    from celery import signals
+
+    profile = cProfile.Profile()
+
+    def start(**_: Any) -> None:
+        profile.enable()
+
+    def dump(**_: Any) -> None:
+        profile.disable()
+        variant = os.environ["BENCH_VARIANT"]
+        profile.dump_stats(str(Path(folder) / f"{variant}-{os.getpid()}.prof"))
+
+    signals.worker_process_init.connect(start, weak=False)
+    signals.worker_process_shutdown.connect(dump, weak=False)
+
+
 if os.environ.get("BENCH_VARIANT"):
     app = make_app(os.environ["BENCH_VARIANT"])
+    if os.environ.get("BENCH_PROFILE"):
+        _profile_children(os.environ["BENCH_PROFILE"])
 
 
 # -- the benchmark driver ----------------------------------------------------------------
@@ -170,11 +192,14 @@ class Worker:
 def cpu_seconds(worker: Worker) -> dict[str, float]:
     """CPU seconds so far of a bench worker's main process, pool children and drainer.
 
-    Children that exited in between are not counted (no pool child is replaced here).
+    Each part's system time is also under ``<part> sys``. Children that exited in between
+    are not counted (no pool child is replaced here).
     """
     main = psutil.Process(worker.proc.pid)
     times = main.cpu_times()
     seconds = {"main": times.user + times.system, "children": 0.0, "drainer": 0.0}
+    seconds["main sys"] = times.system
+    seconds["children sys"] = seconds["drainer sys"] = 0.0
     for child in main.children(recursive=True):
         try:
             times = child.cpu_times()
@@ -182,6 +207,7 @@ def cpu_seconds(worker: Worker) -> dict[str, float]:
         except psutil.Error:
             continue
         seconds[part] += times.user + times.system
+        seconds[f"{part} sys"] += times.system
     return seconds
 
 
@@ -279,25 +305,45 @@ def main() -> None:
     parser.add_argument("--failures", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--latency-samples", type=int, default=300)
+    parser.add_argument(
+        "--spool-root",
+        default=None,
+        help="the folder the workers' spools go in (default: a temporary folder, on /tmp's "
+        "file system); e.g. /dev/shm to see what the disk costs",
+    )
+    parser.add_argument(
+        "--profile-children",
+        default=None,
+        metavar="DIR",
+        help="cProfile each pool child of the none and plugin workers, written to DIR",
+    )
     options = parser.parse_args()
 
     _counter().flushdb()
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     client = make_app()
-    with fresh_database() as url, tempfile.TemporaryDirectory() as tmp:
+    with (
+        fresh_database() as url,
+        tempfile.TemporaryDirectory() as tmp,
+        tempfile.TemporaryDirectory(dir=options.spool_root) as spools,
+    ):
         database = Database(url)
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)]),
             "BENCH_DATABASE": url,
-            "BENCH_SPOOL": str(Path(tmp) / "spool"),
+            "BENCH_SPOOL": str(Path(spools) / "spool"),
             "BENCH_SENTRY_DSN": f"http://public@127.0.0.1:{sink.server_port}/1",
         }
-        workers = {v: Worker(v, env, Path(tmp) / f"{v}.log") for v in ("none", "plugin", "sentry")}
+        profiled = {"BENCH_PROFILE": options.profile_children} if options.profile_children else {}
+        workers = {
+            v: Worker(v, {**env, **profiled} if v != "sentry" else env, Path(tmp) / f"{v}.log")
+            for v in ("none", "plugin", "sentry")
+        }
         # Latency needs a notification per failure: its own worker, with a cooldown of 0.
         # (and its own spool: the plugin worker's drainer would record its events otherwise)
-        latency_env = {**env, "BENCH_COOLDOWN": "0", "BENCH_SPOOL": str(Path(tmp) / "lspool")}
+        latency_env = {**env, "BENCH_COOLDOWN": "0", "BENCH_SPOOL": str(Path(spools) / "lspool")}
         workers["latency"] = Worker("latency", latency_env, Path(tmp) / "latency.log")
         try:
             wait_ready(client, list(workers.values()))
@@ -379,8 +425,10 @@ def main() -> None:
     )
     failures = per_round * options.rounds
     for variant in ("none", "plugin"):
+        us = {part: seconds / failures * 1e6 for part, seconds in fail_cpu[variant].items()}
         split = "  ".join(
-            f"{part} {seconds / failures * 1e6:.0f}" for part, seconds in fail_cpu[variant].items()
+            f"{part} {us[part]:.0f} (sys {us[part + ' sys']:.0f})"
+            for part in ("main", "children", "drainer")
         )
         print(f"  CPU per failing task, {variant:6s} (us): {split}")
     print(f"  events recorded: {recorded_total} of {failures} (alert occurrence_count)")

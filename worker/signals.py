@@ -31,7 +31,7 @@ from billiard.process import current_process
 from celery import Celery, signals
 from celery.concurrency import get_implementation
 
-from notifier import Database, FailureReport, Settings, live_redis_url_from_env
+from notifier import Database, FailureReport, Settings, live_redis_url_from_env, metrics
 
 from .decorators import spec_of
 from .events import failure_report, returned_reports
@@ -242,6 +242,7 @@ def install(celery_app: Celery, *, all_tasks: bool = False) -> None:
         signals.worker_process_shutdown.connect(
             _on_worker_process_shutdown, dispatch_uid="notifier.worker_process_shutdown"
         )
+        signals.worker_init.connect(_on_worker_init, dispatch_uid="notifier.worker_init")
         signals.worker_ready.connect(_on_worker_ready, dispatch_uid="notifier.worker_ready")
         signals.worker_shutdown.connect(
             _on_worker_shutdown, dispatch_uid="notifier.worker_shutdown"
@@ -267,6 +268,7 @@ def uninstall(celery_app: Celery) -> None:
             signals.worker_process_shutdown.disconnect(
                 dispatch_uid="notifier.worker_process_shutdown"
             )
+            signals.worker_init.disconnect(dispatch_uid="notifier.worker_init")
             signals.worker_ready.disconnect(dispatch_uid="notifier.worker_ready")
             signals.worker_shutdown.disconnect(dispatch_uid="notifier.worker_shutdown")
             signals.worker_process_init.disconnect(dispatch_uid="notifier.recovery_init")
@@ -402,6 +404,12 @@ def _on_worker_process_shutdown(**_: Any) -> None:
             return
         for installation in list(_installations.values()):
             installation.process_exiting()
+
+
+def _on_worker_init(**_: Any) -> None:
+    # Before the pool forks: what every pool child counts on a failure is made once here.
+    with guard("worker_init"):
+        metrics.prepare("notifier_failures_captured_total")
 
 
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:

@@ -19,10 +19,11 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.result import AsyncResult
 from notifier.worker import install, uninstall
+from notifier.worker.spool import Spool
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
 
-from notifier import Database
+from notifier import Database, FailureKind, FailureReport, JobKind
 from notifier.models import AdminNotification, PlatformAlert
 
 HERE = Path(__file__).parent
@@ -128,13 +129,33 @@ def notification_count(database: Database) -> int:
         return int(db.scalar(sql_select(func.count()).select_from(AdminNotification)) or 0)
 
 
+def numbered_report(n: int) -> FailureReport:
+    """The report of the ``n``-th failure of one import (key ``celery:task-<n>:failure``)."""
+    return FailureReport(
+        key=f"celery:task-{n}:failure",
+        job=JobKind.IMPORT,
+        kind=FailureKind.EXCEPTION,
+        task_name="shop.import",
+        task_id=f"task-{n}",
+        store_id=7,
+        exception_class="ValueError",
+        fingerprint="celery:shop.import:ValueError:store=7",
+        message="boom",
+    )
+
+
+def spool_pending(spool: Path) -> int:
+    """How many reports wait in the spool folder ``spool`` (``notifier spool status``'s count)."""
+    return Spool(spool).stats()[0] if spool.is_dir() else 0
+
+
 def settle(database: Database, spool: Path, quiet: float = 0.6, timeout: float = 30) -> None:
     """Wait until the spool is empty and nothing new has been recorded for ``quiet`` seconds."""
     deadline = time.monotonic() + timeout
     last = (-1, -1)
     stable_since = time.monotonic()
     while time.monotonic() < deadline:
-        pending = [p for p in spool.glob("*.json")] if spool.exists() else []
+        pending = spool_pending(spool)
         with database.session_scope() as db:
             now = (
                 int(db.scalar(sql_select(func.count()).select_from(AdminNotification)) or 0),

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from notifier import Database
 from notifier.models import AdminNotification, PlatformAlert
 
-from .conftest import wait_for
+from .conftest import spool_pending, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -142,7 +142,7 @@ def test_demo_enqueues_jobs_whose_failures_become_notifications(tmp_path: Path) 
     try:
         wait_for(lambda: _storm_runs(tmp_path) >= 40, timeout=90, interval=1)
         spool = tmp_path / "instance" / "spool"
-        wait_for(lambda: not list(spool.glob("*.json")), timeout=30, interval=0.5)
+        wait_for(lambda: spool_pending(spool) == 0, timeout=30, interval=0.5)
         time.sleep(2)  # the last batch commits
         assert _snapshot(database) == before
     finally:

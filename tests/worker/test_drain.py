@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from notifier.worker.spool import Drainer, Spool
 
-from notifier import FailureKind, FailureReport, JobKind
+from notifier import FailureReport
+
+from .conftest import numbered_report
 
 
 class _Batches:
@@ -34,20 +36,6 @@ class _Batches:
     @property
     def keys(self) -> list[str]:
         return [key for _, keys in self.batches for key in keys]
-
-
-def _report(n: int) -> FailureReport:
-    return FailureReport(
-        key=f"celery:task-{n}:failure",
-        job=JobKind.IMPORT,
-        kind=FailureKind.EXCEPTION,
-        task_name="shop.import",
-        task_id=f"task-{n}",
-        store_id=7,
-        exception_class="ValueError",
-        fingerprint="celery:shop.import:ValueError:store=7",
-        message="boom",
-    )
 
 
 @pytest.fixture
@@ -80,12 +68,12 @@ def test_a_burst_of_failures_is_recorded_in_one_transaction_once_it_pauses(
     drainer.QUIET_SECONDS = 0.06  # a loaded test machine may stall the writer for a while
     drainer.LINGER_SECONDS = 5.0
     for n in range(60):
-        spool.put(_report(n))
+        spool.put(numbered_report(n))
         time.sleep(0.005)
-    _wait(lambda: len(recorded.keys) == 60 and not spool.pending())
+    _wait(lambda: len(recorded.keys) == 60 and not spool.stats()[0])
     assert sorted(recorded.keys) == sorted(f"celery:task-{n}:failure" for n in range(60))
     assert len(recorded.batches) <= 2 + 1, [len(keys) for _, keys in recorded.batches]
-    assert not spool.pending()
+    assert not spool.stats()[0]
 
 
 def test_a_burst_that_goes_on_is_recorded_while_it_goes_on(
@@ -96,7 +84,7 @@ def test_a_burst_that_goes_on_is_recorded_while_it_goes_on(
     drainer.LINGER_SECONDS = 0.2
     start = time.monotonic()
     for n in range(150):  # 750 ms of failures 5 ms apart
-        spool.put(_report(n))
+        spool.put(numbered_report(n))
         time.sleep(0.005)
     _wait(lambda: len(recorded.keys) == 150)
     first = recorded.batches[0][0] - start
@@ -110,9 +98,9 @@ def test_a_lone_failure_is_recorded_without_waiting_for_more(
     running: tuple[Spool, Drainer, _Batches],
 ) -> None:
     spool, drainer, recorded = running
-    _wait(lambda: not spool.pending())
+    _wait(lambda: not spool.stats()[0])
     put = time.monotonic()
-    spool.put(_report(1))
+    spool.put(numbered_report(1))
     _wait(lambda: recorded.batches)
     waited = recorded.batches[0][0] - put
     assert waited < drainer.POLL_SECONDS + drainer.QUIET_SECONDS + 0.2
@@ -124,8 +112,8 @@ def test_a_spool_file_that_is_not_utf8_goes_to_the_dead_letters(tmp_path: Path) 
     spool = Spool(tmp_path / "spool", owner="test")
     spool.ensure()
     (spool.directory / "00000000000000000001-1-00000000-dbtest.json").write_bytes(b"\xff{")
-    spool.put(_report(2))
+    spool.put(numbered_report(2))
     recorded = _Batches()
     assert Drainer(spool, recorded).drain() == 2
     assert recorded.keys == ["celery:task-2:failure"]
-    assert spool.dead_count() == 1 and not spool.pending()
+    assert spool.dead_count() == 1 and not spool.stats()[0]

@@ -24,6 +24,12 @@ from tests.worker.conftest import (
 )
 
 
+def _first_resolved(receiver: Receiver) -> dict[str, object] | None:
+    """The data of the first ``alert.resolved`` the receiver got (a root cause's summary)."""
+    resolved = [d for t, d in _types(receiver) if t == "alert.resolved"]
+    return resolved[0] if resolved else None
+
+
 def _types(receiver: Receiver) -> list[tuple[str, dict[str, object]]]:
     return [(str(b["type"]), b["data"]) for b in (json.loads(r.body) for r in receiver.requests)]
 
@@ -52,11 +58,7 @@ def test_a_database_outage_holds_back_its_failures_and_sends_one_summary(
         time.sleep(1)  # the drainer tries, and finds the database away
         proxy.restore()
 
-        def summary() -> dict[str, object] | None:
-            resolved = [d for t, d in _types(receiver) if t == "alert.resolved"]
-            return resolved[0] if resolved else None
-
-        data = wait_for(summary, timeout=60)
+        data = wait_for(lambda: _first_resolved(receiver), timeout=60)
         time.sleep(1)  # anything else would have gone out by now
     assert data["title"] == "Database unreachable from the worker"
     held = data["held_back"]
@@ -126,11 +128,7 @@ def test_a_broker_outage_holds_back_its_failures_and_two_workers_count_once(
         wait_for(lambda: [n for n in notifications(prefork.database) if n.store_id == 4], 30)
         proxy.restore()
 
-        def summary() -> dict[str, object] | None:
-            resolved = [d for t, d in _types(receiver) if t == "alert.resolved"]
-            return resolved[0] if resolved else None
-
-        data = wait_for(summary, timeout=30)
+        data = wait_for(lambda: _first_resolved(receiver), timeout=30)
         time.sleep(1)  # anything else would have gone out by now
         for worker in workers:  # while they can still reach the broker: a quick shutdown
             worker.terminate()

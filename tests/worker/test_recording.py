@@ -17,7 +17,15 @@ from notifier.worker.spool import Spool
 
 from notifier import Database, upgrade
 
-from .conftest import alerts, make_app, notification_count, notifications, settle, wait_for
+from .conftest import (
+    alerts,
+    make_app,
+    notification_count,
+    notifications,
+    settle,
+    spool_pending,
+    wait_for,
+)
 
 
 def test_failures_postgresql_refuses_as_they_are_still_notify(
@@ -108,7 +116,7 @@ def test_a_missing_schema_keeps_failures_spooled_until_init_db(
             for result in results:
                 result.get(timeout=30, propagate=False)
             time.sleep(3)  # the drainer retries meanwhile
-            assert len(list(spool.glob("*.json"))) == 3
+            assert spool_pending(spool) == 3
             assert not list((spool / "dead").glob("*.json"))
             told = [line for line in lines.messages if "init-db" in line]
             assert len(told) == 1, told

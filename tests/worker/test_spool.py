@@ -28,6 +28,7 @@ from .conftest import (
     proxied,
     recorded_task_ids,
     settle,
+    spool_pending,
     wait_for,
 )
 
@@ -60,7 +61,7 @@ def test_failures_while_the_spool_folder_cannot_be_written_are_each_recorded_onc
     assert recorded_task_ids(prefork.database) == sorted(r.id for r in results)
     assert family_count(prefork.database, BOOM) == 60
     _spool_alert(prefork.database, spool_dir)
-    assert not list(spool_dir.glob("*.json")) and not list((spool_dir / "dead").iterdir())
+    assert spool_pending(spool_dir) == 0 and not list((spool_dir / "dead").iterdir())
 
 
 def test_a_spool_folder_that_cannot_be_made_at_start_is_drained_once_it_can(
@@ -99,7 +100,7 @@ def test_failures_neither_the_spool_nor_the_database_takes_wait_in_memory(
         held = fail(prefork.client, range(1, 11))
         spool_dir.unlink()  # the spool works again first: held reports go there
         spool_dir.with_name("spool-aside").rename(spool_dir)
-        wait_for(lambda: len(list(spool_dir.glob("*.json"))) == 10, timeout=30)
+        wait_for(lambda: spool_pending(spool_dir) == 10, timeout=30)
         assert len(notifications(database)) == 1
         proxy.restore()
         wait_for(lambda: len(notifications(database)) == 11, timeout=60)
@@ -142,11 +143,11 @@ def test_workers_of_two_databases_sharing_a_spool_folder_each_record_their_own(
     assert late is not None
     Spool(prefork.spool, database_tag(other_url)).put(late)
     time.sleep(2)  # A's drainer polls every 0.1 s
-    assert len(list(prefork.spool.glob("*.json"))) == 1
+    assert spool_pending(prefork.spool) == 1
     assert "late-b" not in recorded_task_ids(prefork.database)
     prefork.start(env_b)
     wait_for(lambda: "late-b" in recorded_task_ids(other), timeout=30)
-    # The file goes once the transaction that recorded it committed: a moment after.
-    wait_for(lambda: not list(prefork.spool.glob("*.json")), timeout=10)
+    # It leaves the spool once the transaction that recorded it committed: a moment after.
+    wait_for(lambda: spool_pending(prefork.spool) == 0, timeout=10)
     assert recorded_task_ids(prefork.database) == sorted(r.id for r in on_a)
     other.dispose()

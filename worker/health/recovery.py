@@ -69,6 +69,7 @@ class RecoveryWatch:
         self._pid = 0
         self._stop = threading.Event()
         self._database_tag = ""
+        self._broker_tag = ""
         self._local: dict[tuple[str, int | None], float] = {}
 
     def _setting(self, name: str, default: Any) -> Any:
@@ -116,9 +117,12 @@ class RecoveryWatch:
 
     def add(self, task_name: str, store_id: int | None) -> None:
         """A failure this process spooled: watch its task now, not at the next refresh."""
+        pair = (task_name, store_id)
         with _lock:
-            self._local[(task_name, store_id)] = time.monotonic()
-            self.pairs = self.pairs | {(task_name, store_id)}
+            self._local[pair] = time.monotonic()
+            if pair in self.pairs:  # a storm: watched already, nothing to rebuild
+                return
+            self.pairs = self.pairs | {pair}
         _publish()
 
     # -- the two hooks ------------------------------------------------------------------
@@ -137,12 +141,11 @@ class RecoveryWatch:
         self, report: FailureReport, task: Any, exc: BaseException, database_url: str
     ) -> FailureReport:
         """``report`` with its root-cause scopes and whether it resolves on recovery."""
-        if not self._database_tag:
+        if not self._database_tag:  # both tags once per process, not a hash per failure
             self._database_tag = database_tag(database_url)
-        app = self._app()
-        scopes = connection_scopes(
-            exc, self._database_tag, broker_tag(app) if app is not None else ""
-        )
+            app = self._app()
+            self._broker_tag = broker_tag(app) if app is not None else ""
+        scopes = connection_scopes(exc, self._database_tag, self._broker_tag)
         resolves = (
             report.fingerprint is not None
             and report.event == "failure"
@@ -150,9 +153,13 @@ class RecoveryWatch:
         )
         if resolves:
             self.add(report.task_name, report.store_id)
-        if not scopes and not resolves:
-            return report
-        return replace(report, scopes=scopes, resolve_on_success=resolves)
+        if scopes:
+            return replace(report, scopes=scopes, resolve_on_success=resolves)
+        if resolves:
+            # Only the flag changes on a report made a moment ago and not yet shared: set it
+            # rather than building (and normalizing every field of) a copy per failure.
+            object.__setattr__(report, "resolve_on_success", True)
+        return report
 
     def succeeded(self, task: Any, emit: Callable[[FailureReport], None]) -> None:
         """A watched task succeeded: spool a recovery if it was for a watched store."""
