@@ -26,6 +26,7 @@ from notifier import utcnow
 from notifier.health import broker_reachable, broker_unreachable
 
 from .inhibition import broker_tag
+from .runs import positive
 
 __all__ = ["DEFAULT_UNREACHABLE_AFTER", "BrokerWatch"]
 
@@ -40,14 +41,6 @@ _SOCKET_TIMEOUTS = {
 }
 
 
-def _count(value: Any) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return DEFAULT_UNREACHABLE_AFTER
-    return number if number > 0 else DEFAULT_UNREACHABLE_AFTER
-
-
 class BrokerWatch:
     """One worker's view of its broker: probe connections, and the failed probes in a row."""
 
@@ -55,7 +48,8 @@ class BrokerWatch:
         conf = app.conf
         self.tag = broker_tag(app)
         self.url = str(maybe_sanitize_url(str(conf.get("broker_url") or "")))
-        self.after = _count(conf.get("notifier_broker_unreachable_after"))
+        after = positive(conf.get("notifier_broker_unreachable_after"))
+        self.after = max(1, int(after)) if after else DEFAULT_UNREACHABLE_AFTER
         self.timeout = min(5.0, max(1.0, interval))
         self.failures = 0
         self.since: datetime | None = None

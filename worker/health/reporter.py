@@ -35,20 +35,12 @@ from notifier.health import QueueObservation, check_queues, forget_worker, recor
 
 from .broker import BrokerWatch
 from .queues import probe, watched_queues
-from .runs import RunWatch
+from .runs import RunWatch, positive
 
 logger = logging.getLogger("notifier.worker")
 
 DEFAULT_INTERVAL = 10.0
 DEFAULT_QUEUE_MAX_AGE = 600.0
-
-
-def _seconds(value: Any, default: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return default
-    return number if number > 0 else default
 
 
 class HealthReporter:
@@ -65,12 +57,12 @@ class HealthReporter:
     ) -> None:
         conf = app.conf
         self.hostname = hostname
-        self.interval = _seconds(conf.get("notifier_health_interval"), DEFAULT_INTERVAL)
+        self.interval = positive(conf.get("notifier_health_interval")) or DEFAULT_INTERVAL
         self.queue_max_age = timedelta(
-            seconds=_seconds(conf.get("notifier_queue_max_age"), DEFAULT_QUEUE_MAX_AGE)
+            seconds=positive(conf.get("notifier_queue_max_age")) or DEFAULT_QUEUE_MAX_AGE
         )
         self.queue_max_ages = {
-            str(name): timedelta(seconds=_seconds(value, self.queue_max_age.total_seconds()))
+            str(name): timedelta(seconds=positive(value) or self.queue_max_age.total_seconds())
             for name, value in dict(conf.get("notifier_queue_max_ages") or {}).items()
         }
         self.runs = RunWatch.for_app(app, all_tasks=all_tasks)

@@ -36,7 +36,8 @@ DEFAULT_MULTIPLE = 3.0
 _SAMPLES = 500
 
 
-def _positive(value: Any) -> float | None:
+def positive(value: Any) -> float | None:
+    """A setting's number when it is one above zero, else None (the caller's default)."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -75,13 +76,13 @@ class RunWatch:
         overrides = {
             str(name): limit
             for name, value in dict(conf.get("notifier_run_limits") or {}).items()
-            if (limit := _positive(value)) is not None
+            if (limit := positive(value)) is not None
         }
         return cls(
             app,
             all_tasks=all_tasks,
-            floor=_positive(conf.get("notifier_run_limit_floor")) or DEFAULT_FLOOR,
-            multiple=_positive(conf.get("notifier_run_limit_multiple")) or DEFAULT_MULTIPLE,
+            floor=positive(conf.get("notifier_run_limit_floor")) or DEFAULT_FLOOR,
+            multiple=positive(conf.get("notifier_run_limit_multiple")) or DEFAULT_MULTIPLE,
             overrides=overrides,
         )
 
@@ -114,12 +115,12 @@ class RunWatch:
     def limit(self, task: Any, request: Any) -> tuple[float, str]:
         """The limit in seconds of ``request``'s run, and where it comes from."""
         limits = getattr(request, "time_limits", None) or (None, None)
-        hard = _positive(limits[0]) or _positive(getattr(task, "time_limit", None))
-        hard = hard or _positive(self.app.conf.get("task_time_limit"))
+        hard = positive(limits[0]) or positive(getattr(task, "time_limit", None))
+        hard = hard or positive(self.app.conf.get("task_time_limit"))
         if hard is not None:
             return hard, "time_limit"
         name = getattr(task, "name", "")
-        override = _positive(getattr(task, "notifier_run_limit", None)) or self.overrides.get(name)
+        override = positive(getattr(task, "notifier_run_limit", None)) or self.overrides.get(name)
         if override is not None:
             return override, "override"
         p99 = self.p99(name)
@@ -132,7 +133,7 @@ class RunWatch:
         active: dict[str, tuple[str, float]] = {}
         overdue: list[OverdueRun] = []
         for request in list(requests):
-            started = _positive(getattr(request, "time_start", None))
+            started = positive(getattr(request, "time_start", None))
             if started is None:  # reserved, not yet running
                 continue
             name = str(getattr(request, "task_name", "") or "")
