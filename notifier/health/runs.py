@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..enums import AlertType, Severity
-from ..models import WorkerHeartbeat
+from ..models import PlatformAlert, WorkerHeartbeat
 from ..types import utcnow
 from .alerting import FinishedRun, open_alerts, open_health_alert, resolve_automatically
 from .recovery import RECOVERY_RUN_KEY
@@ -172,9 +172,14 @@ def check_hung_runs(db: Session, now: datetime | None = None) -> CheckOutcome:
     live = {beat.hostname for beat in fresh_heartbeats(db, now)}
     runs = {f"{RUN_FINGERPRINT}{run.task_id}": run for run in overdue_runs(db, now)}
     current = open_alerts(db, RUN_FINGERPRINT)
+    ended = _resolved_at(db, [f for f in runs if f not in current])
     outcome = CheckOutcome()
     for fingerprint, run in runs.items():
         existing = current.get(fingerprint)
+        if existing is None and fingerprint in ended and ended[fingerprint] >= run.started_at:
+            # A heartbeat written just before this run finished: its alert was resolved by
+            # the run's end, and a run that ended is not past its limit again.
+            continue
         open_health_alert(
             db,
             current=existing,
@@ -221,6 +226,20 @@ def check_hung_runs(db: Session, now: datetime | None = None) -> CheckOutcome:
             )
         outcome.resolved.append(fingerprint)
     return outcome
+
+
+def _resolved_at(db: Session, fingerprints: list[str]) -> dict[str, datetime]:
+    """When each resolved alert among ``fingerprints`` was resolved."""
+    if not fingerprints:
+        return {}
+    rows = db.execute(
+        select(PlatformAlert.fingerprint, PlatformAlert.resolved_at).where(
+            PlatformAlert.fingerprint.in_(fingerprints),
+            PlatformAlert.is_resolved.is_(True),
+            PlatformAlert.resolved_at.is_not(None),
+        )
+    )
+    return {fingerprint: at for fingerprint, at in rows if at is not None}
 
 
 __all__ = [

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from notifier import Database, FailureReport, JobKind
+from notifier import Database, FailureReport, JobKind, utcnow
 from notifier.delivery import endpoint_service
 from notifier.health import (
     BEAT_FINGERPRINT,
@@ -50,6 +50,12 @@ def _spec(
         first_due_at=T0 + timedelta(seconds=period),
         queue=queue,
     )
+
+
+def _alerts(db: Session, fingerprint: str) -> list[PlatformAlert]:
+    """Every alert with ``fingerprint``, oldest first (a regression is a new row)."""
+    query = select(PlatformAlert).where(PlatformAlert.fingerprint == fingerprint)
+    return list(db.scalars(query.order_by(PlatformAlert.id)))
 
 
 def _alert(db: Session, fingerprint: str) -> PlatformAlert:
@@ -207,6 +213,51 @@ def test_a_hung_run_resolves_with_its_own_run_only(db_session: Session) -> None:
     assert hung.is_resolved and hung.resolution_notes == "resolved automatically: run finished"
     assert hung.alert_metadata["resolved_by_run"]["task_id"] == "hung-1"
     assert _resolved_to(db, hung) == [had]
+
+
+def test_a_heartbeat_older_than_its_runs_end_does_not_reopen_the_alert(
+    db_session: Session,
+) -> None:
+    db = db_session
+    ttl = timedelta(seconds=35)
+    run = OverdueRun(
+        task_id="hung-2",
+        task_name="shop.import",
+        hostname="w1@box",
+        started_at=T0 - timedelta(hours=1),
+        limit_seconds=600,
+        limit_source="floor",
+    )
+    record_heartbeat(db, "w1@box", pid=1, queues=["celery"], overdue=[run], ttl=ttl, now=T0)
+    check_hung_runs(db, T0)
+    hung = _alert(db, "run:overdue:hung-2")
+    # The run ends: its own success resolves the alert at once...
+    ended = FailureReport(
+        key="celery:hung-2:recovered",
+        job=JobKind.GENERIC,
+        event=RECOVERED,
+        task_name="shop.import",
+        task_id="hung-2",
+    )
+    assert resolve_recovered(db, [ended]) != []
+    db.refresh(hung)
+    assert hung.is_resolved
+    # ...while the worker's last heartbeat, written a moment before, still lists it.
+    check_hung_runs(db, T0 + timedelta(seconds=5))
+    assert [a.is_resolved for a in _alerts(db, "run:overdue:hung-2")] == [True]
+    # A later run under the same task id (a retry) that hangs is news again.
+    again = OverdueRun(
+        task_id="hung-2",
+        task_name="shop.import",
+        hostname="w1@box",
+        started_at=utcnow() + timedelta(seconds=1),
+        limit_seconds=600,
+        limit_source="floor",
+    )
+    later = again.started_at + timedelta(minutes=11)
+    record_heartbeat(db, "w1@box", pid=1, queues=["celery"], overdue=[again], ttl=ttl, now=later)
+    check_hung_runs(db, later)
+    assert [a.is_resolved for a in _alerts(db, "run:overdue:hung-2")] == [True, False]
 
 
 def test_the_hung_run_check_runs_under_the_watchers_lease(database: Database) -> None:
