@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from sqlalchemy import select
 
@@ -148,6 +149,14 @@ def test_demo_enqueues_jobs_whose_failures_become_notifications(tmp_path: Path) 
     finally:
         _stop_demo(demo)
         database.dispose()
+    # Nothing of the demo outlives it: not a worker killed mid-job, nor its embedded beat.
+    instance = str(tmp_path / "instance")
+    left = [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if instance in " ".join(p.info["cmdline"] or [])
+    ]
+    assert left == []
 
 
 def test_demo_stops_when_the_port_is_taken(tmp_path: Path) -> None:

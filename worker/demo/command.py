@@ -214,6 +214,11 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
         if process.poll() is None:
             process.kill()
             process.wait(5)
+        # A worker killed past the deadline (a warm shutdown waits for a running job) leaves
+        # its embedded beat behind, still sending: each worker leads a process group of its
+        # own, and whatever is left of that group goes with it.
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -293,7 +298,13 @@ def demo(settings: Settings, host: str, port: int, no_web: bool, run_seconds: fl
             ]  # fmt: skip
             for command in (worker_cmd, killed_cmd):
                 processes.append(
-                    subprocess.Popen(command, env=env, stdout=log_handle, stderr=subprocess.STDOUT)
+                    subprocess.Popen(
+                        command,
+                        env=env,
+                        stdout=log_handle,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,  # a group of its own, see _stop
+                    )
                 )
             click.echo(f"Celery workers and beat started (log: {log})")
             if no_web:
