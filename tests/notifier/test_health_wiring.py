@@ -52,6 +52,20 @@ def _spec(
     )
 
 
+def _overdue(
+    task_id: str, started_at: datetime, task_name: str = "shop.import", hostname: str = "w1@box"
+) -> OverdueRun:
+    """A run a worker reports past the default limit (600 s, "floor")."""
+    return OverdueRun(
+        task_id=task_id,
+        task_name=task_name,
+        hostname=hostname,
+        started_at=started_at,
+        limit_seconds=600,
+        limit_source="floor",
+    )
+
+
 def _alerts(db: Session, fingerprint: str) -> list[PlatformAlert]:
     """Every alert with ``fingerprint``, oldest first (a regression is a new row)."""
     query = select(PlatformAlert).where(PlatformAlert.fingerprint == fingerprint)
@@ -184,14 +198,7 @@ def test_a_miss_resolves_with_its_run_to_the_channels_that_had_it(db_session: Se
 def test_a_hung_run_resolves_with_its_own_run_only(db_session: Session) -> None:
     db = db_session
     had = _hook(db)
-    run = OverdueRun(
-        task_id="hung-1",
-        task_name="shop.import",
-        hostname="w1@box",
-        started_at=T0 - timedelta(hours=1),
-        limit_seconds=600,
-        limit_source="floor",
-    )
+    run = _overdue("hung-1", T0 - timedelta(hours=1))
     ttl = timedelta(seconds=35)
     record_heartbeat(db, "w1@box", pid=1, queues=["celery"], overdue=[run], ttl=ttl, now=T0)
     check_hung_runs(db, T0)
@@ -220,14 +227,7 @@ def test_a_heartbeat_older_than_its_runs_end_does_not_reopen_the_alert(
 ) -> None:
     db = db_session
     ttl = timedelta(seconds=35)
-    run = OverdueRun(
-        task_id="hung-2",
-        task_name="shop.import",
-        hostname="w1@box",
-        started_at=T0 - timedelta(hours=1),
-        limit_seconds=600,
-        limit_source="floor",
-    )
+    run = _overdue("hung-2", T0 - timedelta(hours=1))
     record_heartbeat(db, "w1@box", pid=1, queues=["celery"], overdue=[run], ttl=ttl, now=T0)
     check_hung_runs(db, T0)
     hung = _alert(db, "run:overdue:hung-2")
@@ -246,14 +246,7 @@ def test_a_heartbeat_older_than_its_runs_end_does_not_reopen_the_alert(
     check_hung_runs(db, T0 + timedelta(seconds=5))
     assert [a.is_resolved for a in _alerts(db, "run:overdue:hung-2")] == [True]
     # A later run under the same task id (a retry) that hangs is news again.
-    again = OverdueRun(
-        task_id="hung-2",
-        task_name="shop.import",
-        hostname="w1@box",
-        started_at=utcnow() + timedelta(seconds=1),
-        limit_seconds=600,
-        limit_source="floor",
-    )
+    again = _overdue("hung-2", utcnow() + timedelta(seconds=1))
     later = again.started_at + timedelta(minutes=11)
     record_heartbeat(db, "w1@box", pid=1, queues=["celery"], overdue=[again], ttl=ttl, now=later)
     check_hung_runs(db, later)
@@ -261,14 +254,7 @@ def test_a_heartbeat_older_than_its_runs_end_does_not_reopen_the_alert(
 
 
 def test_the_hung_run_check_runs_under_the_watchers_lease(database: Database) -> None:
-    run = OverdueRun(
-        task_id="hung-2",
-        task_name="shop.sync",
-        hostname="w2@box",
-        started_at=T0 - timedelta(hours=1),
-        limit_seconds=600,
-        limit_source="floor",
-    )
+    run = _overdue("hung-2", T0 - timedelta(hours=1), task_name="shop.sync", hostname="w2@box")
     with database.session_scope() as db:
         record_heartbeat(
             db, "w2@box", pid=1, queues=[], overdue=[run], ttl=timedelta(seconds=35), now=T0
