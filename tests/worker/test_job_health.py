@@ -173,7 +173,12 @@ def test_a_missed_entry_alerts_resolves_and_a_hung_beat_holds_the_misses(
         assert beat.proc.poll() is None  # alive all along: only its loop stopped
         assert len(_alerts(health_database, BEAT_FINGERPRINT)) == 1
         symptoms = _alerts_since(health_database, "schedule:missed:", resolved.id)
-        assert symptoms and all(symptom.held_back_by_id == down.id for symptom in symptoms)
+        assert symptoms
+        # A miss the watcher saw in the tick before beat's own silence limit is the race
+        # NOTIFIER_INHIBIT_WAIT covers (recorded, never delivered: checked below); every
+        # miss recorded once the root cause is open is held back behind it.
+        since_down = [s for s in symptoms if s.first_occurred_at >= down.first_occurred_at]
+        assert all(symptom.held_back_by_id == down.id for symptom in since_down)
         assert _deliveries_of(health_database, symptoms) == 0
     finally:
         for process in reversed(processes):
